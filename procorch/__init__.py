@@ -1,0 +1,3 @@
+"""procorch: Kubernetes for plain OS processes."""
+
+__version__ = "0.1.0"

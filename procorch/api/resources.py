@@ -1,0 +1,216 @@
+"""The registry of served resource types: group, version, kind, plural, scope, short names.
+
+Discovery, routing, the store's keys, printers and clients all look kinds up here, so that a
+kind is declared once. Pure data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
+@dataclass(frozen=True)
+class Subresource:
+    name: str
+    # The kind the subresource takes and returns; empty means the parent's kind.
+    kind: str = ""
+    group: str | None = None
+    version: str | None = None
+    verbs: tuple[str, ...] = ("get", "patch", "update")
+
+
+STATUS = Subresource("status")
+SCALE = Subresource("scale", kind="Scale", group="autoscaling", version="v1")
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    subresources: tuple[Subresource, ...] = ()
+    verbs: tuple[str, ...] = ALL_VERBS
+    singular: str = field(default="")
+
+    @property
+    def singular_name(self) -> str:
+        return self.singular or self.kind.lower()
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def group_version(self) -> str:
+        return self.api_version
+
+    @property
+    def list_kind(self) -> str:
+        return f"{self.kind}List"
+
+    @property
+    def group_resource(self) -> str:
+        """``deployments.apps``, or ``pods`` for the core group (as in Kubernetes messages)."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def key(self) -> str:
+        """The store's name for this resource: ``apps/deployments``, ``core/pods``."""
+        return f"{self.group or 'core'}/{self.plural}"
+
+    def subresource(self, name: str) -> Subresource | None:
+        for sub in self.subresources:
+            if sub.name == name:
+                return sub
+        return None
+
+    def has_status(self) -> bool:
+        return self.subresource("status") is not None
+
+    def path(self, namespace: str | None = None, name: str | None = None) -> str:
+        """The REST path of the collection, or of one object when ``name`` is given."""
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        if name:
+            base += f"/{name}"
+        return base
+
+
+def _rt(
+    group: str,
+    kind: str,
+    plural: str,
+    *,
+    namespaced: bool = True,
+    version: str = "v1",
+    short: tuple[str, ...] = (),
+    categories: tuple[str, ...] = (),
+    subs: tuple[Subresource, ...] = (),
+    verbs: tuple[str, ...] = ALL_VERBS,
+) -> ResourceType:
+    return ResourceType(
+        group=group,
+        version=version,
+        kind=kind,
+        plural=plural,
+        namespaced=namespaced,
+        short_names=short,
+        categories=categories,
+        subresources=subs,
+        verbs=verbs,
+    )
+
+
+_ALL = ("all",)
+_LOG = Subresource("log", kind="Pod", verbs=("get",))
+_BINDING = Subresource("binding", kind="Binding", verbs=("create",))
+_EVICTION = Subresource("eviction", kind="Eviction", group="policy", verbs=("create",))
+_FINALIZE = Subresource("finalize", verbs=("update",))
+
+RESOURCES: tuple[ResourceType, ...] = (
+    # core/v1
+    _rt("", "Namespace", "namespaces", namespaced=False, short=("ns",), subs=(STATUS, _FINALIZE),
+        verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
+    _rt("", "Pod", "pods", short=("po",), categories=_ALL,
+        subs=(STATUS, _LOG, _BINDING, _EVICTION)),
+    _rt("", "Node", "nodes", namespaced=False, short=("no",), subs=(STATUS,)),
+    _rt("", "ConfigMap", "configmaps", short=("cm",)),
+    _rt("", "Secret", "secrets"),
+    _rt("", "Service", "services", short=("svc",), categories=_ALL, subs=(STATUS,),
+        verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")),
+    _rt("", "Endpoints", "endpoints", short=("ep",)),
+    _rt("", "Event", "events", short=("ev",)),
+    _rt("", "ServiceAccount", "serviceaccounts", short=("sa",)),
+    _rt("", "PersistentVolumeClaim", "persistentvolumeclaims", short=("pvc",), subs=(STATUS,)),
+    # apps/v1
+    _rt("apps", "Deployment", "deployments", short=("deploy",), categories=_ALL,
+        subs=(STATUS, SCALE)),
+    _rt("apps", "ReplicaSet", "replicasets", short=("rs",), categories=_ALL,
+        subs=(STATUS, SCALE)),
+    # batch/v1
+    _rt("batch", "Job", "jobs", categories=_ALL, subs=(STATUS,)),
+    _rt("batch", "CronJob", "cronjobs", short=("cj",), categories=_ALL, subs=(STATUS,)),
+    # networking.k8s.io/v1
+    _rt("networking.k8s.io", "Ingress", "ingresses", short=("ing",), subs=(STATUS,)),
+    _rt("networking.k8s.io", "IngressClass", "ingressclasses", namespaced=False),
+    # discovery.k8s.io/v1
+    _rt("discovery.k8s.io", "EndpointSlice", "endpointslices"),
+    # coordination.k8s.io/v1
+    _rt("coordination.k8s.io", "Lease", "leases"),
+    # autoscaling/v2
+    _rt("autoscaling", "HorizontalPodAutoscaler", "horizontalpodautoscalers", version="v2",
+        short=("hpa",), categories=_ALL, subs=(STATUS,)),
+    # rbac.authorization.k8s.io/v1
+    _rt("rbac.authorization.k8s.io", "Role", "roles"),
+    _rt("rbac.authorization.k8s.io", "RoleBinding", "rolebindings"),
+    _rt("rbac.authorization.k8s.io", "ClusterRole", "clusterroles", namespaced=False),
+    _rt("rbac.authorization.k8s.io", "ClusterRoleBinding", "clusterrolebindings",
+        namespaced=False),
+)
+
+# Group order as discovery lists it (the core group is served separately under /api).
+GROUP_ORDER: tuple[str, ...] = (
+    "apps",
+    "batch",
+    "networking.k8s.io",
+    "discovery.k8s.io",
+    "coordination.k8s.io",
+    "autoscaling",
+    "rbac.authorization.k8s.io",
+)
+
+_BY_PATH: dict[tuple[str, str, str], ResourceType] = {
+    (r.group, r.version, r.plural): r for r in RESOURCES
+}
+_BY_GVK: dict[tuple[str, str], ResourceType] = {(r.api_version, r.kind): r for r in RESOURCES}
+_BY_KEY: dict[str, ResourceType] = {r.key: r for r in RESOURCES}
+
+
+def by_path(group: str, version: str, plural: str) -> ResourceType | None:
+    """The resource served at ``/apis/{group}/{version}/{plural}`` (group ``""`` for core)."""
+    return _BY_PATH.get((group, version, plural))
+
+
+def by_kind(api_version: str, kind: str) -> ResourceType | None:
+    return _BY_GVK.get((api_version, kind))
+
+
+def by_key(key: str) -> ResourceType | None:
+    return _BY_KEY.get(key)
+
+
+def lookup(name: str) -> ResourceType | None:
+    """Resolve what a user types (``deploy``, ``deployments``, ``Deployment``,
+    ``deployments.apps``) to a resource, as kubectl's RESTMapper does."""
+    lowered = name.lower()
+    plural_part, _, group_part = lowered.partition(".")
+    for r in RESOURCES:
+        if group_part and r.group != group_part:
+            continue
+        if plural_part in (r.plural, r.singular_name, r.kind.lower()) or (
+            plural_part in r.short_names
+        ):
+            return r
+    return None
+
+
+def group_versions() -> list[tuple[str, str]]:
+    """Every (group, version) served, the core group first."""
+    seen: list[tuple[str, str]] = [("", "v1")]
+    for group in GROUP_ORDER:
+        for r in RESOURCES:
+            if r.group == group and (group, r.version) not in seen:
+                seen.append((group, r.version))
+    return seen
+
+
+def in_group_version(group: str, version: str) -> list[ResourceType]:
+    return [r for r in RESOURCES if r.group == group and r.version == version]
