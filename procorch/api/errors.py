@@ -277,13 +277,14 @@ def from_status(body: dict[str, Any], *, code: int) -> ApiError:
             Cause(c.get("reason", ""), c.get("message", ""), c.get("field", ""))
             for c in details.get("causes") or []
         ]
-        err = Invalid(kind=details.get("kind", ""), name=details.get("name", ""), causes=causes)
-        err.message = message
-        return err
-    err = ApiError(message, details=details)
-    err.code = code
-    err.reason = reason or "InternalError"
-    return err
+        invalid = Invalid(kind=details.get("kind", ""), name=details.get("name", ""),
+                          causes=causes)
+        invalid.message = message
+        return invalid
+    generic = ApiError(message, details=details)
+    generic.code = code
+    generic.reason = reason or "InternalError"
+    return generic
 
 
 @dataclass

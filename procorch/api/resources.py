@@ -187,6 +187,14 @@ def by_key(key: str) -> ResourceType | None:
     return _BY_KEY.get(key)
 
 
+def must(key: str) -> ResourceType:
+    """The resource with store key ``key`` (``core/pods``); KeyError if not served."""
+    rt = _BY_KEY.get(key)
+    if rt is None:
+        raise KeyError(key)
+    return rt
+
+
 def lookup(name: str) -> ResourceType | None:
     """Resolve what a user types (``deploy``, ``deployments``, ``Deployment``,
     ``deployments.apps``) to a resource, as kubectl's RESTMapper does."""

@@ -151,9 +151,9 @@ def _collect_metadata(tp: Any, meta: tuple[Any, ...]) -> tuple[Any, tuple[Any, .
             tp = args[0]
             continue
         if origin is typing.Union or origin is types.UnionType:
-            args = [a for a in typing.get_args(tp) if a is not type(None)]
-            if len(args) == 1:
-                tp = args[0]
+            members = [a for a in typing.get_args(tp) if a is not type(None)]
+            if len(members) == 1:
+                tp = members[0]
                 continue
         return tp, tuple(collected)
 

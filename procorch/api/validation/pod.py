@@ -1,0 +1,145 @@
+"""Pod (core/v1): metadata and spec on create, and what an update may change.
+
+Mirrors Kubernetes' ``ValidatePodCreate`` and ``ValidatePodUpdate``: on update only container
+images, ``activeDeadlineSeconds`` (set or lowered), added tolerations, removed scheduling
+gates and a negative grace period raised to 1 may change. Pure data.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from procorch.api.errors import forbidden, invalid
+from procorch.api.validation import formats
+from procorch.api.validation._base import (
+    Causes,
+    as_dict,
+    as_int,
+    as_list,
+    as_str,
+    child,
+    index,
+    items,
+    present,
+)
+from procorch.api.validation.meta import name_is_dns_subdomain, validate_object_meta
+from procorch.api.validation.podspec import MAX_INT32, validate_pod_spec, validate_tolerations
+
+_UPDATABLE = (
+    "`spec.containers[*].image`,"
+    "`spec.initContainers[*].image`,"
+    "`spec.activeDeadlineSeconds`,"
+    "`spec.tolerations` (only additions to existing tolerations),"
+    "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"
+)
+
+
+def validate_pod(obj: dict[str, Any]) -> Causes:
+    causes = validate_object_meta(obj.get("metadata"), namespaced=True,
+                                  name_fn=name_is_dns_subdomain)
+    spec = as_dict(obj.get("spec"))
+    causes += validate_pod_spec(spec, "spec", is_pod=True)
+    if not as_str(spec.get("serviceAccountName")):
+        for vi, volume in items(spec.get("volumes")):
+            for si, source in items(as_dict(volume.get("projected")).get("sources")):
+                if present(source, "serviceAccountToken"):
+                    causes.append(forbidden(
+                        child(index(child(index("spec.volumes", vi), "projected", "sources"),
+                                    si), "serviceAccountToken"),
+                        "must not be specified when serviceAccountName is not set"))
+    for field in ("containers", "initContainers"):
+        for i, ctr in items(spec.get(field)):
+            image = as_str(ctr.get("image"))
+            if image != image.strip():
+                causes.append(invalid(child(index(child("spec", field), i), "image"), image,
+                                      "must not have leading or trailing whitespace"))
+    return causes
+
+
+def _diff(old: Any, new: Any, path: str, out: list[str]) -> None:
+    """A short description of what differs, for the refusal message."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in sorted(set(old) | set(new)):
+            _diff(old.get(k), new.get(k), child(path, k), out)
+    elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        for i, (a, b) in enumerate(zip(old, new)):
+            _diff(a, b, index(path, i), out)
+    elif old != new:
+        shown = [json.dumps(v, sort_keys=True, separators=(",", ":")) for v in (old, new)]
+        out.append(f"  {path}: {shown[0]} -> {shown[1]}")
+
+
+def _only_added_tolerations(new: list[Any], old: list[Any], path: str) -> Causes:
+    for old_tol in old:
+        found = False
+        for new_tol in new:
+            candidate = dict(as_dict(old_tol))
+            candidate["tolerationSeconds"] = as_dict(new_tol).get("tolerationSeconds")
+            if {k: v for k, v in candidate.items() if v is not None} == {
+                k: v for k, v in as_dict(new_tol).items() if v is not None
+            }:
+                found = True
+                break
+        if not found:
+            return [forbidden(path, "existing toleration can not be modified except its "
+                                    "tolerationSeconds")]
+    return validate_tolerations(new, path)
+
+
+def validate_pod_update(new: dict[str, Any], old: dict[str, Any]) -> Causes:
+    causes: Causes = []
+    new_spec = as_dict(new.get("spec"))
+    old_spec = as_dict(old.get("spec"))
+    for field in ("containers", "initContainers"):
+        if len(as_list(new_spec.get(field))) != len(as_list(old_spec.get(field))):
+            causes.append(forbidden(child("spec", field),
+                                    "pod updates may not add or remove containers"))
+            return causes
+    new_deadline = new_spec.get("activeDeadlineSeconds")
+    old_deadline = as_int(old_spec.get("activeDeadlineSeconds"))
+    if new_deadline is not None:
+        number = as_int(new_deadline)
+        if number is None or not 0 <= number <= MAX_INT32:
+            causes.append(invalid("spec.activeDeadlineSeconds", new_deadline,
+                                  formats.inclusive_range_error(0, MAX_INT32)))
+            return causes
+        if old_deadline is not None and old_deadline < number:
+            causes.append(invalid("spec.activeDeadlineSeconds", number,
+                                  "must be less than or equal to previous value"))
+            return causes
+    elif old_deadline is not None:
+        causes.append(invalid("spec.activeDeadlineSeconds", None,
+                              "must not update from a positive integer to nil value"))
+    causes += _only_added_tolerations(as_list(new_spec.get("tolerations")),
+                                      as_list(old_spec.get("tolerations")), "spec.tolerations")
+    new_gates = {as_str(g.get("name")): i for i, g in items(new_spec.get("schedulingGates"))}
+    for _, gate in items(old_spec.get("schedulingGates")):
+        new_gates.pop(as_str(gate.get("name")), None)
+    for gate_name, i in new_gates.items():
+        causes.append(forbidden(child(index("spec.schedulingGates", i), "name"),
+                                "only deletion is allowed, but found new scheduling gate "
+                                f"'{gate_name}'"))
+    if new_spec == old_spec:
+        return causes
+    munged = copy.deepcopy(new_spec)
+    for field in ("containers", "initContainers"):
+        for ctr, old_ctr in zip(as_list(munged.get(field)), as_list(old_spec.get(field))):
+            if isinstance(ctr, dict):
+                ctr.pop("image", None)
+                if isinstance(old_ctr, dict) and "image" in old_ctr:
+                    ctr["image"] = old_ctr["image"]
+    for field in ("activeDeadlineSeconds", "schedulingGates", "tolerations"):
+        munged.pop(field, None)
+        if field in old_spec:
+            munged[field] = old_spec[field]
+    old_grace = as_int(old_spec.get("terminationGracePeriodSeconds"))
+    if old_grace is not None and old_grace < 0 and munged.get("terminationGracePeriodSeconds") == 1:
+        munged["terminationGracePeriodSeconds"] = old_grace
+    if munged != old_spec:
+        lines: list[str] = []
+        _diff(old_spec, munged, "spec", lines)
+        causes.append(forbidden("spec", f"pod updates may not change fields other than "
+                                        f"{_UPDATABLE}\n" + "\n".join(lines)))
+    return causes

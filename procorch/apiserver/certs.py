@@ -1,0 +1,161 @@
+"""The API server's TLS material: a private CA and a serving certificate, in the data dir.
+
+kubectl (client-go) never sends a bearer token over plain HTTP, so the API is served over
+HTTPS, as Kubernetes and k3s serve it. On first start procorch makes a CA (kept for ten
+years) and a serving certificate signed by it for ``localhost``, ``127.0.0.1``, ``::1``, the
+host's name and any address the server is told to bind; the kubeconfig carries the CA so
+clients verify the server. The serving certificate is re-issued when the wanted names change
+or it is within 30 days of expiry. Keys are written with mode 0600.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import socket
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+CA_DAYS = 3650
+SERVING_DAYS = 825
+RENEW_BEFORE = dt.timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class Pki:
+    ca_cert: Path
+    serving_cert: Path
+    serving_key: Path
+
+    def ca_pem(self) -> bytes:
+        return self.ca_cert.read_bytes()
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.serving_cert, self.serving_key)
+        return context
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.chmod(path, 0o600)
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _make_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "procorch-ca")])
+    now = _now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=CA_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                     content_commitment=False, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False,
+                                     encipher_only=False, decipher_only=False), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    _write_private(directory / "ca.key", _key_pem(key))
+    (directory / "ca.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert, key
+
+
+def _load_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None:
+    try:
+        cert = x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes())
+        key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), None)
+    except (FileNotFoundError, ValueError):
+        return None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        return None
+    return cert, key
+
+
+def wanted_names(extra_hosts: list[str]) -> tuple[set[str], set[str]]:
+    """(DNS names, IP addresses) the serving certificate must cover."""
+    dns = {"localhost", "procorch"}
+    ips = {"127.0.0.1", "::1"}
+    try:
+        dns.add(socket.gethostname())
+    except OSError:
+        pass
+    for host in extra_hosts:
+        if not host or host in ("0.0.0.0", "::"):
+            continue
+        try:
+            ips.add(str(ipaddress.ip_address(host)))
+        except ValueError:
+            dns.add(host)
+    return dns, ips
+
+
+def _covers(cert: x509.Certificate, dns: set[str], ips: set[str]) -> bool:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    have_dns = set(san.get_values_for_type(x509.DNSName))
+    have_ips = {str(a) for a in san.get_values_for_type(x509.IPAddress)}
+    return dns <= have_dns and ips <= have_ips
+
+
+def ensure_pki(directory: Path, *, hosts: list[str]) -> Pki:
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    loaded = _load_ca(directory)
+    ca_cert, ca_key = loaded if loaded is not None else _make_ca(directory)
+    pki = Pki(directory / "ca.crt", directory / "apiserver.crt", directory / "apiserver.key")
+    dns, ips = wanted_names(hosts)
+    try:
+        current = x509.load_pem_x509_certificate(pki.serving_cert.read_bytes())
+        fresh = (current.not_valid_after_utc - _now() > RENEW_BEFORE
+                 and current.issuer == ca_cert.subject and _covers(current, dns, ips)
+                 and pki.serving_key.exists())
+    except (FileNotFoundError, ValueError):
+        fresh = False
+    if fresh:
+        return pki
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = _now()
+    names: list[x509.GeneralName] = [x509.DNSName(d) for d in sorted(dns)]
+    names += [x509.IPAddress(ipaddress.ip_address(i)) for i in sorted(ips)]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "procorch-apiserver")]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=SERVING_DAYS))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    _write_private(pki.serving_key, _key_pem(key))
+    pki.serving_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return pki
+

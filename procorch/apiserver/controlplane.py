@@ -1,0 +1,71 @@
+"""The control plane as one unit: store, API service, authentication and the HTTP server.
+
+The launcher (and tests) build the API through this class, so that nothing outside the
+``apiserver`` package imports the store (DESIGN.md layers).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from procorch.api import errors, resources
+from procorch.apiserver.certs import ensure_pki
+from procorch.apiserver.auth import ADMIN, SYSTEM, TokenAuthenticator, load_or_create_token
+from procorch.apiserver.http import ApiServer
+from procorch.apiserver.service import ApiService
+from procorch.kit.logging import get_logger
+from procorch.store.sqlite import SQLiteStore
+
+log = get_logger("controlplane")
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+class ControlPlane:
+    def __init__(self, data_dir: Path, *, host: str = "127.0.0.1", port: int = 0,
+                 tls: bool = True) -> None:
+        self.data_dir = data_dir
+        self.tls = tls
+        self.ca_pem = b""
+        self.host = host
+        self.requested_port = port
+        self.store = SQLiteStore(data_dir / "store.db")
+        self.service = ApiService(self.store)
+        self.authenticator = TokenAuthenticator()
+        self.http = ApiServer(self.service, self.authenticator.authenticate)
+        self.admin_token = ""
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if host in ("0.0.0.0", "[::]"):
+            host = "127.0.0.1"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.http.port}"
+
+    async def start(self) -> None:
+        await self.store.start()
+        await self._bootstrap()
+        self.admin_token = load_or_create_token(self.data_dir / "admin-token")
+        self.authenticator.add(self.admin_token, ADMIN)
+        context = None
+        if self.tls:
+            pki = ensure_pki(self.data_dir / "pki", hosts=[self.host])
+            self.ca_pem = pki.ca_pem()
+            context = pki.server_context()
+        await self.http.start(host=self.host, port=self.requested_port, ssl_context=context)
+
+    async def _bootstrap(self) -> None:
+        namespaces = resources.by_key("core/namespaces")
+        assert namespaces is not None
+        for name in SYSTEM_NAMESPACES:
+            if self.store.get(self.service.key(namespaces, "", name)) is not None:
+                continue
+            try:
+                await self.service.create(SYSTEM, namespaces, "", {
+                    "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+            except errors.AlreadyExists:
+                pass
+
+    async def stop(self) -> None:
+        await self.http.stop()
+        await self.store.close()

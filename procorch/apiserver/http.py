@@ -1,0 +1,617 @@
+"""The HTTP face of the API: Kubernetes REST paths on aiohttp.
+
+Decodes requests (JSON, YAML, kubectl's protobuf), authenticates the bearer token, maps the
+path and method onto an :class:`~procorch.apiserver.service.ApiService` verb and encodes the
+answer the way the client asked (object, list, ``Table``, ``PartialObjectMetadata``, watch
+stream). Every error leaves as a Kubernetes ``Status``. Non-resource paths: ``/version``,
+``/livez``, ``/readyz``, ``/healthz`` (anonymous), discovery and OpenAPI.
+
+Concurrency: one aiohttp server on the event loop; watch handlers hold a stream each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import yaml
+from aiohttp import web
+
+from procorch.api import errors, protobuf, resources
+from procorch.api.meta import now
+from procorch.api.patch.managed import decode_apply_body
+from procorch.api.resources import ResourceType
+from procorch.apiserver import discovery, openapi
+from procorch.apiserver.auth import User
+from procorch.apiserver.paging import Pager
+from procorch.apiserver.printers import to_table
+from procorch.apiserver.service import APPLY_PATCH, ApiService, DeleteOptions, WriteOptions
+from procorch.kit.logging import get_logger
+from procorch.store.base import Stored, WatchClosed
+
+log = get_logger("apiserver")
+
+JSON = "application/json"
+MAX_BODY = 3 * 1024 * 1024  # Kubernetes' request size limit
+PATCH_TYPES = {
+    "application/merge-patch+json",
+    "application/json-patch+json",
+    "application/strategic-merge-patch+json",
+    APPLY_PATCH,
+}
+ANONYMOUS_PATHS = {"/livez", "/readyz", "/healthz", "/version"}
+# Kinds whose DELETE answers with the deleted object rather than a Status (as in Kubernetes,
+# and as typed clients expect).
+RETURNS_DELETED_OBJECT = {"Pod", "Service", "PersistentVolumeClaim", "ServiceAccount"}
+
+# A pods/log handler and friends are provided by whoever can reach the node (the agent).
+SubresourceHandler = Callable[[web.Request, User, ResourceType, str, str], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    rt: ResourceType
+    namespace: str
+    name: str
+    subresource: str
+    legacy_watch: bool = False
+
+
+def status_response(err: errors.ApiError) -> web.Response:
+    headers = {"Content-Type": JSON, **err.headers}
+    return web.Response(status=err.code, body=orjson.dumps(err.status()), headers=headers)
+
+
+def _json_response(body: bytes, *, status: int = 200, warnings: list[str] | None = None,
+                   content_type: str = JSON) -> web.Response:
+    headers = {"Content-Type": content_type}
+    response = web.Response(status=status, body=body, headers=headers)
+    for text in warnings or []:
+        response.headers.add("Warning", '299 - "' + text.replace('"', '\\"') + '"')
+    return response
+
+
+def _accept_as(request: web.Request) -> tuple[str, str]:
+    """What representation the client wants: ('Table'|'PartialObjectMetadata'|'', version)."""
+    accept = request.headers.get("Accept", "")
+    for part in accept.split(","):
+        pieces = [p.strip() for p in part.split(";")]
+        params = dict(p.split("=", 1) for p in pieces[1:] if "=" in p)
+        mime = pieces[0]
+        if mime not in ("application/json", "*/*", "application/*"):
+            continue
+        as_ = params.get("as", "")
+        if as_ in ("Table", "PartialObjectMetadata", "PartialObjectMetadataList"):
+            if params.get("g") == "meta.k8s.io":
+                return as_, params.get("v", "v1")
+            continue
+        return "", ""
+    return "", ""
+
+
+def _parse_path(path: str) -> tuple[str, str, list[str]] | None:
+    """``/apis/apps/v1/namespaces/x/deployments`` -> ("apps", "v1", [segments after GV])."""
+    parts = [p for p in path.split("/") if p]
+    if len(parts) >= 2 and parts[0] == "api":
+        return "", parts[1], parts[2:]
+    if len(parts) >= 3 and parts[0] == "apis":
+        return parts[1], parts[2], parts[3:]
+    return None
+
+
+def resolve(path: str) -> RequestInfo | None:
+    """Map a REST path to the resource, namespace, name and subresource it addresses."""
+    parsed = _parse_path(path)
+    if parsed is None:
+        return None
+    group, version, rest = parsed
+    legacy_watch = False
+    if rest and rest[0] == "watch":
+        legacy_watch = True
+        rest = rest[1:]
+    namespace = ""
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        candidate = resources.by_path(group, version, rest[2])
+        if candidate is not None and candidate.namespaced:
+            namespace = rest[1]
+            rest = rest[2:]
+    if not rest:
+        return None
+    rt = resources.by_path(group, version, rest[0])
+    if rt is None:
+        return None
+    name = rest[1] if len(rest) > 1 else ""
+    sub = rest[2] if len(rest) > 2 else ""
+    if len(rest) > 3:
+        return None
+    if sub and rt.subresource(sub) is None:
+        return None
+    return RequestInfo(rt=rt, namespace=namespace, name=name, subresource=sub,
+                       legacy_watch=legacy_watch)
+
+
+def _truthy(value: str | None) -> bool:
+    return value in ("true", "1", "True")
+
+
+def _field_manager(request: web.Request) -> str:
+    manager = request.query.get("fieldManager", "")
+    if manager:
+        if len(manager) > 128:
+            raise errors.BadRequest("fieldManager: Too long: may not be more than 128 bytes")
+        return manager
+    agent = request.headers.get("User-Agent", "unknown")
+    return agent.split("/", 1)[0][:128] or "unknown"
+
+
+def _write_options(request: web.Request) -> WriteOptions:
+    validation = request.query.get("fieldValidation", "Warn") or "Warn"
+    if validation not in ("Strict", "Warn", "Ignore"):
+        raise errors.BadRequest(
+            f"fieldValidation must be one of Ignore, Warn or Strict; got {validation!r}"
+        )
+    dry = request.query.getall("dryRun", [])
+    for value in dry:
+        if value != "All":
+            raise errors.BadRequest(f'dryRun: Unsupported value: "{value}": supported values: "All"')
+    return WriteOptions(
+        dry_run=bool(dry),
+        field_manager=_field_manager(request),
+        field_validation=validation,  # type: ignore[arg-type]
+        force=_truthy(request.query.get("force")),
+    )
+
+
+async def _read_body(request: web.Request, *, patch: bool = False) -> tuple[Any, str]:
+    raw = await request.read()
+    content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if patch:
+        if content_type not in PATCH_TYPES:
+            raise errors.UnsupportedMediaType(
+                f"the body of the request was in an unknown format - accepted media types "
+                f"include: {', '.join(sorted(PATCH_TYPES))}"
+            )
+        if content_type == APPLY_PATCH:
+            try:
+                return decode_apply_body(raw), content_type
+            except errors.ApiError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any parse failure is the client's
+                raise errors.BadRequest(f"couldn't decode the apply configuration: {exc}") \
+                    from None
+        return _decode_json(raw), content_type
+    if content_type == protobuf.PROTOBUF_CONTENT_TYPE:
+        return protobuf.decode(raw), content_type
+    if content_type in ("application/yaml", "application/x-yaml", "text/yaml"):
+        return _decode_yaml(raw), content_type
+    if content_type in ("", JSON, "application/octet-stream", "text/plain", "*/*"):
+        return _decode_json(raw), JSON
+    raise errors.UnsupportedMediaType(
+        f"the body of the request was in an unknown format - accepted media types include: "
+        f"application/json, application/yaml, {protobuf.PROTOBUF_CONTENT_TYPE}"
+    )
+
+
+def _decode_json(raw: bytes) -> Any:
+    if not raw.strip():
+        raise errors.BadRequest("the request body is empty")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise errors.BadRequest(f"couldn't decode the request body as JSON: {exc}") from None
+
+
+def _decode_yaml(raw: bytes) -> Any:
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise errors.BadRequest(f"couldn't decode the request body as YAML: {exc}") from None
+
+
+def _delete_options(request: web.Request, body: Any) -> DeleteOptions:
+    opts = DeleteOptions()
+    if isinstance(body, dict):
+        if body.get("gracePeriodSeconds") is not None:
+            opts.grace_period_seconds = int(body["gracePeriodSeconds"])
+        if body.get("propagationPolicy"):
+            opts.propagation_policy = body["propagationPolicy"]
+        elif body.get("orphanDependents") is True:
+            opts.propagation_policy = "Orphan"
+        elif body.get("orphanDependents") is False:
+            opts.propagation_policy = "Background"
+        pre = body.get("preconditions") or {}
+        opts.precondition_uid = pre.get("uid")
+        opts.precondition_rv = pre.get("resourceVersion")
+        if body.get("dryRun"):
+            opts.dry_run = True
+    query = request.query
+    if query.get("gracePeriodSeconds"):
+        try:
+            opts.grace_period_seconds = int(query["gracePeriodSeconds"])
+        except ValueError:
+            raise errors.BadRequest("gracePeriodSeconds must be an integer") from None
+    if query.get("propagationPolicy"):
+        opts.propagation_policy = query["propagationPolicy"]  # type: ignore[assignment]
+    if query.get("orphanDependents") in ("true", "false") and not opts.propagation_policy:
+        opts.propagation_policy = "Orphan" if query["orphanDependents"] == "true" else "Background"
+    if query.getall("dryRun", []):
+        opts.dry_run = True
+    if opts.propagation_policy not in (None, "Background", "Foreground", "Orphan"):
+        raise errors.BadRequest(
+            f'propagationPolicy: Unsupported value: "{opts.propagation_policy}": supported '
+            'values: "Foreground", "Background", "Orphan"'
+        )
+    return opts
+
+
+class ApiServer:
+    """The aiohttp application serving the Kubernetes REST API for one :class:`ApiService`."""
+
+    def __init__(
+        self,
+        service: ApiService,
+        authenticate: Callable[[str | None], User],
+        *,
+        bookmark_interval: float = 60.0,
+        watch_timeout: float = 1800.0,
+    ) -> None:
+        self.service = service
+        self.authenticate = authenticate
+        self.bookmark_interval = bookmark_interval
+        self.watch_timeout = watch_timeout
+        self.pager = Pager()
+        self.ready = False
+        self.subresource_handlers: dict[tuple[str, str], SubresourceHandler] = {}
+        self.server_address = "127.0.0.1:0"
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        self.open_watches = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY, handler_args={"max_field_size": 16384})
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    async def start(self, *, host: str = "127.0.0.1", port: int = 0,
+                    ssl_context: ssl.SSLContext | None = None) -> int:
+        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False,
+                               shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024,
+                           ssl_context=ssl_context)
+        await site.start()
+        self._runner = runner
+        server = site._server  # aiohttp keeps the asyncio server here
+        sockets = getattr(server, "sockets", None)
+        assert sockets
+        self.port = int(sockets[0].getsockname()[1])
+        self.server_address = f"{host}:{self.port}"
+        self.ready = True
+        scheme = "https" if ssl_context is not None else "http"
+        log.info("API server listening", url=f"{scheme}://{host}:{self.port}")
+        return self.port
+
+    async def stop(self) -> None:
+        self.ready = False
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # -- dispatch ----------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        try:
+            response = await self._dispatch(request)
+        except errors.ApiError as err:
+            response = status_response(err)
+        except web.HTTPException:
+            raise
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug must not kill the server
+            log.exception("request failed", method=request.method, path=request.path)
+            response = status_response(errors.InternalError(f"internal error: {exc!r}"))
+        log.debug("request", method=request.method, path=request.path,
+                  status=response.status, ms=round((time.perf_counter() - started) * 1000, 2))
+        return response
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path.rstrip("/") or "/"
+        if path in ANONYMOUS_PATHS:
+            return self._non_resource(path)
+        user = self.authenticate(request.headers.get("Authorization"))
+        if path == "/api" or path == "/apis":
+            return self._discovery_root(request, core=path == "/api")
+        if path.startswith("/openapi/"):
+            return self._openapi(path)
+        parsed = _parse_path(path)
+        if parsed is not None and len(parsed[2]) == 0:
+            return self._group_version(parsed[0], parsed[1])
+        if path.startswith("/apis/") and path.count("/") == 2:
+            group_doc = discovery.legacy_group(path.split("/")[2])
+            if group_doc is not None:
+                return _json_response(orjson.dumps(group_doc))
+        info = resolve(path)
+        if info is None:
+            raise errors.NotFound("the server could not find the requested resource",
+                                  details={})
+        return await self._resource(request, user, info)
+
+    def _non_resource(self, path: str) -> web.Response:
+        if path == "/version":
+            return _json_response(orjson.dumps(discovery.VERSION_INFO))
+        if path == "/readyz" and not self.ready:
+            return web.Response(status=503, text="[-]api-server not ready\nreadyz check failed")
+        return web.Response(text="ok", content_type="text/plain")
+
+    def _discovery_root(self, request: web.Request, *, core: bool) -> web.Response:
+        aggregated = discovery.wants_aggregated(request.headers.get("Accept", ""))
+        if aggregated:
+            return _json_response(discovery.aggregated(core), content_type=aggregated)
+        if core:
+            return _json_response(orjson.dumps(discovery.legacy_api_versions(
+                self.server_address)))
+        return _json_response(orjson.dumps(discovery.legacy_group_list()))
+
+    def _group_version(self, group: str, version: str) -> web.Response:
+        doc = discovery.legacy_resource_list(group, version)
+        if doc is None:
+            raise errors.NotFound("the server could not find the requested resource", details={})
+        return _json_response(orjson.dumps(doc))
+
+    def _openapi(self, path: str) -> web.Response:
+        if path == "/openapi/v3":
+            return _json_response(openapi.root_document(discovery.served_group_versions()))
+        if path.startswith("/openapi/v3/"):
+            parsed = _parse_path(path[len("/openapi/v3"):])
+            if parsed is not None and not parsed[2]:
+                doc = openapi.group_version_document(parsed[0], parsed[1])
+                if doc is not None:
+                    return _json_response(doc)
+        raise errors.NotFound("the server could not find the requested resource", details={})
+
+    async def _resource(self, request: web.Request, user: User,
+                        info: RequestInfo) -> web.StreamResponse:
+        method = request.method
+        query = request.query
+        rt = info.rt
+        handler = self.subresource_handlers.get((rt.key, info.subresource))
+        if handler is not None:
+            return await handler(request, user, rt, info.namespace, info.name)
+        if info.subresource in ("log", "eviction", "binding") and handler is None:
+            if info.subresource == "binding" and method == "POST":
+                body, _ = await _read_body(request)
+                bound = await self.service.bind(user, info.namespace, info.name, body,
+                                                _write_options(request))
+                return _json_response(orjson.dumps(bound), status=201)
+            raise errors.NotFound(
+                f"the server could not find the requested resource ({info.subresource})",
+                details={})
+        if method == "GET":
+            if info.name:
+                if info.legacy_watch or _truthy(query.get("watch")):
+                    return await self._watch(request, user, info, name=info.name)
+                stored = self.service.get(user, rt, info.namespace, info.name,
+                                          subresource=info.subresource)
+                return self._encode_object(request, rt, stored)
+            if info.legacy_watch or _truthy(query.get("watch")):
+                return await self._watch(request, user, info)
+            return self._list(request, user, info)
+        if method == "POST":
+            if info.name:
+                raise errors.MethodNotAllowed(
+                    f"the server does not allow this method on the requested resource")
+            new_obj, _ = await _read_body(request)
+            result = await self.service.create(user, rt, info.namespace, new_obj,
+                                               _write_options(request))
+            return _json_response(result.stored.raw, status=201, warnings=result.warnings)
+        if method == "PUT":
+            if not info.name:
+                raise errors.MethodNotAllowed(
+                    "the server does not allow this method on the requested resource")
+            new_obj, _ = await _read_body(request)
+            result = await self.service.update(user, rt, info.namespace, info.name, new_obj,
+                                               _write_options(request),
+                                               subresource=info.subresource)
+            return _json_response(result.stored.raw, warnings=result.warnings)
+        if method == "PATCH":
+            if not info.name:
+                raise errors.MethodNotAllowed(
+                    "the server does not allow this method on the requested resource")
+            patch_body, content_type = await _read_body(request, patch=True)
+            result = await self.service.patch(user, rt, info.namespace, info.name, content_type,
+                                              patch_body, _write_options(request),
+                                              subresource=info.subresource)
+            return _json_response(result.stored.raw, status=201 if result.created else 200,
+                                  warnings=result.warnings)
+        if method == "DELETE":
+            raw = await request.read()
+            body = orjson.loads(raw) if raw.strip() else None
+            options = _delete_options(request, body)
+            if not info.name:
+                deleted = await self.service.delete_collection(
+                    user, rt, info.namespace,
+                    label_selector=query.get("labelSelector", ""),
+                    field_selector=query.get("fieldSelector", ""),
+                    options=options,
+                )
+                return self._encode_list(request, rt, deleted, self.service.store.revision, "", 0)
+            outcome = await self.service.delete(user, rt, info.namespace, info.name, options)
+            if outcome.finished and rt.kind not in RETURNS_DELETED_OBJECT:
+                meta = outcome.stored.object.get("metadata") or {}
+                details: dict[str, Any] = {"name": info.name, "kind": rt.plural,
+                                           "uid": meta.get("uid", "")}
+                if rt.group:
+                    details["group"] = rt.group
+                status = {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                          "status": "Success", "details": details}
+                return _json_response(orjson.dumps(status))
+            return _json_response(outcome.stored.raw)
+        raise errors.MethodNotAllowed(
+            "the server does not allow this method on the requested resource")
+
+    # -- encoding ----------------------------------------------------------------------------
+
+    def _encode_object(self, request: web.Request, rt: ResourceType,
+                       stored: Stored) -> web.Response:
+        as_, version = _accept_as(request)
+        if as_ == "Table":
+            table = to_table(rt, [stored.object], list_meta={
+                "resourceVersion": str(stored.revision)},
+                include_object=request.query.get("includeObject", "Metadata"), now=now())
+            table["apiVersion"] = f"meta.k8s.io/{version}"
+            return _json_response(orjson.dumps(table))
+        if as_.startswith("PartialObjectMetadata"):
+            return _json_response(orjson.dumps(_partial(stored.object, version)))
+        return _json_response(stored.raw)
+
+    def _list(self, request: web.Request, user: User, info: RequestInfo) -> web.Response:
+        query = request.query
+        try:
+            limit = int(query.get("limit") or 0)
+        except ValueError:
+            raise errors.BadRequest("limit must be an integer") from None
+        token = query.get("continue", "")
+        if token:
+            page = self.pager.next(token, limit)
+        else:
+            items, revision = self.service.list(
+                user, info.rt, info.namespace,
+                label_selector=query.get("labelSelector", ""),
+                field_selector=query.get("fieldSelector", ""),
+            )
+            page = self.pager.first(items, revision, limit)
+        return self._encode_list(request, info.rt, page.items, page.revision,
+                                 page.continue_token, page.remaining)
+
+    def _encode_list(self, request: web.Request, rt: ResourceType, items: list[Stored],
+                     revision: int, continue_token: str, remaining: int) -> web.Response:
+        list_meta: dict[str, Any] = {"resourceVersion": str(revision)}
+        if continue_token:
+            list_meta["continue"] = continue_token
+            list_meta["remainingItemCount"] = remaining
+        as_, version = _accept_as(request)
+        if as_ == "Table":
+            table = to_table(rt, [s.object for s in items], list_meta=list_meta,
+                             include_object=request.query.get("includeObject", "Metadata"),
+                             now=now())
+            table["apiVersion"] = f"meta.k8s.io/{version}"
+            return _json_response(orjson.dumps(table))
+        if as_.startswith("PartialObjectMetadata"):
+            partial = {"kind": "PartialObjectMetadataList",
+                       "apiVersion": f"meta.k8s.io/{version}", "metadata": list_meta,
+                       "items": [_partial(s.object, version) for s in items]}
+            return _json_response(orjson.dumps(partial))
+        head = orjson.dumps({"kind": rt.list_kind, "apiVersion": rt.api_version,
+                             "metadata": list_meta})
+        # Splice the stored JSON of every item in, without decoding or re-encoding it.
+        body = head[:-1] + b',"items":[' + b",".join(s.raw for s in items) + b"]}"
+        return _json_response(body)
+
+    # -- watch -------------------------------------------------------------------------------
+
+    async def _watch(self, request: web.Request, user: User, info: RequestInfo, *,
+                     name: str = "") -> web.StreamResponse:
+        query = request.query
+        field_selector = query.get("fieldSelector", "")
+        if name:
+            term = f"metadata.name={name}"
+            field_selector = f"{field_selector},{term}" if field_selector else term
+        try:
+            timeout = float(query.get("timeoutSeconds") or self.watch_timeout)
+        except ValueError:
+            raise errors.BadRequest("timeoutSeconds must be a number") from None
+        bookmarks = _truthy(query.get("allowWatchBookmarks"))
+        initial_events = _truthy(query.get("sendInitialEvents"))
+        rv = query.get("resourceVersion", "")
+        as_, version = _accept_as(request)
+        table = as_ == "Table"
+        include_object = query.get("includeObject", "Metadata")
+        response = web.StreamResponse(status=200, headers={"Content-Type": JSON})
+        response.enable_chunked_encoding()
+        try:
+            stream = self.service.watch(
+                user, info.rt, info.namespace, resource_version="" if initial_events else rv,
+                label_selector=query.get("labelSelector", ""), field_selector=field_selector,
+            )
+        except errors.Gone as err:
+            await response.prepare(request)
+            await response.write(orjson.dumps({"type": "ERROR", "object": err.status()}) + b"\n")
+            await response.write_eof()
+            return response
+        await response.prepare(request)
+        self.open_watches += 1
+        deadline = time.monotonic() + timeout
+        first_table = True
+        initial_end_sent = not initial_events
+        last_bookmark = time.monotonic()
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                if not initial_end_sent and stream.idle():
+                    await response.write(self._bookmark(info.rt, stream.revision, initial=True))
+                    initial_end_sent = True
+                wait = min(left, 5.0)
+                if bookmarks:
+                    wait = min(wait, max(0.0, self.bookmark_interval - (time.monotonic() -
+                                                                        last_bookmark)))
+                try:
+                    event = await stream.next(timeout=wait)
+                except WatchClosed:
+                    break
+                if event is None:
+                    transport = request.transport
+                    if transport is None or transport.is_closing():
+                        break
+                    if bookmarks and time.monotonic() - last_bookmark >= self.bookmark_interval \
+                            and stream.idle():
+                        await response.write(self._bookmark(info.rt, stream.revision))
+                        last_bookmark = time.monotonic()
+                    continue
+                etype, stored = event
+                if table:
+                    tbl = to_table(info.rt, [stored.object],
+                                   list_meta={"resourceVersion": str(stored.revision)},
+                                   include_object=include_object, now=now())
+                    tbl["apiVersion"] = f"meta.k8s.io/{version}"
+                    if not first_table:
+                        tbl["columnDefinitions"] = []
+                    first_table = False
+                    payload = orjson.dumps({"type": etype, "object": tbl})
+                    await response.write(payload + b"\n")
+                else:
+                    await response.write(
+                        b'{"type":"' + etype.encode() + b'","object":' + stored.raw + b"}\n")
+        except (ConnectionResetError, ConnectionError):
+            pass
+        finally:
+            stream.close()
+            self.open_watches -= 1
+        try:
+            await response.write_eof()
+        except (ConnectionResetError, ConnectionError):
+            pass
+        return response
+
+    @staticmethod
+    def _bookmark(rt: ResourceType, revision: int, *, initial: bool = False) -> bytes:
+        meta: dict[str, Any] = {"resourceVersion": str(revision)}
+        if initial:
+            meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+        return orjson.dumps({"type": "BOOKMARK", "object": {
+            "kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}}) + b"\n"
+
+
+def _partial(obj: dict[str, Any], version: str) -> dict[str, Any]:
+    return {"kind": "PartialObjectMetadata", "apiVersion": f"meta.k8s.io/{version}",
+            "metadata": obj.get("metadata") or {}}

@@ -1,0 +1,72 @@
+"""OpenAPI documents, just enough for kubectl's ``create -f``/``apply``/``replace``/``edit``.
+
+kubectl downloads ``/openapi/v3`` before it sends objects; without it, it refuses unless the
+user passes ``--validate=false`` (k8s-api-contract.md §2). procorch serves "recipe A": a root
+document listing one document per group-version, each declaring the group-version-kinds with
+a ``patch`` operation that takes ``fieldValidation``. kubectl then leaves validation to the
+server (``fieldValidation=Strict``), which is exactly where procorch's schema lives. No
+``requestBody`` schemas are served, so kubectl builds strategic merge patches from its own
+compiled-in types, as it does for built-in kinds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+
+from procorch.api.resources import ResourceType, in_group_version
+
+
+def _gv_path(group: str, version: str) -> str:
+    return f"apis/{group}/{version}" if group else f"api/{version}"
+
+
+def _operation(rt: ResourceType) -> dict[str, Any]:
+    return {
+        "x-kubernetes-group-version-kind": {
+            "group": rt.group, "version": rt.version, "kind": rt.kind,
+        },
+        "parameters": [
+            {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
+            {"name": "dryRun", "in": "query", "schema": {"type": "string"}},
+            {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},
+        ],
+        "responses": {"200": {"description": "OK"}},
+    }
+
+
+def group_version_document(group: str, version: str) -> bytes | None:
+    resources = in_group_version(group, version)
+    if not resources:
+        return None
+    paths: dict[str, Any] = {}
+    for rt in resources:
+        base = f"/{_gv_path(group, version)}"
+        if rt.namespaced:
+            item = f"{base}/namespaces/{{namespace}}/{rt.plural}/{{name}}"
+        else:
+            item = f"{base}/{rt.plural}/{{name}}"
+        paths[item] = {"patch": _operation(rt), "put": _operation(rt)}
+    doc = {
+        "openapi": "3.0.0",
+        "info": {"title": "procorch", "version": version},
+        "paths": paths,
+    }
+    return orjson.dumps(doc)
+
+
+def _hash(data: bytes) -> str:
+    return hashlib.sha512(data).hexdigest()[:32].upper()
+
+
+def root_document(group_versions: list[tuple[str, str]]) -> bytes:
+    paths = {}
+    for group, version in group_versions:
+        doc = group_version_document(group, version)
+        if doc is None:
+            continue
+        path = _gv_path(group, version)
+        paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={_hash(doc)}"}
+    return orjson.dumps({"paths": paths})

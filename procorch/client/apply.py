@@ -1,0 +1,157 @@
+"""Applying a set of manifests all-or-nothing, with server-side apply.
+
+First every document is sent as a dry run, so the server validates each one completely
+(schema, semantics, admission); if any is refused, every problem is reported and nothing is
+written. Then the documents are applied for real, in dependency order (namespaces first,
+then configuration, then workloads), each with server-side apply so that fields removed from a
+manifest are removed from the object.
+
+An object in a namespace that the same set creates cannot pass admission in the dry run (the
+namespace does not exist yet); that one refusal is expected and ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from procorch.api import errors, resources
+from procorch.api.resources import ResourceType
+from procorch.client.base import Client
+from procorch.client.manifests import Manifest
+
+Outcome = Literal["created", "configured", "unchanged"]
+
+_KIND_ORDER = [
+    "Namespace", "ServiceAccount", "Secret", "ConfigMap", "PersistentVolumeClaim",
+    "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "IngressClass",
+    "Service", "Endpoints", "EndpointSlice", "Pod", "ReplicaSet", "Deployment", "Job",
+    "CronJob", "HorizontalPodAutoscaler", "Ingress",
+]
+
+
+@dataclass
+class Applied:
+    manifest: Manifest
+    rt: ResourceType
+    outcome: Outcome
+    obj: dict[str, Any]
+
+    def describe(self) -> str:
+        return f"{self.rt.singular_name}{'.' + self.rt.group if self.rt.group else ''}/" \
+               f"{self.obj['metadata']['name']} {self.outcome}"
+
+
+class ApplyError(Exception):
+    """Some documents were refused; ``problems`` lists each with its source."""
+
+    def __init__(self, problems: list[tuple[Manifest, Exception]]) -> None:
+        self.problems = problems
+        lines = [f"{m.source}: {_message(exc)}" for m, exc in problems]
+        super().__init__("\n".join(lines))
+
+
+def _message(exc: Exception) -> str:
+    if isinstance(exc, errors.ApiError):
+        return f"{exc.reason}: {exc.message}" if exc.reason else exc.message
+    return str(exc)
+
+
+def order_key(manifest: Manifest) -> int:
+    try:
+        return _KIND_ORDER.index(manifest.kind)
+    except ValueError:
+        return len(_KIND_ORDER)
+
+
+def resolve(manifest: Manifest) -> ResourceType:
+    rt = resources.by_kind(manifest.api_version, manifest.kind)
+    if rt is None:
+        raise errors.NotFound(
+            f'no matches for kind "{manifest.kind}" in version "{manifest.api_version}"'
+            " (procorch serves: " + ", ".join(sorted({r.kind for r in resources.RESOURCES})) + ")"
+        )
+    return rt
+
+
+async def apply_all(
+    client: Client,
+    manifests: list[Manifest],
+    *,
+    default_namespace: str = "default",
+    field_manager: str = "procorch",
+    force: bool = True,
+) -> list[Applied]:
+    plan: list[tuple[Manifest, ResourceType, str]] = []
+    problems: list[tuple[Manifest, Exception]] = []
+    new_namespaces = {m.name for m in manifests if m.kind == "Namespace"}
+    for manifest in manifests:
+        try:
+            rt = resolve(manifest)
+        except errors.ApiError as exc:
+            problems.append((manifest, exc))
+            continue
+        namespace = (manifest.namespace or default_namespace) if rt.namespaced else ""
+        if not manifest.name:
+            problems.append((manifest, errors.Invalid(kind=manifest.kind, name="", causes=[
+                errors.required("metadata.name")])))
+            continue
+        plan.append((manifest, rt, namespace))
+    seen: set[tuple[str, str, str]] = set()
+    for manifest, rt, namespace in plan:
+        key = (rt.key, namespace, manifest.name)
+        if key in seen:
+            problems.append((manifest, errors.BadRequest(
+                f"{rt.kind} {namespace + '/' if namespace else ''}{manifest.name} appears more "
+                "than once")))
+        seen.add(key)
+    for manifest, rt, namespace in plan:
+        try:
+            await _apply_one(client, manifest, rt, namespace, dry_run=True,
+                             field_manager=field_manager, force=force)
+        except errors.NotFound as exc:
+            if exc.details.get("kind") == "namespaces" and namespace in new_namespaces:
+                continue
+            problems.append((manifest, exc))
+        except errors.ApiError as exc:
+            problems.append((manifest, exc))
+    if problems:
+        raise ApplyError(problems)
+    applied: list[Applied] = []
+    for manifest, rt, namespace in sorted(plan, key=lambda p: order_key(p[0])):
+        applied.append(await _apply_one(client, manifest, rt, namespace, dry_run=False,
+                                        field_manager=field_manager, force=force))
+    return applied
+
+
+async def _apply_one(
+    client: Client,
+    manifest: Manifest,
+    rt: ResourceType,
+    namespace: str,
+    *,
+    dry_run: bool,
+    field_manager: str,
+    force: bool,
+) -> Applied:
+    body = dict(manifest.obj)
+    body["metadata"] = dict(body.get("metadata") or {})
+    if rt.namespaced:
+        body["metadata"]["namespace"] = namespace
+    try:
+        before = await client.get(rt, manifest.name, namespace=namespace)
+    except errors.NotFound:
+        before = None
+    result = await client.patch(
+        rt, manifest.name, body, namespace=namespace, patch_type="apply", dry_run=dry_run,
+        field_manager=field_manager, force=force, field_validation="Strict",
+    )
+    if before is None:
+        outcome: Outcome = "created"
+    elif (before.get("metadata") or {}).get("resourceVersion") == (
+        result.get("metadata") or {}
+    ).get("resourceVersion"):
+        outcome = "unchanged"
+    else:
+        outcome = "configured"
+    return Applied(manifest, rt, outcome, result)

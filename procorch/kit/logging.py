@@ -1,0 +1,81 @@
+"""structlog set-up for procorch's own logs: ``console`` (coloured, for people) or ``json``.
+
+Components get a logger with :func:`get_logger` and bind what they work on
+(``log.bind(kind="Pod", namespace=ns, name=name)``). Never bind a token or a Secret's data.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any, Literal, TextIO
+
+import structlog
+
+LogFormat = Literal["console", "json"]
+
+_configured = False
+
+
+def configure(
+    *, fmt: LogFormat = "console", level: str = "info", stream: TextIO | None = None
+) -> None:
+    """Configure structlog and the stdlib root logger (aiohttp logs through it)."""
+    global _configured
+    out = stream or sys.stderr
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise ValueError(f"unknown log level {level!r}")
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Any
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer()
+        shared.append(structlog.processors.format_exc_info)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(max(numeric, logging.WARNING))
+    _configured = True
+
+
+def _configure_default() -> None:
+    """Until :func:`configure` runs (the CLI calls it), log to stderr, never stdout: stdout
+    belongs to the programs that embed procorch and to CLI output."""
+    level = os.environ.get("PROCORCH_LOG_LEVEL", "info").upper()
+    numeric = logging.getLevelName(level)
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            numeric if isinstance(numeric, int) else logging.INFO),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(component: str) -> Any:
+    """A structlog logger bound to ``component``."""
+    global _configured
+    if not _configured:
+        _configure_default()
+        _configured = True
+    return structlog.get_logger().bind(component=component)

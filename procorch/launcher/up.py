@@ -1,0 +1,149 @@
+"""``procorch up``: the all-in-one wiring of store, API server, controllers and (later) the
+node agent and proxies, in one process and one event loop.
+
+Start order: store → API service → bootstrap objects → HTTP server → kubeconfig →
+controllers → apply the given manifests. Stop order is the reverse, each step bounded in time.
+The first SIGINT/SIGTERM stops everything in order; a second one forces an immediate exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from procorch.apiserver.auth import ADMIN, SYSTEM
+from procorch.apiserver.controlplane import ControlPlane
+from procorch.client.apply import Applied, apply_all
+from procorch.client.base import Client
+from procorch.client.kubeconfig import Credentials
+from procorch.client.kubeconfig import write as write_kubeconfig
+from procorch.client.local import LocalClient
+from procorch.client.manifests import load as load_manifests
+from procorch.controllers.gc import GarbageCollector
+from procorch.controllers.namespace import NamespaceController
+from procorch.controllers.runtime import InformerFactory
+from procorch.kit.logging import get_logger
+from procorch.kit.tasks import TaskSet
+
+log = get_logger("launcher")
+
+@dataclass
+class UpConfig:
+    data_dir: Path = Path(".procorch")
+    api_host: str = "127.0.0.1"
+    api_port: int = 6443
+    ingress_port: int = 8080
+    files: list[Path] = field(default_factory=list)
+
+
+class Procorch:
+    """One running procorch: start it, use ``client``/``kubeconfig_path``, stop it."""
+
+    def __init__(self, config: UpConfig) -> None:
+        self.config = config
+        self.data_dir = config.data_dir.resolve()
+        self.control_plane = ControlPlane(self.data_dir, host=config.api_host,
+                                          port=config.api_port)
+        service = self.control_plane.service
+        self.client: Client = LocalClient(service, user=SYSTEM)
+        self.admin: Client = LocalClient(service, user=ADMIN, field_manager="procorch")
+        self.crashed = asyncio.Event()
+        self.crash_reason = ""
+        self.tasks = TaskSet("controllers", on_crash=self._on_crash)
+        self.informers = InformerFactory(self.client, self.tasks)
+        self.started = False
+
+    @property
+    def kubeconfig_path(self) -> Path:
+        return self.data_dir / "kubeconfig"
+
+    @property
+    def api_url(self) -> str:
+        return self.control_plane.url
+
+    def _on_crash(self, name: str, exc: BaseException | None) -> None:
+        self.crash_reason = f"{name}: {exc!r}" if exc else f"{name} exited"
+        self.crashed.set()
+
+    async def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.data_dir, 0o700)
+        await self.control_plane.start()
+        write_kubeconfig(self.kubeconfig_path, Credentials(
+            server=self.api_url, token=self.control_plane.admin_token,
+            ca_data=self.control_plane.ca_pem))
+        for controller in (NamespaceController(self.client, self.informers),
+                           GarbageCollector(self.client, self.informers)):
+            self.tasks.start(controller.name, controller.run())
+        self.started = True
+        log.info("procorch is up", api=self.api_url, kubeconfig=str(self.kubeconfig_path))
+
+    async def apply_files(self, files: list[Path]) -> list[Applied]:
+        manifests = load_manifests(files)
+        return await apply_all(self.admin, manifests, field_manager="procorch")
+
+    async def stop(self) -> None:
+        """Stop in reverse start order; safe to call more than once."""
+        log.info("stopping procorch")
+        await self.tasks.stop(timeout=10.0)
+        await self.control_plane.stop()
+        self.started = False
+
+    async def __aenter__(self) -> Procorch:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop()
+
+
+async def run_up(config: UpConfig, *, on_ready: Any = None) -> int:
+    """Run until SIGINT/SIGTERM; returns the exit code."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            log.info("received signal; shutting down (again to force)",
+                     signal=signal.Signals(signum).name)
+            stop.set()
+        else:
+            log.warning("second signal: forcing exit")
+            os._exit(130)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    procorch = Procorch(config)
+    code = 0
+    try:
+        await procorch.start()
+        if config.files:
+            try:
+                for applied in await procorch.apply_files(config.files):
+                    log.info("applied", object=applied.describe())
+            except Exception as exc:  # noqa: BLE001 - report and stop cleanly
+                log.error("could not apply manifests; nothing was applied", error=str(exc))
+                code = 1
+                stop.set()
+        if on_ready is not None and code == 0:
+            on_ready(procorch)
+        crashed = asyncio.create_task(procorch.crashed.wait(), name="up/crash-watch")
+        stopped = asyncio.create_task(stop.wait(), name="up/stop-watch")
+        await asyncio.wait([crashed, stopped], return_when=asyncio.FIRST_COMPLETED)
+        for task in (crashed, stopped):
+            task.cancel()
+        if procorch.crashed.is_set():
+            log.error("a component failed; stopping", reason=procorch.crash_reason)
+            code = 1
+    finally:
+        await procorch.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return code

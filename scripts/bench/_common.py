@@ -1,0 +1,96 @@
+"""Shared helpers for the benchmarks: start a real procorch, time things, print tables."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[2]
+PROCORCH = ROOT / ".venv" / "bin" / "procorch"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def ms(value: float) -> str:
+    return f"{value * 1000:.2f} ms"
+
+
+class Server:
+    def __init__(self, url: str, token: str, proc: subprocess.Popen[bytes], data_dir: Path):
+        self.url = url
+        self.token = token
+        self.proc = proc
+        self.data_dir = data_dir
+        self.ssl: ssl.SSLContext | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+
+
+@asynccontextmanager
+async def procorch_server(*extra: str) -> AsyncIterator[Server]:
+    """``procorch up`` in a subprocess with a temp data dir; yields once the API is ready."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="procorch-bench-") as tmp:
+        data_dir = Path(tmp) / "data"
+        env = {**os.environ, "PROCORCH_LOG_LEVEL": "warning"}
+        proc = subprocess.Popen(
+            [str(PROCORCH), "up", "--data-dir", str(data_dir), "--api-port", str(port),
+             "--log-level", "warning", *extra],
+            env=env, stdout=subprocess.DEVNULL, stderr=sys.stderr,
+        )
+        try:
+            url = f"https://127.0.0.1:{port}"
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as session:
+                deadline = time.monotonic() + 30
+                while True:
+                    try:
+                        async with session.get(url + "/readyz") as r:
+                            if r.status == 200 and (data_dir / "kubeconfig").exists():
+                                break
+                    except aiohttp.ClientError:
+                        pass
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        raise RuntimeError("procorch did not come up")
+                    await asyncio.sleep(0.05)
+            token = (data_dir / "admin-token").read_text().strip()
+            server = Server(url, token, proc, data_dir)
+            server.ssl = ssl.create_default_context(cafile=str(data_dir / "pki" / "ca.crt"))
+            yield server
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def summary(values: list[float]) -> str:
+    return (f"p50 {ms(percentile(values, 50))}, p99 {ms(percentile(values, 99))}, "
+            f"mean {ms(statistics.fmean(values))}")
