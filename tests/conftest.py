@@ -32,9 +32,11 @@ def no_leaked_processes() -> Iterator[None]:
     deadline = 50
     leaked: list[psutil.Process] = []
     for _ in range(deadline):
-        leaked = [p for p in me.children(recursive=True)
-                  if p.pid not in before and p.is_running()
-                  and p.status() != psutil.STATUS_ZOMBIE]
+        leaked = [
+            p
+            for p in me.children(recursive=True)
+            if p.pid not in before and p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+        ]
         if not leaked:
             break
         import time
@@ -83,18 +85,29 @@ class Kubectl:
         self.kubeconfig = kubeconfig
         self.cache_dir = cache_dir
 
-    async def __call__(self, *args: str, input: str | None = None, check: bool = True,
-                       env: dict[str, str] | None = None, timeout: float = 60) -> KubectlResult:
+    async def __call__(
+        self,
+        *args: str,
+        input: str | None = None,
+        check: bool = True,
+        env: dict[str, str] | None = None,
+        timeout: float = 60,
+    ) -> KubectlResult:
         assert KUBECTL is not None
         proc = await asyncio.create_subprocess_exec(
-            KUBECTL, f"--kubeconfig={self.kubeconfig}", f"--cache-dir={self.cache_dir}", *args,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            KUBECTL,
+            f"--kubeconfig={self.kubeconfig}",
+            f"--cache-dir={self.cache_dir}",
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env={**os.environ, **(env or {})},
         )
         try:
             out, err = await asyncio.wait_for(
-                proc.communicate(input.encode() if input is not None else None), timeout)
+                proc.communicate(input.encode() if input is not None else None), timeout
+            )
         except TimeoutError:
             proc.kill()
             await proc.wait()
@@ -103,15 +116,20 @@ class Kubectl:
         if check and not result.ok:
             raise AssertionError(
                 f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
-                f"\n{result.stdout}")
+                f"\n{result.stdout}"
+            )
         return result
 
     def start(self, *args: str) -> Any:
         """Start a long-running kubectl (e.g. ``get -w``); the caller must stop it."""
         assert KUBECTL is not None
         return asyncio.create_subprocess_exec(
-            KUBECTL, f"--kubeconfig={self.kubeconfig}", f"--cache-dir={self.cache_dir}", *args,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            KUBECTL,
+            f"--kubeconfig={self.kubeconfig}",
+            f"--cache-dir={self.cache_dir}",
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
 
 

@@ -18,8 +18,7 @@ ALLOWED: dict[str, set[str]] = {
     "scheduler": {"api", "kit", "client"},
     "agent": {"api", "kit", "client"},
     "proxy": {"api", "kit", "client"},
-    "launcher": {"api", "kit", "apiserver", "client", "controllers", "scheduler", "agent",
-                 "proxy"},
+    "launcher": {"api", "kit", "apiserver", "client", "controllers", "scheduler", "agent", "proxy"},
     "cli": {"api", "kit", "client", "launcher"},
     "testing": {"api", "kit", "client", "launcher"},
 }
@@ -55,8 +54,15 @@ def test_every_package_imports_only_the_layers_below_it() -> None:
         for imported in procorch_imports(path) - {package}:
             if imported not in ALLOWED[package]:
                 violations.append(f"{relative}: imports procorch.{imported}")
-    assert {"api", "store", "apiserver", "client", "controllers", "launcher", "cli"} <= \
-        packages_seen
+    assert {
+        "api",
+        "store",
+        "apiserver",
+        "client",
+        "controllers",
+        "launcher",
+        "cli",
+    } <= packages_seen
     assert not violations, "layering violations:\n" + "\n".join(violations)
 
 

@@ -212,9 +212,7 @@ class Invalid(ApiError):
     code = 422
     reason = "Invalid"
 
-    def __init__(
-        self, *, kind: str, name: str, causes: list[Cause], group: str = ""
-    ) -> None:
+    def __init__(self, *, kind: str, name: str, causes: list[Cause], group: str = "") -> None:
         self.kind = kind
         self.name = name
         self.causes = list(causes)
@@ -277,8 +275,7 @@ def from_status(body: dict[str, Any], *, code: int) -> ApiError:
             Cause(c.get("reason", ""), c.get("message", ""), c.get("field", ""))
             for c in details.get("causes") or []
         ]
-        invalid = Invalid(kind=details.get("kind", ""), name=details.get("name", ""),
-                          causes=causes)
+        invalid = Invalid(kind=details.get("kind", ""), name=details.get("name", ""), causes=causes)
         invalid.message = message
         return invalid
     generic = ApiError(message, details=details)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -17,17 +17,17 @@ _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def rfc3339(when: datetime | None = None) -> str:
     """metav1.Time: second precision, UTC, ``Z`` suffix."""
-    return (when or now()).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (when or now()).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def rfc3339_micro(when: datetime | None = None) -> str:
     """metav1.MicroTime: microsecond precision."""
-    return (when or now()).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return (when or now()).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -41,7 +41,7 @@ def parse_time(value: str | None) -> datetime | None:
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed
 
 
@@ -99,7 +99,9 @@ def controller_ref(obj: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def owner_ref(owner: dict[str, Any], *, controller: bool = True, block: bool = True) -> dict[str, Any]:
+def owner_ref(
+    owner: dict[str, Any], *, controller: bool = True, block: bool = True
+) -> dict[str, Any]:
     """An owner reference to ``owner``, as controllers set on what they create."""
     meta = owner.get("metadata") or {}
     return {

@@ -117,24 +117,44 @@ _FINALIZE = Subresource("finalize", verbs=("update",))
 
 RESOURCES: tuple[ResourceType, ...] = (
     # core/v1
-    _rt("", "Namespace", "namespaces", namespaced=False, short=("ns",), subs=(STATUS, _FINALIZE),
-        verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
-    _rt("", "Pod", "pods", short=("po",), categories=_ALL,
-        subs=(STATUS, _LOG, _BINDING, _EVICTION)),
+    _rt(
+        "",
+        "Namespace",
+        "namespaces",
+        namespaced=False,
+        short=("ns",),
+        subs=(STATUS, _FINALIZE),
+        verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
+    ),
+    _rt(
+        "", "Pod", "pods", short=("po",), categories=_ALL, subs=(STATUS, _LOG, _BINDING, _EVICTION)
+    ),
     _rt("", "Node", "nodes", namespaced=False, short=("no",), subs=(STATUS,)),
     _rt("", "ConfigMap", "configmaps", short=("cm",)),
     _rt("", "Secret", "secrets"),
-    _rt("", "Service", "services", short=("svc",), categories=_ALL, subs=(STATUS,),
-        verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")),
+    _rt(
+        "",
+        "Service",
+        "services",
+        short=("svc",),
+        categories=_ALL,
+        subs=(STATUS,),
+        verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"),
+    ),
     _rt("", "Endpoints", "endpoints", short=("ep",)),
     _rt("", "Event", "events", short=("ev",)),
     _rt("", "ServiceAccount", "serviceaccounts", short=("sa",)),
     _rt("", "PersistentVolumeClaim", "persistentvolumeclaims", short=("pvc",), subs=(STATUS,)),
     # apps/v1
-    _rt("apps", "Deployment", "deployments", short=("deploy",), categories=_ALL,
-        subs=(STATUS, SCALE)),
-    _rt("apps", "ReplicaSet", "replicasets", short=("rs",), categories=_ALL,
-        subs=(STATUS, SCALE)),
+    _rt(
+        "apps",
+        "Deployment",
+        "deployments",
+        short=("deploy",),
+        categories=_ALL,
+        subs=(STATUS, SCALE),
+    ),
+    _rt("apps", "ReplicaSet", "replicasets", short=("rs",), categories=_ALL, subs=(STATUS, SCALE)),
     # batch/v1
     _rt("batch", "Job", "jobs", categories=_ALL, subs=(STATUS,)),
     _rt("batch", "CronJob", "cronjobs", short=("cj",), categories=_ALL, subs=(STATUS,)),
@@ -146,14 +166,20 @@ RESOURCES: tuple[ResourceType, ...] = (
     # coordination.k8s.io/v1
     _rt("coordination.k8s.io", "Lease", "leases"),
     # autoscaling/v2
-    _rt("autoscaling", "HorizontalPodAutoscaler", "horizontalpodautoscalers", version="v2",
-        short=("hpa",), categories=_ALL, subs=(STATUS,)),
+    _rt(
+        "autoscaling",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        version="v2",
+        short=("hpa",),
+        categories=_ALL,
+        subs=(STATUS,),
+    ),
     # rbac.authorization.k8s.io/v1
     _rt("rbac.authorization.k8s.io", "Role", "roles"),
     _rt("rbac.authorization.k8s.io", "RoleBinding", "rolebindings"),
     _rt("rbac.authorization.k8s.io", "ClusterRole", "clusterroles", namespaced=False),
-    _rt("rbac.authorization.k8s.io", "ClusterRoleBinding", "clusterrolebindings",
-        namespaced=False),
+    _rt("rbac.authorization.k8s.io", "ClusterRoleBinding", "clusterrolebindings", namespaced=False),
 )
 
 # Group order as discovery lists it (the core group is served separately under /api).

@@ -21,7 +21,7 @@ from __future__ import annotations
 import types
 import typing
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -118,7 +118,7 @@ def node_for(model: type[BaseModel]) -> SchemaNode:
     return SchemaNode(kind="object", model=model)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _field_node(model: type[BaseModel], name: str) -> SchemaNode:
     info = model.model_fields.get(name)
     if info is None:

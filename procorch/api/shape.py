@@ -62,8 +62,10 @@ def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
 
 
 def _is_union_tag(part: str) -> bool:
-    return part in {"int", "str", "float", "bool", "none"} or "[" in part or part.startswith(
-        "function-"
+    return (
+        part in {"int", "str", "float", "bool", "none"}
+        or "[" in part
+        or part.startswith("function-")
     )
 
 

@@ -51,12 +51,13 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _make_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
@@ -72,10 +73,20 @@ def _make_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivate
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=CA_DAYS))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                     content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .sign(key, hashes.SHA256())
     )
     _write_private(directory / "ca.key", _key_pem(key))
@@ -131,9 +142,12 @@ def ensure_pki(directory: Path, *, hosts: list[str]) -> Pki:
     dns, ips = wanted_names(hosts)
     try:
         current = x509.load_pem_x509_certificate(pki.serving_cert.read_bytes())
-        fresh = (current.not_valid_after_utc - _now() > RENEW_BEFORE
-                 and current.issuer == ca_cert.subject and _covers(current, dns, ips)
-                 and pki.serving_key.exists())
+        fresh = (
+            current.not_valid_after_utc - _now() > RENEW_BEFORE
+            and current.issuer == ca_cert.subject
+            and _covers(current, dns, ips)
+            and pki.serving_key.exists()
+        )
     except (FileNotFoundError, ValueError):
         fresh = False
     if fresh:
@@ -158,4 +172,3 @@ def ensure_pki(directory: Path, *, hosts: list[str]) -> Pki:
     _write_private(pki.serving_key, _key_pem(key))
     pki.serving_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return pki
-

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from procorch.api import errors, resources
-from procorch.apiserver.certs import ensure_pki
 from procorch.apiserver.auth import ADMIN, SYSTEM, TokenAuthenticator, load_or_create_token
+from procorch.apiserver.certs import ensure_pki
 from procorch.apiserver.http import ApiServer
 from procorch.apiserver.service import ApiService
 from procorch.kit.logging import get_logger
@@ -22,8 +22,9 @@ SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
 class ControlPlane:
-    def __init__(self, data_dir: Path, *, host: str = "127.0.0.1", port: int = 0,
-                 tls: bool = True) -> None:
+    def __init__(
+        self, data_dir: Path, *, host: str = "127.0.0.1", port: int = 0, tls: bool = True
+    ) -> None:
         self.data_dir = data_dir
         self.tls = tls
         self.ca_pem = b""
@@ -61,8 +62,12 @@ class ControlPlane:
             if self.store.get(self.service.key(namespaces, "", name)) is not None:
                 continue
             try:
-                await self.service.create(SYSTEM, namespaces, "", {
-                    "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+                await self.service.create(
+                    SYSTEM,
+                    namespaces,
+                    "",
+                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+                )
             except errors.AlreadyExists:
                 pass
 

@@ -62,23 +62,25 @@ def _aggregated_resource(rt: ResourceType) -> dict[str, Any]:
         doc["categories"] = list(rt.categories)
     subs = []
     for sub in rt.subresources:
-        subs.append({
-            "subresource": sub.name,
-            "responseKind": {
-                "group": rt.group if sub.group is None else sub.group,
-                "version": rt.version if sub.version is None else sub.version,
-                "kind": sub.kind or rt.kind,
-            },
-            "verbs": sorted(sub.verbs),
-        })
+        subs.append(
+            {
+                "subresource": sub.name,
+                "responseKind": {
+                    "group": rt.group if sub.group is None else sub.group,
+                    "version": rt.version if sub.version is None else sub.version,
+                    "kind": sub.kind or rt.kind,
+                },
+                "verbs": sorted(sub.verbs),
+            }
+        )
     if subs:
         doc["subresources"] = subs
     return doc
 
 
-def _aggregated_group(group: str, versions: list[tuple[str, list[dict[str, Any]]]]) -> dict[
-    str, Any
-]:
+def _aggregated_group(
+    group: str, versions: list[tuple[str, list[dict[str, Any]]]]
+) -> dict[str, Any]:
     return {
         "metadata": {"name": group, "creationTimestamp": None},
         "versions": [
@@ -104,23 +106,36 @@ def aggregated(core: bool) -> bytes:
         return _cache[cache_key]
     items = []
     if core:
-        items.append(_aggregated_group(
-            "", [("v1", [_aggregated_resource(r) for r in in_group_version("", "v1")])]))
+        items.append(
+            _aggregated_group(
+                "", [("v1", [_aggregated_resource(r) for r in in_group_version("", "v1")])]
+            )
+        )
     else:
         for group, version in group_versions():
             if group == "":
                 continue
-            items.append(_aggregated_group(
-                group, [(version, [_aggregated_resource(r)
-                                   for r in in_group_version(group, version)])]))
+            items.append(
+                _aggregated_group(
+                    group,
+                    [
+                        (
+                            version,
+                            [_aggregated_resource(r) for r in in_group_version(group, version)],
+                        )
+                    ],
+                )
+            )
         for group, version, resources in _EXTRA:
             items.append(_aggregated_group(group, [(version, resources)]))
-    body = orjson.dumps({
-        "kind": "APIGroupDiscoveryList",
-        "apiVersion": "apidiscovery.k8s.io/v2",
-        "metadata": {},
-        "items": items,
-    })
+    body = orjson.dumps(
+        {
+            "kind": "APIGroupDiscoveryList",
+            "apiVersion": "apidiscovery.k8s.io/v2",
+            "metadata": {},
+            "items": items,
+        }
+    )
     _cache[cache_key] = body
     return body
 
@@ -151,8 +166,13 @@ def legacy_group(group: str) -> dict[str, Any] | None:
     for g, version in _all_group_versions():
         if g == group:
             gv = {"groupVersion": f"{group}/{version}", "version": version}
-            return {"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": [gv],
-                    "preferredVersion": gv}
+            return {
+                "kind": "APIGroup",
+                "apiVersion": "v1",
+                "name": group,
+                "versions": [gv],
+                "preferredVersion": gv,
+            }
     return None
 
 
@@ -188,17 +208,23 @@ def legacy_resource_list(group: str, version: str) -> dict[str, Any] | None:
     for g, v, extra in _EXTRA:
         if (g, v) == (group, version):
             for res in extra:
-                resources.append({
-                    "name": res["resource"],
-                    "singularName": res.get("singularResource", ""),
-                    "namespaced": res.get("scope") == "Namespaced",
-                    "kind": res["responseKind"]["kind"],
-                    "verbs": res["verbs"],
-                })
+                resources.append(
+                    {
+                        "name": res["resource"],
+                        "singularName": res.get("singularResource", ""),
+                        "namespaced": res.get("scope") == "Namespaced",
+                        "kind": res["responseKind"]["kind"],
+                        "verbs": res["verbs"],
+                    }
+                )
     if not resources:
         return None
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
-            "resources": resources}
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": gv,
+        "resources": resources,
+    }
 
 
 def served_group_versions() -> list[tuple[str, str]]:

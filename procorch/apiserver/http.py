@@ -50,7 +50,9 @@ ANONYMOUS_PATHS = {"/livez", "/readyz", "/healthz", "/version"}
 RETURNS_DELETED_OBJECT = {"Pod", "Service", "PersistentVolumeClaim", "ServiceAccount"}
 
 # A pods/log handler and friends are provided by whoever can reach the node (the agent).
-SubresourceHandler = Callable[[web.Request, User, ResourceType, str, str], Awaitable[web.StreamResponse]]
+SubresourceHandler = Callable[
+    [web.Request, User, ResourceType, str, str], Awaitable[web.StreamResponse]
+]
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,9 @@ def status_response(err: errors.ApiError) -> web.Response:
     return web.Response(status=err.code, body=orjson.dumps(err.status()), headers=headers)
 
 
-def _json_response(body: bytes, *, status: int = 200, warnings: list[str] | None = None,
-                   content_type: str = JSON) -> web.Response:
+def _json_response(
+    body: bytes, *, status: int = 200, warnings: list[str] | None = None, content_type: str = JSON
+) -> web.Response:
     headers = {"Content-Type": content_type}
     response = web.Response(status=status, body=body, headers=headers)
     for text in warnings or []:
@@ -131,8 +134,9 @@ def resolve(path: str) -> RequestInfo | None:
         return None
     if sub and rt.subresource(sub) is None:
         return None
-    return RequestInfo(rt=rt, namespace=namespace, name=name, subresource=sub,
-                       legacy_watch=legacy_watch)
+    return RequestInfo(
+        rt=rt, namespace=namespace, name=name, subresource=sub, legacy_watch=legacy_watch
+    )
 
 
 def _truthy(value: str | None) -> bool:
@@ -158,7 +162,9 @@ def _write_options(request: web.Request) -> WriteOptions:
     dry = request.query.getall("dryRun", [])
     for value in dry:
         if value != "All":
-            raise errors.BadRequest(f'dryRun: Unsupported value: "{value}": supported values: "All"')
+            raise errors.BadRequest(
+                f'dryRun: Unsupported value: "{value}": supported values: "All"'
+            )
     return WriteOptions(
         dry_run=bool(dry),
         field_manager=_field_manager(request),
@@ -182,8 +188,7 @@ async def _read_body(request: web.Request, *, patch: bool = False) -> tuple[Any,
             except errors.ApiError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any parse failure is the client's
-                raise errors.BadRequest(f"couldn't decode the apply configuration: {exc}") \
-                    from None
+                raise errors.BadRequest(f"couldn't decode the apply configuration: {exc}") from None
         return _decode_json(raw), content_type
     if content_type == protobuf.PROTOBUF_CONTENT_TYPE:
         return protobuf.decode(raw), content_type
@@ -279,13 +284,16 @@ class ApiServer:
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
 
-    async def start(self, *, host: str = "127.0.0.1", port: int = 0,
-                    ssl_context: ssl.SSLContext | None = None) -> int:
-        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False,
-                               shutdown_timeout=1.0)
+    async def start(
+        self, *, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None
+    ) -> int:
+        runner = web.AppRunner(
+            self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
         await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024,
-                           ssl_context=ssl_context)
+        site = web.TCPSite(
+            runner, host, port, reuse_address=True, backlog=1024, ssl_context=ssl_context
+        )
         await site.start()
         self._runner = runner
         server = site._server  # aiohttp keeps the asyncio server here
@@ -316,11 +324,16 @@ class ApiServer:
             raise
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a bug must not kill the server
+        except Exception as exc:
             log.exception("request failed", method=request.method, path=request.path)
             response = status_response(errors.InternalError(f"internal error: {exc!r}"))
-        log.debug("request", method=request.method, path=request.path,
-                  status=response.status, ms=round((time.perf_counter() - started) * 1000, 2))
+        log.debug(
+            "request",
+            method=request.method,
+            path=request.path,
+            status=response.status,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
         return response
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
@@ -341,8 +354,7 @@ class ApiServer:
                 return _json_response(orjson.dumps(group_doc))
         info = resolve(path)
         if info is None:
-            raise errors.NotFound("the server could not find the requested resource",
-                                  details={})
+            raise errors.NotFound("the server could not find the requested resource", details={})
         return await self._resource(request, user, info)
 
     def _non_resource(self, path: str) -> web.Response:
@@ -357,8 +369,7 @@ class ApiServer:
         if aggregated:
             return _json_response(discovery.aggregated(core), content_type=aggregated)
         if core:
-            return _json_response(orjson.dumps(discovery.legacy_api_versions(
-                self.server_address)))
+            return _json_response(orjson.dumps(discovery.legacy_api_versions(self.server_address)))
         return _json_response(orjson.dumps(discovery.legacy_group_list()))
 
     def _group_version(self, group: str, version: str) -> web.Response:
@@ -371,15 +382,16 @@ class ApiServer:
         if path == "/openapi/v3":
             return _json_response(openapi.root_document(discovery.served_group_versions()))
         if path.startswith("/openapi/v3/"):
-            parsed = _parse_path(path[len("/openapi/v3"):])
+            parsed = _parse_path(path[len("/openapi/v3") :])
             if parsed is not None and not parsed[2]:
                 doc = openapi.group_version_document(parsed[0], parsed[1])
                 if doc is not None:
                     return _json_response(doc)
         raise errors.NotFound("the server could not find the requested resource", details={})
 
-    async def _resource(self, request: web.Request, user: User,
-                        info: RequestInfo) -> web.StreamResponse:
+    async def _resource(
+        self, request: web.Request, user: User, info: RequestInfo
+    ) -> web.StreamResponse:
         method = request.method
         query = request.query
         rt = info.rt
@@ -389,18 +401,20 @@ class ApiServer:
         if info.subresource in ("log", "eviction", "binding") and handler is None:
             if info.subresource == "binding" and method == "POST":
                 body, _ = await _read_body(request)
-                bound = await self.service.bind(user, info.namespace, info.name, body,
-                                                _write_options(request))
+                bound = await self.service.bind(
+                    user, info.namespace, info.name, body, _write_options(request)
+                )
                 return _json_response(orjson.dumps(bound), status=201)
             raise errors.NotFound(
-                f"the server could not find the requested resource ({info.subresource})",
-                details={})
+                f"the server could not find the requested resource ({info.subresource})", details={}
+            )
         if method == "GET":
             if info.name:
                 if info.legacy_watch or _truthy(query.get("watch")):
                     return await self._watch(request, user, info, name=info.name)
-                stored = self.service.get(user, rt, info.namespace, info.name,
-                                          subresource=info.subresource)
+                stored = self.service.get(
+                    user, rt, info.namespace, info.name, subresource=info.subresource
+                )
                 return self._encode_object(request, rt, stored)
             if info.legacy_watch or _truthy(query.get("watch")):
                 return await self._watch(request, user, info)
@@ -408,37 +422,57 @@ class ApiServer:
         if method == "POST":
             if info.name:
                 raise errors.MethodNotAllowed(
-                    f"the server does not allow this method on the requested resource")
+                    "the server does not allow this method on the requested resource"
+                )
             new_obj, _ = await _read_body(request)
-            result = await self.service.create(user, rt, info.namespace, new_obj,
-                                               _write_options(request))
+            result = await self.service.create(
+                user, rt, info.namespace, new_obj, _write_options(request)
+            )
             return _json_response(result.stored.raw, status=201, warnings=result.warnings)
         if method == "PUT":
             if not info.name:
                 raise errors.MethodNotAllowed(
-                    "the server does not allow this method on the requested resource")
+                    "the server does not allow this method on the requested resource"
+                )
             new_obj, _ = await _read_body(request)
-            result = await self.service.update(user, rt, info.namespace, info.name, new_obj,
-                                               _write_options(request),
-                                               subresource=info.subresource)
+            result = await self.service.update(
+                user,
+                rt,
+                info.namespace,
+                info.name,
+                new_obj,
+                _write_options(request),
+                subresource=info.subresource,
+            )
             return _json_response(result.stored.raw, warnings=result.warnings)
         if method == "PATCH":
             if not info.name:
                 raise errors.MethodNotAllowed(
-                    "the server does not allow this method on the requested resource")
+                    "the server does not allow this method on the requested resource"
+                )
             patch_body, content_type = await _read_body(request, patch=True)
-            result = await self.service.patch(user, rt, info.namespace, info.name, content_type,
-                                              patch_body, _write_options(request),
-                                              subresource=info.subresource)
-            return _json_response(result.stored.raw, status=201 if result.created else 200,
-                                  warnings=result.warnings)
+            result = await self.service.patch(
+                user,
+                rt,
+                info.namespace,
+                info.name,
+                content_type,
+                patch_body,
+                _write_options(request),
+                subresource=info.subresource,
+            )
+            return _json_response(
+                result.stored.raw, status=201 if result.created else 200, warnings=result.warnings
+            )
         if method == "DELETE":
             raw = await request.read()
             body = orjson.loads(raw) if raw.strip() else None
             options = _delete_options(request, body)
             if not info.name:
                 deleted = await self.service.delete_collection(
-                    user, rt, info.namespace,
+                    user,
+                    rt,
+                    info.namespace,
                     label_selector=query.get("labelSelector", ""),
                     field_selector=query.get("fieldSelector", ""),
                     options=options,
@@ -447,26 +481,40 @@ class ApiServer:
             outcome = await self.service.delete(user, rt, info.namespace, info.name, options)
             if outcome.finished and rt.kind not in RETURNS_DELETED_OBJECT:
                 meta = outcome.stored.object.get("metadata") or {}
-                details: dict[str, Any] = {"name": info.name, "kind": rt.plural,
-                                           "uid": meta.get("uid", "")}
+                details: dict[str, Any] = {
+                    "name": info.name,
+                    "kind": rt.plural,
+                    "uid": meta.get("uid", ""),
+                }
                 if rt.group:
                     details["group"] = rt.group
-                status = {"kind": "Status", "apiVersion": "v1", "metadata": {},
-                          "status": "Success", "details": details}
+                status = {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Success",
+                    "details": details,
+                }
                 return _json_response(orjson.dumps(status))
             return _json_response(outcome.stored.raw)
         raise errors.MethodNotAllowed(
-            "the server does not allow this method on the requested resource")
+            "the server does not allow this method on the requested resource"
+        )
 
     # -- encoding ----------------------------------------------------------------------------
 
-    def _encode_object(self, request: web.Request, rt: ResourceType,
-                       stored: Stored) -> web.Response:
+    def _encode_object(
+        self, request: web.Request, rt: ResourceType, stored: Stored
+    ) -> web.Response:
         as_, version = _accept_as(request)
         if as_ == "Table":
-            table = to_table(rt, [stored.object], list_meta={
-                "resourceVersion": str(stored.revision)},
-                include_object=request.query.get("includeObject", "Metadata"), now=now())
+            table = to_table(
+                rt,
+                [stored.object],
+                list_meta={"resourceVersion": str(stored.revision)},
+                include_object=request.query.get("includeObject", "Metadata"),
+                now=now(),
+            )
             table["apiVersion"] = f"meta.k8s.io/{version}"
             return _json_response(orjson.dumps(table))
         if as_.startswith("PartialObjectMetadata"):
@@ -484,42 +532,61 @@ class ApiServer:
             page = self.pager.next(token, limit)
         else:
             items, revision = self.service.list(
-                user, info.rt, info.namespace,
+                user,
+                info.rt,
+                info.namespace,
                 label_selector=query.get("labelSelector", ""),
                 field_selector=query.get("fieldSelector", ""),
             )
             page = self.pager.first(items, revision, limit)
-        return self._encode_list(request, info.rt, page.items, page.revision,
-                                 page.continue_token, page.remaining)
+        return self._encode_list(
+            request, info.rt, page.items, page.revision, page.continue_token, page.remaining
+        )
 
-    def _encode_list(self, request: web.Request, rt: ResourceType, items: list[Stored],
-                     revision: int, continue_token: str, remaining: int) -> web.Response:
+    def _encode_list(
+        self,
+        request: web.Request,
+        rt: ResourceType,
+        items: list[Stored],
+        revision: int,
+        continue_token: str,
+        remaining: int,
+    ) -> web.Response:
         list_meta: dict[str, Any] = {"resourceVersion": str(revision)}
         if continue_token:
             list_meta["continue"] = continue_token
             list_meta["remainingItemCount"] = remaining
         as_, version = _accept_as(request)
         if as_ == "Table":
-            table = to_table(rt, [s.object for s in items], list_meta=list_meta,
-                             include_object=request.query.get("includeObject", "Metadata"),
-                             now=now())
+            table = to_table(
+                rt,
+                [s.object for s in items],
+                list_meta=list_meta,
+                include_object=request.query.get("includeObject", "Metadata"),
+                now=now(),
+            )
             table["apiVersion"] = f"meta.k8s.io/{version}"
             return _json_response(orjson.dumps(table))
         if as_.startswith("PartialObjectMetadata"):
-            partial = {"kind": "PartialObjectMetadataList",
-                       "apiVersion": f"meta.k8s.io/{version}", "metadata": list_meta,
-                       "items": [_partial(s.object, version) for s in items]}
+            partial = {
+                "kind": "PartialObjectMetadataList",
+                "apiVersion": f"meta.k8s.io/{version}",
+                "metadata": list_meta,
+                "items": [_partial(s.object, version) for s in items],
+            }
             return _json_response(orjson.dumps(partial))
-        head = orjson.dumps({"kind": rt.list_kind, "apiVersion": rt.api_version,
-                             "metadata": list_meta})
+        head = orjson.dumps(
+            {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": list_meta}
+        )
         # Splice the stored JSON of every item in, without decoding or re-encoding it.
         body = head[:-1] + b',"items":[' + b",".join(s.raw for s in items) + b"]}"
         return _json_response(body)
 
     # -- watch -------------------------------------------------------------------------------
 
-    async def _watch(self, request: web.Request, user: User, info: RequestInfo, *,
-                     name: str = "") -> web.StreamResponse:
+    async def _watch(
+        self, request: web.Request, user: User, info: RequestInfo, *, name: str = ""
+    ) -> web.StreamResponse:
         query = request.query
         field_selector = query.get("fieldSelector", "")
         if name:
@@ -539,8 +606,12 @@ class ApiServer:
         response.enable_chunked_encoding()
         try:
             stream = self.service.watch(
-                user, info.rt, info.namespace, resource_version="" if initial_events else rv,
-                label_selector=query.get("labelSelector", ""), field_selector=field_selector,
+                user,
+                info.rt,
+                info.namespace,
+                resource_version="" if initial_events else rv,
+                label_selector=query.get("labelSelector", ""),
+                field_selector=field_selector,
             )
         except errors.Gone as err:
             await response.prepare(request)
@@ -563,8 +634,9 @@ class ApiServer:
                     initial_end_sent = True
                 wait = min(left, 5.0)
                 if bookmarks:
-                    wait = min(wait, max(0.0, self.bookmark_interval - (time.monotonic() -
-                                                                        last_bookmark)))
+                    wait = min(
+                        wait, max(0.0, self.bookmark_interval - (time.monotonic() - last_bookmark))
+                    )
                 try:
                     event = await stream.next(timeout=wait)
                 except WatchClosed:
@@ -573,16 +645,23 @@ class ApiServer:
                     transport = request.transport
                     if transport is None or transport.is_closing():
                         break
-                    if bookmarks and time.monotonic() - last_bookmark >= self.bookmark_interval \
-                            and stream.idle():
+                    if (
+                        bookmarks
+                        and time.monotonic() - last_bookmark >= self.bookmark_interval
+                        and stream.idle()
+                    ):
                         await response.write(self._bookmark(info.rt, stream.revision))
                         last_bookmark = time.monotonic()
                     continue
                 etype, stored = event
                 if table:
-                    tbl = to_table(info.rt, [stored.object],
-                                   list_meta={"resourceVersion": str(stored.revision)},
-                                   include_object=include_object, now=now())
+                    tbl = to_table(
+                        info.rt,
+                        [stored.object],
+                        list_meta={"resourceVersion": str(stored.revision)},
+                        include_object=include_object,
+                        now=now(),
+                    )
                     tbl["apiVersion"] = f"meta.k8s.io/{version}"
                     if not first_table:
                         tbl["columnDefinitions"] = []
@@ -591,7 +670,8 @@ class ApiServer:
                     await response.write(payload + b"\n")
                 else:
                     await response.write(
-                        b'{"type":"' + etype.encode() + b'","object":' + stored.raw + b"}\n")
+                        b'{"type":"' + etype.encode() + b'","object":' + stored.raw + b"}\n"
+                    )
         except (ConnectionResetError, ConnectionError):
             pass
         finally:
@@ -608,10 +688,20 @@ class ApiServer:
         meta: dict[str, Any] = {"resourceVersion": str(revision)}
         if initial:
             meta["annotations"] = {"k8s.io/initial-events-end": "true"}
-        return orjson.dumps({"type": "BOOKMARK", "object": {
-            "kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}}) + b"\n"
+        return (
+            orjson.dumps(
+                {
+                    "type": "BOOKMARK",
+                    "object": {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta},
+                }
+            )
+            + b"\n"
+        )
 
 
 def _partial(obj: dict[str, Any], version: str) -> dict[str, Any]:
-    return {"kind": "PartialObjectMetadata", "apiVersion": f"meta.k8s.io/{version}",
-            "metadata": obj.get("metadata") or {}}
+    return {
+        "kind": "PartialObjectMetadata",
+        "apiVersion": f"meta.k8s.io/{version}",
+        "metadata": obj.get("metadata") or {},
+    }

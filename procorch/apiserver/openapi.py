@@ -26,7 +26,9 @@ def _gv_path(group: str, version: str) -> str:
 def _operation(rt: ResourceType) -> dict[str, Any]:
     return {
         "x-kubernetes-group-version-kind": {
-            "group": rt.group, "version": rt.version, "kind": rt.kind,
+            "group": rt.group,
+            "version": rt.version,
+            "kind": rt.kind,
         },
         "parameters": [
             {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},

@@ -57,9 +57,7 @@ class Pager:
             snapshot_id = str(decoded["id"])
             start = int(decoded["start"])
         except (ValueError, KeyError, TypeError):
-            raise errors.BadRequest(
-                f'continue key is not valid: "{token}"'
-            ) from None
+            raise errors.BadRequest(f'continue key is not valid: "{token}"') from None
         self._expire()
         snapshot = self._snapshots.get(snapshot_id)
         if snapshot is None:
@@ -75,10 +73,20 @@ class Pager:
         if end >= len(snapshot.items):
             self._snapshots.pop(snapshot_id, None)
             return Page(items, snapshot.revision, "", 0)
-        token = base64.urlsafe_b64encode(
-            orjson.dumps({"v": "meta.k8s.io/v1", "rv": snapshot.revision, "id": snapshot_id,
-                          "start": end})
-        ).decode().rstrip("=")
+        token = (
+            base64.urlsafe_b64encode(
+                orjson.dumps(
+                    {
+                        "v": "meta.k8s.io/v1",
+                        "rv": snapshot.revision,
+                        "id": snapshot_id,
+                        "start": end,
+                    }
+                )
+            )
+            .decode()
+            .rstrip("=")
+        )
         return Page(items, snapshot.revision, token, len(snapshot.items) - end)
 
     def _expire(self) -> None:

@@ -34,8 +34,9 @@ def to_scale(rt: ResourceType, stored: Stored) -> Stored:
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": scale_meta,
-        "spec": {"replicas": int(spec.get("replicas", 1) if spec.get("replicas") is not None
-                                 else 1)},
+        "spec": {
+            "replicas": int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
+        },
         "status": {
             "replicas": int(status.get("replicas") or 0),
             "selector": format_label_selector(spec.get("selector")),
@@ -49,13 +50,19 @@ def replicas_of(scale_body: dict[str, Any]) -> int:
     if replicas is None:
         replicas = 0
     if not isinstance(replicas, int) or isinstance(replicas, bool):
-        raise errors.Invalid(kind="Scale", name=str((scale_body.get("metadata") or {}).get(
-            "name") or ""), causes=[errors.type_invalid("spec.replicas", replicas,
-                                                        "must be an integer")])
+        raise errors.Invalid(
+            kind="Scale",
+            name=str((scale_body.get("metadata") or {}).get("name") or ""),
+            causes=[errors.type_invalid("spec.replicas", replicas, "must be an integer")],
+        )
     if replicas < 0:
-        raise errors.Invalid(kind="Scale", name=str((scale_body.get("metadata") or {}).get(
-            "name") or ""), causes=[errors.invalid("spec.replicas", replicas,
-                                                   "must be greater than or equal to 0")])
+        raise errors.Invalid(
+            kind="Scale",
+            name=str((scale_body.get("metadata") or {}).get("name") or ""),
+            causes=[
+                errors.invalid("spec.replicas", replicas, "must be greater than or equal to 0")
+            ],
+        )
     return replicas
 
 

@@ -110,10 +110,16 @@ def qos_class(spec: dict[str, Any]) -> str:
     guaranteed = True
     for container in containers:
         resources = container.get("resources") or {}
-        c_requests = {k: v for k, v in (resources.get("requests") or {}).items()
-                      if k in ("cpu", "memory") and _positive(v)}
-        c_limits = {k: v for k, v in (resources.get("limits") or {}).items()
-                    if k in ("cpu", "memory") and _positive(v)}
+        c_requests = {
+            k: v
+            for k, v in (resources.get("requests") or {}).items()
+            if k in ("cpu", "memory") and _positive(v)
+        }
+        c_limits = {
+            k: v
+            for k, v in (resources.get("limits") or {}).items()
+            if k in ("cpu", "memory") and _positive(v)
+        }
         requests.update(c_requests)
         limits.update(c_limits)
         if set(c_limits) != {"cpu", "memory"}:

@@ -22,8 +22,10 @@ from procorch.client.apply import ApplyError, apply_all
 from procorch.client.http import HttpClient
 from procorch.client.manifests import ManifestError, load
 
-TABLE_ACCEPT = ("application/json;as=Table;v=v1;g=meta.k8s.io,"
-                "application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json")
+TABLE_ACCEPT = (
+    "application/json;as=Table;v=v1;g=meta.k8s.io,"
+    "application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+)
 
 
 def resolve_kind(name: str) -> ResourceType:
@@ -56,16 +58,33 @@ def parse_targets(args: tuple[str, ...]) -> list[tuple[ResourceType, list[str]]]
 
 
 @cli.command()
-@click.option("-f", "--filename", "files", multiple=True, required=True,
-              type=click.Path(path_type=Path), help="Manifest file or directory (repeatable).")
+@click.option(
+    "-f",
+    "--filename",
+    "files",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Manifest file or directory (repeatable).",
+)
 @click.option("-n", "--namespace", default=None, help="Namespace for objects that name none.")
 @click.option("--dry-run", is_flag=True, help="Validate on the server; change nothing.")
-@click.option("--force-conflicts/--no-force-conflicts", default=True, show_default=True,
-              help="Take over fields another manager owns (the manifest is the truth).")
+@click.option(
+    "--force-conflicts/--no-force-conflicts",
+    default=True,
+    show_default=True,
+    help="Take over fields another manager owns (the manifest is the truth).",
+)
 @connection_options
 @api_command
-async def apply(files: tuple[Path, ...], namespace: str | None, dry_run: bool,
-                force_conflicts: bool, data_dir: Path, kubeconfig: Path | None) -> int:
+async def apply(
+    files: tuple[Path, ...],
+    namespace: str | None,
+    dry_run: bool,
+    force_conflicts: bool,
+    data_dir: Path,
+    kubeconfig: Path | None,
+) -> int:
     """Create or update objects from manifests (server-side apply, all or nothing)."""
     try:
         manifests = load(files)
@@ -86,14 +105,23 @@ async def apply(files: tuple[Path, ...], namespace: str | None, dry_run: bool,
                 body = {**manifest.obj, "metadata": {**(manifest.obj.get("metadata") or {})}}
                 if rt.namespaced:
                     body["metadata"]["namespace"] = ns
-                await client.patch(rt, manifest.name, body, namespace=ns, patch_type="apply",
-                                   dry_run=True, force=force_conflicts,
-                                   field_validation="Strict")
-                out.print(f"{rt.singular_name}/{manifest.name} valid (server dry run)",
-                          highlight=False)
+                await client.patch(
+                    rt,
+                    manifest.name,
+                    body,
+                    namespace=ns,
+                    patch_type="apply",
+                    dry_run=True,
+                    force=force_conflicts,
+                    field_validation="Strict",
+                )
+                out.print(
+                    f"{rt.singular_name}/{manifest.name} valid (server dry run)", highlight=False
+                )
             return 0
-        applied = await apply_all(client, manifests, default_namespace=namespace or default_ns,
-                                  force=force_conflicts)
+        applied = await apply_all(
+            client, manifests, default_namespace=namespace or default_ns, force=force_conflicts
+        )
     except ApplyError as exc:
         err.print("[red]error:[/] nothing was applied; the server refused:", highlight=False)
         for manifest, problem in exc.problems:
@@ -110,16 +138,22 @@ async def apply(files: tuple[Path, ...], namespace: str | None, dry_run: bool,
 # -- get -----------------------------------------------------------------------------------------
 
 
-async def _get_table(client: HttpClient, rt: ResourceType, *, namespace: str, name: str,
-                     selector: str, field_selector: str) -> dict[str, Any]:
+async def _get_table(
+    client: HttpClient,
+    rt: ResourceType,
+    *,
+    namespace: str,
+    name: str,
+    selector: str,
+    field_selector: str,
+) -> dict[str, Any]:
     params = {}
     if selector:
         params["labelSelector"] = selector
     if field_selector:
         params["fieldSelector"] = field_selector
     url = client.server + rt.path(namespace or None if rt.namespaced else None, name or None)
-    return await client.request("GET", url, params=params or None,
-                                accept=TABLE_ACCEPT)
+    return await client.request("GET", url, params=params or None, accept=TABLE_ACCEPT)
 
 
 @cli.command()
@@ -128,14 +162,21 @@ async def _get_table(client: HttpClient, rt: ResourceType, *, namespace: str, na
 @click.option("-A", "--all-namespaces", is_flag=True)
 @click.option("-l", "--selector", default="", help="Label selector, e.g. app=web,tier!=db.")
 @click.option("--field-selector", default="")
-@click.option("-o", "--output", type=click.Choice(["wide", "yaml", "json", "name"]),
-              default=None)
+@click.option("-o", "--output", type=click.Choice(["wide", "yaml", "json", "name"]), default=None)
 @click.option("--show-labels", is_flag=True)
 @connection_options
 @api_command
-async def get(args: tuple[str, ...], namespace: str | None, all_namespaces: bool, selector: str,
-              field_selector: str, output: str | None, show_labels: bool, data_dir: Path,
-              kubeconfig: Path | None) -> int:
+async def get(
+    args: tuple[str, ...],
+    namespace: str | None,
+    all_namespaces: bool,
+    selector: str,
+    field_selector: str,
+    output: str | None,
+    show_labels: bool,
+    data_dir: Path,
+    kubeconfig: Path | None,
+) -> int:
     """Show objects as tables (like kubectl get)."""
     client, default_ns = make_client(data_dir, kubeconfig)
     ns = "" if all_namespaces else (namespace or default_ns)
@@ -144,17 +185,27 @@ async def get(args: tuple[str, ...], namespace: str | None, all_namespaces: bool
         for rt, names in parse_targets(args):
             for name in names or [""]:
                 if output in ("yaml", "json", "name"):
-                    found |= await _print_objects(client, rt, ns, name, selector,
-                                                  field_selector, output)
+                    found |= await _print_objects(
+                        client, rt, ns, name, selector, field_selector, output
+                    )
                     continue
-                table = await _get_table(client, rt, namespace=ns, name=name,
-                                         selector=selector, field_selector=field_selector)
+                table = await _get_table(
+                    client,
+                    rt,
+                    namespace=ns,
+                    name=name,
+                    selector=selector,
+                    field_selector=field_selector,
+                )
                 if table.get("rows"):
                     found = True
-                    _render_table(table, wide=output == "wide",
-                                  with_namespace=all_namespaces and rt.namespaced,
-                                  show_labels=show_labels,
-                                  title=rt.kind if len(args) > 1 or "," in args[0] else None)
+                    _render_table(
+                        table,
+                        wide=output == "wide",
+                        with_namespace=all_namespaces and rt.namespaced,
+                        show_labels=show_labels,
+                        title=rt.kind if len(args) > 1 or "," in args[0] else None,
+                    )
         if not found:
             where = f" in {ns} namespace" if ns else ""
             err.print(f"No resources found{where}.", highlight=False)
@@ -163,22 +214,42 @@ async def get(args: tuple[str, ...], namespace: str | None, all_namespaces: bool
     return 0
 
 
-async def _print_objects(client: HttpClient, rt: ResourceType, ns: str, name: str,
-                         selector: str, field_selector: str, output: str) -> bool:
+async def _print_objects(
+    client: HttpClient,
+    rt: ResourceType,
+    ns: str,
+    name: str,
+    selector: str,
+    field_selector: str,
+    output: str,
+) -> bool:
     if name:
         items = [await client.get(rt, name, namespace=ns)]
     else:
-        items = (await client.list(rt, namespace=ns, label_selector=selector,
-                                   field_selector=field_selector)).items
+        items = (
+            await client.list(
+                rt, namespace=ns, label_selector=selector, field_selector=field_selector
+            )
+        ).items
     if not items:
         return False
     if output == "name":
         for obj in items:
-            out.print(f"{rt.singular_name}{'.' + rt.group if rt.group else ''}/"
-                      f"{obj['metadata']['name']}", highlight=False)
+            out.print(
+                f"{rt.singular_name}{'.' + rt.group if rt.group else ''}/{obj['metadata']['name']}",
+                highlight=False,
+            )
         return True
-    doc: Any = items[0] if name else {"apiVersion": "v1", "kind": "List", "items": items,
-                                      "metadata": {"resourceVersion": ""}}
+    doc: Any = (
+        items[0]
+        if name
+        else {
+            "apiVersion": "v1",
+            "kind": "List",
+            "items": items,
+            "metadata": {"resourceVersion": ""},
+        }
+    )
     for obj in items:
         obj.get("metadata", {}).pop("managedFields", None)
     if output == "json":
@@ -188,12 +259,19 @@ async def _print_objects(client: HttpClient, rt: ResourceType, ns: str, name: st
     return True
 
 
-def _render_table(table: dict[str, Any], *, wide: bool, with_namespace: bool,
-                  show_labels: bool, title: str | None) -> None:
+def _render_table(
+    table: dict[str, Any], *, wide: bool, with_namespace: bool, show_labels: bool, title: str | None
+) -> None:
     columns = table.get("columnDefinitions") or []
     keep = [i for i, c in enumerate(columns) if wide or not c.get("priority")]
-    grid = Table(box=None, show_edge=False, pad_edge=False, header_style="bold", title=title,
-                 title_justify="left")
+    grid = Table(
+        box=None,
+        show_edge=False,
+        pad_edge=False,
+        header_style="bold",
+        title=title,
+        title_justify="left",
+    )
     if with_namespace:
         grid.add_column("NAMESPACE")
     for i in keep:
@@ -203,8 +281,7 @@ def _render_table(table: dict[str, Any], *, wide: bool, with_namespace: bool,
     for row in table.get("rows") or []:
         cells = row.get("cells") or []
         meta = (row.get("object") or {}).get("metadata") or {}
-        values = [str(cells[i]) if i < len(cells) and cells[i] is not None else ""
-                  for i in keep]
+        values = [str(cells[i]) if i < len(cells) and cells[i] is not None else "" for i in keep]
         if with_namespace:
             values.insert(0, str(meta.get("namespace", "")))
         if show_labels:
@@ -222,8 +299,9 @@ def _render_table(table: dict[str, Any], *, wide: bool, with_namespace: bool,
 @click.option("-n", "--namespace", default=None)
 @connection_options
 @api_command
-async def describe(args: tuple[str, ...], namespace: str | None, data_dir: Path,
-                   kubeconfig: Path | None) -> int:
+async def describe(
+    args: tuple[str, ...], namespace: str | None, data_dir: Path, kubeconfig: Path | None
+) -> int:
     """Show an object in detail, with its events."""
     client, default_ns = make_client(data_dir, kubeconfig)
     ns = namespace or default_ns
@@ -232,15 +310,17 @@ async def describe(args: tuple[str, ...], namespace: str | None, data_dir: Path,
     try:
         for rt, names in parse_targets(args):
             if not names:
-                names = [o["metadata"]["name"] for o in
-                         (await client.list(rt, namespace=ns)).items]
+                names = [o["metadata"]["name"] for o in (await client.list(rt, namespace=ns)).items]
             for name in names:
                 obj = await client.get(rt, name, namespace=ns if rt.namespaced else "")
                 _describe_object(rt, obj)
                 meta = obj["metadata"]
                 selector = f"involvedObject.name={name},involvedObject.uid={meta['uid']}"
-                events = (await client.list(events_rt, namespace=meta.get("namespace", ""),
-                                            field_selector=selector)).items
+                events = (
+                    await client.list(
+                        events_rt, namespace=meta.get("namespace", ""), field_selector=selector
+                    )
+                ).items
                 _describe_events(events)
                 out.print()
     finally:
@@ -254,11 +334,15 @@ def _describe_object(rt: ResourceType, obj: dict[str, Any]) -> None:
     if rt.namespaced:
         rows.append(("Namespace", meta.get("namespace", "")))
     labels = meta.get("labels") or {}
-    annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
-                   if k != "kubectl.kubernetes.io/last-applied-configuration"}
+    annotations = {
+        k: v
+        for k, v in (meta.get("annotations") or {}).items()
+        if k != "kubectl.kubernetes.io/last-applied-configuration"
+    }
     rows.append(("Labels", "\n".join(f"{k}={v}" for k, v in sorted(labels.items())) or "<none>"))
-    rows.append(("Annotations",
-                 "\n".join(f"{k}: {v}" for k, v in sorted(annotations.items())) or "<none>"))
+    rows.append(
+        ("Annotations", "\n".join(f"{k}: {v}" for k, v in sorted(annotations.items())) or "<none>")
+    )
     rows.append(("CreationTimestamp", meta.get("creationTimestamp", "")))
     if meta.get("deletionTimestamp"):
         rows.append(("DeletionTimestamp", meta["deletionTimestamp"]))
@@ -281,8 +365,12 @@ def _describe_object(rt: ResourceType, obj: dict[str, Any]) -> None:
         for column in ("Type", "Status", "Reason", "Message"):
             table.add_column(column)
         for c in conditions:
-            table.add_row(str(c.get("type", "")), str(c.get("status", "")),
-                          str(c.get("reason", "")), str(c.get("message", "")))
+            table.add_row(
+                str(c.get("type", "")),
+                str(c.get("status", "")),
+                str(c.get("reason", "")),
+                str(c.get("message", "")),
+            )
         out.print(table, highlight=False)
 
 
@@ -296,10 +384,13 @@ def _describe_events(events: list[dict[str, Any]]) -> None:
     for e in sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or ""):
         count = e.get("count") or 1
         age = e.get("lastTimestamp") or e.get("eventTime") or ""
-        table.add_row(str(e.get("type", "")), str(e.get("reason", "")),
-                      f"{age}" + (f" (x{count})" if count > 1 else ""),
-                      str((e.get("source") or {}).get("component") or e.get("reportingComponent")
-                          or ""), str(e.get("message", "")))
+        table.add_row(
+            str(e.get("type", "")),
+            str(e.get("reason", "")),
+            f"{age}" + (f" (x{count})" if count > 1 else ""),
+            str((e.get("source") or {}).get("component") or e.get("reportingComponent") or ""),
+            str(e.get("message", "")),
+        )
     out.print(table, highlight=False)
 
 
@@ -312,18 +403,37 @@ def _describe_events(events: list[dict[str, Any]]) -> None:
 @click.option("-n", "--namespace", default=None)
 @click.option("-l", "--selector", default="")
 @click.option("--all", "all_", is_flag=True, help="Delete every object of the type.")
-@click.option("--cascade", type=click.Choice(["background", "foreground", "orphan"]),
-              default="background", show_default=True)
-@click.option("--grace-period", type=int, default=None,
-              help="Seconds for pods to stop (0 with --force kills at once).")
+@click.option(
+    "--cascade",
+    type=click.Choice(["background", "foreground", "orphan"]),
+    default="background",
+    show_default=True,
+)
+@click.option(
+    "--grace-period",
+    type=int,
+    default=None,
+    help="Seconds for pods to stop (0 with --force kills at once).",
+)
 @click.option("--force", is_flag=True, help="With --grace-period=0: delete immediately.")
-@click.option("--wait/--no-wait", default=True, show_default=True,
-              help="Wait until the objects are gone.")
+@click.option(
+    "--wait/--no-wait", default=True, show_default=True, help="Wait until the objects are gone."
+)
 @connection_options
 @api_command
-async def delete(args: tuple[str, ...], files: tuple[Path, ...], namespace: str | None,
-                 selector: str, all_: bool, cascade: str, grace_period: int | None, force: bool,
-                 wait: bool, data_dir: Path, kubeconfig: Path | None) -> int:
+async def delete(
+    args: tuple[str, ...],
+    files: tuple[Path, ...],
+    namespace: str | None,
+    selector: str,
+    all_: bool,
+    cascade: str,
+    grace_period: int | None,
+    force: bool,
+    wait: bool,
+    data_dir: Path,
+    kubeconfig: Path | None,
+) -> int:
     """Delete objects by type and name, by label, or from manifests."""
     client, default_ns = make_client(data_dir, kubeconfig)
     ns = namespace or default_ns
@@ -338,8 +448,9 @@ async def delete(args: tuple[str, ...], files: tuple[Path, ...], namespace: str 
                     from procorch.client.apply import resolve
 
                     rt = resolve(manifest)
-                    targets.append((rt, manifest.namespace or ns if rt.namespaced else "",
-                                    manifest.name))
+                    targets.append(
+                        (rt, manifest.namespace or ns if rt.namespaced else "", manifest.name)
+                    )
             except ManifestError as exc:
                 raise click.ClickException(str(exc)) from None
         else:
@@ -348,8 +459,10 @@ async def delete(args: tuple[str, ...], files: tuple[Path, ...], namespace: str 
                     targets.extend((rt, ns if rt.namespaced else "", n) for n in names)
                 elif selector or all_:
                     listed = await client.list(rt, namespace=ns, label_selector=selector)
-                    targets.extend((rt, ns if rt.namespaced else "", o["metadata"]["name"])
-                                   for o in listed.items)
+                    targets.extend(
+                        (rt, ns if rt.namespaced else "", o["metadata"]["name"])
+                        for o in listed.items
+                    )
                 else:
                     raise click.UsageError("give names, -l SELECTOR or --all")
         policy = cascade.capitalize()
@@ -357,16 +470,23 @@ async def delete(args: tuple[str, ...], files: tuple[Path, ...], namespace: str 
         status = 0
         for rt, obj_ns, name in targets:
             try:
-                result = await client.delete(rt, name, namespace=obj_ns,
-                                             grace_period_seconds=grace,
-                                             propagation_policy=policy)
+                result = await client.delete(
+                    rt,
+                    name,
+                    namespace=obj_ns,
+                    grace_period_seconds=grace,
+                    propagation_policy=policy,
+                )
             except errors.NotFound as exc:
                 err.print(f"Error from server (NotFound): {exc.message}", highlight=False)
                 status = 1
                 continue
             out.print(f'{rt.singular_name} "{name}" deleted', highlight=False)
-            uid = ((result.get("details") or {}).get("uid")
-                   or (result.get("metadata") or {}).get("uid") or "")
+            uid = (
+                (result.get("details") or {}).get("uid")
+                or (result.get("metadata") or {}).get("uid")
+                or ""
+            )
             pending.append((rt, obj_ns, name, uid))
         if wait and pending:
             await _wait_gone(client, pending)
@@ -375,8 +495,7 @@ async def delete(args: tuple[str, ...], files: tuple[Path, ...], namespace: str 
     return status
 
 
-async def _wait_gone(client: HttpClient,
-                     pending: list[tuple[ResourceType, str, str, str]]) -> None:
+async def _wait_gone(client: HttpClient, pending: list[tuple[ResourceType, str, str, str]]) -> None:
     started = time.monotonic()
     shown = False
     while pending:
@@ -412,9 +531,17 @@ async def _wait_gone(client: HttpClient,
 @click.option("--timestamps", is_flag=True)
 @connection_options
 @api_command
-async def logs(pod: str, container: str, namespace: str | None, follow: bool, previous: bool,
-               tail: int | None, timestamps: bool, data_dir: Path,
-               kubeconfig: Path | None) -> int:
+async def logs(
+    pod: str,
+    container: str,
+    namespace: str | None,
+    follow: bool,
+    previous: bool,
+    tail: int | None,
+    timestamps: bool,
+    data_dir: Path,
+    kubeconfig: Path | None,
+) -> int:
     """Print a container's output."""
     client, default_ns = make_client(data_dir, kubeconfig)
     ns = namespace or default_ns
@@ -433,8 +560,9 @@ async def logs(pod: str, container: str, namespace: str | None, follow: bool, pr
         params["timestamps"] = "true"
     url = client.server + pods_rt.path(ns, pod) + "/log"
     try:
-        async with client.session.get(url, params=params,
-                                      timeout=aiohttp.ClientTimeout(total=None)) as response:
+        async with client.session.get(
+            url, params=params, timeout=aiohttp.ClientTimeout(total=None)
+        ) as response:
             if response.status >= 400:
                 raise client._error(response.status, await response.read())
             async for chunk in response.content.iter_any():
@@ -449,8 +577,9 @@ async def logs(pod: str, container: str, namespace: str | None, follow: bool, pr
 
 
 @cli.command("kubeconfig")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=Path(".procorch"),
-              show_default=True)
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), default=Path(".procorch"), show_default=True
+)
 @click.option("--raw", is_flag=True, help="Print the file's contents instead of its path.")
 def kubeconfig_cmd(data_dir: Path, raw: bool) -> None:
     """Where the kubeconfig for kubectl is (or its contents with --raw)."""

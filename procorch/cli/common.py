@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,11 +33,20 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def connection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--data-dir", type=click.Path(path_type=Path), default=Path(".procorch"),
-                      envvar=DATA_DIR_ENV, show_default=True,
-                      help="Data dir of the procorch to talk to (its kubeconfig is used).")(fn)
-    fn = click.option("--kubeconfig", type=click.Path(path_type=Path), default=None,
-                      help="Use this kubeconfig instead of the data dir's.")(fn)
+    fn = click.option(
+        "--data-dir",
+        type=click.Path(path_type=Path),
+        default=Path(".procorch"),
+        envvar=DATA_DIR_ENV,
+        show_default=True,
+        help="Data dir of the procorch to talk to (its kubeconfig is used).",
+    )(fn)
+    fn = click.option(
+        "--kubeconfig",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Use this kubeconfig instead of the data dir's.",
+    )(fn)
     return fn
 
 
@@ -58,8 +67,11 @@ def api_command(fn: Callable[..., Coroutine[Any, Any, int | None]]) -> Callable[
         try:
             code: int | None = run_async(fn(*args, **kwargs))
         except errors.ApiError as exc:
-            err.print(f"[red]Error from server ({exc.reason}):[/] {exc.message}", markup=True,
-                      highlight=False)
+            err.print(
+                f"[red]Error from server ({exc.reason}):[/] {exc.message}",
+                markup=True,
+                highlight=False,
+            )
             sys.exit(1)
         sys.exit(code or 0)
 

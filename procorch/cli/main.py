@@ -8,7 +8,6 @@ kubectl can use the same kubeconfig.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,35 +19,77 @@ from procorch.cli.common import DATA_DIR_ENV, run_async
 from procorch.kit.logging import configure
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"],
-                               "max_content_width": 100})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="procorch")
 def cli() -> None:
     """procorch: Kubernetes for plain OS processes."""
 
 
 @cli.command()
-@click.option("-f", "--filename", "files", multiple=True, type=click.Path(path_type=Path),
-              help="Manifest file or directory to apply (repeatable; directories recursively).")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=Path(".procorch"),
-              envvar=DATA_DIR_ENV, show_default=True, help="Where state, logs and the kubeconfig live.")
-@click.option("--api-port", type=int, default=6443, show_default=True,
-              help="Port of the Kubernetes API on 127.0.0.1 (0 picks a free one).")
+@click.option(
+    "-f",
+    "--filename",
+    "files",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Manifest file or directory to apply (repeatable; directories recursively).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=Path(".procorch"),
+    envvar=DATA_DIR_ENV,
+    show_default=True,
+    help="Where state, logs and the kubeconfig live.",
+)
+@click.option(
+    "--api-port",
+    type=int,
+    default=6443,
+    show_default=True,
+    help="Port of the Kubernetes API on 127.0.0.1 (0 picks a free one).",
+)
 @click.option("--api-host", default="127.0.0.1", show_default=True, help="Address the API binds.")
-@click.option("--ingress-port", type=int, default=8080, show_default=True,
-              help="Port of the Ingress HTTP listener.")
-@click.option("--log-format", type=click.Choice(["console", "json"]), default="console",
-              show_default=True, help="Format of procorch's own logs.")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
-              default="info", show_default=True)
-def up(files: tuple[Path, ...], data_dir: Path, api_port: int, api_host: str, ingress_port: int,
-       log_format: str, log_level: str) -> None:
+@click.option(
+    "--ingress-port",
+    type=int,
+    default=8080,
+    show_default=True,
+    help="Port of the Ingress HTTP listener.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["console", "json"]),
+    default="console",
+    show_default=True,
+    help="Format of procorch's own logs.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+def up(
+    files: tuple[Path, ...],
+    data_dir: Path,
+    api_port: int,
+    api_host: str,
+    ingress_port: int,
+    log_format: str,
+    log_level: str,
+) -> None:
     """Run the API server, controllers and everything else in the foreground."""
     from procorch.launcher.up import UpConfig, run_up
 
     configure(fmt=log_format, level=log_level)  # type: ignore[arg-type]
-    config = UpConfig(data_dir=data_dir, api_host=api_host, api_port=api_port,
-                      ingress_port=ingress_port, files=list(files))
+    config = UpConfig(
+        data_dir=data_dir,
+        api_host=api_host,
+        api_port=api_port,
+        ingress_port=ingress_port,
+        files=list(files),
+    )
 
     def ready(procorch: Any) -> None:
         click.echo(f"procorch is up: {procorch.api_url}", err=True)

@@ -23,10 +23,26 @@ from procorch.client.manifests import Manifest
 Outcome = Literal["created", "configured", "unchanged"]
 
 _KIND_ORDER = [
-    "Namespace", "ServiceAccount", "Secret", "ConfigMap", "PersistentVolumeClaim",
-    "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "IngressClass",
-    "Service", "Endpoints", "EndpointSlice", "Pod", "ReplicaSet", "Deployment", "Job",
-    "CronJob", "HorizontalPodAutoscaler", "Ingress",
+    "Namespace",
+    "ServiceAccount",
+    "Secret",
+    "ConfigMap",
+    "PersistentVolumeClaim",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+    "IngressClass",
+    "Service",
+    "Endpoints",
+    "EndpointSlice",
+    "Pod",
+    "ReplicaSet",
+    "Deployment",
+    "Job",
+    "CronJob",
+    "HorizontalPodAutoscaler",
+    "Ingress",
 ]
 
 
@@ -38,8 +54,10 @@ class Applied:
     obj: dict[str, Any]
 
     def describe(self) -> str:
-        return f"{self.rt.singular_name}{'.' + self.rt.group if self.rt.group else ''}/" \
-               f"{self.obj['metadata']['name']} {self.outcome}"
+        return (
+            f"{self.rt.singular_name}{'.' + self.rt.group if self.rt.group else ''}/"
+            f"{self.obj['metadata']['name']} {self.outcome}"
+        )
 
 
 class ApplyError(Exception):
@@ -93,22 +111,41 @@ async def apply_all(
             continue
         namespace = (manifest.namespace or default_namespace) if rt.namespaced else ""
         if not manifest.name:
-            problems.append((manifest, errors.Invalid(kind=manifest.kind, name="", causes=[
-                errors.required("metadata.name")])))
+            problems.append(
+                (
+                    manifest,
+                    errors.Invalid(
+                        kind=manifest.kind, name="", causes=[errors.required("metadata.name")]
+                    ),
+                )
+            )
             continue
         plan.append((manifest, rt, namespace))
     seen: set[tuple[str, str, str]] = set()
     for manifest, rt, namespace in plan:
         key = (rt.key, namespace, manifest.name)
         if key in seen:
-            problems.append((manifest, errors.BadRequest(
-                f"{rt.kind} {namespace + '/' if namespace else ''}{manifest.name} appears more "
-                "than once")))
+            problems.append(
+                (
+                    manifest,
+                    errors.BadRequest(
+                        f"{rt.kind} {namespace + '/' if namespace else ''}{manifest.name} appears more "
+                        "than once"
+                    ),
+                )
+            )
         seen.add(key)
     for manifest, rt, namespace in plan:
         try:
-            await _apply_one(client, manifest, rt, namespace, dry_run=True,
-                             field_manager=field_manager, force=force)
+            await _apply_one(
+                client,
+                manifest,
+                rt,
+                namespace,
+                dry_run=True,
+                field_manager=field_manager,
+                force=force,
+            )
         except errors.NotFound as exc:
             if exc.details.get("kind") == "namespaces" and namespace in new_namespaces:
                 continue
@@ -119,8 +156,17 @@ async def apply_all(
         raise ApplyError(problems)
     applied: list[Applied] = []
     for manifest, rt, namespace in sorted(plan, key=lambda p: order_key(p[0])):
-        applied.append(await _apply_one(client, manifest, rt, namespace, dry_run=False,
-                                        field_manager=field_manager, force=force))
+        applied.append(
+            await _apply_one(
+                client,
+                manifest,
+                rt,
+                namespace,
+                dry_run=False,
+                field_manager=field_manager,
+                force=force,
+            )
+        )
     return applied
 
 
@@ -143,8 +189,15 @@ async def _apply_one(
     except errors.NotFound:
         before = None
     result = await client.patch(
-        rt, manifest.name, body, namespace=namespace, patch_type="apply", dry_run=dry_run,
-        field_manager=field_manager, force=force, field_validation="Strict",
+        rt,
+        manifest.name,
+        body,
+        namespace=namespace,
+        patch_type="apply",
+        dry_run=dry_run,
+        field_manager=field_manager,
+        force=force,
+        field_validation="Strict",
     )
     if before is None:
         outcome: Outcome = "created"

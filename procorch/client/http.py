@@ -7,7 +7,6 @@ in-process transport raises. Watches read the newline-delimited event stream inc
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,8 +16,8 @@ import orjson
 
 from procorch.api import errors
 from procorch.api.resources import ResourceType
-from procorch.client.kubeconfig import Credentials
 from procorch.client.base import PATCH_CONTENT_TYPES, Client, ObjectList, PatchType, WatchEvent
+from procorch.client.kubeconfig import Credentials
 
 USER_AGENT = "procorch/0.1"
 
@@ -26,8 +25,13 @@ USER_AGENT = "procorch/0.1"
 class HttpClient(Client):
     @classmethod
     def from_credentials(cls, creds: Credentials, **kwargs: Any) -> HttpClient:
-        return cls(creds.server, token=creds.token, ca_data=creds.ca_data,
-                   insecure=creds.insecure, **kwargs)
+        return cls(
+            creds.server,
+            token=creds.token,
+            ca_data=creds.ca_data,
+            insecure=creds.insecure,
+            **kwargs,
+        )
 
     def __init__(
         self,
@@ -74,8 +78,9 @@ class HttpClient(Client):
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _url(self, rt: ResourceType, *, namespace: str = "", name: str = "",
-             subresource: str = "") -> str:
+    def _url(
+        self, rt: ResourceType, *, namespace: str = "", name: str = "", subresource: str = ""
+    ) -> str:
         path = rt.path(namespace if rt.namespaced else None, name or None)
         if subresource:
             path += f"/{subresource}"
@@ -97,7 +102,11 @@ class HttpClient(Client):
             headers["Content-Type"] = content_type
         try:
             async with self.session.request(
-                method, url, params=params, data=data, headers=headers,
+                method,
+                url,
+                params=params,
+                data=data,
+                headers=headers,
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
             ) as response:
                 payload = await response.read()
@@ -110,10 +119,10 @@ class HttpClient(Client):
                 return payload.decode(errors="replace")
         except aiohttp.ClientConnectionError as exc:
             raise errors.ServiceUnavailable(
-                f"cannot reach the API server at {self.server}: {exc}") from exc
+                f"cannot reach the API server at {self.server}: {exc}"
+            ) from exc
         except TimeoutError as exc:
-            raise errors.Timeout(f"the API server at {self.server} did not answer in time") \
-                from exc
+            raise errors.Timeout(f"the API server at {self.server} did not answer in time") from exc
 
     @staticmethod
     def _error(status: int, payload: bytes) -> errors.ApiError:
@@ -126,8 +135,9 @@ class HttpClient(Client):
         text = payload.decode(errors="replace").strip() or f"HTTP {status}"
         return errors.from_status({"message": text}, code=status)
 
-    def _write_params(self, *, dry_run: bool, field_manager: str,
-                      field_validation: str = "", force: bool = False) -> dict[str, str]:
+    def _write_params(
+        self, *, dry_run: bool, field_manager: str, field_validation: str = "", force: bool = False
+    ) -> dict[str, str]:
         params = {"fieldManager": field_manager or self.field_manager}
         if dry_run:
             params["dryRun"] = "All"
@@ -139,57 +149,109 @@ class HttpClient(Client):
 
     # -- verbs -------------------------------------------------------------------------------
 
-    async def get(self, rt: ResourceType, name: str, *, namespace: str = "",
-                  subresource: str = "") -> dict[str, Any]:
+    async def get(
+        self, rt: ResourceType, name: str, *, namespace: str = "", subresource: str = ""
+    ) -> dict[str, Any]:
         return await self.request(
-            "GET", self._url(rt, namespace=namespace, name=name, subresource=subresource))
+            "GET", self._url(rt, namespace=namespace, name=name, subresource=subresource)
+        )
 
-    async def list(self, rt: ResourceType, *, namespace: str = "", label_selector: str = "",
-                   field_selector: str = "") -> ObjectList:
+    async def list(
+        self,
+        rt: ResourceType,
+        *,
+        namespace: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> ObjectList:
         params: dict[str, str] = {}
         if label_selector:
             params["labelSelector"] = label_selector
         if field_selector:
             params["fieldSelector"] = field_selector
         body = await self.request("GET", self._url(rt, namespace=namespace), params=params)
-        return ObjectList(list(body.get("items") or []),
-                          str((body.get("metadata") or {}).get("resourceVersion") or ""))
+        return ObjectList(
+            list(body.get("items") or []),
+            str((body.get("metadata") or {}).get("resourceVersion") or ""),
+        )
 
-    async def create(self, rt: ResourceType, obj: dict[str, Any], *, namespace: str = "",
-                     dry_run: bool = False, field_manager: str = "",
-                     field_validation: str = "") -> dict[str, Any]:
+    async def create(
+        self,
+        rt: ResourceType,
+        obj: dict[str, Any],
+        *,
+        namespace: str = "",
+        dry_run: bool = False,
+        field_manager: str = "",
+        field_validation: str = "",
+    ) -> dict[str, Any]:
         ns = namespace or str((obj.get("metadata") or {}).get("namespace") or "")
         return await self.request(
-            "POST", self._url(rt, namespace=ns),
-            params=self._write_params(dry_run=dry_run, field_manager=field_manager,
-                                      field_validation=field_validation),
-            body=obj)
+            "POST",
+            self._url(rt, namespace=ns),
+            params=self._write_params(
+                dry_run=dry_run, field_manager=field_manager, field_validation=field_validation
+            ),
+            body=obj,
+        )
 
-    async def update(self, rt: ResourceType, obj: dict[str, Any], *, namespace: str = "",
-                     subresource: str = "", dry_run: bool = False,
-                     field_manager: str = "") -> dict[str, Any]:
+    async def update(
+        self,
+        rt: ResourceType,
+        obj: dict[str, Any],
+        *,
+        namespace: str = "",
+        subresource: str = "",
+        dry_run: bool = False,
+        field_manager: str = "",
+    ) -> dict[str, Any]:
         meta = obj.get("metadata") or {}
         ns = namespace or str(meta.get("namespace") or "")
         return await self.request(
-            "PUT", self._url(rt, namespace=ns, name=str(meta.get("name")),
-                             subresource=subresource),
+            "PUT",
+            self._url(rt, namespace=ns, name=str(meta.get("name")), subresource=subresource),
             params=self._write_params(dry_run=dry_run, field_manager=field_manager),
-            body=obj)
+            body=obj,
+        )
 
-    async def patch(self, rt: ResourceType, name: str, patch: Any, *, namespace: str = "",
-                    patch_type: PatchType = "merge", subresource: str = "",
-                    dry_run: bool = False, field_manager: str = "", force: bool = False,
-                    field_validation: str = "") -> dict[str, Any]:
+    async def patch(
+        self,
+        rt: ResourceType,
+        name: str,
+        patch: Any,
+        *,
+        namespace: str = "",
+        patch_type: PatchType = "merge",
+        subresource: str = "",
+        dry_run: bool = False,
+        field_manager: str = "",
+        force: bool = False,
+        field_validation: str = "",
+    ) -> dict[str, Any]:
         return await self.request(
-            "PATCH", self._url(rt, namespace=namespace, name=name, subresource=subresource),
-            params=self._write_params(dry_run=dry_run, field_manager=field_manager,
-                                      field_validation=field_validation, force=force),
-            body=patch, content_type=PATCH_CONTENT_TYPES[patch_type])
+            "PATCH",
+            self._url(rt, namespace=namespace, name=name, subresource=subresource),
+            params=self._write_params(
+                dry_run=dry_run,
+                field_manager=field_manager,
+                field_validation=field_validation,
+                force=force,
+            ),
+            body=patch,
+            content_type=PATCH_CONTENT_TYPES[patch_type],
+        )
 
-    async def delete(self, rt: ResourceType, name: str, *, namespace: str = "",
-                     grace_period_seconds: int | None = None,
-                     propagation_policy: str | None = None, uid: str | None = None,
-                     dry_run: bool = False) -> dict[str, Any]:
+    async def delete(
+        self,
+        rt: ResourceType,
+        name: str,
+        *,
+        namespace: str = "",
+        grace_period_seconds: int | None = None,
+        propagation_policy: str | None = None,
+        uid: str | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if grace_period_seconds is not None:
             body["gracePeriodSeconds"] = grace_period_seconds
@@ -199,17 +261,32 @@ class HttpClient(Client):
             body["preconditions"] = {"uid": uid}
         params = {"dryRun": "All"} if dry_run else None
         return await self.request(
-            "DELETE", self._url(rt, namespace=namespace, name=name), params=params, body=body)
+            "DELETE", self._url(rt, namespace=namespace, name=name), params=params, body=body
+        )
 
-    async def create_subresource(self, rt: ResourceType, name: str, subresource: str,
-                                 body: dict[str, Any], *, namespace: str = "") -> dict[str, Any]:
+    async def create_subresource(
+        self,
+        rt: ResourceType,
+        name: str,
+        subresource: str,
+        body: dict[str, Any],
+        *,
+        namespace: str = "",
+    ) -> dict[str, Any]:
         return await self.request(
-            "POST", self._url(rt, namespace=namespace, name=name, subresource=subresource),
-            body=body)
+            "POST",
+            self._url(rt, namespace=namespace, name=name, subresource=subresource),
+            body=body,
+        )
 
     async def watch(
-        self, rt: ResourceType, *, namespace: str = "", resource_version: str = "",
-        label_selector: str = "", field_selector: str = "",
+        self,
+        rt: ResourceType,
+        *,
+        namespace: str = "",
+        resource_version: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
         timeout_seconds: float | None = None,
     ) -> AsyncIterator[WatchEvent]:
         params = {"watch": "true", "allowWatchBookmarks": "true"}
@@ -223,7 +300,8 @@ class HttpClient(Client):
             params["timeoutSeconds"] = str(int(max(1, timeout_seconds)))
         try:
             async with self.session.get(
-                self._url(rt, namespace=namespace), params=params,
+                self._url(rt, namespace=namespace),
+                params=params,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout),
             ) as response:
                 if response.status >= 400:
@@ -237,12 +315,14 @@ class HttpClient(Client):
                             continue
                         event = orjson.loads(line)
                         if event.get("type") == "ERROR":
-                            raise errors.from_status(event.get("object") or {},
-                                                     code=int((event.get("object") or {})
-                                                              .get("code") or 500))
+                            raise errors.from_status(
+                                event.get("object") or {},
+                                code=int((event.get("object") or {}).get("code") or 500),
+                            )
                         yield WatchEvent(event["type"], event["object"])
         except aiohttp.ClientConnectionError as exc:
             raise errors.ServiceUnavailable(
-                f"watch connection to {self.server} failed: {exc}") from exc
-        except asyncio.TimeoutError as exc:
+                f"watch connection to {self.server} failed: {exc}"
+            ) from exc
+        except TimeoutError as exc:
             raise errors.Timeout("watch timed out") from exc

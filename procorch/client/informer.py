@@ -14,9 +14,8 @@ Concurrency: one task per informer (:meth:`run`), single event loop.
 
 from __future__ import annotations
 
-import builtins
-
 import asyncio
+import builtins
 import random
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -83,8 +82,9 @@ class Informer:
     def get(self, name: str, namespace: str = "") -> Obj | None:
         return self._cache.get((namespace if self.rt.namespaced else "", name))
 
-    def list(self, namespace: str | None = None,
-             selector: LabelSelector | None = None) -> builtins.list[Obj]:
+    def list(
+        self, namespace: str | None = None, selector: LabelSelector | None = None
+    ) -> builtins.list[Obj]:
         out = []
         for (ns, _), obj in self._cache.items():
             if namespace is not None and self.rt.namespaced and ns != namespace:
@@ -122,15 +122,22 @@ class Informer:
             except Exception as exc:  # noqa: BLE001 - keep the cache alive through API errors
                 failures += 1
                 delay = min(30.0, 0.2 * 2 ** min(failures, 8)) * random.uniform(0.8, 1.2)
-                log.warning("list/watch failed; retrying", resource=self.rt.key,
-                            error=repr(exc), retry_in=round(delay, 2))
+                log.warning(
+                    "list/watch failed; retrying",
+                    resource=self.rt.key,
+                    error=repr(exc),
+                    retry_in=round(delay, 2),
+                )
                 self.resource_version = ""
                 await asyncio.sleep(delay)
 
     async def _relist(self) -> None:
-        listed = await self.client.list(self.rt, namespace=self.namespace,
-                                        label_selector=self.label_selector,
-                                        field_selector=self.field_selector)
+        listed = await self.client.list(
+            self.rt,
+            namespace=self.namespace,
+            label_selector=self.label_selector,
+            field_selector=self.field_selector,
+        )
         fresh = {object_key(o): o for o in listed.items}
         for key in [k for k in self._cache if k not in fresh]:
             self._apply("DELETED", self._cache[key])
@@ -145,8 +152,11 @@ class Informer:
 
     async def _watch(self) -> None:
         async for event in self.client.watch(
-            self.rt, namespace=self.namespace, resource_version=self.resource_version,
-            label_selector=self.label_selector, field_selector=self.field_selector,
+            self.rt,
+            namespace=self.namespace,
+            resource_version=self.resource_version,
+            label_selector=self.label_selector,
+            field_selector=self.field_selector,
             timeout_seconds=self.watch_timeout,
         ):
             if event.type == "BOOKMARK":
@@ -175,7 +185,7 @@ class Informer:
         for handler in self._handlers:
             try:
                 handler(etype, obj, old)
-            except Exception:  # noqa: BLE001 - one bad handler must not stop the informer
+            except Exception:
                 log.exception("informer handler failed", resource=self.rt.key)
 
     def _index(self, key: tuple[str, str], obj: Obj) -> None:

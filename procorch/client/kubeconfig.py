@@ -33,11 +33,16 @@ def render(creds: Credentials) -> str:
         "kind": "Config",
         "clusters": [{"name": CONTEXT, "cluster": _cluster(creds)}],
         "users": [{"name": f"{CONTEXT}-admin", "user": {"token": creds.token}}],
-        "contexts": [{
-            "name": CONTEXT,
-            "context": {"cluster": CONTEXT, "user": f"{CONTEXT}-admin",
-                        "namespace": creds.namespace},
-        }],
+        "contexts": [
+            {
+                "name": CONTEXT,
+                "context": {
+                    "cluster": CONTEXT,
+                    "user": f"{CONTEXT}-admin",
+                    "namespace": creds.namespace,
+                },
+            }
+        ],
         "current-context": CONTEXT,
         "preferences": {},
     }
@@ -105,6 +110,10 @@ def read(path: Path, *, context: str | None = None) -> Credentials:
         if not ca_path.is_absolute():
             ca_path = path.parent / ca_path
         ca_data = ca_path.read_bytes()
-    return Credentials(server=str(cluster["server"]), token=str(token),
-                       namespace=str(ctx.get("namespace") or "default"), ca_data=ca_data,
-                       insecure=bool(cluster.get("insecure-skip-tls-verify")))
+    return Credentials(
+        server=str(cluster["server"]),
+        token=str(token),
+        namespace=str(ctx.get("namespace") or "default"),
+        ca_data=ca_data,
+        insecure=bool(cluster.get("insecure-skip-tls-verify")),
+    )

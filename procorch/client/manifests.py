@@ -48,9 +48,15 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
     out: list[Path] = []
     for path in paths:
         if path.is_dir():
-            out.extend(sorted(p for p in path.rglob("*")
-                              if p.is_file() and p.suffix in SUFFIXES
-                              and not any(part.startswith(".") for part in p.relative_to(path).parts)))
+            out.extend(
+                sorted(
+                    p
+                    for p in path.rglob("*")
+                    if p.is_file()
+                    and p.suffix in SUFFIXES
+                    and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                )
+            )
         elif path.exists():
             out.append(path)
         else:
@@ -69,10 +75,12 @@ def parse(text: str, *, source: str) -> list[Manifest]:
             continue
         where = source if len(docs) == 1 else f"{source}#{index}"
         if not isinstance(doc, dict):
-            raise ManifestError(f"error parsing {where}: a document must be a mapping, "
-                                f"got {type(doc).__name__}")
-        if doc.get("kind") == "List" or (str(doc.get("kind", "")).endswith("List")
-                                         and isinstance(doc.get("items"), list)):
+            raise ManifestError(
+                f"error parsing {where}: a document must be a mapping, got {type(doc).__name__}"
+            )
+        if doc.get("kind") == "List" or (
+            str(doc.get("kind", "")).endswith("List") and isinstance(doc.get("items"), list)
+        ):
             for n, item in enumerate(doc.get("items") or []):
                 if not isinstance(item, dict):
                     raise ManifestError(f"error parsing {where}: items[{n}] must be a mapping")

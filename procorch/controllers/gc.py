@@ -29,8 +29,11 @@ FOREGROUND = "foregroundDeletion"
 
 
 def _owner_uids(obj: dict[str, Any]) -> list[str]:
-    return [str(r.get("uid")) for r in (obj.get("metadata") or {}).get("ownerReferences") or []
-            if r.get("uid")]
+    return [
+        str(r.get("uid"))
+        for r in (obj.get("metadata") or {}).get("ownerReferences") or []
+        if r.get("uid")
+    ]
 
 
 class GarbageCollector(Controller[Key]):
@@ -73,11 +76,12 @@ class GarbageCollector(Controller[Key]):
                         owner = self._by_uid.get(owner_uid)
                         if owner is not None:
                             self.queue.add(owner)
+
         return handle
 
     def _dependents(self, uid: str) -> list[tuple[ResourceType, dict[str, Any]]]:
         out = []
-        for key, informer in self._informers.items():
+        for informer in self._informers.values():
             for obj in informer.by_index("owner-uid", uid):
                 out.append((informer.rt, obj))
         return out
@@ -116,8 +120,9 @@ class GarbageCollector(Controller[Key]):
         owner_rt = resources.by_kind(str(ref.get("apiVersion")), str(ref.get("kind")))
         if owner_rt is None:
             return "alive"  # an owner kind procorch does not serve: never collect for it
-        namespace = str((obj.get("metadata") or {}).get("namespace") or "") \
-            if owner_rt.namespaced else ""
+        namespace = (
+            str((obj.get("metadata") or {}).get("namespace") or "") if owner_rt.namespaced else ""
+        )
         cached = self._informers[owner_rt.key].get(str(ref.get("name")), namespace)
         if cached is None or cached["metadata"].get("uid") != ref.get("uid"):
             # Confirm with a live read before acting on an absence.
@@ -141,30 +146,58 @@ class GarbageCollector(Controller[Key]):
         if all(s == "gone" for s in states):
             if meta.get("deletionTimestamp"):
                 return
-            self.log.info("deleting orphaned dependent", kind=rt.kind,
-                          namespace=meta.get("namespace"), name=meta["name"])
+            self.log.info(
+                "deleting orphaned dependent",
+                kind=rt.kind,
+                namespace=meta.get("namespace"),
+                name=meta["name"],
+            )
             try:
-                await self.client.delete(rt, meta["name"], namespace=meta.get("namespace", ""),
-                                         propagation_policy="Background", uid=meta.get("uid"))
+                await self.client.delete(
+                    rt,
+                    meta["name"],
+                    namespace=meta.get("namespace", ""),
+                    propagation_policy="Background",
+                    uid=meta.get("uid"),
+                )
             except errors.NotFound:
                 pass
             return
-        if "deleting-foreground" in states and not meta.get("deletionTimestamp") and \
-                all(s != "alive" for s in states):
-            await self.client.delete(rt, meta["name"], namespace=meta.get("namespace", ""),
-                                     propagation_policy="Foreground", uid=meta.get("uid"))
+        if (
+            "deleting-foreground" in states
+            and not meta.get("deletionTimestamp")
+            and all(s != "alive" for s in states)
+        ):
+            await self.client.delete(
+                rt,
+                meta["name"],
+                namespace=meta.get("namespace", ""),
+                propagation_policy="Foreground",
+                uid=meta.get("uid"),
+            )
             return
         if "gone" in states:
             kept = [ref for ref, s in zip(refs, states) if s != "gone"]
             await self._set_owner_refs(rt, obj, kept)
 
-    async def _set_owner_refs(self, rt: ResourceType, obj: dict[str, Any],
-                              refs: list[dict[str, Any]]) -> None:
+    async def _set_owner_refs(
+        self, rt: ResourceType, obj: dict[str, Any], refs: list[dict[str, Any]]
+    ) -> None:
         meta = obj["metadata"]
-        patch = {"metadata": {"ownerReferences": refs or None,
-                              "resourceVersion": meta["resourceVersion"]}}
-        await self.client.patch(rt, meta["name"], patch, namespace=meta.get("namespace", ""),
-                                patch_type="merge", field_manager="garbage-collector")
+        patch = {
+            "metadata": {
+                "ownerReferences": refs or None,
+                "resourceVersion": meta["resourceVersion"],
+            }
+        }
+        await self.client.patch(
+            rt,
+            meta["name"],
+            patch,
+            namespace=meta.get("namespace", ""),
+            patch_type="merge",
+            field_manager="garbage-collector",
+        )
 
     async def _orphan_dependents(self, owner: dict[str, Any]) -> None:
         uid = owner["metadata"]["uid"]
@@ -182,26 +215,43 @@ class GarbageCollector(Controller[Key]):
         for dep_rt, dep in self._dependents(uid):
             meta = dep["metadata"]
             ref: dict[str, Any] = next(
-                (r for r in meta.get("ownerReferences") or [] if r.get("uid") == uid), {})
+                (r for r in meta.get("ownerReferences") or [] if r.get("uid") == uid), {}
+            )
             if ref.get("blockOwnerDeletion"):
                 blocking = True
             if meta.get("deletionTimestamp"):
                 continue
             try:
-                await self.client.delete(dep_rt, meta["name"], namespace=meta.get("namespace", ""),
-                                         propagation_policy="Foreground", uid=meta.get("uid"))
+                await self.client.delete(
+                    dep_rt,
+                    meta["name"],
+                    namespace=meta.get("namespace", ""),
+                    propagation_policy="Foreground",
+                    uid=meta.get("uid"),
+                )
             except errors.NotFound:
                 continue
         return blocking
 
-    async def _remove_finalizer(self, rt: ResourceType, obj: dict[str, Any],
-                                finalizer: str) -> None:
+    async def _remove_finalizer(
+        self, rt: ResourceType, obj: dict[str, Any], finalizer: str
+    ) -> None:
         meta = obj["metadata"]
         remaining = [f for f in meta.get("finalizers") or [] if f != finalizer]
-        patch = {"metadata": {"finalizers": remaining or None,
-                              "resourceVersion": meta["resourceVersion"]}}
+        patch = {
+            "metadata": {
+                "finalizers": remaining or None,
+                "resourceVersion": meta["resourceVersion"],
+            }
+        }
         try:
-            await self.client.patch(rt, meta["name"], patch, namespace=meta.get("namespace", ""),
-                                    patch_type="merge", field_manager="garbage-collector")
+            await self.client.patch(
+                rt,
+                meta["name"],
+                patch,
+                namespace=meta.get("namespace", ""),
+                patch_type="merge",
+                field_manager="garbage-collector",
+            )
         except errors.NotFound:
             pass

@@ -52,21 +52,25 @@ class NamespaceController(Controller[str]):
                 meta = obj["metadata"]
                 if not meta.get("deletionTimestamp"):
                     try:
-                        await self.client.delete(rt, meta["name"], namespace=key,
-                                                 propagation_policy="Background")
+                        await self.client.delete(
+                            rt, meta["name"], namespace=key, propagation_policy="Background"
+                        )
                     except errors.NotFound:
                         continue
                 remaining[rt.group_resource] = remaining.get(rt.group_resource, 0) + 1
         if remaining:
             await self._report(ns, remaining)
             return self.recheck_after
-        finalizers = [f for f in (ns.get("spec") or {}).get("finalizers") or []
-                      if f != "kubernetes"]
+        finalizers = [
+            f for f in (ns.get("spec") or {}).get("finalizers") or [] if f != "kubernetes"
+        ]
         if "kubernetes" in ((ns.get("spec") or {}).get("finalizers") or []):
-            body = {"apiVersion": "v1", "kind": "Namespace",
-                    "metadata": {"name": key, "resourceVersion":
-                                 ns["metadata"]["resourceVersion"]},
-                    "spec": {"finalizers": finalizers}}
+            body = {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": key, "resourceVersion": ns["metadata"]["resourceVersion"]},
+                "spec": {"finalizers": finalizers},
+            }
             await self.client.update(NAMESPACES, body, subresource="finalize")
         try:
             await self.client.delete(NAMESPACES, key)
@@ -76,19 +80,33 @@ class NamespaceController(Controller[str]):
         return None
 
     async def _report(self, ns: dict[str, Any], remaining: dict[str, int]) -> None:
-        summary = ", ".join(f"{k} has {v} resource instances" for k, v in sorted(
-            remaining.items()))
+        summary = ", ".join(f"{k} has {v} resource instances" for k, v in sorted(remaining.items()))
         status = dict(ns.get("status") or {})
-        conditions = [c for c in status.get("conditions") or []
-                      if c.get("type") != "NamespaceContentRemaining"]
-        previous = next((c for c in status.get("conditions") or []
-                         if c.get("type") == "NamespaceContentRemaining"), None)
+        conditions = [
+            c
+            for c in status.get("conditions") or []
+            if c.get("type") != "NamespaceContentRemaining"
+        ]
+        previous = next(
+            (
+                c
+                for c in status.get("conditions") or []
+                if c.get("type") == "NamespaceContentRemaining"
+            ),
+            None,
+        )
         message = f"Some resources are remaining: {summary}"
         if previous is not None and previous.get("message") == message:
             return
-        conditions.append({"type": "NamespaceContentRemaining", "status": "True",
-                           "lastTransitionTime": rfc3339(), "reason": "SomeResourcesRemain",
-                           "message": message})
+        conditions.append(
+            {
+                "type": "NamespaceContentRemaining",
+                "status": "True",
+                "lastTransitionTime": rfc3339(),
+                "reason": "SomeResourcesRemain",
+                "message": message,
+            }
+        )
         status["conditions"] = conditions
         body = {**ns, "status": status}
         try:

@@ -58,9 +58,7 @@ class Controller(abc.ABC, Generic[K]):
     def __init__(self, client: Client, informers: InformerFactory) -> None:
         self.client = client
         self.informers = informers
-        self.queue: WorkQueue[K] = WorkQueue(
-            name=self.name, backoff=Backoff(base=0.005, cap=60.0)
-        )
+        self.queue: WorkQueue[K] = WorkQueue(name=self.name, backoff=Backoff(base=0.005, cap=60.0))
         self.log = get_logger(f"controller.{self.name}")
         self._watched: list[Informer] = []
 
@@ -112,12 +110,20 @@ class Controller(abc.ABC, Generic[K]):
             except (errors.Conflict, errors.NotFound, errors.AlreadyExists) as exc:
                 # Someone else moved first: look again soon, from the fresher cache.
                 delay = self.queue.add_rate_limited(key)
-                self.log.debug("reconcile raced; requeued", key=str(key), error=str(exc),
-                               retry_in=round(delay, 3))
+                self.log.debug(
+                    "reconcile raced; requeued",
+                    key=str(key),
+                    error=str(exc),
+                    retry_in=round(delay, 3),
+                )
             except Exception as exc:  # noqa: BLE001 - a bad object must not kill the worker
                 delay = self.queue.add_rate_limited(key)
-                self.log.warning("reconcile failed; requeued", key=str(key), error=repr(exc),
-                                 retry_in=round(delay, 3))
+                self.log.warning(
+                    "reconcile failed; requeued",
+                    key=str(key),
+                    error=repr(exc),
+                    retry_in=round(delay, 3),
+                )
             else:
                 self.queue.forget(key)
                 if again is not None:

@@ -66,7 +66,8 @@ def _configure_default() -> None:
             structlog.dev.ConsoleRenderer(colors=False),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
-            numeric if isinstance(numeric, int) else logging.INFO),
+            numeric if isinstance(numeric, int) else logging.INFO
+        ),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )

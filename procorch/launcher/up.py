@@ -31,6 +31,7 @@ from procorch.kit.tasks import TaskSet
 
 log = get_logger("launcher")
 
+
 @dataclass
 class UpConfig:
     data_dir: Path = Path(".procorch")
@@ -46,8 +47,7 @@ class Procorch:
     def __init__(self, config: UpConfig) -> None:
         self.config = config
         self.data_dir = config.data_dir.resolve()
-        self.control_plane = ControlPlane(self.data_dir, host=config.api_host,
-                                          port=config.api_port)
+        self.control_plane = ControlPlane(self.data_dir, host=config.api_host, port=config.api_port)
         service = self.control_plane.service
         self.client: Client = LocalClient(service, user=SYSTEM)
         self.admin: Client = LocalClient(service, user=ADMIN, field_manager="procorch")
@@ -73,11 +73,18 @@ class Procorch:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.data_dir, 0o700)
         await self.control_plane.start()
-        write_kubeconfig(self.kubeconfig_path, Credentials(
-            server=self.api_url, token=self.control_plane.admin_token,
-            ca_data=self.control_plane.ca_pem))
-        for controller in (NamespaceController(self.client, self.informers),
-                           GarbageCollector(self.client, self.informers)):
+        write_kubeconfig(
+            self.kubeconfig_path,
+            Credentials(
+                server=self.api_url,
+                token=self.control_plane.admin_token,
+                ca_data=self.control_plane.ca_pem,
+            ),
+        )
+        for controller in (
+            NamespaceController(self.client, self.informers),
+            GarbageCollector(self.client, self.informers),
+        ):
             self.tasks.start(controller.name, controller.run())
         self.started = True
         log.info("procorch is up", api=self.api_url, kubeconfig=str(self.kubeconfig_path))
@@ -97,7 +104,7 @@ class Procorch:
         await self.start()
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
 
@@ -111,8 +118,10 @@ async def run_up(config: UpConfig, *, on_ready: Any = None) -> int:
         nonlocal signals
         signals += 1
         if signals == 1:
-            log.info("received signal; shutting down (again to force)",
-                     signal=signal.Signals(signum).name)
+            log.info(
+                "received signal; shutting down (again to force)",
+                signal=signal.Signals(signum).name,
+            )
             stop.set()
         else:
             log.warning("second signal: forcing exit")

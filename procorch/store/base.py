@@ -19,9 +19,8 @@ Only the API server imports this package (DESIGN.md layers).
 
 from __future__ import annotations
 
-import builtins
-
 import abc
+import builtins
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -106,7 +105,9 @@ class Store(abc.ABC):
     def get(self, key: Key) -> Stored | None: ...
 
     @abc.abstractmethod
-    def list(self, resource: str, namespace: str | None = None) -> tuple[builtins.list[Stored], int]:
+    def list(
+        self, resource: str, namespace: str | None = None
+    ) -> tuple[builtins.list[Stored], int]:
         """Every object of ``resource`` (in ``namespace`` if given) sorted by namespace/name,
         and the revision this snapshot is at."""
 

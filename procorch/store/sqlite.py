@@ -169,7 +169,9 @@ class SQLiteStore(Store):
     def get(self, key: Key) -> Stored | None:
         return self._data.get(key.resource, {}).get(key.namespace, {}).get(key.name)
 
-    def list(self, resource: str, namespace: str | None = None) -> tuple[builtins.list[Stored], int]:
+    def list(
+        self, resource: str, namespace: str | None = None
+    ) -> tuple[builtins.list[Stored], int]:
         by_ns = self._data.get(resource, {})
         if namespace is not None:
             items = by_ns.get(namespace, {})
@@ -237,7 +239,9 @@ class SQLiteStore(Store):
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            batch = [self._pending.popleft() for _ in range(min(self._max_batch, len(self._pending)))]
+            batch = [
+                self._pending.popleft() for _ in range(min(self._max_batch, len(self._pending)))
+            ]
             planned = self._plan(batch)
             if not planned:
                 continue
@@ -284,12 +288,16 @@ class SQLiteStore(Store):
         name = _resource_name(op.key.resource)
         if op.kind == "create":
             if current is not None:
-                return AlreadyExists(f'{name} "{op.key.name}" already exists',
-                                     details={"name": op.key.name, "kind": name.split(".")[0]})
+                return AlreadyExists(
+                    f'{name} "{op.key.name}" already exists',
+                    details={"name": op.key.name, "kind": name.split(".")[0]},
+                )
             return None
         if current is None:
-            return NotFound(f'{name} "{op.key.name}" not found',
-                            details={"name": op.key.name, "kind": name.split(".")[0]})
+            return NotFound(
+                f'{name} "{op.key.name}" not found',
+                details={"name": op.key.name, "kind": name.split(".")[0]},
+            )
         if op.expected_rv is not None and op.expected_rv != current.revision:
             return Conflict(
                 f'Operation cannot be fulfilled on {name} "{op.key.name}": the object has been '
@@ -331,7 +339,9 @@ class SQLiteStore(Store):
             conn.execute("ROLLBACK")
             raise
 
-    def _apply(self, planned: builtins.list[tuple[_Op, Stored, Stored | None]], revision: int) -> None:
+    def _apply(
+        self, planned: builtins.list[tuple[_Op, Stored, Stored | None]], revision: int
+    ) -> None:
         events: builtins.list[Event] = []
         for op, stored, previous in planned:
             key = op.key

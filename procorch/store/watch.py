@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
-from typing import Iterable
+from collections.abc import AsyncIterator, Iterable
 
 from procorch.api.errors import Gone
 from procorch.store.base import Event, Watch, WatchClosed

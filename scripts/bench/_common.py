@@ -11,9 +11,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator
 
 import aiohttp
 
@@ -60,9 +60,20 @@ async def procorch_server(*extra: str) -> AsyncIterator[Server]:
         data_dir = Path(tmp) / "data"
         env = {**os.environ, "PROCORCH_LOG_LEVEL": "warning"}
         proc = subprocess.Popen(
-            [str(PROCORCH), "up", "--data-dir", str(data_dir), "--api-port", str(port),
-             "--log-level", "warning", *extra],
-            env=env, stdout=subprocess.DEVNULL, stderr=sys.stderr,
+            [
+                str(PROCORCH),
+                "up",
+                "--data-dir",
+                str(data_dir),
+                "--api-port",
+                str(port),
+                "--log-level",
+                "warning",
+                *extra,
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=sys.stderr,
         )
         try:
             url = f"https://127.0.0.1:{port}"
@@ -92,5 +103,7 @@ async def procorch_server(*extra: str) -> AsyncIterator[Server]:
 
 
 def summary(values: list[float]) -> str:
-    return (f"p50 {ms(percentile(values, 50))}, p99 {ms(percentile(values, 99))}, "
-            f"mean {ms(statistics.fmean(values))}")
+    return (
+        f"p50 {ms(percentile(values, 50))}, p99 {ms(percentile(values, 99))}, "
+        f"mean {ms(statistics.fmean(values))}"
+    )

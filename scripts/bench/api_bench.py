@@ -16,13 +16,18 @@ import aiohttp
 import psutil
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
-from _common import percentile, procorch_server, summary  # noqa: E402
+from _common import percentile, procorch_server, summary
 
 
 def configmap(ns: str, name: str) -> bytes:
-    return json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
-                       "metadata": {"name": name, "namespace": ns, "labels": {"app": "bench"}},
-                       "data": {"key": "value", "other": "x" * 200}}).encode()
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": ns, "labels": {"app": "bench"}},
+            "data": {"key": "value", "other": "x" * 200},
+        }
+    ).encode()
 
 
 async def make_namespace(session: aiohttp.ClientSession, url: str, ns: str) -> None:
@@ -31,14 +36,16 @@ async def make_namespace(session: aiohttp.ClientSession, url: str, ns: str) -> N
         assert r.status == 201, await r.text()
 
 
-async def creates(session: aiohttp.ClientSession, url: str, ns: str, count: int,
-                  concurrency: int) -> float:
+async def creates(
+    session: aiohttp.ClientSession, url: str, ns: str, count: int, concurrency: int
+) -> float:
     names = iter(range(count))
 
     async def worker() -> None:
         for i in names:
-            async with session.post(f"{url}/api/v1/namespaces/{ns}/configmaps",
-                                    data=configmap(ns, f"cm-{i}")) as r:
+            async with session.post(
+                f"{url}/api/v1/namespaces/{ns}/configmaps", data=configmap(ns, f"cm-{i}")
+            ) as r:
                 if r.status != 201:
                     raise RuntimeError(await r.text())
                 await r.read()
@@ -48,14 +55,14 @@ async def creates(session: aiohttp.ClientSession, url: str, ns: str, count: int,
     return count / (time.perf_counter() - started)
 
 
-async def list_latency(session: aiohttp.ClientSession, url: str, ns: str, *, table: bool,
-                       rounds: int = 20) -> list[float]:
+async def list_latency(
+    session: aiohttp.ClientSession, url: str, ns: str, *, table: bool, rounds: int = 20
+) -> list[float]:
     headers = {"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"} if table else {}
     out = []
     for _ in range(rounds):
         started = time.perf_counter()
-        async with session.get(f"{url}/api/v1/namespaces/{ns}/configmaps",
-                               headers=headers) as r:
+        async with session.get(f"{url}/api/v1/namespaces/{ns}/configmaps", headers=headers) as r:
             body = await r.read()
             assert r.status == 200
         out.append(time.perf_counter() - started)
@@ -63,12 +70,14 @@ async def list_latency(session: aiohttp.ClientSession, url: str, ns: str, *, tab
     return out
 
 
-async def watch_latency(session: aiohttp.ClientSession, url: str, ns: str,
-                        count: int = 1000) -> list[float]:
+async def watch_latency(
+    session: aiohttp.ClientSession, url: str, ns: str, count: int = 1000
+) -> list[float]:
     sent: dict[str, float] = {}
     latencies: list[float] = []
-    async with session.post(f"{url}/api/v1/namespaces/{ns}/configmaps",
-                            data=configmap(ns, "watched")) as r:
+    async with session.post(
+        f"{url}/api/v1/namespaces/{ns}/configmaps", data=configmap(ns, "watched")
+    ) as r:
         obj = await r.json()
     rv = obj["metadata"]["resourceVersion"]
     ready = asyncio.Event()
@@ -77,8 +86,11 @@ async def watch_latency(session: aiohttp.ClientSession, url: str, ns: str,
     async def watcher() -> None:
         async with session.get(
             f"{url}/api/v1/namespaces/{ns}/configmaps",
-            params={"watch": "true", "resourceVersion": rv,
-                    "fieldSelector": "metadata.name=watched"},
+            params={
+                "watch": "true",
+                "resourceVersion": rv,
+                "fieldSelector": "metadata.name=watched",
+            },
             timeout=aiohttp.ClientTimeout(total=None),
         ) as resp:
             ready.set()
@@ -98,7 +110,8 @@ async def watch_latency(session: aiohttp.ClientSession, url: str, ns: str,
         patch = json.dumps({"data": {"key": f"v{i}"}})
         sent[f"v{i}"] = time.perf_counter()
         async with session.patch(
-            f"{url}/api/v1/namespaces/{ns}/configmaps/watched", data=patch,
+            f"{url}/api/v1/namespaces/{ns}/configmaps/watched",
+            data=patch,
             headers={"Content-Type": "application/merge-patch+json"},
         ) as r:
             assert r.status == 200, await r.text()

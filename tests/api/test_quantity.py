@@ -117,8 +117,9 @@ def test_parse_quantity_reports_the_format_it_was_written_in() -> None:
         (0.5, "500m"),
     ],
 )
-def test_canonical_quantity_matches_kubernetes_serialization(text: str | float,
-                                                             canonical: str) -> None:
+def test_canonical_quantity_matches_kubernetes_serialization(
+    text: str | float, canonical: str
+) -> None:
     assert canonical_quantity(text) == canonical
 
 

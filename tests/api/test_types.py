@@ -1291,7 +1291,7 @@ def test_models_cover_every_field_the_kubernetes_client_knows() -> None:
             if sub is not None and hasattr(client, inner):
                 walk(sub, inner, f"{path}.{json_name}")
 
-    for (api_version, kind), model in MODELS.items():
+    for (_api_version, kind), model in MODELS.items():
         walk(model, CLIENT_ROOTS[kind], kind)
     walk(DeleteOptions, "V1DeleteOptions", "DeleteOptions")
     assert len(seen) > 200  # the walk really went deep

@@ -23,8 +23,12 @@ def b64(text: str) -> str:
 
 
 def secret(**fields: Any) -> dict[str, Any]:
-    obj = {"apiVersion": "v1", "kind": "Secret",
-           "metadata": {"name": "creds", "namespace": "default"}, **fields}
+    obj = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "creds", "namespace": "default"},
+        **fields,
+    }
     apply_defaults("v1", "Secret", obj)
     return obj
 
@@ -40,32 +44,44 @@ def test_secret_with_string_data_is_valid() -> None:
 def test_secret_keys_and_base64_values() -> None:
     obj = secret(data={"bad/key": b64("x"), "ok": "not base64!"})
     assert causes(obj) == [
-        ('data[ok]: Invalid value: "<value omitted>": illegal base64 data: values must be '
-        "base64-encoded"),
-        ('data[bad/key]: Invalid value: "bad/key": a valid config key must consist of '
-        "alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or "
-        "'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"),
+        (
+            'data[ok]: Invalid value: "<value omitted>": illegal base64 data: values must be '
+            "base64-encoded"
+        ),
+        (
+            'data[bad/key]: Invalid value: "bad/key": a valid config key must consist of '
+            "alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or "
+            "'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"
+        ),
     ]
 
 
 def test_string_data_keys_are_validated_as_data_keys() -> None:
     assert causes(secret(stringData={"..": "x"})) == [
-        "data[..]: Invalid value: \"..\": must not be '..'"]
+        "data[..]: Invalid value: \"..\": must not be '..'"
+    ]
 
 
 def test_secret_type_specific_keys() -> None:
     assert causes(secret(type="kubernetes.io/tls", data={"tls.crt": b64("c")})) == [
-        "data[tls.key]: Required value"]
+        "data[tls.key]: Required value"
+    ]
     assert causes(secret(type="kubernetes.io/dockerconfigjson")) == [
-        "data[.dockerconfigjson]: Required value"]
-    bad_json = secret(type="kubernetes.io/dockerconfigjson",
-                      data={".dockerconfigjson": b64("{nope")})
+        "data[.dockerconfigjson]: Required value"
+    ]
+    bad_json = secret(
+        type="kubernetes.io/dockerconfigjson", data={".dockerconfigjson": b64("{nope")}
+    )
     assert causes(bad_json)[0].startswith(
-        'data[.dockerconfigjson]: Invalid value: "<secret contents redacted>": ')
+        'data[.dockerconfigjson]: Invalid value: "<secret contents redacted>": '
+    )
     assert causes(secret(type="kubernetes.io/basic-auth")) == [
-        "data[username]: Required value", "data[password]: Required value"]
+        "data[username]: Required value",
+        "data[password]: Required value",
+    ]
     assert causes(secret(type="kubernetes.io/service-account-token")) == [
-        "metadata.annotations[kubernetes.io/service-account.name]: Required value"]
+        "metadata.annotations[kubernetes.io/service-account.name]: Required value"
+    ]
 
 
 def test_secret_size_limit() -> None:
@@ -87,8 +103,12 @@ def test_immutable_secret_cannot_change() -> None:
 
 
 def config_map(**fields: Any) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "cfg", "namespace": "default"}, **fields}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "cfg", "namespace": "default"},
+        **fields,
+    }
 
 
 def test_config_map_keys_and_binary_data() -> None:
@@ -96,9 +116,11 @@ def test_config_map_keys_and_binary_data() -> None:
     obj = config_map(data={"a": "1", "b c": "2"}, binaryData={"a": b64("1")})
     assert causes(obj) == [
         'data[a]: Invalid value: "a": duplicate of key present in binaryData',
-        ('data[b c]: Invalid value: "b c": a valid config key must consist of alphanumeric '
-        "characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex "
-        "used for validation is '[-._a-zA-Z0-9]+')"),
+        (
+            'data[b c]: Invalid value: "b c": a valid config key must consist of alphanumeric '
+            "characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex "
+            "used for validation is '[-._a-zA-Z0-9]+')"
+        ),
     ]
 
 
@@ -110,54 +132,87 @@ def test_immutable_config_map_cannot_change() -> None:
 
 
 def test_namespace_spec_finalizers() -> None:
-    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"},
-          "spec": {"finalizers": ["kubernetes", "cleanup"]}}
-    assert causes(ns) == [('spec.finalizers: Invalid value: "cleanup": name is neither a '
-                          "standard finalizer name nor is it fully qualified")]
+    ns = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": "team"},
+        "spec": {"finalizers": ["kubernetes", "cleanup"]},
+    }
+    assert causes(ns) == [
+        (
+            'spec.finalizers: Invalid value: "cleanup": name is neither a '
+            "standard finalizer name nor is it fully qualified"
+        )
+    ]
 
 
 def test_node_taints_and_capacity() -> None:
-    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"},
-            "spec": {"taints": [{"key": "dedicated", "value": "db", "effect": "NoSchedule"},
-                                {"key": "dedicated", "value": "x", "effect": "NoSchedule"},
-                                {"key": "gpu", "effect": "Sometimes"}]},
-            "status": {"capacity": {"cpu": "4", "memory": "-1", "pods": "1.5"}}}
+    node = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": "node-1"},
+        "spec": {
+            "taints": [
+                {"key": "dedicated", "value": "db", "effect": "NoSchedule"},
+                {"key": "dedicated", "value": "x", "effect": "NoSchedule"},
+                {"key": "gpu", "effect": "Sometimes"},
+            ]
+        },
+        "status": {"capacity": {"cpu": "4", "memory": "-1", "pods": "1.5"}},
+    }
     found = causes(node)
     assert found[0].startswith('metadata.taints[1]: Duplicate value: {"effect":"NoSchedule"')
     assert found[0].endswith(": taints must be unique by key and effect pair")
     assert found[1:] == [
-        ('metadata.taints[2].effect: Unsupported value: "Sometimes": supported values: '
-        '"NoSchedule", "PreferNoSchedule", "NoExecute"'),
+        (
+            'metadata.taints[2].effect: Unsupported value: "Sometimes": supported values: '
+            '"NoSchedule", "PreferNoSchedule", "NoExecute"'
+        ),
         'status.capacity.memory: Invalid value: "-1": must be greater than or equal to 0',
         "status.capacity.pods: Invalid value: 1500m: must be an integer",
     ]
 
 
 def test_event_namespace_must_match_involved_object() -> None:
-    event = {"apiVersion": "v1", "kind": "Event",
-             "metadata": {"name": "web.1", "namespace": "default"},
-             "involvedObject": {"kind": "Pod", "name": "web", "namespace": "default"},
-             "reason": "Started", "message": "Started container", "type": "Normal"}
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "web.1", "namespace": "default"},
+        "involvedObject": {"kind": "Pod", "name": "web", "namespace": "default"},
+        "reason": "Started",
+        "message": "Started container",
+        "type": "Normal",
+    }
     assert causes(event) == []
     event["involvedObject"]["namespace"] = "other"
-    assert causes(event) == [('involvedObject.namespace: Invalid value: "other": does not match '
-                             "event.namespace")]
+    assert causes(event) == [
+        ('involvedObject.namespace: Invalid value: "other": does not match event.namespace')
+    ]
     node_event = copy.deepcopy(event)
     node_event["involvedObject"] = {"kind": "Node", "name": "node-1"}
     assert causes(node_event) == []
 
 
 def test_service_account_name() -> None:
-    sa = {"apiVersion": "v1", "kind": "ServiceAccount",
-          "metadata": {"name": "builder", "namespace": "default"}}
+    sa = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": "builder", "namespace": "default"},
+    }
     assert causes(sa) == []
 
 
 def pvc(**spec: Any) -> dict[str, Any]:
-    obj = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-           "metadata": {"name": "data", "namespace": "default"},
-           "spec": {"accessModes": ["ReadWriteOnce"],
-                    "resources": {"requests": {"storage": "1Gi"}}, **spec}}
+    obj = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data", "namespace": "default"},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "1Gi"}},
+            **spec,
+        },
+    }
     apply_defaults("v1", "PersistentVolumeClaim", obj)
     return obj
 
@@ -169,11 +224,15 @@ def test_pvc_needs_access_modes_and_storage() -> None:
         "spec.accessModes: Required value: at least 1 access mode is required",
         "spec.resources[storage]: Required value",
     ]
-    obj = pvc(accessModes=["ReadWriteOncePod", "ReadWriteOnce", "Everything"],
-              resources={"requests": {"storage": "0"}})
+    obj = pvc(
+        accessModes=["ReadWriteOncePod", "ReadWriteOnce", "Everything"],
+        resources={"requests": {"storage": "0"}},
+    )
     assert causes(obj) == [
-        ('spec.accessModes: Unsupported value: "Everything": supported values: "ReadOnlyMany", '
-        '"ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"'),
+        (
+            'spec.accessModes: Unsupported value: "Everything": supported values: "ReadOnlyMany", '
+            '"ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"'
+        ),
         "spec.accessModes: Forbidden: may not use ReadWriteOncePod with other access modes",
         'spec.resources[storage]: Invalid value: "0": must be greater than zero',
     ]
@@ -183,8 +242,10 @@ def test_pvc_spec_is_immutable_and_storage_cannot_shrink() -> None:
     old = pvc(resources={"requests": {"storage": "2Gi"}})
     new = pvc(resources={"requests": {"storage": "1Gi"}})
     assert causes(new, old) == [
-        ("spec: Forbidden: spec is immutable after creation except resources.requests and "
-        "volumeAttributesClassName for bound claims"),
+        (
+            "spec: Forbidden: spec is immutable after creation except resources.requests and "
+            "volumeAttributesClassName for bound claims"
+        ),
         "spec.resources.requests.storage: Forbidden: field can not be less than previous value",
     ]
     bound_old = copy.deepcopy(old)
@@ -195,10 +256,12 @@ def test_pvc_spec_is_immutable_and_storage_cannot_shrink() -> None:
 
 
 def test_lease_durations() -> None:
-    lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-             "metadata": {"name": "node-1", "namespace": "kube-node-lease"},
-             "spec": {"holderIdentity": "node-1", "leaseDurationSeconds": 0,
-                      "leaseTransitions": -1}}
+    lease = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": "node-1", "namespace": "kube-node-lease"},
+        "spec": {"holderIdentity": "node-1", "leaseDurationSeconds": 0, "leaseTransitions": -1},
+    }
     assert causes(lease) == [
         "spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0",
         "spec.leaseTransitions: Invalid value: -1: must be greater than or equal to 0",
@@ -206,18 +269,39 @@ def test_lease_durations() -> None:
 
 
 def hpa(**spec: Any) -> dict[str, Any]:
-    obj = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-           "metadata": {"name": "web", "namespace": "default"},
-           "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
-                                       "name": "web"}, "maxReplicas": 5, **spec}}
+    obj = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "maxReplicas": 5,
+            **spec,
+        },
+    }
     apply_defaults("autoscaling/v2", "HorizontalPodAutoscaler", obj)
     return obj
 
 
 def test_realistic_hpa_is_valid() -> None:
-    assert causes(hpa(minReplicas=2, metrics=[{"type": "Resource", "resource": {
-        "name": "memory", "target": {"type": "AverageValue", "averageValue": "500Mi"}}}],
-        behavior={"scaleDown": {"stabilizationWindowSeconds": 120}})) == []
+    assert (
+        causes(
+            hpa(
+                minReplicas=2,
+                metrics=[
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "memory",
+                            "target": {"type": "AverageValue", "averageValue": "500Mi"},
+                        },
+                    }
+                ],
+                behavior={"scaleDown": {"stabilizationWindowSeconds": 120}},
+            )
+        )
+        == []
+    )
 
 
 def test_hpa_replica_bounds_and_target() -> None:
@@ -226,48 +310,85 @@ def test_hpa_replica_bounds_and_target() -> None:
         "spec.minReplicas: Invalid value: 0: must be greater than or equal to 1",
         "spec.maxReplicas: Invalid value: 0: must be greater than 0",
         "spec.scaleTargetRef.name: Required value",
-        ("spec.metrics: Forbidden: must specify at least one Object or External metric to support "
-        "scaling to zero replicas"),
+        (
+            "spec.metrics: Forbidden: must specify at least one Object or External metric to support "
+            "scaling to zero replicas"
+        ),
     ]
     assert causes(hpa(minReplicas=6)) == [
-        "spec.maxReplicas: Invalid value: 5: must be greater than or equal to `minReplicas`"]
+        "spec.maxReplicas: Invalid value: 5: must be greater than or equal to `minReplicas`"
+    ]
 
 
 def test_hpa_metric_specs() -> None:
-    obj = hpa(metrics=[
-        {"type": "Resource", "resource": {"name": "cpu", "target": {
-            "type": "Utilization", "averageUtilization": 0}}},
-        {"type": "Pods"},
-        {"type": "Resource", "pods": {}, "resource": {"name": "cpu", "target": {
-            "type": "Utilization", "averageUtilization": 50, "averageValue": "1"}}},
-    ])
+    obj = hpa(
+        metrics=[
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 0},
+                },
+            },
+            {"type": "Pods"},
+            {
+                "type": "Resource",
+                "pods": {},
+                "resource": {
+                    "name": "cpu",
+                    "target": {
+                        "type": "Utilization",
+                        "averageUtilization": 50,
+                        "averageValue": "1",
+                    },
+                },
+            },
+        ]
+    )
     assert causes(obj) == [
-        ("spec.metrics[0].resource.target.averageUtilization: Invalid value: 0: must be greater "
-        "than 0"),
-        ("spec.metrics[1].pods: Required value: must populate information for the given metric "
-        "source"),
+        (
+            "spec.metrics[0].resource.target.averageUtilization: Invalid value: 0: must be greater "
+            "than 0"
+        ),
+        (
+            "spec.metrics[1].pods: Required value: must populate information for the given metric "
+            "source"
+        ),
         "spec.metrics[2].pods.metric.name: Required value: must specify a metric name",
         "spec.metrics[2].pods.target.type: Required value: must specify a metric target type",
-        ('spec.metrics[2].pods.target.type: Invalid value: "": must be either Utilization, Value, '
-        "or AverageValue"),
-        ("spec.metrics[2].pods.target.averageValue: Required value: must specify a positive "
-        "target averageValue"),
+        (
+            'spec.metrics[2].pods.target.type: Invalid value: "": must be either Utilization, Value, '
+            "or AverageValue"
+        ),
+        (
+            "spec.metrics[2].pods.target.averageValue: Required value: must specify a positive "
+            "target averageValue"
+        ),
         "spec.metrics[2].pods: Forbidden: must populate the given metric source only",
     ]
 
 
 def test_hpa_behavior_policies() -> None:
-    obj = hpa(behavior={"scaleUp": {"policies": [{"type": "Nodes", "value": 0,
-                                                  "periodSeconds": 3600}]},
-                        "scaleDown": {"policies": [], "stabilizationWindowSeconds": 4000}})
+    obj = hpa(
+        behavior={
+            "scaleUp": {"policies": [{"type": "Nodes", "value": 0, "periodSeconds": 3600}]},
+            "scaleDown": {"policies": [], "stabilizationWindowSeconds": 4000},
+        }
+    )
     assert causes(obj) == [
-        ('spec.behavior.scaleUp.policies[0].type: Unsupported value: "Nodes": supported values: '
-        '"Percent", "Pods"'),
+        (
+            'spec.behavior.scaleUp.policies[0].type: Unsupported value: "Nodes": supported values: '
+            '"Percent", "Pods"'
+        ),
         "spec.behavior.scaleUp.policies[0].value: Invalid value: 0: must be greater than zero",
-        ("spec.behavior.scaleUp.policies[0].periodSeconds: Invalid value: 3600: must be less than "
-        "or equal to 1800"),
-        ("spec.behavior.scaleDown.stabilizationWindowSeconds: Invalid value: 4000: must be less "
-        "than or equal to 3600"),
+        (
+            "spec.behavior.scaleUp.policies[0].periodSeconds: Invalid value: 3600: must be less than "
+            "or equal to 1800"
+        ),
+        (
+            "spec.behavior.scaleDown.stabilizationWindowSeconds: Invalid value: 4000: must be less "
+            "than or equal to 3600"
+        ),
         "spec.behavior.scaleDown.policies: Required value: must specify at least one Policy",
     ]
 
@@ -276,19 +397,30 @@ RBAC = "rbac.authorization.k8s.io/v1"
 
 
 def test_role_rules_need_verbs_groups_and_resources() -> None:
-    role = {"apiVersion": RBAC, "kind": "Role",
-            "metadata": {"name": "reader", "namespace": "default"},
-            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
-                      {"resources": ["pods"]},
-                      {"nonResourceURLs": ["/healthz"], "verbs": ["get"]}]}
+    role = {
+        "apiVersion": RBAC,
+        "kind": "Role",
+        "metadata": {"name": "reader", "namespace": "default"},
+        "rules": [
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+            {"resources": ["pods"]},
+            {"nonResourceURLs": ["/healthz"], "verbs": ["get"]},
+        ],
+    }
     assert causes(role) == [
         "rules[1].verbs: Required value: verbs must contain at least one value",
         "rules[1].apiGroups: Required value: resource rules must supply at least one api group",
-        ('rules[2].nonResourceURLs: Invalid value: ["/healthz"]: namespaced rules cannot apply '
-        "to non-resource URLs"),
+        (
+            'rules[2].nonResourceURLs: Invalid value: ["/healthz"]: namespaced rules cannot apply '
+            "to non-resource URLs"
+        ),
     ]
-    cluster_role = {"apiVersion": RBAC, "kind": "ClusterRole", "metadata": {"name": "health"},
-                    "rules": [{"nonResourceURLs": ["/healthz"], "verbs": ["get"]}]}
+    cluster_role = {
+        "apiVersion": RBAC,
+        "kind": "ClusterRole",
+        "metadata": {"name": "health"},
+        "rules": [{"nonResourceURLs": ["/healthz"], "verbs": ["get"]}],
+    }
     assert causes(cluster_role) == []
 
 
@@ -296,11 +428,17 @@ def binding(kind: str = "RoleBinding", **fields: Any) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": "read-pods"}
     if kind == "RoleBinding":
         meta["namespace"] = "default"
-    obj = {"apiVersion": RBAC, "kind": kind, "metadata": meta,
-           "roleRef": {"kind": "ClusterRole", "name": "view"},
-           "subjects": [{"kind": "User", "name": "alice"},
-                        {"kind": "ServiceAccount", "name": "ci", "namespace": "default"}],
-           **fields}
+    obj = {
+        "apiVersion": RBAC,
+        "kind": kind,
+        "metadata": meta,
+        "roleRef": {"kind": "ClusterRole", "name": "view"},
+        "subjects": [
+            {"kind": "User", "name": "alice"},
+            {"kind": "ServiceAccount", "name": "ci", "namespace": "default"},
+        ],
+        **fields,
+    }
     apply_defaults(RBAC, kind, obj)
     return obj
 
@@ -308,22 +446,31 @@ def binding(kind: str = "RoleBinding", **fields: Any) -> dict[str, Any]:
 def test_bindings_role_ref_and_subjects() -> None:
     assert causes(binding()) == []
     assert causes(binding("ClusterRoleBinding")) == []
-    obj = binding(roleRef={"apiGroup": "example.com", "kind": "Policy", "name": ""},
-                  subjects=[{"kind": "Robot", "name": "r2"}, {"kind": "ServiceAccount"}])
+    obj = binding(
+        roleRef={"apiGroup": "example.com", "kind": "Policy", "name": ""},
+        subjects=[{"kind": "Robot", "name": "r2"}, {"kind": "ServiceAccount"}],
+    )
     assert causes(obj) == [
-        ('roleRef.apiGroup: Unsupported value: "example.com": supported values: '
-        '"rbac.authorization.k8s.io"'),
+        (
+            'roleRef.apiGroup: Unsupported value: "example.com": supported values: '
+            '"rbac.authorization.k8s.io"'
+        ),
         'roleRef.kind: Unsupported value: "Policy": supported values: "Role", "ClusterRole"',
         "roleRef.name: Required value",
-        ('subjects[0].kind: Unsupported value: "Robot": supported values: "ServiceAccount", '
-        '"User", "Group"'),
+        (
+            'subjects[0].kind: Unsupported value: "Robot": supported values: "ServiceAccount", '
+            '"User", "Group"'
+        ),
         "subjects[1].name: Required value",
     ]
 
 
 def test_cluster_role_binding_needs_cluster_role_and_sa_namespace() -> None:
-    obj = binding("ClusterRoleBinding", roleRef={"kind": "Role", "name": "x"},
-                  subjects=[{"kind": "ServiceAccount", "name": "ci"}])
+    obj = binding(
+        "ClusterRoleBinding",
+        roleRef={"kind": "Role", "name": "x"},
+        subjects=[{"kind": "ServiceAccount", "name": "ci"}],
+    )
     assert causes(obj) == [
         'roleRef.kind: Unsupported value: "Role": supported values: "ClusterRole"',
         "subjects[0].namespace: Required value",
@@ -335,20 +482,42 @@ def test_role_ref_cannot_change() -> None:
     new = copy.deepcopy(old)
     new["roleRef"]["name"] = "edit"
     assert causes(new, old) == [
-        ('roleRef: Invalid value: {"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole",'
-        '"name":"edit"}: cannot change roleRef')]
+        (
+            'roleRef: Invalid value: {"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole",'
+            '"name":"edit"}: cannot change roleRef'
+        )
+    ]
 
 
 @pytest.mark.parametrize("key", sorted(VALIDATORS))
 def test_every_validator_survives_garbage(key: tuple[str, str]) -> None:
     garbage: dict[str, Any] = {
         "metadata": {"name": 5, "labels": [], "ownerReferences": "x", "finalizers": {}},
-        "spec": {"containers": 3, "ports": [None, 4], "template": "x", "rules": 2,
-                 "selector": [], "jobTemplate": [], "metrics": [1], "behavior": {"scaleUp": 1},
-                 "schedule": 5, "timeZone": 3, "accessModes": "x", "resources": "y",
-                 "taints": [3], "strategy": "z", "type": ["x"], "clusterIPs": "abc"},
-        "data": [], "subsets": {}, "endpoints": 3, "roleRef": [], "subjects": [None],
-        "rules": [[], None], "status": {"capacity": []},
+        "spec": {
+            "containers": 3,
+            "ports": [None, 4],
+            "template": "x",
+            "rules": 2,
+            "selector": [],
+            "jobTemplate": [],
+            "metrics": [1],
+            "behavior": {"scaleUp": 1},
+            "schedule": 5,
+            "timeZone": 3,
+            "accessModes": "x",
+            "resources": "y",
+            "taints": [3],
+            "strategy": "z",
+            "type": ["x"],
+            "clusterIPs": "abc",
+        },
+        "data": [],
+        "subsets": {},
+        "endpoints": 3,
+        "roleRef": [],
+        "subjects": [None],
+        "rules": [[], None],
+        "status": {"capacity": []},
     }
     assert isinstance(validate(key[0], key[1], garbage), list)
     assert isinstance(validate(key[0], key[1], garbage, old=copy.deepcopy(garbage)), list)

@@ -21,19 +21,26 @@ TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 
 
 def configmap(name: str, **data: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": "default"}, "data": data}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "default"},
+        "data": data,
+    }
 
 
 def deployment(name: str, replicas: Any = 1) -> dict[str, Any]:
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": {"name": name, "namespace": "default"},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": {"labels": {"app": name}},
-                         "spec": {"containers": [{"name": "main", "command": ["sleep", "1"]}]}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "main", "command": ["sleep", "1"]}]},
+            },
         },
     }
 
@@ -92,8 +99,9 @@ async def test_resource_version_is_the_revision_of_the_last_write(http: HttpClie
 async def test_spec_changes_bump_generation_but_metadata_changes_do_not(http: HttpClient) -> None:
     created = await http.create(DEPLOY, deployment("web"))
     assert created["metadata"]["generation"] == 1
-    labelled = await http.patch(DEPLOY, "web", {"metadata": {"labels": {"x": "y"}}},
-                                namespace="default")
+    labelled = await http.patch(
+        DEPLOY, "web", {"metadata": {"labels": {"x": "y"}}}, namespace="default"
+    )
     assert labelled["metadata"]["generation"] == 1
     scaled = await http.patch(DEPLOY, "web", {"spec": {"replicas": 3}}, namespace="default")
     assert scaled["metadata"]["generation"] == 2
@@ -130,8 +138,9 @@ async def test_container_without_command_is_refused_with_a_reason(http: HttpClie
 async def test_strict_field_validation_rejects_unknown_fields(raw) -> None:
     body = json.dumps({**configmap("strict"), "dataz": {"a": "b"}})
     url = f"{raw.url}/api/v1/namespaces/default/configmaps"
-    async with raw.session.post(url + "?fieldValidation=Strict", data=body,
-                                headers=raw.headers()) as r:
+    async with raw.session.post(
+        url + "?fieldValidation=Strict", data=body, headers=raw.headers()
+    ) as r:
         assert r.status == 400
         status = await r.json()
     assert 'strict decoding error: unknown field "dataz"' in status["message"]
@@ -156,32 +165,41 @@ async def test_creating_into_a_missing_namespace_is_not_found(http: HttpClient) 
 
 
 async def test_unknown_kind_names_the_kind(raw) -> None:
-    async with raw.session.get(f"{raw.url}/apis/apps/v1/namespaces/default/statefulsets",
-                               headers=raw.headers()) as r:
+    async with raw.session.get(
+        f"{raw.url}/apis/apps/v1/namespaces/default/statefulsets", headers=raw.headers()
+    ) as r:
         assert r.status == 404
         assert (await r.json())["kind"] == "Status"
 
 
 async def test_secret_string_data_is_merged_into_base64_data(http: HttpClient) -> None:
-    secret = {"apiVersion": "v1", "kind": "Secret",
-              "metadata": {"name": "s", "namespace": "default"},
-              "data": {"a": "YQ=="}, "stringData": {"b": "bee"}}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "s", "namespace": "default"},
+        "data": {"a": "YQ=="},
+        "stringData": {"b": "bee"},
+    }
     created = await http.create(SECRETS, secret)
     assert created["data"] == {"a": "YQ==", "b": "YmVl"}
     assert "stringData" not in created and created["type"] == "Opaque"
 
 
 async def test_generate_name_gives_a_unique_name(http: HttpClient) -> None:
-    body = {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"generateName": "job-", "namespace": "default"}}
+    body = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"generateName": "job-", "namespace": "default"},
+    }
     names = {(await http.create(CM, body))["metadata"]["name"] for _ in range(5)}
     assert len(names) == 5 and all(n.startswith("job-") and len(n) == 9 for n in names)
 
 
 async def test_table_responses_carry_columns_and_row_metadata(raw, http: HttpClient) -> None:
     await http.create(CM, configmap("t", a="1", b="2"))
-    async with raw.session.get(f"{raw.url}/api/v1/namespaces/default/configmaps",
-                               headers=raw.headers(Accept=TABLE)) as r:
+    async with raw.session.get(
+        f"{raw.url}/api/v1/namespaces/default/configmaps", headers=raw.headers(Accept=TABLE)
+    ) as r:
         table = await r.json()
     assert table["kind"] == "Table"
     assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Data", "Age"]
@@ -220,8 +238,9 @@ async def test_paginated_list_is_consistent_across_pages(raw, http: HttpClient) 
     await http.create(CM, configmap("p-late"))  # not in the snapshot being paged
     seen = [i["metadata"]["name"] for i in first["items"]]
     while token:
-        async with raw.session.get(url, params={"limit": "3", "continue": token},
-                                   headers=raw.headers()) as r:
+        async with raw.session.get(
+            url, params={"limit": "3", "continue": token}, headers=raw.headers()
+        ) as r:
             page = await r.json()
         seen += [i["metadata"]["name"] for i in page["items"]]
         token = page["metadata"].get("continue")
@@ -232,8 +251,11 @@ async def test_paginated_list_is_consistent_across_pages(raw, http: HttpClient) 
 async def _events(raw, params: dict[str, str], count: int, *, accept: str = "") -> list[dict]:
     headers = raw.headers(**({"Accept": accept} if accept else {}))
     out: list[dict] = []
-    async with raw.session.get(f"{raw.url}/api/v1/namespaces/default/configmaps",
-                               params={"watch": "true", **params}, headers=headers) as r:
+    async with raw.session.get(
+        f"{raw.url}/api/v1/namespaces/default/configmaps",
+        params={"watch": "true", **params},
+        headers=headers,
+    ) as r:
         assert r.status == 200
         async for line in r.content:
             out.append(json.loads(line))
@@ -247,7 +269,9 @@ async def test_watch_from_zero_starts_with_synthetic_added_events(raw, http) -> 
     await http.create(CM, configmap("w2"))
     events = await asyncio.wait_for(_events(raw, {"resourceVersion": "0"}, 2), 5)
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
-        ("ADDED", "w1"), ("ADDED", "w2")]
+        ("ADDED", "w1"),
+        ("ADDED", "w2"),
+    ]
 
 
 async def test_watch_from_a_revision_replays_then_streams(raw, http: HttpClient) -> None:
@@ -265,9 +289,13 @@ async def test_watch_reports_objects_leaving_a_selector_as_deleted(raw, http) ->
     obj = configmap("sel")
     obj["metadata"]["labels"] = {"app": "a"}
     created = await http.create(CM, obj)
-    task = asyncio.create_task(_events(
-        raw, {"resourceVersion": created["metadata"]["resourceVersion"],
-              "labelSelector": "app=a"}, 2))
+    task = asyncio.create_task(
+        _events(
+            raw,
+            {"resourceVersion": created["metadata"]["resourceVersion"], "labelSelector": "app=a"},
+            2,
+        )
+    )
     await asyncio.sleep(0.2)
     await http.patch(CM, "sel", {"metadata": {"labels": {"app": "b"}}}, namespace="default")
     await http.patch(CM, "sel", {"metadata": {"labels": {"app": "a"}}}, namespace="default")
@@ -287,22 +315,21 @@ async def test_watch_bookmarks_carry_the_current_revision(procorch, raw, http) -
     created = await http.create(CM, configmap("bm"))
     rv = created["metadata"]["resourceVersion"]
     events = await asyncio.wait_for(
-        _events(raw, {"resourceVersion": rv, "allowWatchBookmarks": "true"}, 1), 5)
+        _events(raw, {"resourceVersion": rv, "allowWatchBookmarks": "true"}, 1), 5
+    )
     assert events[0]["type"] == "BOOKMARK"
     assert int(events[0]["object"]["metadata"]["resourceVersion"]) >= int(rv)
 
 
 async def test_watch_as_table_sends_rows(raw, http: HttpClient) -> None:
     await http.create(CM, configmap("tw", a="1"))
-    events = await asyncio.wait_for(
-        _events(raw, {"resourceVersion": "0"}, 1, accept=TABLE), 5)
+    events = await asyncio.wait_for(_events(raw, {"resourceVersion": "0"}, 1, accept=TABLE), 5)
     assert events[0]["object"]["kind"] == "Table"
     assert events[0]["object"]["rows"][0]["cells"][0] == "tw"
 
 
 async def test_deleting_a_namespace_deletes_its_contents_then_itself(http: HttpClient) -> None:
-    await http.create(NS, {"apiVersion": "v1", "kind": "Namespace",
-                           "metadata": {"name": "doomed"}})
+    await http.create(NS, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "doomed"}})
     obj = configmap("inside")
     obj["metadata"]["namespace"] = "doomed"
     await http.create(CM, obj)
@@ -329,9 +356,11 @@ async def test_deletecollection_deletes_matching_objects(http: HttpClient, raw) 
         obj = configmap(name)
         obj["metadata"]["labels"] = {"del": "yes" if name != "keep" else "no"}
         await http.create(CM, obj)
-    async with raw.session.delete(f"{raw.url}/api/v1/namespaces/default/configmaps",
-                                  params={"labelSelector": "del=yes"},
-                                  headers=raw.headers()) as r:
+    async with raw.session.delete(
+        f"{raw.url}/api/v1/namespaces/default/configmaps",
+        params={"labelSelector": "del=yes"},
+        headers=raw.headers(),
+    ) as r:
         assert r.status == 200
     left = [o["metadata"]["name"] for o in (await http.list(CM, namespace="default")).items]
     assert left == ["keep"]

@@ -79,18 +79,22 @@ async def test_server_side_apply_and_conflicts(kubectl, manifest: Path) -> None:
     assert "deployment.apps/web serverside-applied" in out.stdout
     await kubectl("apply", "--server-side", "-f", str(manifest))
     clash = manifest.parent / "clash.yaml"
-    clash.write_text(textwrap.dedent("""
+    clash.write_text(
+        textwrap.dedent("""
         apiVersion: v1
         kind: ConfigMap
         metadata: {name: settings}
         data: {greeting: bonjour}
-        """))
-    refused = await kubectl("apply", "--server-side", "--field-manager=other", "-f",
-                            str(clash), check=False)
+        """)
+    )
+    refused = await kubectl(
+        "apply", "--server-side", "--field-manager=other", "-f", str(clash), check=False
+    )
     assert refused.returncode != 0
     assert "conflict" in refused.stderr.lower() and ".data.greeting" in refused.stderr
-    forced = await kubectl("apply", "--server-side", "--field-manager=other",
-                           "--force-conflicts", "-f", str(clash))
+    forced = await kubectl(
+        "apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", str(clash)
+    )
     assert "serverside-applied" in forced.stdout
     value = await kubectl("get", "cm", "settings", "-o", "jsonpath={.data.greeting}")
     assert value.stdout == "bonjour"
@@ -105,7 +109,8 @@ async def test_get_output_formats(kubectl, manifest: Path) -> None:
     assert wide[-3:] == ["CONTAINERS", "IMAGES", "SELECTOR"]
     as_json = json.loads((await kubectl("get", "deploy", "web", "-o", "json")).stdout)
     assert as_json["spec"]["template"]["spec"]["containers"][0]["env"] == [
-        {"name": "MODE", "value": "demo"}]
+        {"name": "MODE", "value": "demo"}
+    ]
     as_yaml = yaml.safe_load((await kubectl("get", "cm", "settings", "-o", "yaml")).stdout)
     assert as_yaml["data"] == {"greeting": "hello"}
     names = (await kubectl("get", "deploy,cm", "-l", "app=web", "-o", "name")).stdout.split()
@@ -115,10 +120,10 @@ async def test_get_output_formats(kubectl, manifest: Path) -> None:
     everywhere = (await kubectl("get", "ns", "-A")).stdout
     assert "kube-system" in everywhere
     all_ns = (await kubectl("get", "cm", "-A")).stdout.splitlines()
-    assert all_ns[0].split()[0] == "NAMESPACE" and all_ns[1].split()[:2] == ["default",
-                                                                             "settings"]
-    fields = (await kubectl("get", "cm", "--field-selector", "metadata.name=settings",
-                            "-o", "name")).stdout.split()
+    assert all_ns[0].split()[0] == "NAMESPACE" and all_ns[1].split()[:2] == ["default", "settings"]
+    fields = (
+        await kubectl("get", "cm", "--field-selector", "metadata.name=settings", "-o", "name")
+    ).stdout.split()
     assert fields == ["configmap/settings"]
     empty = await kubectl("get", "cm", "-l", "app=none")
     assert "No resources found in default namespace." in empty.stderr
@@ -144,11 +149,13 @@ async def test_get_watch_prints_changes(kubectl) -> None:
 
 async def test_create_generators_send_protobuf_and_work(kubectl, tmp_path: Path) -> None:
     await kubectl("create", "namespace", "gen")
-    await kubectl("-n", "gen", "create", "configmap", "c", "--from-literal=a=1",
-                  "--from-literal=b=two")
+    await kubectl(
+        "-n", "gen", "create", "configmap", "c", "--from-literal=a=1", "--from-literal=b=two"
+    )
     await kubectl("-n", "gen", "create", "secret", "generic", "s", "--from-literal=k=v")
-    await kubectl("-n", "gen", "create", "deployment", "d", "--image=x", "--replicas=3",
-                  "--", "sleep", "100")
+    await kubectl(
+        "-n", "gen", "create", "deployment", "d", "--image=x", "--replicas=3", "--", "sleep", "100"
+    )
     await kubectl("-n", "gen", "create", "job", "j", "--image=x", "--", "echo", "hi")
     cm = json.loads((await kubectl("-n", "gen", "get", "cm", "c", "-o", "json")).stdout)
     assert cm["data"] == {"a": "1", "b": "two"}
@@ -175,8 +182,9 @@ async def test_invalid_manifest_names_the_field(kubectl, tmp_path: Path) -> None
     typo = tmp_path / "typo.yaml"
     typo.write_text(DEPLOYMENT.replace("containerPort", "containerPortt"))
     strict = await kubectl("apply", "-f", str(typo), check=False)
-    assert 'unknown field "spec.template.spec.containers[0].ports[0].containerPortt"' in \
-        strict.stderr
+    assert (
+        'unknown field "spec.template.spec.containers[0].ports[0].containerPortt"' in strict.stderr
+    )
     gone = await kubectl("get", "deploy", "web", check=False)
     assert "NotFound" in gone.stderr
 
@@ -187,17 +195,31 @@ async def test_label_annotate_and_the_three_patch_types(kubectl, manifest: Path)
     await kubectl("annotate", "deploy", "web", "owner=team-a")
     await kubectl("label", "deploy", "web", "--overwrite", "tier=edge")
     await kubectl("patch", "deploy", "web", "-p", '{"spec":{"replicas":3}}')
-    await kubectl("patch", "deploy", "web", "--type=merge", "-p",
-                  '{"metadata":{"annotations":{"owner":null}}}')
-    await kubectl("patch", "deploy", "web", "--type=json", "-p",
-                  '[{"op":"add","path":"/spec/template/spec/containers/0/env/-",'
-                  '"value":{"name":"EXTRA","value":"1"}}]')
+    await kubectl(
+        "patch",
+        "deploy",
+        "web",
+        "--type=merge",
+        "-p",
+        '{"metadata":{"annotations":{"owner":null}}}',
+    )
+    await kubectl(
+        "patch",
+        "deploy",
+        "web",
+        "--type=json",
+        "-p",
+        '[{"op":"add","path":"/spec/template/spec/containers/0/env/-",'
+        '"value":{"name":"EXTRA","value":"1"}}]',
+    )
     obj = json.loads((await kubectl("get", "deploy", "web", "-o", "json")).stdout)
     assert obj["metadata"]["labels"]["tier"] == "edge"
     assert "owner" not in (obj["metadata"].get("annotations") or {})
     assert obj["spec"]["replicas"] == 3
     assert [e["name"] for e in obj["spec"]["template"]["spec"]["containers"][0]["env"]] == [
-        "MODE", "EXTRA"]
+        "MODE",
+        "EXTRA",
+    ]
     await kubectl("label", "deploy", "web", "tier-")
     obj = json.loads((await kubectl("get", "deploy", "web", "-o", "json")).stdout)
     assert "tier" not in obj["metadata"]["labels"]
@@ -208,14 +230,12 @@ async def test_label_annotate_and_the_three_patch_types(kubectl, manifest: Path)
 async def test_scale_edit_and_replace(kubectl, manifest: Path, tmp_path: Path) -> None:
     await kubectl("apply", "-f", str(manifest))
     await kubectl("scale", "deploy", "web", "--replicas=5")
-    assert (await kubectl("get", "deploy", "web", "-o",
-                          "jsonpath={.spec.replicas}")).stdout == "5"
+    assert (await kubectl("get", "deploy", "web", "-o", "jsonpath={.spec.replicas}")).stdout == "5"
     editor = tmp_path / "editor.sh"
     editor.write_text("#!/bin/sh\nsed -i 's/replicas: 5/replicas: 6/' \"$1\"\n")
     editor.chmod(0o755)
     await kubectl("edit", "deploy", "web", env={"EDITOR": str(editor)})
-    assert (await kubectl("get", "deploy", "web", "-o",
-                          "jsonpath={.spec.replicas}")).stdout == "6"
+    assert (await kubectl("get", "deploy", "web", "-o", "jsonpath={.spec.replicas}")).stdout == "6"
     noop = tmp_path / "noop.sh"
     noop.write_text("#!/bin/sh\ntrue\n")
     noop.chmod(0o755)
@@ -240,8 +260,9 @@ async def test_describe_shows_object_and_events(kubectl, manifest: Path) -> None
 
 async def test_wait_for_a_condition_and_for_deletion(kubectl, http) -> None:
     await kubectl("create", "configmap", "w")
-    waiter = asyncio.create_task(kubectl("wait", "--for=jsonpath={.data.ready}=yes",
-                                         "cm/w", "--timeout=20s"))
+    waiter = asyncio.create_task(
+        kubectl("wait", "--for=jsonpath={.data.ready}=yes", "cm/w", "--timeout=20s")
+    )
     await asyncio.sleep(0.5)
     await kubectl("patch", "cm", "w", "--type=merge", "-p", '{"data":{"ready":"yes"}}')
     assert "condition met" in (await asyncio.wait_for(waiter, 25)).stdout
@@ -254,11 +275,29 @@ async def test_wait_for_a_condition_and_for_deletion(kubectl, http) -> None:
 async def _make_owned(kubectl, owner: str, dependent: str) -> None:
     await kubectl("create", "configmap", owner)
     uid = (await kubectl("get", "cm", owner, "-o", "jsonpath={.metadata.uid}")).stdout
-    await kubectl("apply", "-f", "-", input=json.dumps({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": dependent, "ownerReferences": [{
-            "apiVersion": "v1", "kind": "ConfigMap", "name": owner, "uid": uid,
-            "blockOwnerDeletion": True}]}}))
+    await kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": dependent,
+                    "ownerReferences": [
+                        {
+                            "apiVersion": "v1",
+                            "kind": "ConfigMap",
+                            "name": owner,
+                            "uid": uid,
+                            "blockOwnerDeletion": True,
+                        }
+                    ],
+                },
+            }
+        ),
+    )
 
 
 @pytest.mark.parametrize("cascade", ["background", "foreground", "orphan"])

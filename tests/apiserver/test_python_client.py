@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 kubernetes = pytest.importorskip("kubernetes")
-from kubernetes import client as k8s  # noqa: E402
-from kubernetes import config, watch  # noqa: E402
-from kubernetes.client.exceptions import ApiException  # noqa: E402
+from kubernetes import client as k8s
+from kubernetes import config, watch
+from kubernetes.client.exceptions import ApiException
 
-from procorch.api.resources import RESOURCES, ResourceType  # noqa: E402
+from procorch.api.resources import RESOURCES, ResourceType
 
 POD_SPEC = {"containers": [{"name": "main", "command": ["sleep", "10"]}]}
 TEMPLATE = {"metadata": {"labels": {"app": "x"}}, "spec": POD_SPEC}
@@ -31,39 +31,78 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "Secret": {"stringData": {"a": "1"}},
     "Service": {"spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]}},
     "Endpoints": {"subsets": [{"addresses": [{"ip": "127.0.0.2"}], "ports": [{"port": 80}]}]},
-    "Event": {"involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"},
-              "reason": "Tested", "message": "hello", "type": "Normal"},
+    "Event": {
+        "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"},
+        "reason": "Tested",
+        "message": "hello",
+        "type": "Normal",
+    },
     "ServiceAccount": {},
-    "PersistentVolumeClaim": {"spec": {"accessModes": ["ReadWriteOnce"],
-                                       "resources": {"requests": {"storage": "1Gi"}}}},
+    "PersistentVolumeClaim": {
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    },
     "Deployment": {"spec": {"selector": {"matchLabels": {"app": "x"}}, "template": TEMPLATE}},
     "ReplicaSet": {"spec": {"selector": {"matchLabels": {"app": "x"}}, "template": TEMPLATE}},
     "Job": {"spec": {"template": {"spec": {**POD_SPEC, "restartPolicy": "Never"}}}},
-    "CronJob": {"spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": {
-        "spec": {**POD_SPEC, "restartPolicy": "OnFailure"}}}}}},
-    "Ingress": {"spec": {"rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix",
-        "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}},
+    "CronJob": {
+        "spec": {
+            "schedule": "*/5 * * * *",
+            "jobTemplate": {
+                "spec": {"template": {"spec": {**POD_SPEC, "restartPolicy": "OnFailure"}}}
+            },
+        }
+    },
+    "Ingress": {
+        "spec": {
+            "rules": [
+                {
+                    "http": {
+                        "paths": [
+                            {
+                                "path": "/",
+                                "pathType": "Prefix",
+                                "backend": {"service": {"name": "web", "port": {"number": 80}}},
+                            }
+                        ]
+                    }
+                }
+            ]
+        }
+    },
     "IngressClass": {"spec": {"controller": "procorch.io/ingress"}},
-    "EndpointSlice": {"addressType": "IPv4", "endpoints": [{"addresses": ["127.0.0.2"]}],
-                      "ports": [{"port": 80}]},
+    "EndpointSlice": {
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["127.0.0.2"]}],
+        "ports": [{"port": 80}],
+    },
     "Lease": {"spec": {"holderIdentity": "me", "leaseDurationSeconds": 10}},
-    "HorizontalPodAutoscaler": {"spec": {
-        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
-        "minReplicas": 1, "maxReplicas": 3}},
+    "HorizontalPodAutoscaler": {
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "minReplicas": 1,
+            "maxReplicas": 3,
+        }
+    },
     "Role": {"rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]},
-    "RoleBinding": {"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                "name": "r"},
-                    "subjects": [{"kind": "User", "name": "alice"}]},
+    "RoleBinding": {
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
+        "subjects": [{"kind": "User", "name": "alice"}],
+    },
     "ClusterRole": {"rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]},
-    "ClusterRoleBinding": {"roleRef": {"apiGroup": "rbac.authorization.k8s.io",
-                                       "kind": "ClusterRole", "name": "r"},
-                           "subjects": [{"kind": "User", "name": "alice"}]},
+    "ClusterRoleBinding": {
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "r"},
+        "subjects": [{"kind": "User", "name": "alice"}],
+    },
 }
 
 API_CLASSES = {
-    "": "CoreV1Api", "apps": "AppsV1Api", "batch": "BatchV1Api",
-    "networking.k8s.io": "NetworkingV1Api", "discovery.k8s.io": "DiscoveryV1Api",
-    "coordination.k8s.io": "CoordinationV1Api", "autoscaling": "AutoscalingV2Api",
+    "": "CoreV1Api",
+    "apps": "AppsV1Api",
+    "batch": "BatchV1Api",
+    "networking.k8s.io": "NetworkingV1Api",
+    "discovery.k8s.io": "DiscoveryV1Api",
+    "coordination.k8s.io": "CoordinationV1Api",
+    "autoscaling": "AutoscalingV2Api",
     "rbac.authorization.k8s.io": "RbacAuthorizationV1Api",
 }
 
@@ -101,8 +140,12 @@ class Verbs:
 
 
 def body(rt: ResourceType, name: str) -> dict[str, Any]:
-    obj = {"apiVersion": rt.api_version, "kind": rt.kind,
-           "metadata": {"name": name, "labels": {"suite": "python"}}, **SAMPLES[rt.kind]}
+    obj = {
+        "apiVersion": rt.api_version,
+        "kind": rt.kind,
+        "metadata": {"name": name, "labels": {"suite": "python"}},
+        **SAMPLES[rt.kind],
+    }
     if rt.namespaced:
         obj["metadata"]["namespace"] = "default"
     return obj
@@ -132,9 +175,12 @@ async def test_python_client_drives_every_kind(api_client, rt: ResourceType) -> 
         assert conflict.value.status == 409
         events = [
             (e["type"], e["object"].metadata.name)
-            for e in watch.Watch().stream(verbs.list_fn(), **verbs.ns,
-                                          field_selector=f"metadata.name={name}",
-                                          timeout_seconds=1)
+            for e in watch.Watch().stream(
+                verbs.list_fn(),
+                **verbs.ns,
+                field_selector=f"metadata.name={name}",
+                timeout_seconds=1,
+            )
         ]
         assert events == [("ADDED", name)]
         verbs.call("delete", name)

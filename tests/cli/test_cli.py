@@ -13,8 +13,14 @@ import yaml
 
 async def run(data_dir: Path, *args: str, check: bool = True) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "procorch", *args, "--data-dir", str(data_dir),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "procorch",
+        *args,
+        "--data-dir",
+        str(data_dir),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "NO_COLOR": "1"},
     )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
@@ -70,13 +76,16 @@ async def test_apply_get_describe_delete(procorch, tmp_path: Path) -> None:
 
 async def test_apply_with_one_invalid_document_applies_nothing(procorch, tmp_path: Path) -> None:
     path = tmp_path / "mixed.yaml"
-    path.write_text(APP + textwrap.dedent("""
+    path.write_text(
+        APP
+        + textwrap.dedent("""
         ---
         apiVersion: v1
         kind: ConfigMap
         metadata: {name: broken}
         data: {key: 12}
-        """))
+        """)
+    )
     code, _, err = await run(procorch.data_dir, "apply", "-f", str(path), check=False)
     assert code == 1
     assert "nothing was applied" in err and "data[key]" in err

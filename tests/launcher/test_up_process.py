@@ -41,9 +41,17 @@ class Up:
 async def procorch_up(data_dir: Path, *args: str, port: int | None = None) -> AsyncIterator[Up]:
     port = port or free_port()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "procorch", "up", "--data-dir", str(data_dir),
-        "--api-port", str(port), *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "procorch",
+        "up",
+        "--data-dir",
+        str(data_dir),
+        "--api-port",
+        str(port),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     up = Up(proc, data_dir)
     try:
@@ -130,10 +138,13 @@ async def test_up_applies_files_writes_kubeconfig_and_stops_cleanly(tmp_path: Pa
 
 
 async def test_an_invalid_manifest_applies_nothing_and_exits_non_zero(tmp_path: Path) -> None:
-    manifests = write_manifests(tmp_path, {
-        "app/good.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: good}\n",
-        "app/bad.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: Bad_Name}\n",
-    })
+    manifests = write_manifests(
+        tmp_path,
+        {
+            "app/good.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: good}\n",
+            "app/bad.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: Bad_Name}\n",
+        },
+    )
     data = tmp_path / "data"
     async with procorch_up(data, "-f", str(manifests)) as up:
         code = await asyncio.wait_for(up.proc.wait(), 20)
@@ -157,9 +168,16 @@ async def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
         client = await wait_ready(up)
         acked = []
         try:
+
             async def write(i: int) -> None:
-                await client.create(CM, {"apiVersion": "v1", "kind": "ConfigMap",
-                                         "metadata": {"name": f"c{i}", "namespace": "default"}})
+                await client.create(
+                    CM,
+                    {
+                        "apiVersion": "v1",
+                        "kind": "ConfigMap",
+                        "metadata": {"name": f"c{i}", "namespace": "default"},
+                    },
+                )
                 acked.append(f"c{i}")
 
             await asyncio.gather(*(write(i) for i in range(100)))
@@ -170,8 +188,9 @@ async def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
     async with procorch_up(data) as up:
         client = await wait_ready(up)
         try:
-            names = {o["metadata"]["name"]
-                     for o in (await client.list(CM, namespace="default")).items}
+            names = {
+                o["metadata"]["name"] for o in (await client.list(CM, namespace="default")).items
+            }
             assert set(acked) <= names and len(acked) == 100
         finally:
             await client.close()

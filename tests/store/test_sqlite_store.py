@@ -18,8 +18,12 @@ from procorch.store.sqlite import SQLiteStore
 
 
 def cm(name: str, value: str = "v") -> dict:
-    return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": "default"}, "data": {"k": value}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "default"},
+        "data": {"k": value},
+    }
 
 
 def key(name: str) -> Key:
@@ -91,7 +95,7 @@ def test_acknowledged_write_survives_kill_9(tmp_path: Path) -> None:
         from procorch.store.base import Key
         from procorch.store.sqlite import SQLiteStore
         async def main():
-            s = SQLiteStore(__import__("pathlib").Path({str(tmp_path / 'store.db')!r}))
+            s = SQLiteStore(__import__("pathlib").Path({str(tmp_path / "store.db")!r}))
             await s.start()
             i = 0
             while True:

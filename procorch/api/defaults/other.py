@@ -49,13 +49,18 @@ def horizontal_pod_autoscaler(obj: dict[str, Any]) -> None:
         return
     set_missing(spec, "minReplicas", 1)
     if not spec.get("metrics"):
-        spec["metrics"] = [{
-            "type": "Resource",
-            "resource": {
-                "name": "cpu",
-                "target": {"type": "Utilization", "averageUtilization": DEFAULT_CPU_UTILIZATION},
-            },
-        }]
+        spec["metrics"] = [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {
+                        "type": "Utilization",
+                        "averageUtilization": DEFAULT_CPU_UTILIZATION,
+                    },
+                },
+            }
+        ]
     behavior = _dict(spec, "behavior")
     if behavior is not None:
         behavior["scaleUp"] = _scaling_rules(behavior.get("scaleUp"), _SCALE_UP)
@@ -89,4 +94,3 @@ def role_binding(obj: dict[str, Any]) -> None:
     if role_ref is not None:
         set_if_empty(role_ref, "apiGroup", RBAC_GROUP)
     _subjects(obj)
-

@@ -19,11 +19,36 @@ TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 DEFAULT_FILE_MODE = 0o644  # 420: configMap, secret, downwardAPI and projected volumes
 DEFAULT_TOLERATION_SECONDS = 300
 VOLUME_SOURCES = (
-    "hostPath", "emptyDir", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "secret",
-    "nfs", "iscsi", "glusterfs", "persistentVolumeClaim", "rbd", "flexVolume", "cinder",
-    "cephfs", "flocker", "downwardAPI", "fc", "azureFile", "configMap", "vsphereVolume",
-    "quobyte", "azureDisk", "photonPersistentDisk", "projected", "portworxVolume", "scaleIO",
-    "storageos", "csi", "ephemeral", "image",
+    "hostPath",
+    "emptyDir",
+    "gcePersistentDisk",
+    "awsElasticBlockStore",
+    "gitRepo",
+    "secret",
+    "nfs",
+    "iscsi",
+    "glusterfs",
+    "persistentVolumeClaim",
+    "rbd",
+    "flexVolume",
+    "cinder",
+    "cephfs",
+    "flocker",
+    "downwardAPI",
+    "fc",
+    "azureFile",
+    "configMap",
+    "vsphereVolume",
+    "quobyte",
+    "azureDisk",
+    "photonPersistentDisk",
+    "projected",
+    "portworxVolume",
+    "scaleIO",
+    "storageos",
+    "csi",
+    "ephemeral",
+    "image",
 )
 
 
@@ -91,8 +116,12 @@ def _http_get(handler: dict[str, Any] | None) -> None:
 def _probe(probe: dict[str, Any] | None) -> None:
     if probe is None:
         return
-    for name, default in (("timeoutSeconds", 1), ("periodSeconds", 10), ("successThreshold", 1),
-                          ("failureThreshold", 3)):
+    for name, default in (
+        ("timeoutSeconds", 1),
+        ("periodSeconds", 10),
+        ("successThreshold", 1),
+        ("failureThreshold", 3),
+    ):
         if probe.get(name) in (None, 0):
             probe[name] = default
     _http_get(probe)
@@ -201,8 +230,11 @@ def _tolerates(tolerations: list[dict[str, Any]], taint_key: str) -> bool:
             continue
         if tol.get("operator") == "Exists" and tol.get("key") in (None, "", taint_key):
             return True
-        if tol.get("key") == taint_key and tol.get("operator") in (None, "", "Equal") and (
-                tol.get("value") in (None, "")):
+        if (
+            tol.get("key") == taint_key
+            and tol.get("operator") in (None, "", "Equal")
+            and (tol.get("value") in (None, ""))
+        ):
             return True
     return False
 
@@ -242,7 +274,12 @@ def pod(obj: dict[str, Any]) -> None:
     if isinstance(tolerations, list):
         for taint_key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
             if not _tolerates([t for t in tolerations if isinstance(t, dict)], taint_key):
-                tolerations.append({"key": taint_key, "operator": "Exists",
-                                    "effect": "NoExecute",
-                                    "tolerationSeconds": DEFAULT_TOLERATION_SECONDS})
+                tolerations.append(
+                    {
+                        "key": taint_key,
+                        "operator": "Exists",
+                        "effect": "NoExecute",
+                        "tolerationSeconds": DEFAULT_TOLERATION_SECONDS,
+                    }
+                )
         spec["tolerations"] = tolerations

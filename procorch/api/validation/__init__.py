@@ -82,13 +82,13 @@ def validate(
         else:
             rt = by_kind(api_version, kind)
             if rt is not None:
-                causes += validate_object_meta(obj.get("metadata"), namespaced=rt.namespaced,
-                                               name_fn=name_rule(kind))
+                causes += validate_object_meta(
+                    obj.get("metadata"), namespaced=rt.namespaced, name_fn=name_rule(kind)
+                )
     except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
         # A validator tripped over a value it did not expect: report it rather than fail
         # the request with a 500.
-        causes.append(invalid("", as_dict(obj).get("kind", kind),
-                              f"could not be validated: {exc}"))
+        causes.append(invalid("", as_dict(obj).get("kind", kind), f"could not be validated: {exc}"))
     return causes
 
 

@@ -59,8 +59,11 @@ def _selector_and_template(spec: dict[str, Any], kind: str, path: str) -> Causes
         causes += validate_label_selector(selector, child(path, "selector"))
         if selector_is_empty(selector):
             # Kubernetes says "deployment" for ReplicaSets too.
-            causes.append(invalid(child(path, "selector"), selector,
-                                  "empty selector is invalid for deployment"))
+            causes.append(
+                invalid(
+                    child(path, "selector"), selector, "empty selector is invalid for deployment"
+                )
+            )
     if not selector_is_valid(selector):
         causes.append(invalid(child(path, "selector"), selector, "invalid label selector"))
         return causes
@@ -70,20 +73,31 @@ def _selector_and_template(spec: dict[str, Any], kind: str, path: str) -> Causes
         causes.append(required(template_path))
         return causes
     # A missing selector matches nothing in Kubernetes, so both problems are reported.
-    if selector is None or (not selector_is_empty(selector)
-                            and not selector_matches(selector, template_labels(template))):
-        causes.append(invalid(child(template_path, "metadata", "labels"),
-                              template_labels(template),
-                              "`selector` does not match template `labels`"))
+    if selector is None or (
+        not selector_is_empty(selector)
+        and not selector_matches(selector, template_labels(template))
+    ):
+        causes.append(
+            invalid(
+                child(template_path, "metadata", "labels"),
+                template_labels(template),
+                "`selector` does not match template `labels`",
+            )
+        )
     causes += validate_pod_template(template, template_path)
     template_spec = as_dict(as_dict(template).get("spec"))
     restart = as_str(template_spec.get("restartPolicy"))
     if restart != "Always":
-        causes.append(not_supported(child(template_path, "spec", "restartPolicy"), restart,
-                                    ["Always"]))
+        causes.append(
+            not_supported(child(template_path, "spec", "restartPolicy"), restart, ["Always"])
+        )
     if present(template_spec, "activeDeadlineSeconds"):
-        causes.append(forbidden(child(template_path, "spec", "activeDeadlineSeconds"),
-                                f"activeDeadlineSeconds in {kind} is not Supported"))
+        causes.append(
+            forbidden(
+                child(template_path, "spec", "activeDeadlineSeconds"),
+                f"activeDeadlineSeconds in {kind} is not Supported",
+            )
+        )
     return causes
 
 
@@ -93,12 +107,17 @@ def _strategy(strategy: Any, path: str) -> Causes:
     causes: Causes = []
     if kind == "Recreate":
         if present(strategy, "rollingUpdate"):
-            causes.append(forbidden(child(path, "rollingUpdate"),
-                                    "may not be specified when strategy `type` is 'Recreate'"))
+            causes.append(
+                forbidden(
+                    child(path, "rollingUpdate"),
+                    "may not be specified when strategy `type` is 'Recreate'",
+                )
+            )
     elif kind == "RollingUpdate":
         if not present(strategy, "rollingUpdate"):
-            causes.append(required(child(path, "rollingUpdate"),
-                                   "this should be defaulted and never be nil"))
+            causes.append(
+                required(child(path, "rollingUpdate"), "this should be defaulted and never be nil")
+            )
         else:
             rolling = as_dict(strategy["rollingUpdate"])
             rolling_path = child(path, "rollingUpdate")
@@ -107,20 +126,34 @@ def _strategy(strategy: Any, path: str) -> Causes:
             causes += _int_or_percent(unavailable, child(rolling_path, "maxUnavailable"))
             causes += _int_or_percent(surge, child(rolling_path, "maxSurge"))
             if _int_or_percent_value(unavailable) == 0 and _int_or_percent_value(surge) == 0:
-                causes.append(invalid(child(rolling_path, "maxUnavailable"), unavailable,
-                                      "may not be 0 when `maxSurge` is 0"))
-            if (isinstance(unavailable, str) and not formats.is_valid_percent(unavailable)
-                    and int(unavailable[:-1]) > 100):
-                causes.append(invalid(child(rolling_path, "maxUnavailable"), unavailable,
-                                      "must not be greater than 100%"))
+                causes.append(
+                    invalid(
+                        child(rolling_path, "maxUnavailable"),
+                        unavailable,
+                        "may not be 0 when `maxSurge` is 0",
+                    )
+                )
+            if (
+                isinstance(unavailable, str)
+                and not formats.is_valid_percent(unavailable)
+                and int(unavailable[:-1]) > 100
+            ):
+                causes.append(
+                    invalid(
+                        child(rolling_path, "maxUnavailable"),
+                        unavailable,
+                        "must not be greater than 100%",
+                    )
+                )
     else:
         causes.append(not_supported(path, strategy, ["Recreate", "RollingUpdate"]))
     return causes
 
 
 def validate_deployment(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Causes:
-    causes = validate_object_meta(obj.get("metadata"), namespaced=True,
-                                  name_fn=name_is_dns_subdomain)
+    causes = validate_object_meta(
+        obj.get("metadata"), namespaced=True, name_fn=name_is_dns_subdomain
+    )
     spec = as_dict(obj.get("spec"))
     causes += nonnegative("spec.replicas", spec.get("replicas"))
     causes += _selector_and_template(spec, "Deployment", "spec")
@@ -132,22 +165,28 @@ def validate_deployment(obj: dict[str, Any], old: dict[str, Any] | None = None) 
     if deadline is not None:
         causes += nonnegative("spec.progressDeadlineSeconds", deadline)
         if (as_int(deadline) or 0) <= min_ready:
-            causes.append(invalid("spec.progressDeadlineSeconds", deadline,
-                                  "must be greater than minReadySeconds"))
+            causes.append(
+                invalid(
+                    "spec.progressDeadlineSeconds", deadline, "must be greater than minReadySeconds"
+                )
+            )
     if old is not None:
-        causes += immutable("spec.selector", spec.get("selector"),
-                            as_dict(old.get("spec")).get("selector"))
+        causes += immutable(
+            "spec.selector", spec.get("selector"), as_dict(old.get("spec")).get("selector")
+        )
     return causes
 
 
 def validate_replica_set(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Causes:
-    causes = validate_object_meta(obj.get("metadata"), namespaced=True,
-                                  name_fn=name_is_dns_subdomain)
+    causes = validate_object_meta(
+        obj.get("metadata"), namespaced=True, name_fn=name_is_dns_subdomain
+    )
     spec = as_dict(obj.get("spec"))
     causes += nonnegative("spec.replicas", spec.get("replicas"))
     causes += nonnegative("spec.minReadySeconds", spec.get("minReadySeconds"))
     causes += _selector_and_template(spec, "ReplicaSet", "spec")
     if old is not None:
-        causes += immutable("spec.selector", spec.get("selector"),
-                            as_dict(old.get("spec")).get("selector"))
+        causes += immutable(
+            "spec.selector", spec.get("selector"), as_dict(old.get("spec")).get("selector")
+        )
     return causes

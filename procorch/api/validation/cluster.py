@@ -49,21 +49,25 @@ _TAINT_EFFECTS = ["NoSchedule", "PreferNoSchedule", "NoExecute"]
 
 
 def validate_namespace(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Causes:
-    causes = validate_object_meta(obj.get("metadata"), namespaced=False,
-                                  name_fn=name_is_dns_label)
+    causes = validate_object_meta(obj.get("metadata"), namespaced=False, name_fn=name_is_dns_label)
     for finalizer in as_list(as_dict(obj.get("spec")).get("finalizers")):
         name = as_str(finalizer)
         causes += validate_qualified_name(name, "spec.finalizers")
         if "/" not in name and name not in _STANDARD_FINALIZERS:
-            causes.append(invalid("spec.finalizers", name, "name is neither a standard "
-                                                           "finalizer name nor is it fully "
-                                                           "qualified"))
+            causes.append(
+                invalid(
+                    "spec.finalizers",
+                    name,
+                    "name is neither a standard finalizer name nor is it fully qualified",
+                )
+            )
     return causes
 
 
 def validate_node(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Causes:
-    causes = validate_object_meta(obj.get("metadata"), namespaced=False,
-                                  name_fn=name_is_dns_subdomain)
+    causes = validate_object_meta(
+        obj.get("metadata"), namespaced=False, name_fn=name_is_dns_subdomain
+    )
     spec = as_dict(obj.get("spec"))
     seen: set[tuple[str, str]] = set()
     # Kubernetes reports taints under metadata.taints; kept for fidelity.
@@ -81,21 +85,29 @@ def validate_node(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Cau
             causes.append(not_supported(child(taint_path, "effect"), effect, _TAINT_EFFECTS))
         if (effect, taint_key) in seen:
             cause = duplicate(taint_path, taint)
-            causes.append(replace(cause, message=cause.message + ": taints must be unique by "
-                                                                 "key and effect pair"))
+            causes.append(
+                replace(
+                    cause, message=cause.message + ": taints must be unique by key and effect pair"
+                )
+            )
         seen.add((effect, taint_key))
     status = as_dict(obj.get("status"))
     for section in ("capacity", "allocatable"):
         causes += validate_resource_list(status.get(section), f"status.{section}", dotted=True)
     for i, cidr in enumerate(as_list(spec.get("podCIDRs"))):
-        causes += [invalid(index("spec.podCIDRs", i), cidr, msg)
-                   for msg in formats.is_valid_cidr(as_str(cidr))]
+        causes += [
+            invalid(index("spec.podCIDRs", i), cidr, msg)
+            for msg in formats.is_valid_cidr(as_str(cidr))
+        ]
     if old is not None:
         old_cidrs = as_list(as_dict(old.get("spec")).get("podCIDRs"))
         new_cidrs = as_list(spec.get("podCIDRs"))
         if old_cidrs and new_cidrs != old_cidrs:
-            causes.append(forbidden("spec.podCIDRs", "node updates may not change podCIDR "
-                                                     "except from \"\" to valid"))
+            causes.append(
+                forbidden(
+                    "spec.podCIDRs", 'node updates may not change podCIDR except from "" to valid'
+                )
+            )
     return causes
 
 
@@ -107,25 +119,29 @@ def _special_ip(ip: str, path: str) -> Causes:
     if parsed.is_unspecified:
         causes.append(invalid(path, ip, f"may not be unspecified ({ip})"))
     if parsed.is_link_local:
-        causes.append(invalid(path, ip, "may not be in the link-local range (169.254.0.0/16, "
-                                        "fe80::/10)"))
+        causes.append(
+            invalid(path, ip, "may not be in the link-local range (169.254.0.0/16, fe80::/10)")
+        )
     if parsed.is_multicast and (
         (parsed.version == 4 and ip.startswith("224.0.0."))
         or (parsed.version == 6 and ip.lower().startswith("ff02:"))
     ):
-        causes.append(invalid(path, ip, "may not be in the link-local multicast range "
-                                        "(224.0.0.0/24, ff02::/10)"))
+        causes.append(
+            invalid(
+                path, ip, "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"
+            )
+        )
     return causes
 
 
 def validate_endpoints(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Causes:
-    causes = validate_object_meta(obj.get("metadata"), namespaced=True,
-                                  name_fn=name_is_dns_subdomain)
+    causes = validate_object_meta(
+        obj.get("metadata"), namespaced=True, name_fn=name_is_dns_subdomain
+    )
     for i, subset in items(obj.get("subsets")):
         subset_path = index("subsets", i)
         if not as_list(subset.get("addresses")) and not as_list(subset.get("notReadyAddresses")):
-            causes.append(required(subset_path, "must specify `addresses` or "
-                                                "`notReadyAddresses`"))
+            causes.append(required(subset_path, "must specify `addresses` or `notReadyAddresses`"))
         for field in ("addresses", "notReadyAddresses"):
             for j, address in items(subset.get(field)):
                 address_path = index(child(subset_path, field), j)
@@ -137,8 +153,10 @@ def validate_endpoints(obj: dict[str, Any], old: dict[str, Any] | None = None) -
                     causes += validate_dns1123_label(hostname, child(address_path, "hostname"))
                 if present(address, "nodeName"):
                     node = as_str(address["nodeName"])
-                    causes += [invalid(child(address_path, "nodeName"), node, msg)
-                               for msg in name_is_dns_subdomain(node, False)]
+                    causes += [
+                        invalid(child(address_path, "nodeName"), node, msg)
+                        for msg in name_is_dns_subdomain(node, False)
+                    ]
                 if not msgs:
                     causes += _special_ip(ip, child(address_path, "ip"))
         ports = [p for _, p in items(subset.get("ports"))]
@@ -150,22 +168,26 @@ def validate_endpoints(obj: dict[str, Any], old: dict[str, Any] | None = None) -
             elif name:
                 causes += validate_dns1123_label(name, child(port_path, "name"))
             number = as_int(port.get("port")) or 0
-            causes += [invalid(child(port_path, "port"), number, msg)
-                       for msg in formats.is_valid_port_num(number)]
+            causes += [
+                invalid(child(port_path, "port"), number, msg)
+                for msg in formats.is_valid_port_num(number)
+            ]
             protocol = as_str(port.get("protocol"))
             if not protocol:
                 causes.append(required(child(port_path, "protocol")))
             elif protocol not in _PROTOCOLS:
                 causes.append(not_supported(child(port_path, "protocol"), protocol, _PROTOCOLS))
             if present(port, "appProtocol"):
-                causes += validate_qualified_name(as_str(port["appProtocol"]),
-                                                  child(port_path, "appProtocol"))
+                causes += validate_qualified_name(
+                    as_str(port["appProtocol"]), child(port_path, "appProtocol")
+                )
     return causes
 
 
 def validate_endpoint_slice(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Causes:
-    causes = validate_object_meta(obj.get("metadata"), namespaced=True,
-                                  name_fn=name_is_dns_subdomain)
+    causes = validate_object_meta(
+        obj.get("metadata"), namespaced=True, name_fn=name_is_dns_subdomain
+    )
     address_type = as_str(obj.get("addressType"))
     supported = ["FQDN", "IPv4", "IPv6"]
     if old is not None:
@@ -203,8 +225,9 @@ def validate_endpoint_slice(obj: dict[str, Any], old: dict[str, Any] | None = No
             topology = endpoint.get("deprecatedTopology")
             causes += validate_labels(topology, child(ep_path, "deprecatedTopology"))
             if present(endpoint, "hostname"):
-                causes += validate_dns1123_label(as_str(endpoint["hostname"]),
-                                                 child(ep_path, "hostname"))
+                causes += validate_dns1123_label(
+                    as_str(endpoint["hostname"]), child(ep_path, "hostname")
+                )
     ports = as_list(obj.get("ports"))
     if len(ports) > 100:
         causes.append(too_many("ports", len(ports), 100))
@@ -224,8 +247,9 @@ def validate_endpoint_slice(obj: dict[str, Any], old: dict[str, Any] | None = No
         elif protocol not in _PROTOCOLS:
             causes.append(not_supported(child(port_path, "protocol"), protocol, _PROTOCOLS))
         if present(port, "appProtocol"):
-            causes += validate_qualified_name(as_str(port["appProtocol"]),
-                                              child(port_path, "appProtocol"))
+            causes += validate_qualified_name(
+                as_str(port["appProtocol"]), child(port_path, "appProtocol")
+            )
     if old is not None and obj.get("addressType") != old.get("addressType"):
         causes.append(invalid("addressType", obj.get("addressType"), "field is immutable"))
     return causes
@@ -242,15 +266,20 @@ def validate_event(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Ca
     if not obj.get("eventTime"):
         if not involved_ns:
             if namespace not in ("", "default"):
-                causes.append(invalid("involvedObject.namespace", involved_ns,
-                                      "does not match event.namespace"))
+                causes.append(
+                    invalid(
+                        "involvedObject.namespace", involved_ns, "does not match event.namespace"
+                    )
+                )
         elif namespace != involved_ns:
-            causes.append(invalid("involvedObject.namespace", involved_ns,
-                                  "does not match event.namespace"))
+            causes.append(
+                invalid("involvedObject.namespace", involved_ns, "does not match event.namespace")
+            )
     else:
         if not involved_ns and namespace not in ("default", "kube-system"):
-            causes.append(invalid("involvedObject.namespace", involved_ns,
-                                  "does not match event.namespace"))
+            causes.append(
+                invalid("involvedObject.namespace", involved_ns, "does not match event.namespace")
+            )
         controller = as_str(obj.get("reportingComponent"))
         if not controller:
             causes.append(required("reportingComponent"))
@@ -263,22 +292,23 @@ def validate_event(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Ca
                 causes.append(invalid(field, "", f"can have at most {limit} characters"))
         if len(as_str(obj.get("message"))) > 1024:
             causes.append(invalid("message", "", "can have at most 1024 characters"))
-    causes += [invalid("namespace", namespace, msg)
-               for msg in formats.is_dns1123_subdomain(namespace)]
+    causes += [
+        invalid("namespace", namespace, msg) for msg in formats.is_dns1123_subdomain(namespace)
+    ]
     return causes
 
 
 def validate_service_account(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Causes:
-    return validate_object_meta(obj.get("metadata"), namespaced=True,
-                                name_fn=name_is_dns_subdomain)
+    return validate_object_meta(obj.get("metadata"), namespaced=True, name_fn=name_is_dns_subdomain)
 
 
 _ACCESS_MODES = ["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"]
 
 
 def validate_pvc(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Causes:
-    causes = validate_object_meta(obj.get("metadata"), namespaced=True,
-                                  name_fn=name_is_dns_subdomain)
+    causes = validate_object_meta(
+        obj.get("metadata"), namespaced=True, name_fn=name_is_dns_subdomain
+    )
     spec = as_dict(obj.get("spec"))
     modes = as_list(spec.get("accessModes"))
     if not modes:
@@ -288,10 +318,12 @@ def validate_pvc(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Caus
     for mode in modes:
         if mode not in _ACCESS_MODES:
             causes.append(not_supported("spec.accessModes", mode, _ACCESS_MODES))
-    if "ReadWriteOncePod" in modes and any(m in _ACCESS_MODES and m != "ReadWriteOncePod"
-                                           for m in modes):
-        causes.append(forbidden("spec.accessModes",
-                                "may not use ReadWriteOncePod with other access modes"))
+    if "ReadWriteOncePod" in modes and any(
+        m in _ACCESS_MODES and m != "ReadWriteOncePod" for m in modes
+    ):
+        causes.append(
+            forbidden("spec.accessModes", "may not use ReadWriteOncePod with other access modes")
+        )
     requests = as_dict(as_dict(spec.get("resources")).get("requests"))
     # Kubernetes names this field spec.resources[storage]; kept for fidelity.
     storage_path = key("spec.resources", "storage")
@@ -301,12 +333,15 @@ def validate_pvc(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Caus
         number, errs = quantity(storage_path, requests["storage"])
         causes += errs
         if number is not None and number <= 0:
-            causes.append(invalid(storage_path, shown(requests["storage"]),
-                                  "must be greater than zero"))
+            causes.append(
+                invalid(storage_path, shown(requests["storage"]), "must be greater than zero")
+            )
     class_name = as_str(spec.get("storageClassName"))
     if class_name:
-        causes += [invalid("spec.storageClassName", class_name, msg)
-                   for msg in name_is_dns_subdomain(class_name, False)]
+        causes += [
+            invalid("spec.storageClassName", class_name, msg)
+            for msg in name_is_dns_subdomain(class_name, False)
+        ]
     mode = spec.get("volumeMode")
     if mode is not None and mode not in ("Block", "Filesystem"):
         causes.append(not_supported("spec.volumeMode", mode, ["Block", "Filesystem"]))
@@ -338,28 +373,38 @@ def _pvc_update(obj: dict[str, Any], old: dict[str, Any]) -> Causes:
         if "volumeAttributesClassName" in old_spec:
             comparable_new["volumeAttributesClassName"] = old_spec["volumeAttributesClassName"]
     if comparable_new != old_spec:
-        causes.append(forbidden("spec", "spec is immutable after creation except "
-                                        "resources.requests and volumeAttributesClassName for "
-                                        "bound claims"))
+        causes.append(
+            forbidden(
+                "spec",
+                "spec is immutable after creation except "
+                "resources.requests and volumeAttributesClassName for "
+                "bound claims",
+            )
+        )
     new_size, _ = quantity("", new_requests.get("storage"))
     old_size, _ = quantity("", old_requests.get("storage"))
     if new_size is not None and old_size is not None and new_size < old_size:
-        causes.append(forbidden("spec.resources.requests.storage",
-                                "field can not be less than previous value"))
+        causes.append(
+            forbidden(
+                "spec.resources.requests.storage", "field can not be less than previous value"
+            )
+        )
     if new_spec.get("volumeMode") != as_dict(old.get("spec")).get("volumeMode"):
         causes.append(invalid("volumeMode", new_spec.get("volumeMode"), "field is immutable"))
     return causes
 
 
 def validate_lease(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Causes:
-    causes = validate_object_meta(obj.get("metadata"), namespaced=True,
-                                  name_fn=name_is_dns_subdomain)
+    causes = validate_object_meta(
+        obj.get("metadata"), namespaced=True, name_fn=name_is_dns_subdomain
+    )
     spec = as_dict(obj.get("spec"))
     duration = spec.get("leaseDurationSeconds")
     if duration is not None and (as_int(duration) or 0) <= 0:
         causes.append(invalid("spec.leaseDurationSeconds", duration, "must be greater than 0"))
     transitions = spec.get("leaseTransitions")
     if transitions is not None and (as_int(transitions) or 0) < 0:
-        causes.append(invalid("spec.leaseTransitions", transitions,
-                              "must be greater than or equal to 0"))
+        causes.append(
+            invalid("spec.leaseTransitions", transitions, "must be greater than or equal to 0")
+        )
     return causes

@@ -39,16 +39,22 @@ def _bytes_map(values: Any, path: str) -> tuple[dict[str, bytes], Causes]:
     for k, v in as_dict(values).items():
         raw = decode_base64(v)
         if raw is None:
-            causes.append(invalid(key(path, k), "<value omitted>",
-                                  "illegal base64 data: values must be base64-encoded"))
+            causes.append(
+                invalid(
+                    key(path, k),
+                    "<value omitted>",
+                    "illegal base64 data: values must be base64-encoded",
+                )
+            )
             continue
         decoded[k] = raw
     return decoded, causes
 
 
 def validate_secret(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Causes:
-    causes = validate_object_meta(obj.get("metadata"), namespaced=True,
-                                  name_fn=name_is_dns_subdomain)
+    causes = validate_object_meta(
+        obj.get("metadata"), namespaced=True, name_fn=name_is_dns_subdomain
+    )
     data, data_causes = _bytes_map(obj.get("data"), "data")
     causes += data_causes
     for k in as_dict(obj.get("data")):
@@ -69,12 +75,18 @@ def validate_secret(obj: dict[str, Any], old: dict[str, Any] | None = None) -> C
             try:
                 parsed = json.loads(data[data_key])
             except (ValueError, UnicodeDecodeError) as exc:
-                causes.append(invalid(key("data", data_key), "<secret contents redacted>",
-                                      str(exc)))
+                causes.append(
+                    invalid(key("data", data_key), "<secret contents redacted>", str(exc))
+                )
             else:
                 if not isinstance(parsed, dict):
-                    causes.append(invalid(key("data", data_key), "<secret contents redacted>",
-                                          "json: cannot unmarshal into a JSON object"))
+                    causes.append(
+                        invalid(
+                            key("data", data_key),
+                            "<secret contents redacted>",
+                            "json: cannot unmarshal into a JSON object",
+                        )
+                    )
     elif secret_type == "kubernetes.io/basic-auth":
         present_keys = set(as_dict(obj.get("data")))
         if not {"username", "password"} & present_keys:
@@ -98,8 +110,9 @@ def validate_secret(obj: dict[str, Any], old: dict[str, Any] | None = None) -> C
 
 
 def validate_config_map(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Causes:
-    causes = validate_object_meta(obj.get("metadata"), namespaced=True,
-                                  name_fn=name_is_dns_subdomain)
+    causes = validate_object_meta(
+        obj.get("metadata"), namespaced=True, name_fn=name_is_dns_subdomain
+    )
     data = as_dict(obj.get("data"))
     binary = as_dict(obj.get("binaryData"))
     total = 0
@@ -122,4 +135,3 @@ def validate_config_map(obj: dict[str, Any], old: dict[str, Any] | None = None) 
             if as_dict(obj.get(field)) != as_dict(old.get(field)):
                 causes.append(forbidden(field, IMMUTABLE_WHEN_SET))
     return causes
-

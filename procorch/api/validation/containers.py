@@ -40,23 +40,56 @@ COMMAND_REQUIRED = (
 )
 _PROTOCOLS = ["SCTP", "TCP", "UDP"]
 _ENV_FIELD_PATHS = [
-    "metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName",
-    "spec.serviceAccountName", "status.hostIP", "status.hostIPs", "status.podIP",
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+    "spec.nodeName",
+    "spec.serviceAccountName",
+    "status.hostIP",
+    "status.hostIPs",
+    "status.podIP",
     "status.podIPs",
 ]
 _CONVERTIBLE_FIELD_LABELS = {
-    "metadata.annotations", "metadata.labels", "metadata.name", "metadata.namespace",
-    "metadata.uid", "spec.nodeName", "spec.restartPolicy", "spec.serviceAccountName",
-    "spec.schedulerName", "status.phase", "status.hostIP", "status.hostIPs", "status.podIP",
-    "status.podIPs", "spec.host",
+    "metadata.annotations",
+    "metadata.labels",
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+    "spec.nodeName",
+    "spec.restartPolicy",
+    "spec.serviceAccountName",
+    "spec.schedulerName",
+    "status.phase",
+    "status.hostIP",
+    "status.hostIPs",
+    "status.podIP",
+    "status.podIPs",
+    "spec.host",
 }
 _RESOURCE_FIELD_PATHS = [
-    "limits.cpu", "limits.ephemeral-storage", "limits.memory", "requests.cpu",
-    "requests.ephemeral-storage", "requests.memory",
+    "limits.cpu",
+    "limits.ephemeral-storage",
+    "limits.memory",
+    "requests.cpu",
+    "requests.ephemeral-storage",
+    "requests.memory",
 ]
 _CPU_DIVISORS = {"1m", "1"}
 _BYTE_DIVISORS = {
-    "1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi", "1Ei",
+    "1",
+    "1k",
+    "1M",
+    "1G",
+    "1T",
+    "1P",
+    "1E",
+    "1Ki",
+    "1Mi",
+    "1Gi",
+    "1Ti",
+    "1Pi",
+    "1Ei",
 }
 _BYTE_DIVISOR_LIST = "1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, 1Ti, 1Pi, 1Ei"
 
@@ -71,8 +104,9 @@ def split_subscripted(path: str) -> tuple[str, str] | None:
     return head, subscript
 
 
-def validate_object_field_selector(ref: dict[str, Any], expressions: list[str],
-                                   path: str) -> Causes:
+def validate_object_field_selector(
+    ref: dict[str, Any], expressions: list[str], path: str
+) -> Causes:
     api_version = as_str(ref.get("apiVersion"))
     field_path = as_str(ref.get("fieldPath"))
     if not api_version:
@@ -88,8 +122,9 @@ def validate_object_field_selector(ref: dict[str, Any], expressions: list[str],
     elif split is None and field_path not in _CONVERTIBLE_FIELD_LABELS:
         problem = f"field label not supported: {field_path}"
     if problem:
-        return [invalid(child(path, "fieldPath"), field_path,
-                        f"error converting fieldPath: {problem}")]
+        return [
+            invalid(child(path, "fieldPath"), field_path, f"error converting fieldPath: {problem}")
+        ]
     if split is not None:
         head, subscript = split
         name = subscript.lower() if head == "metadata.annotations" else subscript
@@ -115,13 +150,22 @@ def validate_resource_field_selector(ref: dict[str, Any], path: str, *, volume: 
     if divisor not in (None, "", 0, "0"):
         text = str(divisor)
         if resource in ("limits.cpu", "requests.cpu") and text not in _CPU_DIVISORS:
-            causes.append(invalid(child(path, "divisor"), resource,
-                                  "only divisor's values 1m and 1 are supported with the cpu "
-                                  "resource"))
+            causes.append(
+                invalid(
+                    child(path, "divisor"),
+                    resource,
+                    "only divisor's values 1m and 1 are supported with the cpu resource",
+                )
+            )
         elif resource in ("limits.memory", "requests.memory") and text not in _BYTE_DIVISORS:
-            causes.append(invalid(child(path, "divisor"), resource,
-                                  f"only divisor's values {_BYTE_DIVISOR_LIST} are supported "
-                                  "with the memory resource"))
+            causes.append(
+                invalid(
+                    child(path, "divisor"),
+                    resource,
+                    f"only divisor's values {_BYTE_DIVISOR_LIST} are supported "
+                    "with the memory resource",
+                )
+            )
     return causes
 
 
@@ -132,8 +176,9 @@ def _key_selector(ref: dict[str, Any], path: str) -> Causes:
     if not ref_key:
         causes.append(required(child(path, "key")))
     else:
-        causes += [invalid(child(path, "key"), ref_key, msg)
-                   for msg in formats.is_config_map_key(ref_key)]
+        causes += [
+            invalid(child(path, "key"), ref_key, msg) for msg in formats.is_config_map_key(ref_key)
+        ]
     return causes
 
 
@@ -145,8 +190,10 @@ def validate_env(env: Any, path: str) -> Causes:
         if not name:
             causes.append(required(child(var_path, "name")))
         else:
-            causes += [invalid(child(var_path, "name"), name, msg)
-                       for msg in formats.is_relaxed_env_var_name(name)]
+            causes += [
+                invalid(child(var_path, "name"), name, msg)
+                for msg in formats.is_relaxed_env_var_name(name)
+            ]
         if not present(var, "valueFrom"):
             continue
         source = as_dict(var.get("valueFrom"))
@@ -154,32 +201,44 @@ def validate_env(env: Any, path: str) -> Causes:
         count = 0
         if present(source, "fieldRef"):
             count += 1
-            causes += validate_object_field_selector(as_dict(source["fieldRef"]),
-                                                     _ENV_FIELD_PATHS,
-                                                     child(source_path, "fieldRef"))
+            causes += validate_object_field_selector(
+                as_dict(source["fieldRef"]), _ENV_FIELD_PATHS, child(source_path, "fieldRef")
+            )
         if present(source, "resourceFieldRef"):
             count += 1
-            causes += validate_resource_field_selector(as_dict(source["resourceFieldRef"]),
-                                                       child(source_path, "resourceFieldRef"),
-                                                       volume=False)
+            causes += validate_resource_field_selector(
+                as_dict(source["resourceFieldRef"]),
+                child(source_path, "resourceFieldRef"),
+                volume=False,
+            )
         if present(source, "configMapKeyRef"):
             count += 1
-            causes += _key_selector(as_dict(source["configMapKeyRef"]),
-                                    child(source_path, "configMapKeyRef"))
+            causes += _key_selector(
+                as_dict(source["configMapKeyRef"]), child(source_path, "configMapKeyRef")
+            )
         if present(source, "secretKeyRef"):
             count += 1
-            causes += _key_selector(as_dict(source["secretKeyRef"]),
-                                    child(source_path, "secretKeyRef"))
+            causes += _key_selector(
+                as_dict(source["secretKeyRef"]), child(source_path, "secretKeyRef")
+            )
         if count == 0:
-            causes.append(invalid(source_path, "", "must specify one of: `fieldRef`, "
-                                                   "`resourceFieldRef`, `configMapKeyRef` or "
-                                                   "`secretKeyRef`"))
+            causes.append(
+                invalid(
+                    source_path,
+                    "",
+                    "must specify one of: `fieldRef`, "
+                    "`resourceFieldRef`, `configMapKeyRef` or "
+                    "`secretKeyRef`",
+                )
+            )
         elif as_str(var.get("value")):
-            causes.append(invalid(source_path, "", "may not be specified when `value` is not "
-                                                   "empty"))
+            causes.append(
+                invalid(source_path, "", "may not be specified when `value` is not empty")
+            )
         elif count > 1:
-            causes.append(invalid(source_path, "", "may not have more than one field specified "
-                                                   "at a time"))
+            causes.append(
+                invalid(source_path, "", "may not have more than one field specified at a time")
+            )
     return causes
 
 
@@ -189,8 +248,10 @@ def validate_env_from(env_from: Any, path: str) -> Causes:
         source_path = index(path, i)
         prefix = as_str(source.get("prefix"))
         if prefix:
-            causes += [invalid(child(source_path, "prefix"), prefix, msg)
-                       for msg in formats.is_relaxed_env_var_name(prefix)]
+            causes += [
+                invalid(child(source_path, "prefix"), prefix, msg)
+                for msg in formats.is_relaxed_env_var_name(prefix)
+            ]
         count = 0
         for field in ("configMapRef", "secretRef"):
             if not present(source, field):
@@ -200,13 +261,14 @@ def validate_env_from(env_from: Any, path: str) -> Causes:
             if not name:
                 causes.append(required(child(source_path, field, "name")))
             else:
-                causes += [invalid(child(source_path, field, "name"), name, msg)
-                           for msg in name_is_dns_subdomain(name, True)]
+                causes += [
+                    invalid(child(source_path, field, "name"), name, msg)
+                    for msg in name_is_dns_subdomain(name, True)
+                ]
         if count == 0:
             causes.append(invalid(path, "", "must specify one of: `configMapRef` or `secretRef`"))
         elif count > 1:
-            causes.append(invalid(path, "", "may not have more than one field specified at a "
-                                            "time"))
+            causes.append(invalid(path, "", "may not have more than one field specified at a time"))
     return causes
 
 
@@ -228,12 +290,16 @@ def validate_ports(ports: Any, path: str) -> Causes:
         if number == 0:
             causes.append(required(child(port_path, "containerPort")))
         else:
-            causes += [invalid(child(port_path, "containerPort"), number, msg)
-                       for msg in formats.is_valid_port_num(number)]
+            causes += [
+                invalid(child(port_path, "containerPort"), number, msg)
+                for msg in formats.is_valid_port_num(number)
+            ]
         host_port = as_int(port.get("hostPort")) or 0
         if host_port:
-            causes += [invalid(child(port_path, "hostPort"), host_port, msg)
-                       for msg in formats.is_valid_port_num(host_port)]
+            causes += [
+                invalid(child(port_path, "hostPort"), host_port, msg)
+                for msg in formats.is_valid_port_num(host_port)
+            ]
         protocol = as_str(port.get("protocol"))
         if not protocol:
             causes.append(required(child(port_path, "protocol")))
@@ -252,8 +318,9 @@ def host_port_conflicts(containers: list[dict[str, Any]], path: str) -> Causes:
                 continue
             tag = f"{as_str(port.get('protocol'))}/{as_str(port.get('hostIP'))}/{host_port}"
             if tag in seen:
-                causes.append(duplicate(child(index(child(index(path, ci), "ports"), pi),
-                                              "hostPort"), tag))
+                causes.append(
+                    duplicate(child(index(child(index(path, ci), "ports"), pi), "hostPort"), tag)
+                )
             seen.add(tag)
     return causes
 
@@ -290,33 +357,48 @@ def validate_volume_mounts(mounts: Any, volumes: set[str], path: str) -> Causes:
             causes += _relative_path(sub_path, child(path, "subPath"))
         if sub_expr:
             if sub_path:
-                causes.append(invalid(child(mount_path, "subPathExpr"), sub_expr,
-                                      "subPathExpr and subPath are mutually exclusive"))
+                causes.append(
+                    invalid(
+                        child(mount_path, "subPathExpr"),
+                        sub_expr,
+                        "subPathExpr and subPath are mutually exclusive",
+                    )
+                )
             causes += _relative_path(sub_expr, child(path, "subPathExpr"))
         propagation = mount.get("mountPropagation")
         if propagation is not None:
             supported = ["Bidirectional", "HostToContainer", "None"]
             if propagation not in supported:
-                causes.append(not_supported(child(path, "mountPropagation"), propagation,
-                                            supported))
+                causes.append(
+                    not_supported(child(path, "mountPropagation"), propagation, supported)
+                )
             elif propagation == "Bidirectional":
-                causes.append(forbidden(child(path, "mountPropagation"),
-                                        "Bidirectional mount propagation is available only to "
-                                        "privileged containers"))
+                causes.append(
+                    forbidden(
+                        child(path, "mountPropagation"),
+                        "Bidirectional mount propagation is available only to "
+                        "privileged containers",
+                    )
+                )
         recursive = mount.get("recursiveReadOnly")
         if recursive is not None:
             rro_path = child(path, "recursiveReadOnly")
             if recursive in ("Enabled", "IfPossible"):
                 if mount.get("readOnly") is not True:
-                    causes.append(forbidden(rro_path, "may only be specified when readOnly is "
-                                                      "true"))
+                    causes.append(
+                        forbidden(rro_path, "may only be specified when readOnly is true")
+                    )
                 if propagation not in (None, "None"):
-                    causes.append(forbidden(rro_path, "may only be specified when "
-                                                      "mountPropagation is None or not "
-                                                      "specified"))
+                    causes.append(
+                        forbidden(
+                            rro_path,
+                            "may only be specified when mountPropagation is None or not specified",
+                        )
+                    )
             elif recursive != "Disabled":
-                causes.append(not_supported(rro_path, recursive,
-                                            ["Disabled", "Enabled", "IfPossible"]))
+                causes.append(
+                    not_supported(rro_path, recursive, ["Disabled", "Enabled", "IfPossible"])
+                )
     return causes
 
 
@@ -333,19 +415,22 @@ def validate_container_common(ctr: dict[str, Any], volumes: set[str], path: str)
     if not policy:
         causes.append(required(child(path, "terminationMessagePolicy")))
     elif policy not in ("File", "FallbackToLogsOnError"):
-        causes.append(not_supported(child(path, "terminationMessagePolicy"), policy,
-                                    ["File", "FallbackToLogsOnError"]))
+        causes.append(
+            not_supported(
+                child(path, "terminationMessagePolicy"), policy, ["File", "FallbackToLogsOnError"]
+            )
+        )
     causes += validate_ports(ctr.get("ports"), child(path, "ports"))
     causes += validate_env(ctr.get("env"), child(path, "env"))
     causes += validate_env_from(ctr.get("envFrom"), child(path, "envFrom"))
-    causes += validate_volume_mounts(ctr.get("volumeMounts"), volumes,
-                                     child(path, "volumeMounts"))
+    causes += validate_volume_mounts(ctr.get("volumeMounts"), volumes, child(path, "volumeMounts"))
     pull = as_str(ctr.get("imagePullPolicy"))
     if not pull:
         causes.append(required(child(path, "imagePullPolicy")))
     elif pull not in ("Always", "IfNotPresent", "Never"):
-        causes.append(not_supported(child(path, "imagePullPolicy"), pull,
-                                    ["Always", "IfNotPresent", "Never"]))
+        causes.append(
+            not_supported(child(path, "imagePullPolicy"), pull, ["Always", "IfNotPresent", "Never"])
+        )
     causes += validate_requirements(ctr.get("resources"), child(path, "resources"))
     return causes
 
@@ -355,13 +440,13 @@ def _probes_and_hooks(ctr: dict[str, Any], grace: int | None, path: str) -> Caus
     if present(ctr, "lifecycle"):
         causes += validate_lifecycle(ctr["lifecycle"], grace, child(path, "lifecycle"))
     for which in ("liveness", "readiness", "startup"):
-        causes += validate_probe(ctr.get(f"{which}Probe"), which, grace,
-                                 child(path, f"{which}Probe"))
+        causes += validate_probe(
+            ctr.get(f"{which}Probe"), which, grace, child(path, f"{which}Probe")
+        )
     return causes
 
 
-def validate_containers(containers: Any, volumes: set[str], grace: int | None,
-                        path: str) -> Causes:
+def validate_containers(containers: Any, volumes: set[str], grace: int | None, path: str) -> Causes:
     containers = as_list(containers)
     if not containers:
         return [required(path)]
@@ -377,14 +462,18 @@ def validate_containers(containers: Any, volumes: set[str], grace: int | None,
         names.add(name)
         causes += _probes_and_hooks(ctr, grace, ctr_path)
         if present(ctr, "restartPolicy"):
-            causes.append(forbidden(child(ctr_path, "restartPolicy"),
-                                    "may not be set for non-init containers"))
+            causes.append(
+                forbidden(
+                    child(ctr_path, "restartPolicy"), "may not be set for non-init containers"
+                )
+            )
     causes += host_port_conflicts(ctrs, path)
     return causes
 
 
-def validate_init_containers(init_containers: Any, containers: Any, volumes: set[str],
-                             grace: int | None, path: str) -> Causes:
+def validate_init_containers(
+    init_containers: Any, containers: Any, volumes: set[str], grace: int | None, path: str
+) -> Causes:
     causes: Causes = []
     names = {as_str(as_dict(c).get("name")) for c in as_list(containers)}
     for i, ctr in items(init_containers):
@@ -407,7 +496,10 @@ def validate_init_containers(init_containers: Any, containers: Any, volumes: set
         else:
             for field in ("lifecycle", "livenessProbe", "readinessProbe", "startupProbe"):
                 if present(ctr, field):
-                    causes.append(forbidden(child(ctr_path, field),
-                                            "may not be set for init containers without "
-                                            "restartPolicy=Always"))
+                    causes.append(
+                        forbidden(
+                            child(ctr_path, field),
+                            "may not be set for init containers without restartPolicy=Always",
+                        )
+                    )
     return causes

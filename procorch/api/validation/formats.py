@@ -176,9 +176,7 @@ def is_label_value(value: str) -> list[str]:
     if len(value) > LABEL_VALUE_MAX:
         errs.append(max_len_error(LABEL_VALUE_MAX))
     if not _full(_LABEL_VALUE_RE, value):
-        errs.append(
-            regex_error(_LABEL_VALUE_MSG, _LABEL_VALUE_FMT, "MyValue", "my_value", "12345")
-        )
+        errs.append(regex_error(_LABEL_VALUE_MSG, _LABEL_VALUE_FMT, "MyValue", "my_value", "12345"))
     return errs
 
 
@@ -301,6 +299,6 @@ def is_valid_cidr(value: str) -> list[str]:
         ipaddress.ip_network(value, strict=False)
     except ValueError:
         return ["must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"]
-    return [] if "/" in value else [
-        "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"
-    ]
+    return (
+        [] if "/" in value else ["must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"]
+    )

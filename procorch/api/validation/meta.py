@@ -118,27 +118,34 @@ def _validate_owner_references(refs: Any, path: str) -> Causes:
         kind = as_str(ref.get("kind"))
         version = api_version.rsplit("/", 1)[-1] if api_version else ""
         if not version:
-            causes.append(invalid(child(path, "apiVersion"), api_version,
-                                  "version must not be empty"))
+            causes.append(
+                invalid(child(path, "apiVersion"), api_version, "version must not be empty")
+            )
         if not kind:
             causes.append(invalid(child(path, "kind"), kind, "kind must not be empty"))
         if not as_str(ref.get("name")):
-            causes.append(invalid(child(path, "name"), as_str(ref.get("name")),
-                                  "name must not be empty"))
+            causes.append(
+                invalid(child(path, "name"), as_str(ref.get("name")), "name must not be empty")
+            )
         if not as_str(ref.get("uid")):
-            causes.append(invalid(child(path, "uid"), as_str(ref.get("uid")),
-                                  "uid must not be empty"))
+            causes.append(
+                invalid(child(path, "uid"), as_str(ref.get("uid")), "uid must not be empty")
+            )
         if (api_version, kind) in _BANNED_OWNERS:
-            causes.append(invalid(path, ref, f"/{api_version}, Kind={kind} is disallowed from "
-                                             "being an owner"))
+            causes.append(
+                invalid(path, ref, f"/{api_version}, Kind={kind} is disallowed from being an owner")
+            )
         if ref.get("controller") is True:
             name = f"{kind}/{as_str(ref.get('name'))}"
             if first_controller:
-                causes.append(invalid(
-                    path, refs,
-                    'Only one reference can have Controller set to true. Found "true" in '
-                    f"references for {first_controller} and {name}",
-                ))
+                causes.append(
+                    invalid(
+                        path,
+                        refs,
+                        'Only one reference can have Controller set to true. Found "true" in '
+                        f"references for {first_controller} and {name}",
+                    )
+                )
             else:
                 first_controller = name
     return causes
@@ -151,12 +158,17 @@ def _validate_finalizers(finalizers: Any, path: str) -> Causes:
         causes += validate_qualified_name(name, path)
         # Kubernetes' core group also refuses unqualified names it does not know.
         if "/" not in name and name not in _STANDARD_FINALIZERS:
-            causes.append(invalid(index(path, i), name,
-                                  "name is neither a standard finalizer name nor is it fully "
-                                  "qualified"))
+            causes.append(
+                invalid(
+                    index(path, i),
+                    name,
+                    "name is neither a standard finalizer name nor is it fully qualified",
+                )
+            )
     if "orphan" in names and "foregroundDeletion" in names:
-        causes.append(invalid(path, names,
-                              "finalizer orphan and foregroundDeletion cannot be both set"))
+        causes.append(
+            invalid(path, names, "finalizer orphan and foregroundDeletion cannot be both set")
+        )
     return causes
 
 
@@ -166,12 +178,14 @@ def _validate_managed_fields(entries: Any, path: str) -> Causes:
         entry_path = index(path, i)
         operation = as_str(entry.get("operation"))
         if operation not in ("Apply", "Update"):
-            causes.append(invalid(child(entry_path, "operation"), operation,
-                                  "must be `Apply` or `Update`"))
+            causes.append(
+                invalid(child(entry_path, "operation"), operation, "must be `Apply` or `Update`")
+            )
         fields_type = as_str(entry.get("fieldsType"))
         if fields_type and fields_type != "FieldsV1":
-            causes.append(invalid(child(entry_path, "fieldsType"), fields_type,
-                                  "must be `FieldsV1`"))
+            causes.append(
+                invalid(child(entry_path, "fieldsType"), fields_type, "must be `FieldsV1`")
+            )
     return causes
 
 
@@ -183,8 +197,10 @@ def validate_object_meta(
     causes: Causes = []
     generate_name = as_str(meta.get("generateName"))
     if generate_name:
-        causes += [invalid(child(path, "generateName"), generate_name, msg)
-                   for msg in name_fn(generate_name, True)]
+        causes += [
+            invalid(child(path, "generateName"), generate_name, msg)
+            for msg in name_fn(generate_name, True)
+        ]
     name = as_str(meta.get("name"))
     if not name:
         causes.append(required(child(path, "name"), "name or generateName is required"))
@@ -195,18 +211,22 @@ def validate_object_meta(
         if not namespace:
             causes.append(required(child(path, "namespace")))
         else:
-            causes += [invalid(child(path, "namespace"), namespace, msg)
-                       for msg in name_is_dns_label(namespace, False)]
+            causes += [
+                invalid(child(path, "namespace"), namespace, msg)
+                for msg in name_is_dns_label(namespace, False)
+            ]
     elif namespace:
         causes.append(forbidden(child(path, "namespace"), "not allowed on this type"))
     generation = as_int(meta.get("generation"))
     if generation is not None and generation < 0:
-        causes.append(invalid(child(path, "generation"), generation,
-                              "must be greater than or equal to 0"))
+        causes.append(
+            invalid(child(path, "generation"), generation, "must be greater than or equal to 0")
+        )
     causes += validate_labels(meta.get("labels"), child(path, "labels"))
     causes += validate_annotations(meta.get("annotations"), child(path, "annotations"))
-    causes += _validate_owner_references(meta.get("ownerReferences"),
-                                         child(path, "ownerReferences"))
+    causes += _validate_owner_references(
+        meta.get("ownerReferences"), child(path, "ownerReferences")
+    )
     causes += _validate_finalizers(meta.get("finalizers"), child(path, "finalizers"))
     causes += _validate_managed_fields(meta.get("managedFields"), child(path, "managedFields"))
     return causes
@@ -218,19 +238,30 @@ def validate_object_meta_update(new: Any, old: Any, path: str = "metadata") -> C
     new, old = as_dict(new), as_dict(old)
     causes: Causes = []
     if old.get("deletionTimestamp"):
-        added = sorted(set(map(str, as_list(new.get("finalizers"))))
-                       - set(map(str, as_list(old.get("finalizers")))))
+        added = sorted(
+            set(map(str, as_list(new.get("finalizers"))))
+            - set(map(str, as_list(old.get("finalizers"))))
+        )
         if added:
             shown = "[]string{" + ", ".join(f'"{f}"' for f in added) + "}"
-            causes.append(forbidden(child(path, "finalizers"),
-                                    "no new finalizers can be added if the object is being "
-                                    f"deleted, found new finalizers {shown}"))
+            causes.append(
+                forbidden(
+                    child(path, "finalizers"),
+                    "no new finalizers can be added if the object is being "
+                    f"deleted, found new finalizers {shown}",
+                )
+            )
     new_generation = as_int(new.get("generation")) or 0
     if new_generation < (as_int(old.get("generation")) or 0):
-        causes.append(invalid(child(path, "generation"), new_generation,
-                              "must not be decremented"))
-    for name in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp",
-                 "deletionGracePeriodSeconds"):
+        causes.append(invalid(child(path, "generation"), new_generation, "must not be decremented"))
+    for name in (
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+    ):
         causes += immutable(child(path, name), new.get(name), old.get(name))
     return causes
 
@@ -247,20 +278,30 @@ def validate_label_selector(selector: Any, path: str) -> Causes:
         values = as_list(req.get("values"))
         if operator in ("In", "NotIn"):
             if not values:
-                causes.append(required(child(req_path, "values"),
-                                       "must be specified when `operator` is 'In' or 'NotIn'"))
+                causes.append(
+                    required(
+                        child(req_path, "values"),
+                        "must be specified when `operator` is 'In' or 'NotIn'",
+                    )
+                )
         elif operator in ("Exists", "DoesNotExist"):
             if values:
-                causes.append(forbidden(child(req_path, "values"),
-                                        "may not be specified when `operator` is 'Exists' or "
-                                        "'DoesNotExist'"))
+                causes.append(
+                    forbidden(
+                        child(req_path, "values"),
+                        "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                    )
+                )
         else:
-            causes.append(invalid(child(req_path, "operator"), operator,
-                                  "not a valid selector operator"))
+            causes.append(
+                invalid(child(req_path, "operator"), operator, "not a valid selector operator")
+            )
         causes += validate_label_name(as_str(req.get("key")), child(req_path, "key"))
         for j, value in enumerate(values):
-            causes += [invalid(index(child(req_path, "values"), j), value, msg)
-                       for msg in formats.is_label_value(as_str(value))]
+            causes += [
+                invalid(index(child(req_path, "values"), j), value, msg)
+                for msg in formats.is_label_value(as_str(value))
+            ]
     return causes
 
 
@@ -313,4 +354,3 @@ def validate_template_meta(meta: Any, path: str) -> Causes:
     causes = validate_labels(meta.get("labels"), child(path, "labels"))
     causes += validate_annotations(meta.get("annotations"), child(path, "annotations"))
     return causes
-

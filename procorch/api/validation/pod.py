@@ -37,24 +37,35 @@ _UPDATABLE = (
 
 
 def validate_pod(obj: dict[str, Any]) -> Causes:
-    causes = validate_object_meta(obj.get("metadata"), namespaced=True,
-                                  name_fn=name_is_dns_subdomain)
+    causes = validate_object_meta(
+        obj.get("metadata"), namespaced=True, name_fn=name_is_dns_subdomain
+    )
     spec = as_dict(obj.get("spec"))
     causes += validate_pod_spec(spec, "spec", is_pod=True)
     if not as_str(spec.get("serviceAccountName")):
         for vi, volume in items(spec.get("volumes")):
             for si, source in items(as_dict(volume.get("projected")).get("sources")):
                 if present(source, "serviceAccountToken"):
-                    causes.append(forbidden(
-                        child(index(child(index("spec.volumes", vi), "projected", "sources"),
-                                    si), "serviceAccountToken"),
-                        "must not be specified when serviceAccountName is not set"))
+                    causes.append(
+                        forbidden(
+                            child(
+                                index(child(index("spec.volumes", vi), "projected", "sources"), si),
+                                "serviceAccountToken",
+                            ),
+                            "must not be specified when serviceAccountName is not set",
+                        )
+                    )
     for field in ("containers", "initContainers"):
         for i, ctr in items(spec.get(field)):
             image = as_str(ctr.get("image"))
             if image != image.strip():
-                causes.append(invalid(child(index(child("spec", field), i), "image"), image,
-                                      "must not have leading or trailing whitespace"))
+                causes.append(
+                    invalid(
+                        child(index(child("spec", field), i), "image"),
+                        image,
+                        "must not have leading or trailing whitespace",
+                    )
+                )
     return causes
 
 
@@ -83,8 +94,11 @@ def _only_added_tolerations(new: list[Any], old: list[Any], path: str) -> Causes
                 found = True
                 break
         if not found:
-            return [forbidden(path, "existing toleration can not be modified except its "
-                                    "tolerationSeconds")]
+            return [
+                forbidden(
+                    path, "existing toleration can not be modified except its tolerationSeconds"
+                )
+            ]
     return validate_tolerations(new, path)
 
 
@@ -94,33 +108,55 @@ def validate_pod_update(new: dict[str, Any], old: dict[str, Any]) -> Causes:
     old_spec = as_dict(old.get("spec"))
     for field in ("containers", "initContainers"):
         if len(as_list(new_spec.get(field))) != len(as_list(old_spec.get(field))):
-            causes.append(forbidden(child("spec", field),
-                                    "pod updates may not add or remove containers"))
+            causes.append(
+                forbidden(child("spec", field), "pod updates may not add or remove containers")
+            )
             return causes
     new_deadline = new_spec.get("activeDeadlineSeconds")
     old_deadline = as_int(old_spec.get("activeDeadlineSeconds"))
     if new_deadline is not None:
         number = as_int(new_deadline)
         if number is None or not 0 <= number <= MAX_INT32:
-            causes.append(invalid("spec.activeDeadlineSeconds", new_deadline,
-                                  formats.inclusive_range_error(0, MAX_INT32)))
+            causes.append(
+                invalid(
+                    "spec.activeDeadlineSeconds",
+                    new_deadline,
+                    formats.inclusive_range_error(0, MAX_INT32),
+                )
+            )
             return causes
         if old_deadline is not None and old_deadline < number:
-            causes.append(invalid("spec.activeDeadlineSeconds", number,
-                                  "must be less than or equal to previous value"))
+            causes.append(
+                invalid(
+                    "spec.activeDeadlineSeconds",
+                    number,
+                    "must be less than or equal to previous value",
+                )
+            )
             return causes
     elif old_deadline is not None:
-        causes.append(invalid("spec.activeDeadlineSeconds", None,
-                              "must not update from a positive integer to nil value"))
-    causes += _only_added_tolerations(as_list(new_spec.get("tolerations")),
-                                      as_list(old_spec.get("tolerations")), "spec.tolerations")
+        causes.append(
+            invalid(
+                "spec.activeDeadlineSeconds",
+                None,
+                "must not update from a positive integer to nil value",
+            )
+        )
+    causes += _only_added_tolerations(
+        as_list(new_spec.get("tolerations")),
+        as_list(old_spec.get("tolerations")),
+        "spec.tolerations",
+    )
     new_gates = {as_str(g.get("name")): i for i, g in items(new_spec.get("schedulingGates"))}
     for _, gate in items(old_spec.get("schedulingGates")):
         new_gates.pop(as_str(gate.get("name")), None)
     for gate_name, i in new_gates.items():
-        causes.append(forbidden(child(index("spec.schedulingGates", i), "name"),
-                                "only deletion is allowed, but found new scheduling gate "
-                                f"'{gate_name}'"))
+        causes.append(
+            forbidden(
+                child(index("spec.schedulingGates", i), "name"),
+                f"only deletion is allowed, but found new scheduling gate '{gate_name}'",
+            )
+        )
     if new_spec == old_spec:
         return causes
     munged = copy.deepcopy(new_spec)
@@ -140,6 +176,10 @@ def validate_pod_update(new: dict[str, Any], old: dict[str, Any]) -> Causes:
     if munged != old_spec:
         lines: list[str] = []
         _diff(old_spec, munged, "spec", lines)
-        causes.append(forbidden("spec", f"pod updates may not change fields other than "
-                                        f"{_UPDATABLE}\n" + "\n".join(lines)))
+        causes.append(
+            forbidden(
+                "spec",
+                f"pod updates may not change fields other than {_UPDATABLE}\n" + "\n".join(lines),
+            )
+        )
     return causes

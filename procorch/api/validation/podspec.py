@@ -54,23 +54,37 @@ def validate_tolerations(tolerations: Any, path: str) -> Causes:
         if tol_key:
             causes += validate_label_name(tol_key, child(tol_path, "key"))
         if not tol_key and operator != "Exists":
-            causes.append(invalid(child(tol_path, "operator"), operator,
-                                  "operator must be Exists when `key` is empty, which means "
-                                  '"match all values and all keys"'))
+            causes.append(
+                invalid(
+                    child(tol_path, "operator"),
+                    operator,
+                    "operator must be Exists when `key` is empty, which means "
+                    '"match all values and all keys"',
+                )
+            )
         if present(tol, "tolerationSeconds") and effect != "NoExecute":
-            causes.append(invalid(child(tol_path, "effect"), effect,
-                                  "effect must be 'NoExecute' when `tolerationSeconds` is set"))
+            causes.append(
+                invalid(
+                    child(tol_path, "effect"),
+                    effect,
+                    "effect must be 'NoExecute' when `tolerationSeconds` is set",
+                )
+            )
         if operator in ("Equal", ""):
             msgs = formats.is_label_value(value)
             if msgs:
                 causes.append(invalid(child(tol_path, "operator"), value, ";".join(msgs)))
         elif operator == "Exists":
             if value:
-                causes.append(invalid(child(tol_path, "operator"), tol,
-                                      "value must be empty when `operator` is 'Exists'"))
+                causes.append(
+                    invalid(
+                        child(tol_path, "operator"),
+                        tol,
+                        "value must be empty when `operator` is 'Exists'",
+                    )
+                )
         else:
-            causes.append(not_supported(child(tol_path, "operator"), operator,
-                                        ["Equal", "Exists"]))
+            causes.append(not_supported(child(tol_path, "operator"), operator, ["Equal", "Exists"]))
         if effect and effect not in _TAINT_EFFECTS:
             causes.append(not_supported(child(tol_path, "effect"), effect, _TAINT_EFFECTS))
     return causes
@@ -84,21 +98,32 @@ def _node_selector_term(term: dict[str, Any], path: str) -> Causes:
         values = as_list(req.get("values"))
         if operator in ("In", "NotIn"):
             if not values:
-                causes.append(required(child(req_path, "values"),
-                                       "must be specified when `operator` is 'In' or 'NotIn'"))
+                causes.append(
+                    required(
+                        child(req_path, "values"),
+                        "must be specified when `operator` is 'In' or 'NotIn'",
+                    )
+                )
         elif operator in ("Exists", "DoesNotExist"):
             if values:
-                causes.append(forbidden(child(req_path, "values"),
-                                        "may not be specified when `operator` is 'Exists' or "
-                                        "'DoesNotExist'"))
+                causes.append(
+                    forbidden(
+                        child(req_path, "values"),
+                        "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                    )
+                )
         elif operator in ("Gt", "Lt"):
             if len(values) != 1:
-                causes.append(required(child(req_path, "values"),
-                                       "must be specified single value when `operator` is 'Lt' "
-                                       "or 'Gt'"))
+                causes.append(
+                    required(
+                        child(req_path, "values"),
+                        "must be specified single value when `operator` is 'Lt' or 'Gt'",
+                    )
+                )
         else:
-            causes.append(invalid(child(req_path, "operator"), operator,
-                                  "not a valid selector operator"))
+            causes.append(
+                invalid(child(req_path, "operator"), operator, "not a valid selector operator")
+            )
         causes += validate_label_name(as_str(req.get("key")), child(req_path, "key"))
     for j, req in items(term.get("matchFields")):
         req_path = index(child(path, "matchFields"), j)
@@ -106,19 +131,27 @@ def _node_selector_term(term: dict[str, Any], path: str) -> Causes:
         values = as_list(req.get("values"))
         if operator in ("In", "NotIn"):
             if len(values) != 1:
-                causes.append(required(child(req_path, "values"),
-                                       "must be only one value when `operator` is 'In' or "
-                                       "'NotIn' for node field selector"))
+                causes.append(
+                    required(
+                        child(req_path, "values"),
+                        "must be only one value when `operator` is 'In' or "
+                        "'NotIn' for node field selector",
+                    )
+                )
         else:
-            causes.append(invalid(child(req_path, "operator"), operator,
-                                  "not a valid selector operator"))
+            causes.append(
+                invalid(child(req_path, "operator"), operator, "not a valid selector operator")
+            )
         if req.get("key") != "metadata.name":
-            causes.append(invalid(child(req_path, "key"), req.get("key"),
-                                  "not a valid field selector key"))
+            causes.append(
+                invalid(child(req_path, "key"), req.get("key"), "not a valid field selector key")
+            )
         else:
             for k, value in enumerate(values):
-                causes += [invalid(index(child(req_path, "values"), k), value, msg)
-                           for msg in name_is_dns_subdomain(as_str(value), False)]
+                causes += [
+                    invalid(index(child(req_path, "values"), k), value, msg)
+                    for msg in name_is_dns_subdomain(as_str(value), False)
+                ]
     return causes
 
 
@@ -130,19 +163,24 @@ def _pod_affinity_terms(terms: Any, path: str, *, weighted: bool) -> Causes:
         if weighted:
             weight = as_int(entry.get("weight")) or 0
             if not 1 <= weight <= 100:
-                causes.append(invalid(child(term_path, "weight"), weight,
-                                      "must be in the range 1-100"))
+                causes.append(
+                    invalid(child(term_path, "weight"), weight, "must be in the range 1-100")
+                )
             term = as_dict(entry.get("podAffinityTerm"))
             term_path = child(term_path, "podAffinityTerm")
         if present(term, "labelSelector"):
-            causes += validate_label_selector(term["labelSelector"],
-                                              child(term_path, "labelSelector"))
+            causes += validate_label_selector(
+                term["labelSelector"], child(term_path, "labelSelector")
+            )
         if present(term, "namespaceSelector"):
-            causes += validate_label_selector(term["namespaceSelector"],
-                                              child(term_path, "namespaceSelector"))
+            causes += validate_label_selector(
+                term["namespaceSelector"], child(term_path, "namespaceSelector")
+            )
         for ns in as_list(term.get("namespaces")):
-            causes += [invalid(child(term_path, "namespace"), ns, msg)
-                       for msg in name_is_dns_label(as_str(ns), False)]
+            causes += [
+                invalid(child(term_path, "namespace"), ns, msg)
+                for msg in name_is_dns_label(as_str(ns), False)
+            ]
         topology_key = as_str(term.get("topologyKey"))
         if not topology_key:
             causes.append(required(child(term_path, "topologyKey"), "can not be empty"))
@@ -157,8 +195,9 @@ def validate_affinity(affinity: Any, path: str) -> Causes:
     node_path = child(path, "nodeAffinity")
     required_terms = node.get("requiredDuringSchedulingIgnoredDuringExecution")
     if required_terms is not None:
-        terms_path = child(node_path, "requiredDuringSchedulingIgnoredDuringExecution",
-                           "nodeSelectorTerms")
+        terms_path = child(
+            node_path, "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms"
+        )
         terms = as_list(as_dict(required_terms).get("nodeSelectorTerms"))
         if not terms:
             causes.append(required(terms_path, "must have at least one node selector term"))
@@ -168,10 +207,10 @@ def validate_affinity(affinity: Any, path: str) -> Causes:
         pref_path = index(child(node_path, "preferredDuringSchedulingIgnoredDuringExecution"), i)
         weight = as_int(pref.get("weight")) or 0
         if not 1 <= weight <= 100:
-            causes.append(invalid(child(pref_path, "weight"), weight,
-                                  "must be in the range 1-100"))
-        causes += _node_selector_term(as_dict(pref.get("preference")),
-                                      child(pref_path, "preference"))
+            causes.append(invalid(child(pref_path, "weight"), weight, "must be in the range 1-100"))
+        causes += _node_selector_term(
+            as_dict(pref.get("preference")), child(pref_path, "preference")
+        )
     for which in ("podAffinity", "podAntiAffinity"):
         section = as_dict(affinity.get(which))
         section_path = child(path, which)
@@ -194,30 +233,45 @@ def _dns_config(spec: dict[str, Any], path: str) -> Causes:
         if config is None:
             return [required(path, "must provide `dnsConfig` when `dnsPolicy` is None")]
         if not as_list(as_dict(config).get("nameservers")):
-            return [required(child(path, "nameservers"),
-                             "must provide at least one DNS nameserver when `dnsPolicy` is None")]
+            return [
+                required(
+                    child(path, "nameservers"),
+                    "must provide at least one DNS nameserver when `dnsPolicy` is None",
+                )
+            ]
     if config is None:
         return []
     config = as_dict(config)
     causes: Causes = []
     nameservers = as_list(config.get("nameservers"))
     if len(nameservers) > 3:
-        causes.append(invalid(child(path, "nameservers"), nameservers,
-                              "must not have more than 3 nameservers"))
+        causes.append(
+            invalid(
+                child(path, "nameservers"), nameservers, "must not have more than 3 nameservers"
+            )
+        )
     for i, ns in enumerate(nameservers):
-        causes += [invalid(index(child(path, "nameservers"), i), ns, msg)
-                   for msg in formats.is_valid_ip(as_str(ns))]
+        causes += [
+            invalid(index(child(path, "nameservers"), i), ns, msg)
+            for msg in formats.is_valid_ip(as_str(ns))
+        ]
     searches = [as_str(s) for s in as_list(config.get("searches"))]
     if len(searches) > 32:
-        causes.append(invalid(child(path, "searches"), searches,
-                              "must not have more than 32 search paths"))
+        causes.append(
+            invalid(child(path, "searches"), searches, "must not have more than 32 search paths")
+        )
     if len(" ".join(searches)) > 2048:
-        causes.append(invalid(child(path, "searches"), searches,
-                              "must not have more than 2048 characters (including spaces) in "
-                              "the search list"))
+        causes.append(
+            invalid(
+                child(path, "searches"),
+                searches,
+                "must not have more than 2048 characters (including spaces) in the search list",
+            )
+        )
     for i, search in enumerate(searches):
-        causes += validate_dns1123_subdomain(search.removesuffix("."),
-                                             index(child(path, "searches"), i))
+        causes += validate_dns1123_subdomain(
+            search.removesuffix("."), index(child(path, "searches"), i)
+        )
     for i, option in items(config.get("options")):
         if not as_str(option.get("name")):
             causes.append(required(index(child(path, "options"), i), "must not be empty"))
@@ -233,24 +287,39 @@ def validate_pod_spec(spec: Any, path: str, *, is_pod: bool) -> Causes:
     elif grace is not None and grace < 0:
         # Kubernetes clamps a negative grace period to 1 instead of refusing it; procorch
         # refuses it, as the brief asks of this field.
-        causes.append(invalid(child(path, "terminationGracePeriodSeconds"), grace,
-                              "must be greater than or equal to 0"))
+        causes.append(
+            invalid(
+                child(path, "terminationGracePeriodSeconds"),
+                grace,
+                "must be greater than or equal to 0",
+            )
+        )
     volumes, volume_causes = validate_volumes(spec.get("volumes"), child(path, "volumes"))
     causes += volume_causes
-    causes += validate_containers(spec.get("containers"), volumes, grace,
-                                  child(path, "containers"))
-    causes += validate_init_containers(spec.get("initContainers"), spec.get("containers"),
-                                       volumes, grace, child(path, "initContainers"))
+    causes += validate_containers(spec.get("containers"), volumes, grace, child(path, "containers"))
+    causes += validate_init_containers(
+        spec.get("initContainers"),
+        spec.get("containers"),
+        volumes,
+        grace,
+        child(path, "initContainers"),
+    )
     if spec.get("hostNetwork") is True:
         for i, ctr in items(spec.get("containers")):
             for j, port in items(ctr.get("ports")):
                 host_port = as_int(port.get("hostPort")) or 0
                 container_port = as_int(port.get("containerPort")) or 0
                 if (is_pod or host_port != 0) and host_port != container_port:
-                    causes.append(invalid(
-                        child(index(child(index(child(path, "containers"), i), "ports"), j),
-                              "hostPort"),
-                        host_port, "must match `containerPort` when `hostNetwork` is true"))
+                    causes.append(
+                        invalid(
+                            child(
+                                index(child(index(child(path, "containers"), i), "ports"), j),
+                                "hostPort",
+                            ),
+                            host_port,
+                            "must match `containerPort` when `hostNetwork` is true",
+                        )
+                    )
     restart = as_str(spec.get("restartPolicy"))
     if not restart:
         causes.append(required(child(path, "restartPolicy")))
@@ -264,18 +333,22 @@ def validate_pod_spec(spec: Any, path: str, *, is_pod: bool) -> Causes:
     causes += validate_labels(spec.get("nodeSelector"), child(path, "nodeSelector"))
     for i, secret in items(spec.get("imagePullSecrets")):
         if set(secret) - {"name"}:
-            causes.append(invalid(index(child(path, "imagePullSecrets"), i), secret,
-                                  "only name may be set"))
+            causes.append(
+                invalid(index(child(path, "imagePullSecrets"), i), secret, "only name may be set")
+            )
     if present(spec, "affinity"):
         causes += validate_affinity(spec["affinity"], child(path, "affinity"))
     causes += _dns_config(spec, child(path, "dnsConfig"))
     for i, gate in items(spec.get("readinessGates")):
-        causes += validate_qualified_name(as_str(gate.get("conditionType")),
-                                          child(index(child(path, "readinessGates"), i),
-                                                "conditionType"))
-    for field, name_fn in (("serviceAccountName", name_is_dns_subdomain),
-                           ("nodeName", name_is_dns_subdomain),
-                           ("priorityClassName", name_is_dns_subdomain)):
+        causes += validate_qualified_name(
+            as_str(gate.get("conditionType")),
+            child(index(child(path, "readinessGates"), i), "conditionType"),
+        )
+    for field, name_fn in (
+        ("serviceAccountName", name_is_dns_subdomain),
+        ("nodeName", name_is_dns_subdomain),
+        ("priorityClassName", name_is_dns_subdomain),
+    ):
         value = as_str(spec.get(field))
         if value:
             causes += [invalid(child(path, field), value, msg) for msg in name_fn(value, False)]
@@ -283,8 +356,13 @@ def validate_pod_spec(spec: Any, path: str, *, is_pod: bool) -> Causes:
     if deadline is not None:
         number = as_int(deadline)
         if number is None or not 1 <= number <= MAX_INT32:
-            causes.append(invalid(child(path, "activeDeadlineSeconds"), deadline,
-                                  formats.inclusive_range_error(1, MAX_INT32)))
+            causes.append(
+                invalid(
+                    child(path, "activeDeadlineSeconds"),
+                    deadline,
+                    formats.inclusive_range_error(1, MAX_INT32),
+                )
+            )
     for field in ("hostname", "subdomain"):
         value = as_str(spec.get(field))
         if value:
@@ -295,15 +373,19 @@ def validate_pod_spec(spec: Any, path: str, *, is_pod: bool) -> Causes:
         ip = as_str(alias.get("ip"))
         causes += [invalid(child(alias_path, "ip"), ip, msg) for msg in formats.is_valid_ip(ip)]
         for j, hostname in enumerate(as_list(alias.get("hostnames"))):
-            causes += validate_dns1123_subdomain(as_str(hostname),
-                                                 index(child(alias_path, "hostnames"), j))
+            causes += validate_dns1123_subdomain(
+                as_str(hostname), index(child(alias_path, "hostnames"), j)
+            )
     preemption = spec.get("preemptionPolicy")
     if preemption is not None:
         if preemption == "":
             causes.append(required(child(path, "preemptionPolicy")))
         elif preemption not in ("PreemptLowerPriority", "Never"):
-            causes.append(not_supported(child(path, "preemptionPolicy"), preemption,
-                                        ["PreemptLowerPriority", "Never"]))
+            causes.append(
+                not_supported(
+                    child(path, "preemptionPolicy"), preemption, ["PreemptLowerPriority", "Never"]
+                )
+            )
     return causes
 
 
@@ -314,11 +396,14 @@ def validate_pod_template(template: Any, path: str) -> Causes:
     causes = validate_template_meta(template.get("metadata"), path)
     causes += validate_pod_spec(template.get("spec"), child(path, "spec"), is_pod=False)
     if as_list(as_dict(template.get("spec")).get("ephemeralContainers")):
-        causes.append(forbidden(child(path, "spec", "ephemeralContainers"),
-                                "ephemeral containers not allowed in pod template"))
+        causes.append(
+            forbidden(
+                child(path, "spec", "ephemeralContainers"),
+                "ephemeral containers not allowed in pod template",
+            )
+        )
     return causes
 
 
 def template_labels(template: Any) -> dict[str, str]:
     return str_map(as_dict(as_dict(template).get("metadata")).get("labels"))
-

@@ -36,8 +36,9 @@ _HANDLERS_PROBE = ("exec", "httpGet", "tcpSocket", "grpc")
 _HANDLERS_LIFECYCLE = ("exec", "httpGet", "tcpSocket", "sleep")
 
 
-def validate_handler(handler: dict[str, Any], kinds: tuple[str, ...], grace: int | None,
-                     path: str) -> Causes:
+def validate_handler(
+    handler: dict[str, Any], kinds: tuple[str, ...], grace: int | None, path: str
+) -> Causes:
     causes: Causes = []
     count = 0
     for kind in kinds:
@@ -58,24 +59,32 @@ def validate_handler(handler: dict[str, Any], kinds: tuple[str, ...], grace: int
             causes += validate_port_num_or_name(action.get("port"), child(kind_path, "port"))
             scheme = as_str(action.get("scheme"))
             if scheme not in ("HTTP", "HTTPS"):
-                causes.append(not_supported(child(kind_path, "scheme"), scheme,
-                                            ["HTTP", "HTTPS"]))
+                causes.append(not_supported(child(kind_path, "scheme"), scheme, ["HTTP", "HTTPS"]))
             for _, header in items(action.get("httpHeaders")):
                 header_name = as_str(header.get("name"))
-                causes += [invalid(child(kind_path, "httpHeaders"), header_name, msg)
-                           for msg in formats.is_http_header_name(header_name)]
+                causes += [
+                    invalid(child(kind_path, "httpHeaders"), header_name, msg)
+                    for msg in formats.is_http_header_name(header_name)
+                ]
         elif kind == "tcpSocket":
             causes += validate_port_num_or_name(action.get("port"), child(kind_path, "port"))
         elif kind == "grpc":
             port = as_int(action.get("port")) or 0
-            causes += [invalid(child(kind_path, "port"), port, msg)
-                       for msg in formats.is_valid_port_num(port)]
+            causes += [
+                invalid(child(kind_path, "port"), port, msg)
+                for msg in formats.is_valid_port_num(port)
+            ]
         elif kind == "sleep":
             seconds = as_int(action.get("seconds")) or 0
             if grace is not None and (seconds <= 0 or seconds > grace):
-                causes.append(invalid(kind_path, seconds,
-                                      "must be greater than 0 and less than "
-                                      f"terminationGracePeriodSeconds ({grace})"))
+                causes.append(
+                    invalid(
+                        kind_path,
+                        seconds,
+                        "must be greater than 0 and less than "
+                        f"terminationGracePeriodSeconds ({grace})",
+                    )
+                )
     if count == 0:
         causes.append(required(path, "must specify a handler type"))
     return causes
@@ -86,18 +95,31 @@ def validate_probe(probe: Any, which: str, grace: int | None, path: str) -> Caus
         return []
     probe = as_dict(probe)
     causes = validate_handler(probe, _HANDLERS_PROBE, grace, path)
-    for field in ("initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold",
-                  "failureThreshold"):
+    for field in (
+        "initialDelaySeconds",
+        "timeoutSeconds",
+        "periodSeconds",
+        "successThreshold",
+        "failureThreshold",
+    ):
         causes += nonnegative(child(path, field), probe.get(field))
     probe_grace = probe.get("terminationGracePeriodSeconds")
     if probe_grace is not None:
         number = as_int(probe_grace)
         if which == "readiness":
-            causes.append(invalid(child(path, "terminationGracePeriodSeconds"), probe_grace,
-                                  "must not be set for readinessProbes"))
+            causes.append(
+                invalid(
+                    child(path, "terminationGracePeriodSeconds"),
+                    probe_grace,
+                    "must not be set for readinessProbes",
+                )
+            )
         elif number is not None and number <= 0:
-            causes.append(invalid(child(path, "terminationGracePeriodSeconds"), number,
-                                  "must be greater than 0"))
+            causes.append(
+                invalid(
+                    child(path, "terminationGracePeriodSeconds"), number, "must be greater than 0"
+                )
+            )
     if which in ("liveness", "startup"):
         success = as_int(probe.get("successThreshold"))
         if success != 1:
@@ -110,6 +132,7 @@ def validate_lifecycle(lifecycle: Any, grace: int | None, path: str) -> Causes:
     causes: Causes = []
     for hook in ("postStart", "preStop"):
         if present(lifecycle, hook):
-            causes += validate_handler(as_dict(lifecycle[hook]), _HANDLERS_LIFECYCLE, grace,
-                                       child(path, hook))
+            causes += validate_handler(
+                as_dict(lifecycle[hook]), _HANDLERS_LIFECYCLE, grace, child(path, hook)
+            )
     return causes

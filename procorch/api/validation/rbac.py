@@ -29,25 +29,37 @@ def _rule(rule: dict[str, Any], *, namespaced: bool, path: str) -> Causes:
     urls = as_list(rule.get("nonResourceURLs"))
     if urls:
         if namespaced:
-            causes.append(invalid(child(path, "nonResourceURLs"), urls,
-                                  "namespaced rules cannot apply to non-resource URLs"))
+            causes.append(
+                invalid(
+                    child(path, "nonResourceURLs"),
+                    urls,
+                    "namespaced rules cannot apply to non-resource URLs",
+                )
+            )
         if any(as_list(rule.get(f)) for f in ("apiGroups", "resources", "resourceNames")):
-            causes.append(invalid(child(path, "nonResourceURLs"), urls,
-                                  "rules cannot apply to both regular resources and "
-                                  "non-resource URLs"))
+            causes.append(
+                invalid(
+                    child(path, "nonResourceURLs"),
+                    urls,
+                    "rules cannot apply to both regular resources and non-resource URLs",
+                )
+            )
         return causes
     if not as_list(rule.get("apiGroups")):
-        causes.append(required(child(path, "apiGroups"),
-                               "resource rules must supply at least one api group"))
+        causes.append(
+            required(child(path, "apiGroups"), "resource rules must supply at least one api group")
+        )
     if not as_list(rule.get("resources")):
-        causes.append(required(child(path, "resources"),
-                               "resource rules must supply at least one resource"))
+        causes.append(
+            required(child(path, "resources"), "resource rules must supply at least one resource")
+        )
     return causes
 
 
 def _validate_role(obj: dict[str, Any], *, namespaced: bool) -> Causes:
-    causes = validate_object_meta(obj.get("metadata"), namespaced=namespaced,
-                                  name_fn=name_is_path_segment)
+    causes = validate_object_meta(
+        obj.get("metadata"), namespaced=namespaced, name_fn=name_is_path_segment
+    )
     for i, rule in items(obj.get("rules")):
         causes += _rule(rule, namespaced=namespaced, path=index("rules", i))
     return causes
@@ -64,8 +76,11 @@ def validate_cluster_role(obj: dict[str, Any], old: dict[str, Any] | None = None
         selectors = as_list(as_dict(aggregation).get("clusterRoleSelectors"))
         path = "aggregationRule.clusterRoleSelectors"
         if not selectors:
-            causes.append(required(path, "at least one clusterRoleSelector required if "
-                                         "aggregationRule is non-nil"))
+            causes.append(
+                required(
+                    path, "at least one clusterRoleSelector required if aggregationRule is non-nil"
+                )
+            )
         for i, selector in enumerate(selectors):
             causes += validate_label_selector(selector, index(path, i))
             if not selector_is_valid(selector):
@@ -82,8 +97,10 @@ def _subject(subject: dict[str, Any], *, namespaced: bool, path: str) -> Causes:
     api_group = as_str(subject.get("apiGroup"))
     if kind == "ServiceAccount":
         if name:
-            causes += [invalid(child(path, "name"), name, msg)
-                       for msg in name_is_dns_subdomain(name, False)]
+            causes += [
+                invalid(child(path, "name"), name, msg)
+                for msg in name_is_dns_subdomain(name, False)
+            ]
         if api_group:
             causes.append(not_supported(child(path, "apiGroup"), api_group, [""]))
         if not namespaced and not as_str(subject.get("namespace")):
@@ -92,15 +109,16 @@ def _subject(subject: dict[str, Any], *, namespaced: bool, path: str) -> Causes:
         if api_group != GROUP:
             causes.append(not_supported(child(path, "apiGroup"), api_group, [GROUP]))
     else:
-        causes.append(not_supported(child(path, "kind"), kind,
-                                    ["ServiceAccount", "User", "Group"]))
+        causes.append(not_supported(child(path, "kind"), kind, ["ServiceAccount", "User", "Group"]))
     return causes
 
 
-def _validate_binding(obj: dict[str, Any], old: dict[str, Any] | None, *,
-                      namespaced: bool) -> Causes:
-    causes = validate_object_meta(obj.get("metadata"), namespaced=namespaced,
-                                  name_fn=name_is_path_segment)
+def _validate_binding(
+    obj: dict[str, Any], old: dict[str, Any] | None, *, namespaced: bool
+) -> Causes:
+    causes = validate_object_meta(
+        obj.get("metadata"), namespaced=namespaced, name_fn=name_is_path_segment
+    )
     ref = as_dict(obj.get("roleRef"))
     if ref.get("apiGroup") != GROUP:
         causes.append(not_supported("roleRef.apiGroup", ref.get("apiGroup", ""), [GROUP]))
@@ -123,6 +141,5 @@ def validate_role_binding(obj: dict[str, Any], old: dict[str, Any] | None = None
     return _validate_binding(obj, old, namespaced=True)
 
 
-def validate_cluster_role_binding(obj: dict[str, Any],
-                                  old: dict[str, Any] | None = None) -> Causes:
+def validate_cluster_role_binding(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Causes:
     return _validate_binding(obj, old, namespaced=False)

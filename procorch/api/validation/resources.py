@@ -18,15 +18,37 @@ from procorch.api.validation._base import Causes, as_dict, child, invalid_shown,
 
 _STANDARD_CONTAINER = {"cpu", "memory", "ephemeral-storage"}
 _STANDARD = {
-    "cpu", "memory", "ephemeral-storage", "requests.cpu", "requests.memory",
-    "requests.ephemeral-storage", "limits.cpu", "limits.memory", "limits.ephemeral-storage",
-    "pods", "resourcequotas", "services", "replicationcontrollers", "secrets", "configmaps",
-    "persistentvolumeclaims", "storage", "requests.storage", "services.nodeports",
+    "cpu",
+    "memory",
+    "ephemeral-storage",
+    "requests.cpu",
+    "requests.memory",
+    "requests.ephemeral-storage",
+    "limits.cpu",
+    "limits.memory",
+    "limits.ephemeral-storage",
+    "pods",
+    "resourcequotas",
+    "services",
+    "replicationcontrollers",
+    "secrets",
+    "configmaps",
+    "persistentvolumeclaims",
+    "storage",
+    "requests.storage",
+    "services.nodeports",
     "services.loadbalancers",
 }
 _INTEGER = {
-    "pods", "resourcequotas", "services", "replicationcontrollers", "secrets", "configmaps",
-    "persistentvolumeclaims", "services.nodeports", "services.loadbalancers",
+    "pods",
+    "resourcequotas",
+    "services",
+    "replicationcontrollers",
+    "secrets",
+    "configmaps",
+    "persistentvolumeclaims",
+    "services.nodeports",
+    "services.loadbalancers",
 }
 
 
@@ -144,15 +166,25 @@ def validate_requirements(requirements: Any, path: str) -> Causes:
             raw_limit = as_dict(requirements.get("limits")).get(name)
             if limit is not None:
                 if number != limit and not overcommit_allowed(name):
-                    causes.append(invalid(requests_path, shown(value),
-                                          f"must be equal to {name} limit of {shown(raw_limit)}"))
+                    causes.append(
+                        invalid(
+                            requests_path,
+                            shown(value),
+                            f"must be equal to {name} limit of {shown(raw_limit)}",
+                        )
+                    )
                 elif number > limit:
-                    causes.append(invalid(requests_path, shown(value),
-                                          f"must be less than or equal to {name} limit of "
-                                          f"{shown(raw_limit)}"))
+                    causes.append(
+                        invalid(
+                            requests_path,
+                            shown(value),
+                            f"must be less than or equal to {name} limit of {shown(raw_limit)}",
+                        )
+                    )
             elif name not in as_dict(requirements.get("limits")) and not overcommit_allowed(name):
-                causes.append(required(limits_path,
-                                       "Limit must be set for non overcommitable resources"))
+                causes.append(
+                    required(limits_path, "Limit must be set for non overcommitable resources")
+                )
         has_hugepages |= is_hugepages(name)
         has_compute |= name in ("cpu", "memory")
     if has_hugepages and not has_compute:

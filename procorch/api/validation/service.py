@@ -52,8 +52,9 @@ def _externally_accessible(spec: dict[str, Any]) -> bool:
     )
 
 
-def _validate_port(port: dict[str, Any], *, require_name: bool, names: set[str],
-                   path: str) -> Causes:
+def _validate_port(
+    port: dict[str, Any], *, require_name: bool, names: set[str], path: str
+) -> Causes:
     causes: Causes = []
     name = as_str(port.get("name"))
     if require_name and not name:
@@ -64,8 +65,9 @@ def _validate_port(port: dict[str, Any], *, require_name: bool, names: set[str],
             causes.append(duplicate(child(path, "name"), name))
         names.add(name)
     number = as_int(port.get("port")) or 0
-    causes += [invalid(child(path, "port"), number, msg)
-               for msg in formats.is_valid_port_num(number)]
+    causes += [
+        invalid(child(path, "port"), number, msg) for msg in formats.is_valid_port_num(number)
+    ]
     protocol = as_str(port.get("protocol"))
     if not protocol:
         causes.append(required(child(path, "protocol")))
@@ -73,8 +75,7 @@ def _validate_port(port: dict[str, Any], *, require_name: bool, names: set[str],
         causes.append(not_supported(child(path, "protocol"), protocol, _PROTOCOLS))
     causes += validate_port_num_or_name(port.get("targetPort"), child(path, "targetPort"))
     if present(port, "appProtocol"):
-        causes += validate_qualified_name(as_str(port["appProtocol"]),
-                                          child(path, "appProtocol"))
+        causes += validate_qualified_name(as_str(port["appProtocol"]), child(path, "appProtocol"))
     return causes
 
 
@@ -88,11 +89,15 @@ def _cluster_ips(spec: dict[str, Any]) -> Causes:
         if not cluster_ips:
             causes.append(required("spec.clusterIPs"))
         elif cluster_ips[0] != cluster_ip:
-            causes.append(invalid("spec.clusterIPs", cluster_ips,
-                                  "first value must match `clusterIP`"))
+            causes.append(
+                invalid("spec.clusterIPs", cluster_ips, "first value must match `clusterIP`")
+            )
     elif cluster_ips:
-        causes.append(invalid("spec.clusterIPs", cluster_ips,
-                              "must be empty when `clusterIP` is not specified"))
+        causes.append(
+            invalid(
+                "spec.clusterIPs", cluster_ips, "must be empty when `clusterIP` is not specified"
+            )
+        )
     families = as_list(spec.get("ipFamilies"))
     seen: list[Any] = []
     for i, family in enumerate(families):
@@ -110,8 +115,11 @@ def _cluster_ips(spec: dict[str, Any]) -> Causes:
         if i == 0 and ip == "None":
             if len(cluster_ips) > 1:
                 bad_ips = True
-                causes.append(invalid("spec.clusterIPs", cluster_ips,
-                                      "'None' must be the first and only value"))
+                causes.append(
+                    invalid(
+                        "spec.clusterIPs", cluster_ips, "'None' must be the first and only value"
+                    )
+                )
             continue
         msgs = formats.is_valid_ip(ip)
         bad_ips = bad_ips or bool(msgs)
@@ -121,21 +129,36 @@ def _cluster_ips(spec: dict[str, Any]) -> Causes:
     if bad_ips:
         return causes
     if len(cluster_ips) > 1:
-        versions = {formats.parse_ip(ip).version for ip in cluster_ips  # type: ignore[union-attr]
-                    if formats.parse_ip(ip) is not None}
+        addresses = [formats.parse_ip(ip) for ip in cluster_ips]
+        versions = {a.version for a in addresses if a is not None}
         if len(versions) != len(cluster_ips):
-            causes.append(invalid("spec.clusterIPs", cluster_ips,
-                                  "may specify no more than one IP for each IP family"))
+            causes.append(
+                invalid(
+                    "spec.clusterIPs",
+                    cluster_ips,
+                    "may specify no more than one IP for each IP family",
+                )
+            )
     if not _is_headless(spec):
         for i, (ip, family) in enumerate(zip(cluster_ips, families)):
             parsed = formats.parse_ip(ip)
             is_v6 = parsed is not None and parsed.version == 6
             if family == "IPv4" and is_v6:
-                causes.append(invalid(index("spec.clusterIPs", i), ip,
-                                      f"expected an IPv4 value as indicated by `ipFamilies[{i}]`"))
+                causes.append(
+                    invalid(
+                        index("spec.clusterIPs", i),
+                        ip,
+                        f"expected an IPv4 value as indicated by `ipFamilies[{i}]`",
+                    )
+                )
             if family == "IPv6" and not is_v6:
-                causes.append(invalid(index("spec.clusterIPs", i), ip,
-                                      f"expected an IPv6 value as indicated by `ipFamilies[{i}]`"))
+                causes.append(
+                    invalid(
+                        index("spec.clusterIPs", i),
+                        ip,
+                        f"expected an IPv6 value as indicated by `ipFamilies[{i}]`",
+                    )
+                )
     return causes
 
 
@@ -151,8 +174,9 @@ def validate_service(obj: dict[str, Any], old: dict[str, Any] | None = None) -> 
 
 
 def _validate_service(obj: dict[str, Any]) -> Causes:
-    causes = validate_object_meta(obj.get("metadata"), namespaced=True,
-                                  name_fn=name_is_dns1035_label)
+    causes = validate_object_meta(
+        obj.get("metadata"), namespaced=True, name_fn=name_is_dns1035_label
+    )
     spec = as_dict(obj.get("spec"))
     kind = spec.get("type")
     ports = [p for _, p in items(spec.get("ports"))]
@@ -162,20 +186,27 @@ def _validate_service(obj: dict[str, Any]) -> Causes:
     if kind == "LoadBalancer":
         for i, port in enumerate(ports):
             if as_int(port.get("port")) == _KUBELET_PORT:
-                causes.append(invalid(index("spec.ports", i), _KUBELET_PORT,
-                                      f"may not expose port {_KUBELET_PORT} externally since "
-                                      "it is used by kubelet"))
+                causes.append(
+                    invalid(
+                        index("spec.ports", i),
+                        _KUBELET_PORT,
+                        f"may not expose port {_KUBELET_PORT} externally since "
+                        "it is used by kubelet",
+                    )
+                )
     if kind in ("LoadBalancer", "NodePort") and headless:
-        causes.append(invalid("spec.clusterIPs[0]", "None",
-                              f"may not be set to 'None' for {kind} services"))
+        causes.append(
+            invalid("spec.clusterIPs[0]", "None", f"may not be set to 'None' for {kind} services")
+        )
     if kind == "ExternalName":
         if as_list(spec.get("clusterIPs")):
             causes.append(forbidden("spec.clusterIPs", "may not be set for ExternalName services"))
         if as_list(spec.get("ipFamilies")):
             causes.append(forbidden("spec.ipFamilies", "may not be set for ExternalName services"))
         if present(spec, "ipFamilyPolicy"):
-            causes.append(forbidden("spec.ipFamilyPolicy",
-                                    "may not be set for ExternalName services"))
+            causes.append(
+                forbidden("spec.ipFamilyPolicy", "may not be set for ExternalName services")
+            )
         cname = as_str(spec.get("externalName")).removesuffix(".")
         if cname:
             causes += validate_dns1123_subdomain(cname, "spec.externalName")
@@ -183,8 +214,9 @@ def _validate_service(obj: dict[str, Any]) -> Causes:
             causes.append(required("spec.externalName"))
     names: set[str] = set()
     for i, port in enumerate(ports):
-        causes += _validate_port(port, require_name=len(ports) > 1, names=names,
-                                 path=index("spec.ports", i))
+        causes += _validate_port(
+            port, require_name=len(ports) > 1, names=names, path=index("spec.ports", i)
+        )
     if present(spec, "selector"):
         causes += validate_labels(spec["selector"], "spec.selector")
     affinity = as_str(spec.get("sessionAffinity"))
@@ -195,12 +227,15 @@ def _validate_service(obj: dict[str, Any]) -> Causes:
     if affinity == "ClientIP":
         causes += _client_ip_config(spec.get("sessionAffinityConfig"))
     elif affinity == "None" and present(spec, "sessionAffinityConfig"):
-        causes.append(forbidden("spec.sessionAffinityConfig",
-                                "must not be set when session affinity is None"))
+        causes.append(
+            forbidden("spec.sessionAffinityConfig", "must not be set when session affinity is None")
+        )
     causes += _cluster_ips(spec)
     for i, ip in enumerate(as_list(spec.get("externalIPs"))):
-        causes += [invalid(index("spec.externalIPs", i), ip, msg)
-                   for msg in formats.is_valid_ip(as_str(ip))]
+        causes += [
+            invalid(index("spec.externalIPs", i), ip, msg)
+            for msg in formats.is_valid_ip(as_str(ip))
+        ]
     if not kind:
         causes.append(required("spec.type"))
     elif kind not in _TYPES:
@@ -213,14 +248,23 @@ def _validate_service(obj: dict[str, Any]) -> Causes:
             causes.append(duplicate(index("spec.ports", i), {"port": tag[1], "protocol": tag[0]}))
         seen_ports.add(tag)
     if present(spec, "loadBalancerSourceRanges") and kind != "LoadBalancer":
-        causes.append(forbidden("spec.LoadBalancerSourceRanges",
-                                "may only be used when `type` is 'LoadBalancer'"))
+        causes.append(
+            forbidden(
+                "spec.LoadBalancerSourceRanges", "may only be used when `type` is 'LoadBalancer'"
+            )
+        )
     for i, cidr in enumerate(as_list(spec.get("loadBalancerSourceRanges"))):
-        causes += [invalid(index("spec.LoadBalancerSourceRanges", i), cidr, msg)
-                   for msg in formats.is_valid_cidr(as_str(cidr).strip())]
+        causes += [
+            invalid(index("spec.LoadBalancerSourceRanges", i), cidr, msg)
+            for msg in formats.is_valid_cidr(as_str(cidr).strip())
+        ]
     if present(spec, "allocateLoadBalancerNodePorts") and kind != "LoadBalancer":
-        causes.append(forbidden("spec.allocateLoadBalancerNodePorts",
-                                "may only be used when `type` is 'LoadBalancer'"))
+        causes.append(
+            forbidden(
+                "spec.allocateLoadBalancerNodePorts",
+                "may only be used when `type` is 'LoadBalancer'",
+            )
+        )
     if kind == "LoadBalancer" and not present(spec, "allocateLoadBalancerNodePorts"):
         causes.append(required("allocateLoadBalancerNodePorts"))
     causes += _traffic_policies(spec)
@@ -240,8 +284,13 @@ def _client_ip_config(config: Any) -> Causes:
         return [required(child(path, "clientIP", "timeoutSeconds"), detail)]
     number = as_int(timeout)
     if number is None or not 0 < number <= _MAX_AFFINITY_SECONDS:
-        return [invalid(child(path, "clientIP", "timeoutSeconds"), timeout,
-                        f"must be greater than 0 and less than {_MAX_AFFINITY_SECONDS}")]
+        return [
+            invalid(
+                child(path, "clientIP", "timeoutSeconds"),
+                timeout,
+                f"must be greater than 0 and less than {_MAX_AFFINITY_SECONDS}",
+            )
+        ]
     return []
 
 
@@ -257,9 +306,14 @@ def _node_ports(spec: dict[str, Any], ports: list[dict[str, Any]]) -> Causes:
         if spec.get("type") == "ClusterIP":
             causes.append(forbidden(path, "may not be used when `type` is 'ClusterIP'"))
         elif spec.get("type") in ("NodePort", "LoadBalancer") and not low <= node_port <= high:
-            causes.append(invalid(path, node_port,
-                                  "provided port is not in the valid range. The range of valid "
-                                  f"ports is {low}-{high}"))
+            causes.append(
+                invalid(
+                    path,
+                    node_port,
+                    "provided port is not in the valid range. The range of valid "
+                    f"ports is {low}-{high}",
+                )
+            )
         tag = (as_str(port.get("protocol")), node_port)
         if tag in seen:
             causes.append(duplicate(path, node_port))
@@ -272,8 +326,13 @@ def _traffic_policies(spec: dict[str, Any]) -> Causes:
     external = as_str(spec.get("externalTrafficPolicy"))
     if not _externally_accessible(spec):
         if external:
-            causes.append(invalid("spec.externalTrafficPolicy", external,
-                                  "may only be set for externally-accessible services"))
+            causes.append(
+                invalid(
+                    "spec.externalTrafficPolicy",
+                    external,
+                    "may only be set for externally-accessible services",
+                )
+            )
     elif not external:
         causes.append(required("spec.externalTrafficPolicy"))
     elif external not in ("Cluster", "Local"):
@@ -281,12 +340,19 @@ def _traffic_policies(spec: dict[str, Any]) -> Causes:
     health = as_int(spec.get("healthCheckNodePort")) or 0
     needs_health = spec.get("type") == "LoadBalancer" and external == "Local"
     if not needs_health and health:
-        causes.append(invalid("spec.healthCheckNodePort", health,
-                              "may only be set when `type` is 'LoadBalancer' and "
-                              "`externalTrafficPolicy` is 'Local'"))
+        causes.append(
+            invalid(
+                "spec.healthCheckNodePort",
+                health,
+                "may only be set when `type` is 'LoadBalancer' and "
+                "`externalTrafficPolicy` is 'Local'",
+            )
+        )
     elif needs_health and health:
-        causes += [invalid("spec.healthCheckNodePort", health, msg)
-                   for msg in formats.is_valid_port_num(health)]
+        causes += [
+            invalid("spec.healthCheckNodePort", health, msg)
+            for msg in formats.is_valid_port_num(health)
+        ]
     internal = spec.get("internalTrafficPolicy")
     if internal is None and spec.get("type") in ("NodePort", "LoadBalancer", "ClusterIP"):
         causes.append(required("spec.internalTrafficPolicy"))
@@ -302,8 +368,12 @@ def _effective_cluster_ips(new: dict[str, Any], old: dict[str, Any]) -> list[Any
     """Kubernetes' update strategy makes ``clusterIPs[0]`` follow a changed ``clusterIP``
     before validating; do the same without touching the object."""
     new_ips = list(as_list(new.get("clusterIPs")))
-    if (new.get("clusterIP") != old.get("clusterIP") and new_ips
-            and new_ips == as_list(old.get("clusterIPs")) and new.get("clusterIP")):
+    if (
+        new.get("clusterIP") != old.get("clusterIP")
+        and new_ips
+        and new_ips == as_list(old.get("clusterIPs"))
+        and new.get("clusterIP")
+    ):
         new_ips[0] = new.get("clusterIP")
     return new_ips
 
@@ -321,24 +391,33 @@ def _validate_service_update(new: dict[str, Any], old: dict[str, Any]) -> Causes
     if len(old_ips) == len(new_ips):
         for i, ip in enumerate(old_ips):
             if ip != new_ips[i]:
-                causes.append(invalid(index("spec.clusterIPs", i), new_ips,
-                                      "may not change once set"))
+                causes.append(
+                    invalid(index("spec.clusterIPs", i), new_ips, "may not change once set")
+                )
     elif len(old_ips) > len(new_ips):
         if not new_ips:
-            causes.append(invalid("spec.clusterIPs[0]", new_ips,
-                                  "primary clusterIP can not be unset"))
+            causes.append(
+                invalid("spec.clusterIPs[0]", new_ips, "primary clusterIP can not be unset")
+            )
         elif new_ips[0] != old_ips[0]:
             causes.append(invalid("spec.clusterIPs[0]", new_ips, "may not change once set"))
         if len(new_ips) == 1 and new_spec.get("ipFamilyPolicy") != "SingleStack":
-            causes.append(invalid("spec.ipFamilyPolicy", new_spec.get("ipFamilyPolicy"),
-                                  "must be set to 'SingleStack' when releasing the secondary "
-                                  "clusterIP"))
+            causes.append(
+                invalid(
+                    "spec.ipFamilyPolicy",
+                    new_spec.get("ipFamilyPolicy"),
+                    "must be set to 'SingleStack' when releasing the secondary clusterIP",
+                )
+            )
     elif old_ips and new_ips[0] != old_ips[0]:
         causes.append(invalid("spec.clusterIPs[0]", new_ips, "may not change once set"))
     old_families = as_list(old_spec.get("ipFamilies"))
     new_families = as_list(new_spec.get("ipFamilies"))
-    if (_is_headless(old_spec) == _is_headless({"clusterIPs": new_ips})
-            and not _is_headless(old_spec) and len(old_families) == len(new_families)
-            and old_families != new_families):
+    if (
+        _is_headless(old_spec) == _is_headless({"clusterIPs": new_ips})
+        and not _is_headless(old_spec)
+        and len(old_families) == len(new_families)
+        and old_families != new_families
+    ):
         causes.append(invalid("spec.ipFamilies[0]", new_families, "may not change once set"))
     return causes

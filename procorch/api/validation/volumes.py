@@ -29,16 +29,54 @@ FILE_MODE_ERROR = "must be a number between 0 and 0777 (octal), both inclusive"
 # Every volume source Kubernetes knows; procorch runs a few of them, the rest are still
 # counted so that "more than 1 volume type" is reported as Kubernetes would.
 VOLUME_SOURCES = (
-    "emptyDir", "hostPath", "gitRepo", "gcePersistentDisk", "awsElasticBlockStore", "secret",
-    "nfs", "iscsi", "glusterfs", "persistentVolumeClaim", "rbd", "quobyte", "flexVolume",
-    "cinder", "cephfs", "flocker", "downwardAPI", "fc", "azureFile", "configMap",
-    "vsphereVolume", "azureDisk", "photonPersistentDisk", "projected", "portworxVolume",
-    "scaleIO", "storageos", "csi", "ephemeral", "image",
+    "emptyDir",
+    "hostPath",
+    "gitRepo",
+    "gcePersistentDisk",
+    "awsElasticBlockStore",
+    "secret",
+    "nfs",
+    "iscsi",
+    "glusterfs",
+    "persistentVolumeClaim",
+    "rbd",
+    "quobyte",
+    "flexVolume",
+    "cinder",
+    "cephfs",
+    "flocker",
+    "downwardAPI",
+    "fc",
+    "azureFile",
+    "configMap",
+    "vsphereVolume",
+    "azureDisk",
+    "photonPersistentDisk",
+    "projected",
+    "portworxVolume",
+    "scaleIO",
+    "storageos",
+    "csi",
+    "ephemeral",
+    "image",
 )
-_HOST_PATH_TYPES = ["", "BlockDevice", "CharDevice", "Directory", "DirectoryOrCreate", "File",
-                    "FileOrCreate", "Socket"]
-_VOLUME_FIELD_PATHS = ["metadata.annotations", "metadata.labels", "metadata.name",
-                       "metadata.namespace", "metadata.uid"]
+_HOST_PATH_TYPES = [
+    "",
+    "BlockDevice",
+    "CharDevice",
+    "Directory",
+    "DirectoryOrCreate",
+    "File",
+    "FileOrCreate",
+    "Socket",
+]
+_VOLUME_FIELD_PATHS = [
+    "metadata.annotations",
+    "metadata.labels",
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+]
 
 
 def _mode(path: str, value: Any) -> Causes:
@@ -79,15 +117,21 @@ def _downward_file(item: dict[str, Any], path: str) -> Causes:
         causes.append(required(child(path, "path")))
     causes += _local_path(target, child(path, "path"))
     if present(item, "fieldRef"):
-        causes += validate_object_field_selector(as_dict(item["fieldRef"]), _VOLUME_FIELD_PATHS,
-                                                 child(path, "fieldRef"))
+        causes += validate_object_field_selector(
+            as_dict(item["fieldRef"]), _VOLUME_FIELD_PATHS, child(path, "fieldRef")
+        )
         if present(item, "resourceFieldRef"):
-            causes.append(invalid(path, "resource",
-                                  "fieldRef and resourceFieldRef can not be specified "
-                                  "simultaneously"))
+            causes.append(
+                invalid(
+                    path,
+                    "resource",
+                    "fieldRef and resourceFieldRef can not be specified simultaneously",
+                )
+            )
     elif present(item, "resourceFieldRef"):
-        causes += validate_resource_field_selector(as_dict(item["resourceFieldRef"]),
-                                                   child(path, "resourceFieldRef"), volume=True)
+        causes += validate_resource_field_selector(
+            as_dict(item["resourceFieldRef"]), child(path, "resourceFieldRef"), volume=True
+        )
     else:
         causes.append(required(path, "one of fieldRef and resourceFieldRef is required"))
     causes += _mode(child(path, "mode"), item.get("mode"))
@@ -118,8 +162,11 @@ def _volume_source(kind: str, source: dict[str, Any], path: str) -> Causes:
     elif kind == "emptyDir":
         limit = source.get("sizeLimit")
         if isinstance(limit, str) and limit.startswith("-"):
-            causes.append(forbidden(child(path, "sizeLimit"),
-                                    "SizeLimit field must be a valid resource quantity"))
+            causes.append(
+                forbidden(
+                    child(path, "sizeLimit"), "SizeLimit field must be a valid resource quantity"
+                )
+            )
     elif kind == "downwardAPI":
         causes += _mode(child(path, "defaultMode"), source.get("defaultMode"))
         for _, item in items(source.get("items")):
@@ -165,19 +212,28 @@ def _projection_sources(source: dict[str, Any], path: str) -> Causes:
             token_path = child(src_path, "serviceAccountToken")
             expiration = as_int(token.get("expirationSeconds"))
             if expiration is not None and expiration < 600:
-                causes.append(invalid(child(token_path, "expirationSeconds"), expiration,
-                                      "may not specify a duration less than 10 minutes"))
+                causes.append(
+                    invalid(
+                        child(token_path, "expirationSeconds"),
+                        expiration,
+                        "may not specify a duration less than 10 minutes",
+                    )
+                )
             if expiration is not None and expiration > 1 << 32:
-                causes.append(invalid(child(token_path, "expirationSeconds"), expiration,
-                                      "may not specify a duration larger than 2^32 seconds"))
+                causes.append(
+                    invalid(
+                        child(token_path, "expirationSeconds"),
+                        expiration,
+                        "may not specify a duration larger than 2^32 seconds",
+                    )
+                )
             target = as_str(token.get("path"))
             if not target:
                 causes.append(required(child(path, "path")))
             else:
                 causes += _local_path(target, child(path, "path"))
         if count > 1:
-            causes.append(forbidden(src_path, "may not specify more than 1 volume type per "
-                                              "source"))
+            causes.append(forbidden(src_path, "may not specify more than 1 volume type per source"))
     return causes
 
 
@@ -193,8 +249,9 @@ def validate_volumes(volumes: Any, path: str) -> tuple[set[str], Causes]:
             if not present(volume, kind):
                 continue
             if count > 0:
-                errs.append(forbidden(child(vol_path, kind),
-                                      "may not specify more than 1 volume type"))
+                errs.append(
+                    forbidden(child(vol_path, kind), "may not specify more than 1 volume type")
+                )
                 continue
             count += 1
             errs += _volume_source(kind, as_dict(volume[kind]), child(vol_path, kind))

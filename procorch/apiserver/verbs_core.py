@@ -1,0 +1,479 @@
+"""The API's core verbs: authorization, get, list, create, update, and the shared write path.
+
+:meth:`ServiceCore._commit_update` is the one place where a requested new state becomes a
+stored one (system metadata kept, strategy applied, defaults, validation, managed fields,
+compare-and-swap); patch, scale and server-side apply all end there. See :mod:`.service` for
+the concurrency contract.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any, Literal
+
+from procorch.api import errors
+from procorch.api.defaults import apply_defaults
+from procorch.api.errors import Warnings
+from procorch.api.meta import deep_copy, generate_name, new_uid, rfc3339
+from procorch.api.patch.managed import update_managed_fields
+from procorch.api.resources import ResourceType
+from procorch.api.shape import check_shape
+from procorch.api.types import schema_for
+from procorch.api.validation import validate
+from procorch.apiserver import scale, strategy
+from procorch.apiserver.auth import Attributes, Authorizer, MastersOnly, User, forbidden_message
+from procorch.apiserver.filters import ObjectFilter
+from procorch.apiserver.verbs_common import (
+    RETRIES,
+    Result,
+    WriteOptions,
+    comparable,
+    key_for,
+    parse_rv,
+    unsaved,
+)
+from procorch.store.base import Key, Store, Stored
+
+
+class ServiceCore:
+    def __init__(self, store: Store, *, authorizer: Authorizer | None = None) -> None:
+        self.store = store
+        self.authorizer: Authorizer = authorizer or MastersOnly()
+
+    @staticmethod
+    def key(rt: ResourceType, namespace: str, name: str) -> Key:
+        return key_for(rt, namespace, name)
+
+    # -- authorization ---------------------------------------------------------------------
+
+    def authorize(
+        self,
+        user: User,
+        verb: str,
+        rt: ResourceType,
+        *,
+        namespace: str = "",
+        name: str = "",
+        subresource: str = "",
+    ) -> None:
+        attrs = Attributes(
+            verb=verb,
+            group=rt.group,
+            resource=rt.plural,
+            subresource=subresource,
+            namespace=namespace if rt.namespaced else "",
+            name=name,
+        )
+        ok, _reason = self.authorizer.allowed(user, attrs)
+        if not ok:
+            raise errors.Forbidden(
+                forbidden_message(user, attrs),
+                details={"name": name, "kind": rt.plural, "group": rt.group}
+                if name
+                else {"kind": rt.plural, "group": rt.group},
+            )
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get(
+        self, user: User, rt: ResourceType, namespace: str, name: str, *, subresource: str = ""
+    ) -> Stored:
+        self.authorize(user, "get", rt, namespace=namespace, name=name, subresource=subresource)
+        stored = self._get_or_404(rt, namespace, name)
+        if subresource == "scale":
+            return scale.to_scale(rt, stored)
+        return stored
+
+    def _get_or_404(self, rt: ResourceType, namespace: str, name: str) -> Stored:
+        stored = self.store.get(key_for(rt, namespace, name))
+        if stored is None:
+            raise errors.NotFound.of(rt.plural, name, group=rt.group)
+        return stored
+
+    def list(
+        self,
+        user: User,
+        rt: ResourceType,
+        namespace: str,
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> tuple[builtins.list[Stored], int]:
+        self.authorize(user, "list", rt, namespace=namespace)
+        selector = ObjectFilter.parse(
+            rt, label_selector=label_selector, field_selector=field_selector
+        )
+        items, revision = self.store.list(
+            rt.key, namespace if rt.namespaced and namespace else None
+        )
+        if not selector.empty:
+            items = [s for s in items if selector.matches(s.object)]
+        return items, revision
+
+    # -- create ------------------------------------------------------------------------------
+
+    async def create(
+        self,
+        user: User,
+        rt: ResourceType,
+        namespace: str,
+        body: dict[str, Any],
+        opts: WriteOptions | None = None,
+    ) -> Result:
+        """Create ``body`` (which the service takes ownership of and may modify)."""
+        opts = opts or WriteOptions()
+        self.authorize(user, "create", rt, namespace=namespace)
+        warnings = Warnings()
+        obj = self._decode_new(rt, namespace, body, opts, warnings)
+        meta = obj["metadata"]
+        if meta.get("resourceVersion"):
+            raise errors.BadRequest("resourceVersion should not be set on objects to be created")
+        meta["uid"] = new_uid()
+        meta["creationTimestamp"] = rfc3339()
+        for stale in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+            meta.pop(stale, None)
+        generated = not meta.get("name") and bool(meta.get("generateName"))
+        if generated:
+            meta["name"] = generate_name(str(meta["generateName"]))
+        strategy.prepare_create(rt, obj)
+        return await self._create_prepared(
+            rt, obj, opts, warnings, manager_op="Update", generated=generated
+        )
+
+    async def _create_prepared(
+        self,
+        rt: ResourceType,
+        obj: dict[str, Any],
+        opts: WriteOptions,
+        warnings: Warnings,
+        *,
+        manager_op: Literal["Update", "Apply"],
+        generated: bool = False,
+    ) -> Result:
+        meta = obj["metadata"]
+        apply_defaults(rt.api_version, rt.kind, obj)
+        self._validate(rt, obj, old=None)
+        self._admit(rt, obj)
+        if manager_op == "Update":
+            self._track_fields(rt, old=None, new=obj, manager=opts.field_manager)
+        key = key_for(rt, str(meta.get("namespace") or ""), str(meta["name"]))
+        if opts.dry_run:
+            if self.store.get(key) is not None:
+                raise errors.AlreadyExists.of(rt.plural, key.name, group=rt.group)
+            return Result(unsaved(obj, self.store.revision), created=True, warnings=warnings.items)
+        for _attempt in range(RETRIES):
+            try:
+                stored = await self.store.create(key, obj)
+                return Result(stored, created=True, warnings=warnings.items)
+            except errors.AlreadyExists:
+                if not generated:
+                    raise errors.AlreadyExists.of(rt.plural, key.name, group=rt.group) from None
+                meta["name"] = generate_name(str(meta["generateName"]))
+                strategy.rename(rt, obj)
+                key = key_for(rt, key.namespace, str(meta["name"]))
+        raise errors.AlreadyExists.of(rt.plural, key.name, group=rt.group)
+
+    def _decode_new(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        body: dict[str, Any],
+        opts: WriteOptions,
+        warnings: Warnings,
+    ) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise errors.BadRequest(f"the body of the request must be a {rt.kind} object")
+        self._check_type_meta(rt, body)
+        meta = body.get("metadata")
+        if meta is None:
+            meta = body["metadata"] = {}
+        elif not isinstance(meta, dict):
+            raise errors.Invalid(
+                kind=rt.kind,
+                name="",
+                causes=[errors.type_invalid("metadata", meta, "must be an object")],
+            )
+        self._check_namespace(rt, namespace, meta)
+        check_shape(
+            rt.api_version, rt.kind, body, field_validation=opts.field_validation, warnings=warnings
+        )
+        return body
+
+    @staticmethod
+    def _check_type_meta(rt: ResourceType, body: dict[str, Any]) -> None:
+        api_version = body.get("apiVersion")
+        kind = body.get("kind")
+        if api_version in (None, ""):
+            body["apiVersion"] = rt.api_version
+        elif api_version != rt.api_version:
+            raise errors.BadRequest(
+                f"the API version in the data ({api_version}) does not match the expected API "
+                f"version ({rt.api_version})"
+            )
+        if kind in (None, ""):
+            body["kind"] = rt.kind
+        elif kind != rt.kind:
+            raise errors.BadRequest(
+                f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})"
+            )
+
+    @staticmethod
+    def _check_namespace(rt: ResourceType, namespace: str, meta: dict[str, Any]) -> None:
+        if not rt.namespaced:
+            meta.pop("namespace", None)
+            return
+        given = meta.get("namespace")
+        if given and namespace and given != namespace:
+            raise errors.BadRequest(
+                "the namespace of the provided object does not match the namespace sent on "
+                "the request"
+            )
+        meta["namespace"] = given or namespace
+        if not meta["namespace"]:
+            raise errors.BadRequest(f"a namespace is required to create a {rt.kind}")
+
+    def _validate(
+        self, rt: ResourceType, obj: dict[str, Any], *, old: dict[str, Any] | None
+    ) -> None:
+        causes = validate(rt.api_version, rt.kind, obj, old=old)
+        if causes:
+            raise errors.Invalid(
+                kind=rt.kind,
+                name=str(obj["metadata"].get("name") or ""),
+                causes=causes,
+                group=rt.group,
+            )
+
+    def _admit(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        """Admission for creates: the namespace must exist and not be terminating."""
+        if not rt.namespaced:
+            return
+        namespace = str(obj["metadata"].get("namespace") or "")
+        ns = self.store.get(Key("core/namespaces", "", namespace))
+        if ns is None:
+            raise errors.NotFound(
+                f'namespaces "{namespace}" not found',
+                details={"name": namespace, "kind": "namespaces"},
+            )
+        if (ns.object.get("metadata") or {}).get("deletionTimestamp"):
+            raise errors.Forbidden(
+                f'{rt.plural} "{obj["metadata"].get("name", "")}" is forbidden: unable to create '
+                f"new content in namespace {namespace} because it is being terminated",
+                details={"name": str(obj["metadata"].get("name", "")), "kind": rt.plural},
+            )
+
+    def _track_fields(
+        self,
+        rt: ResourceType,
+        *,
+        old: dict[str, Any] | None,
+        new: dict[str, Any],
+        manager: str,
+        subresource: str = "",
+    ) -> None:
+        schema = schema_for(rt.api_version, rt.kind)
+        if schema is None or not manager:
+            return
+        managed = update_managed_fields(
+            old=old,
+            new=new,
+            manager=manager,
+            operation="Update",
+            subresource=subresource,
+            api_version=rt.api_version,
+            now=rfc3339(),
+            schema=schema,
+            has_status=rt.has_status(),
+        )
+        if managed:
+            new["metadata"]["managedFields"] = managed
+        else:
+            new["metadata"].pop("managedFields", None)
+
+    # -- update ------------------------------------------------------------------------------
+
+    async def update(
+        self,
+        user: User,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        body: dict[str, Any],
+        opts: WriteOptions | None = None,
+        *,
+        subresource: str = "",
+    ) -> Result:
+        opts = opts or WriteOptions()
+        verb_sub = subresource
+        self.authorize(user, "update", rt, namespace=namespace, name=name, subresource=verb_sub)
+        if not isinstance(body, dict):
+            raise errors.BadRequest(f"the body of the request must be a {rt.kind} object")
+        if subresource == "scale":
+            return await self._update_scale(rt, namespace, name, body, opts)
+        warnings = Warnings()
+        self._check_type_meta(rt, body)
+        meta = body.setdefault("metadata", {})
+        if meta.get("name") and meta["name"] != name:
+            raise errors.BadRequest(
+                f"the name of the object ({meta['name']}) does not match the name on the URL "
+                f"({name})"
+            )
+        meta["name"] = name
+        self._check_namespace(rt, namespace, meta)
+        check_shape(
+            rt.api_version, rt.kind, body, field_validation=opts.field_validation, warnings=warnings
+        )
+        expected = parse_rv(meta.get("resourceVersion"))
+        for _attempt in range(RETRIES):
+            current = self._get_or_404(rt, namespace, name)
+            try:
+                result = await self._commit_update(
+                    rt,
+                    current,
+                    deep_copy(body) if expected is None else body,
+                    opts,
+                    expected_rv=expected if expected is not None else current.revision,
+                    subresource=subresource,
+                )
+            except errors.Conflict:
+                if expected is not None:
+                    raise
+                continue
+            result.warnings = warnings.items + result.warnings
+            return result
+        raise errors.Conflict.modified(rt.plural, name, group=rt.group)
+
+    async def _commit_update(
+        self,
+        rt: ResourceType,
+        current: Stored,
+        new: dict[str, Any],
+        opts: WriteOptions,
+        *,
+        expected_rv: int,
+        subresource: str,
+        managed: bool = False,
+    ) -> Result:
+        """Turn a requested new state into the stored one and write it (CAS on expected_rv).
+
+        ``managed`` means server-side apply already computed ``managedFields``.
+        """
+        old = current.object
+        if expected_rv != current.revision:
+            raise errors.Conflict.modified(rt.plural, str(old["metadata"]["name"]), group=rt.group)
+        if subresource == "status":
+            new = strategy.prepare_status_update(new, old)
+        elif subresource == "finalize":
+            new = strategy.prepare_finalize(new, old)
+        else:
+            self._keep_system_metadata(rt, new, old)
+            strategy.prepare_update(rt, new, old)
+        apply_defaults(rt.api_version, rt.kind, new)
+        self._validate(rt, new, old=old)
+        if not managed:
+            if comparable(new) == comparable(old):
+                return Result(current)  # a no-op write: no new revision, no watch event
+            self._track_fields(
+                rt,
+                old=old,
+                new=new,
+                manager=opts.field_manager,
+                subresource=subresource if subresource == "status" else "",
+            )
+        if comparable(new) == comparable(old):
+            return Result(current)
+        key = key_for(rt, str(old["metadata"].get("namespace") or ""), str(old["metadata"]["name"]))
+        finalizers = new["metadata"].get("finalizers") or []
+        if (
+            new["metadata"].get("deletionTimestamp")
+            and not finalizers
+            and not self._graceful(rt, new)
+        ):
+            # The last finalizer is gone from an object being deleted: it goes now.
+            if opts.dry_run:
+                return Result(unsaved(new, self.store.revision))
+            stored = await self.store.delete(key, expected_rv=current.revision)
+            return Result(stored)
+        if opts.dry_run:
+            return Result(unsaved(new, self.store.revision))
+        stored = await self.store.update(key, new, expected_rv=current.revision)
+        return Result(stored)
+
+    @staticmethod
+    def _graceful(rt: ResourceType, obj: dict[str, Any]) -> bool:
+        """A pod in graceful termination stays until its node agent confirms the end."""
+        return rt.kind == "Pod" and bool(
+            (obj.get("metadata") or {}).get("deletionGracePeriodSeconds")
+        )
+
+    @staticmethod
+    def _keep_system_metadata(rt: ResourceType, new: dict[str, Any], old: dict[str, Any]) -> None:
+        meta = new["metadata"]
+        old_meta = old["metadata"]
+        uid = meta.get("uid")
+        if uid and uid != old_meta.get("uid"):
+            raise errors.Conflict(
+                f'Operation cannot be fulfilled on {rt.group_resource} "{old_meta["name"]}": '
+                f"Precondition failed: UID in precondition: {uid}, UID in object meta: "
+                f"{old_meta.get('uid')}"
+            )
+        for name in (
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ):
+            if name in old_meta:
+                meta[name] = old_meta[name]
+            else:
+                meta.pop(name, None)
+        meta.pop("selfLink", None)
+        if "managedFields" not in meta and "managedFields" in old_meta:
+            meta["managedFields"] = old_meta["managedFields"]
+        if old_meta.get("deletionTimestamp"):
+            # A deleting object may lose finalizers, never gain new ones.
+            added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
+            if added:
+                raise errors.Invalid(
+                    kind=rt.kind,
+                    name=str(old_meta["name"]),
+                    causes=[
+                        errors.forbidden(
+                            "metadata.finalizers",
+                            f"no new finalizers can be added if the object is being "
+                            f"deleted, found new finalizers {sorted(added)!r}",
+                        )
+                    ],
+                )
+
+    async def _update_scale(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        body: dict[str, Any],
+        opts: WriteOptions,
+    ) -> Result:
+        if rt.subresource("scale") is None:
+            raise errors.NotFound("the server could not find the requested resource")
+        replicas = scale.replicas_of(body)
+        expected = parse_rv((body.get("metadata") or {}).get("resourceVersion"))
+        for _attempt in range(RETRIES):
+            current = self._get_or_404(rt, namespace, name)
+            new = scale.with_replicas(current.object, replicas)
+            try:
+                result = await self._commit_update(
+                    rt,
+                    current,
+                    new,
+                    opts,
+                    expected_rv=expected if expected is not None else current.revision,
+                    subresource="",
+                )
+            except errors.Conflict:
+                if expected is not None:
+                    raise
+                continue
+            return Result(scale.to_scale(rt, result.stored), warnings=result.warnings)
+        raise errors.Conflict.modified(rt.plural, name, group=rt.group)

@@ -1,0 +1,172 @@
+"""DELETE: graceful pod termination, finalizers, propagation policies, namespaces.
+
+An object with finalizers (including the ``orphan``/``foregroundDeletion`` ones a propagation
+policy adds) gets a ``deletionTimestamp`` and stays until they are removed; a pod bound to a
+node gets a grace period and stays until its node agent confirms that it stopped; everything
+else is removed at once. Garbage collection of dependents is the GC controller's job.
+"""
+
+from __future__ import annotations
+
+import builtins
+from datetime import timedelta
+from typing import Any
+
+from procorch.api import errors
+from procorch.api.meta import deep_copy, now, rfc3339
+from procorch.api.resources import ResourceType
+from procorch.apiserver.auth import User
+from procorch.apiserver.verbs_common import (
+    RETRIES,
+    DeleteOptions,
+    DeleteResult,
+    key_for,
+    unsaved,
+)
+from procorch.apiserver.verbs_core import ServiceCore
+from procorch.store.base import Stored
+
+
+class DeletionVerbs(ServiceCore):
+    # -- delete ------------------------------------------------------------------------------
+
+    async def delete(
+        self,
+        user: User,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        options: DeleteOptions | None = None,
+    ) -> DeleteResult:
+        options = options or DeleteOptions()
+        self.authorize(user, "delete", rt, namespace=namespace, name=name)
+        for _attempt in range(RETRIES):
+            current = self._get_or_404(rt, namespace, name)
+            try:
+                return await self._delete_once(rt, current, options)
+            except errors.Conflict:
+                if options.precondition_rv is not None or options.precondition_uid is not None:
+                    raise
+                continue
+        raise errors.Conflict.modified(rt.plural, name, group=rt.group)
+
+    async def _delete_once(
+        self, rt: ResourceType, current: Stored, options: DeleteOptions
+    ) -> DeleteResult:
+        old = current.object
+        old_meta = old["metadata"]
+        name = str(old_meta["name"])
+        if options.precondition_uid is not None and options.precondition_uid != old_meta.get("uid"):
+            raise errors.Conflict(
+                f'Operation cannot be fulfilled on {rt.group_resource} "{name}": Precondition '
+                f"failed: UID in precondition: {options.precondition_uid}, UID in object meta: "
+                f"{old_meta.get('uid')}"
+            )
+        if options.precondition_rv is not None and options.precondition_rv != str(current.revision):
+            raise errors.Conflict(
+                f'Operation cannot be fulfilled on {rt.group_resource} "{name}": Precondition '
+                f"failed: ResourceVersion in precondition: {options.precondition_rv}, "
+                f"ResourceVersion in object meta: {current.revision}"
+            )
+        new = deep_copy(old)
+        meta = new["metadata"]
+        finalizers: builtins.list[str] = list(meta.get("finalizers") or [])
+        policy = options.propagation_policy
+        if policy == "Orphan" and "orphan" not in finalizers:
+            finalizers.append("orphan")
+            finalizers = [f for f in finalizers if f != "foregroundDeletion"]
+        elif policy == "Foreground" and "foregroundDeletion" not in finalizers:
+            finalizers.append("foregroundDeletion")
+            finalizers = [f for f in finalizers if f != "orphan"]
+        elif policy == "Background":
+            finalizers = (
+                [f for f in finalizers if f not in ("orphan", "foregroundDeletion")]
+                if not old_meta.get("deletionTimestamp")
+                else finalizers
+            )
+        if finalizers:
+            meta["finalizers"] = finalizers
+        else:
+            meta.pop("finalizers", None)
+        deleting = bool(old_meta.get("deletionTimestamp"))
+        grace = self._grace_period(rt, old, options)
+        if rt.kind == "Namespace":
+            if not deleting:
+                meta["deletionTimestamp"] = rfc3339()
+                meta["deletionGracePeriodSeconds"] = 0
+                new.setdefault("status", {})["phase"] = "Terminating"
+                return await self._write_deleting(rt, current, new, options)
+            if (new.get("spec") or {}).get("finalizers") or finalizers:
+                return await self._write_deleting(rt, current, new, options)
+            # Content gone and finalized: the namespace itself goes now (below).
+        if grace:
+            now_time = now()
+            deadline = rfc3339(now_time + timedelta(seconds=grace))
+            if not deleting or grace < int(old_meta.get("deletionGracePeriodSeconds") or 0):
+                meta["deletionTimestamp"] = deadline
+                meta["deletionGracePeriodSeconds"] = grace
+            return await self._write_deleting(rt, current, new, options)
+        if finalizers:
+            if not deleting:
+                meta["deletionTimestamp"] = rfc3339()
+                meta["deletionGracePeriodSeconds"] = 0
+            elif rt.kind == "Pod" and meta.get("deletionGracePeriodSeconds"):
+                # A forced delete of a terminating pod that still has finalizers.
+                meta["deletionGracePeriodSeconds"] = 0
+            return await self._write_deleting(rt, current, new, options)
+        key = key_for(rt, str(old_meta.get("namespace") or ""), name)
+        if options.dry_run:
+            return DeleteResult(current, finished=True)
+        stored = await self.store.delete(key, expected_rv=current.revision)
+        return DeleteResult(stored, finished=True)
+
+    async def _write_deleting(
+        self, rt: ResourceType, current: Stored, new: dict[str, Any], options: DeleteOptions
+    ) -> DeleteResult:
+        if new == current.object:
+            return DeleteResult(current, finished=False)
+        if options.dry_run:
+            return DeleteResult(unsaved(new, self.store.revision), finished=False)
+        key = key_for(rt, str(new["metadata"].get("namespace") or ""), str(new["metadata"]["name"]))
+        stored = await self.store.update(key, new, expected_rv=current.revision)
+        return DeleteResult(stored, finished=False)
+
+    @staticmethod
+    def _grace_period(rt: ResourceType, obj: dict[str, Any], options: DeleteOptions) -> int:
+        """Seconds of graceful termination: pods on a node only, as in Kubernetes."""
+        if rt.kind != "Pod":
+            return 0
+        spec = obj.get("spec") or {}
+        phase = (obj.get("status") or {}).get("phase")
+        if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
+            return 0
+        if options.grace_period_seconds is not None:
+            return max(0, options.grace_period_seconds)
+        configured = spec.get("terminationGracePeriodSeconds")
+        return 30 if configured is None else max(0, int(configured))
+
+    async def delete_collection(
+        self,
+        user: User,
+        rt: ResourceType,
+        namespace: str,
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+        options: DeleteOptions | None = None,
+    ) -> builtins.list[Stored]:
+        self.authorize(user, "deletecollection", rt, namespace=namespace)
+        items, _ = self.list(
+            user, rt, namespace, label_selector=label_selector, field_selector=field_selector
+        )
+        deleted: builtins.list[Stored] = []
+        for item in items:
+            meta = item.object["metadata"]
+            try:
+                result = await self.delete(
+                    user, rt, str(meta.get("namespace") or ""), str(meta["name"]), options
+                )
+            except errors.NotFound:
+                continue
+            deleted.append(result.stored)
+        return deleted
