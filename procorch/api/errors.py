@@ -225,7 +225,10 @@ class Invalid(ApiError):
         }
         if group:
             details["group"] = group
-        super().__init__(f'{kind} "{name}" is invalid: {summary}', details=details)
+        # Kubernetes' NewInvalid names the group-qualified kind (GroupKind.String()):
+        # ``Deployment.apps "web" is invalid: ...``, but ``Pod "web" is invalid: ...``.
+        qualified = f"{kind}.{group}" if group else kind
+        super().__init__(f'{qualified} "{name}" is invalid: {summary}', details=details)
 
 
 class TooManyRequests(ApiError):
@@ -275,7 +278,12 @@ def from_status(body: dict[str, Any], *, code: int) -> ApiError:
             Cause(c.get("reason", ""), c.get("message", ""), c.get("field", ""))
             for c in details.get("causes") or []
         ]
-        invalid = Invalid(kind=details.get("kind", ""), name=details.get("name", ""), causes=causes)
+        invalid = Invalid(
+            kind=details.get("kind", ""),
+            name=details.get("name", ""),
+            causes=causes,
+            group=details.get("group", ""),
+        )
         invalid.message = message
         return invalid
     generic = ApiError(message, details=details)

@@ -133,5 +133,8 @@ def check_shape(
         _delete_path(obj, loc)
     if causes:
         raise errors.Invalid(
-            kind=kind, name=str((obj.get("metadata") or {}).get("name") or ""), causes=causes
+            kind=kind,
+            name=str((obj.get("metadata") or {}).get("name") or ""),
+            causes=causes,
+            group=api_version.rpartition("/")[0],
         )

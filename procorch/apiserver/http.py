@@ -379,6 +379,11 @@ class ApiServer:
         return _json_response(orjson.dumps(doc))
 
     def _openapi(self, path: str) -> web.Response:
+        if path == "/openapi/v2":
+            # An empty protobuf Document (k8s-api-contract.md §2, recipe B): kubectl finds no
+            # schemas there, so it leaves validation to the server, names an unknown kind
+            # itself, and builds client-side apply patches from its compiled-in types.
+            return web.Response(body=b"", headers={"Content-Type": openapi.V2_CONTENT_TYPE})
         if path == "/openapi/v3":
             return _json_response(openapi.root_document(discovery.served_group_versions()))
         if path.startswith("/openapi/v3/"):
@@ -418,7 +423,7 @@ class ApiServer:
                 return self._encode_object(request, rt, stored)
             if info.legacy_watch or _truthy(query.get("watch")):
                 return await self._watch(request, user, info)
-            return self._list(request, user, info)
+            return await self._list(request, user, info)
         if method == "POST":
             if info.name:
                 raise errors.MethodNotAllowed(
@@ -521,20 +526,39 @@ class ApiServer:
             return _json_response(orjson.dumps(_partial(stored.object, version)))
         return _json_response(stored.raw)
 
-    def _list(self, request: web.Request, user: User, info: RequestInfo) -> web.Response:
+    async def _list(self, request: web.Request, user: User, info: RequestInfo) -> web.Response:
         query = request.query
         try:
             limit = int(query.get("limit") or 0)
         except ValueError:
             raise errors.BadRequest("limit must be an integer") from None
         token = query.get("continue", "")
+        rv = query.get("resourceVersion", "")
         if token:
+            if query.get("resourceVersionMatch"):
+                raise errors.Invalid(
+                    kind="ListOptions",
+                    name="",
+                    group="meta.k8s.io",
+                    causes=[
+                        errors.forbidden(
+                            "resourceVersionMatch",
+                            "resourceVersionMatch is forbidden when continue is provided",
+                        )
+                    ],
+                )
+            if rv not in ("", "0"):
+                raise errors.BadRequest(
+                    "specifying resource version is not allowed when using continue"
+                )
             page = self.pager.next(token, limit)
         else:
-            items, revision = self.service.list(
+            items, revision = await self.service.list_at(
                 user,
                 info.rt,
                 info.namespace,
+                resource_version=rv,
+                resource_version_match=query.get("resourceVersionMatch", ""),
                 label_selector=query.get("labelSelector", ""),
                 field_selector=query.get("fieldSelector", ""),
             )

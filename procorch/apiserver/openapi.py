@@ -7,6 +7,12 @@ a ``patch`` operation that takes ``fieldValidation``. kubectl then leaves valida
 server (``fieldValidation=Strict``), which is exactly where procorch's schema lives. No
 ``requestBody`` schemas are served, so kubectl builds strategic merge patches from its own
 compiled-in types, as it does for built-in kinds.
+
+``/openapi/v2`` answers with an empty document ("recipe B"). kubectl asks for it when
+``/openapi/v3`` does not describe a kind (a kind procorch does not serve) and for client-side
+apply of an existing object; with nothing there, it skips client-side validation and reports
+an unknown kind the way it does against Kubernetes ("resource mapping not found ... ensure
+CRDs are installed first") instead of "failed to download openapi".
 """
 
 from __future__ import annotations
@@ -17,6 +23,11 @@ from typing import Any
 import orjson
 
 from procorch.api.resources import ResourceType, in_group_version
+
+# ``/openapi/v2`` is served as an empty protobuf Document ("recipe B"). Not the protobuf media
+# type itself: kubectl refuses ``application/com.github.proto-openapi.spec.v2@v1.0+protobuf``
+# with "mime: unexpected content after media subtype".
+V2_CONTENT_TYPE = "application/octet-stream"
 
 
 def _gv_path(group: str, version: str) -> str:

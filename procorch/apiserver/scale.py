@@ -52,12 +52,14 @@ def replicas_of(scale_body: dict[str, Any]) -> int:
     if not isinstance(replicas, int) or isinstance(replicas, bool):
         raise errors.Invalid(
             kind="Scale",
+            group="autoscaling",
             name=str((scale_body.get("metadata") or {}).get("name") or ""),
             causes=[errors.type_invalid("spec.replicas", replicas, "must be an integer")],
         )
     if replicas < 0:
         raise errors.Invalid(
             kind="Scale",
+            group="autoscaling",
             name=str((scale_body.get("metadata") or {}).get("name") or ""),
             causes=[
                 errors.invalid("spec.replicas", replicas, "must be greater than or equal to 0")

@@ -23,6 +23,7 @@ from procorch.apiserver.verbs_common import (
     WriteOptions,
 )
 from procorch.apiserver.verbs_delete import DeletionVerbs
+from procorch.apiserver.verbs_list import ListVerbs
 from procorch.apiserver.verbs_patch import PatchVerbs
 from procorch.apiserver.verbs_watch import WatchStream, WatchVerbs
 from procorch.store.base import WatchClosed
@@ -39,5 +40,5 @@ __all__ = [
 ]
 
 
-class ApiService(PatchVerbs, DeletionVerbs, WatchVerbs):
+class ApiService(PatchVerbs, DeletionVerbs, WatchVerbs, ListVerbs):
     """Every verb of the API, for one store."""

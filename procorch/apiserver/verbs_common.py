@@ -19,6 +19,11 @@ RETRIES = 10  # read-modify-write attempts before giving up with a Conflict
 Propagation = Literal["Background", "Foreground", "Orphan"]
 
 
+class PreconditionFailed(errors.Conflict):
+    """A Conflict no retry can resolve: a precondition of the request itself failed (a uid,
+    a namespace still being emptied), unlike a compare-and-swap lost to another writer."""
+
+
 @dataclass
 class WriteOptions:
     dry_run: bool = False

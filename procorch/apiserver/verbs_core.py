@@ -9,6 +9,7 @@ the concurrency contract.
 from __future__ import annotations
 
 import builtins
+import json
 from typing import Any, Literal
 
 from procorch.api import errors
@@ -25,6 +26,7 @@ from procorch.apiserver.auth import Attributes, Authorizer, MastersOnly, User, f
 from procorch.apiserver.filters import ObjectFilter
 from procorch.apiserver.verbs_common import (
     RETRIES,
+    PreconditionFailed,
     Result,
     WriteOptions,
     comparable,
@@ -33,6 +35,9 @@ from procorch.apiserver.verbs_common import (
     unsaved,
 )
 from procorch.store.base import Key, Store, Stored
+
+# Added to every new PersistentVolumeClaim, as Kubernetes' StorageObjectInUseProtection does.
+PVC_PROTECTION_FINALIZER = "kubernetes.io/pvc-protection"
 
 
 class ServiceCore:
@@ -135,9 +140,10 @@ class ServiceCore:
         generated = not meta.get("name") and bool(meta.get("generateName"))
         if generated:
             meta["name"] = generate_name(str(meta["generateName"]))
+        requested = self._as_requested(rt, obj)
         strategy.prepare_create(rt, obj)
         return await self._create_prepared(
-            rt, obj, opts, warnings, manager_op="Update", generated=generated
+            rt, obj, opts, warnings, manager_op="Update", generated=generated, requested=requested
         )
 
     async def _create_prepared(
@@ -149,13 +155,25 @@ class ServiceCore:
         *,
         manager_op: Literal["Update", "Apply"],
         generated: bool = False,
+        requested: dict[str, Any] | None = None,
     ) -> Result:
+        """Default, validate, admit and store a new object the strategy has prepared.
+
+        For an ``Update`` (a plain create), ``requested`` is the object as the request made it
+        (see :meth:`_as_requested`): the writer owns its fields, not what the strategy added.
+        """
         meta = obj["metadata"]
         apply_defaults(rt.api_version, rt.kind, obj)
         self._validate(rt, obj, old=None)
         self._admit(rt, obj)
         if manager_op == "Update":
-            self._track_fields(rt, old=None, new=obj, manager=opts.field_manager)
+            self._track_fields(
+                rt,
+                old=None,
+                new=requested if requested is not None else obj,
+                manager=opts.field_manager,
+                into=obj,
+            )
         key = key_for(rt, str(meta.get("namespace") or ""), str(meta["name"]))
         if opts.dry_run:
             if self.store.get(key) is not None:
@@ -192,6 +210,7 @@ class ServiceCore:
                 kind=rt.kind,
                 name="",
                 causes=[errors.type_invalid("metadata", meta, "must be an object")],
+                group=rt.group,
             )
         self._check_namespace(rt, namespace, meta)
         check_shape(
@@ -245,7 +264,15 @@ class ServiceCore:
             )
 
     def _admit(self, rt: ResourceType, obj: dict[str, Any]) -> None:
-        """Admission for creates: the namespace must exist and not be terminating."""
+        """Admission for creates (after field tracking, as in Kubernetes, so what it adds
+        belongs to no manager): the namespace must exist and not be terminating
+        (NamespaceLifecycle); a PersistentVolumeClaim gets the ``kubernetes.io/pvc-protection``
+        finalizer (StorageObjectInUseProtection), which the pvc-protection controller removes
+        once no pod uses the claim."""
+        if rt.kind == "PersistentVolumeClaim":
+            finalizers = obj["metadata"].setdefault("finalizers", [])
+            if isinstance(finalizers, list) and PVC_PROTECTION_FINALIZER not in finalizers:
+                finalizers.append(PVC_PROTECTION_FINALIZER)
         if not rt.namespaced:
             return
         namespace = str(obj["metadata"].get("namespace") or "")
@@ -256,11 +283,41 @@ class ServiceCore:
                 details={"name": namespace, "kind": "namespaces"},
             )
         if (ns.object.get("metadata") or {}).get("deletionTimestamp"):
+            name = str(obj["metadata"].get("name", ""))
+            details: dict[str, Any] = {
+                "name": name,
+                "kind": rt.plural,
+                "causes": [
+                    {
+                        "reason": "NamespaceTerminating",
+                        "message": f"namespace {namespace} is being terminated",
+                        "field": "metadata.namespace",
+                    }
+                ],
+            }
+            if rt.group:
+                details["group"] = rt.group
             raise errors.Forbidden(
-                f'{rt.plural} "{obj["metadata"].get("name", "")}" is forbidden: unable to create '
-                f"new content in namespace {namespace} because it is being terminated",
-                details={"name": str(obj["metadata"].get("name", "")), "kind": rt.plural},
+                f'{rt.group_resource} "{name}" is forbidden: unable to create new content in '
+                f"namespace {namespace} because it is being terminated",
+                details=details,
             )
+
+    @staticmethod
+    def _as_requested(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+        """The object as the request made it, for field ownership: its body with Kubernetes'
+        defaults, but without what the registry strategy then adds or keeps.
+
+        Kubernetes defaults a body while decoding it, runs the field manager on that, and only
+        then calls the strategy (``PrepareForCreate``/``PrepareForUpdate``). So the writer owns
+        the defaults it was given, as on a real cluster, but never what the server generated:
+        a Job's selector and controller-uid labels, a namespace's ``kubernetes`` finalizer,
+        an initial status. (Owning those broke ``kubectl apply --server-side`` after a
+        client-side apply: the migrated ownership made the next apply prune them.)
+        """
+        requested = deep_copy(obj)
+        apply_defaults(rt.api_version, rt.kind, requested)
+        return requested
 
     def _track_fields(
         self,
@@ -270,7 +327,11 @@ class ServiceCore:
         new: dict[str, Any],
         manager: str,
         subresource: str = "",
+        into: dict[str, Any] | None = None,
     ) -> None:
+        """Record ``manager``'s write of ``new`` over ``old`` in the ``managedFields`` of
+        ``into`` (default: ``new`` itself)."""
+        target = new if into is None else into
         schema = schema_for(rt.api_version, rt.kind)
         if schema is None or not manager:
             return
@@ -286,9 +347,9 @@ class ServiceCore:
             has_status=rt.has_status(),
         )
         if managed:
-            new["metadata"]["managedFields"] = managed
+            target["metadata"]["managedFields"] = managed
         else:
-            new["metadata"].pop("managedFields", None)
+            target["metadata"].pop("managedFields", None)
 
     # -- update ------------------------------------------------------------------------------
 
@@ -335,6 +396,8 @@ class ServiceCore:
                     expected_rv=expected if expected is not None else current.revision,
                     subresource=subresource,
                 )
+            except PreconditionFailed:
+                raise
             except errors.Conflict:
                 if expected is not None:
                     raise
@@ -361,12 +424,19 @@ class ServiceCore:
         old = current.object
         if expected_rv != current.revision:
             raise errors.Conflict.modified(rt.plural, str(old["metadata"]["name"]), group=rt.group)
+        requested: dict[str, Any] | None = None
         if subresource == "status":
             new = strategy.prepare_status_update(new, old)
         elif subresource == "finalize":
             new = strategy.prepare_finalize(new, old)
         else:
             self._keep_system_metadata(rt, new, old)
+            # Defaults first, as Kubernetes decodes (and defaults) before PrepareForUpdate:
+            # a patch or an apply that drops a defaulted field changes nothing, so it must
+            # not bump ``generation`` either.
+            apply_defaults(rt.api_version, rt.kind, new)
+            if not managed:
+                requested = deep_copy(new)
             strategy.prepare_update(rt, new, old)
         apply_defaults(rt.api_version, rt.kind, new)
         self._validate(rt, new, old=old)
@@ -376,17 +446,17 @@ class ServiceCore:
             self._track_fields(
                 rt,
                 old=old,
-                new=new,
+                new=requested if requested is not None else new,
                 manager=opts.field_manager,
                 subresource=subresource if subresource == "status" else "",
+                into=new,
             )
         if comparable(new) == comparable(old):
             return Result(current)
         key = key_for(rt, str(old["metadata"].get("namespace") or ""), str(old["metadata"]["name"]))
-        finalizers = new["metadata"].get("finalizers") or []
         if (
             new["metadata"].get("deletionTimestamp")
-            and not finalizers
+            and not self._finalizers_pending(rt, new)
             and not self._graceful(rt, new)
         ):
             # The last finalizer is gone from an object being deleted: it goes now.
@@ -398,6 +468,15 @@ class ServiceCore:
             return Result(unsaved(new, self.store.revision))
         stored = await self.store.update(key, new, expected_rv=current.revision)
         return Result(stored)
+
+    @staticmethod
+    def _finalizers_pending(rt: ResourceType, obj: dict[str, Any]) -> bool:
+        """Whether something still holds a deleting object: ``metadata.finalizers``, and for a
+        Namespace also ``spec.finalizers`` (the ``kubernetes`` one stays until the namespace
+        controller has removed the content), as Kubernetes' namespace registry checks."""
+        if (obj.get("metadata") or {}).get("finalizers"):
+            return True
+        return rt.kind == "Namespace" and bool((obj.get("spec") or {}).get("finalizers"))
 
     @staticmethod
     def _graceful(rt: ResourceType, obj: dict[str, Any]) -> bool:
@@ -412,7 +491,7 @@ class ServiceCore:
         old_meta = old["metadata"]
         uid = meta.get("uid")
         if uid and uid != old_meta.get("uid"):
-            raise errors.Conflict(
+            raise PreconditionFailed(
                 f'Operation cannot be fulfilled on {rt.group_resource} "{old_meta["name"]}": '
                 f"Precondition failed: UID in precondition: {uid}, UID in object meta: "
                 f"{old_meta.get('uid')}"
@@ -435,6 +514,7 @@ class ServiceCore:
             # A deleting object may lose finalizers, never gain new ones.
             added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
             if added:
+                found = ", ".join(json.dumps(f) for f in sorted(added))
                 raise errors.Invalid(
                     kind=rt.kind,
                     name=str(old_meta["name"]),
@@ -442,9 +522,10 @@ class ServiceCore:
                         errors.forbidden(
                             "metadata.finalizers",
                             f"no new finalizers can be added if the object is being "
-                            f"deleted, found new finalizers {sorted(added)!r}",
+                            f"deleted, found new finalizers []string{{{found}}}",
                         )
                     ],
+                    group=rt.group,
                 )
 
     async def _update_scale(

@@ -20,11 +20,16 @@ from procorch.apiserver.verbs_common import (
     RETRIES,
     DeleteOptions,
     DeleteResult,
+    PreconditionFailed,
     key_for,
     unsaved,
 )
 from procorch.apiserver.verbs_core import ServiceCore
 from procorch.store.base import Stored
+
+# Namespaces Kubernetes' NamespaceLifecycle admission never lets anyone delete
+# (``kube-node-lease`` is not among them, in Kubernetes either).
+IMMORTAL_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
 
 
 class DeletionVerbs(ServiceCore):
@@ -40,10 +45,18 @@ class DeletionVerbs(ServiceCore):
     ) -> DeleteResult:
         options = options or DeleteOptions()
         self.authorize(user, "delete", rt, namespace=namespace, name=name)
+        if rt.kind == "Namespace" and name in IMMORTAL_NAMESPACES:
+            # Kubernetes' NamespaceLifecycle admission, which dry runs pass through too.
+            raise errors.Forbidden(
+                f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                details={"name": name, "kind": "namespaces"},
+            )
         for _attempt in range(RETRIES):
             current = self._get_or_404(rt, namespace, name)
             try:
                 return await self._delete_once(rt, current, options)
+            except PreconditionFailed:
+                raise
             except errors.Conflict:
                 if options.precondition_rv is not None or options.precondition_uid is not None:
                     raise
@@ -96,7 +109,16 @@ class DeletionVerbs(ServiceCore):
                 meta["deletionGracePeriodSeconds"] = 0
                 new.setdefault("status", {})["phase"] = "Terminating"
                 return await self._write_deleting(rt, current, new, options)
-            if (new.get("spec") or {}).get("finalizers") or finalizers:
+            if (new.get("spec") or {}).get("finalizers"):
+                # As Kubernetes' namespace registry: a second delete is refused while the
+                # namespace controller is still removing the content.
+                raise PreconditionFailed(
+                    f'Operation cannot be fulfilled on namespaces "{name}": The system is '
+                    "ensuring all content is removed from this namespace.  Upon completion, "
+                    "this namespace will automatically be purged by the system.",
+                    details={"name": name, "kind": "namespaces"},
+                )
+            if finalizers:
                 return await self._write_deleting(rt, current, new, options)
             # Content gone and finalized: the namespace itself goes now (below).
         if grace:

@@ -23,6 +23,7 @@ from procorch.apiserver.verbs_common import (
     APPLY_PATCH,
     PODS,
     RETRIES,
+    PreconditionFailed,
     Result,
     WriteOptions,
     key_for,
@@ -91,9 +92,12 @@ class PatchVerbs(ServiceCore):
                     expected_rv=current.revision,
                     subresource=subresource if subresource in ("status",) else "",
                 )
+            except PreconditionFailed:
+                raise
             except errors.Conflict:
-                if explicit is not None:
-                    raise
+                # Lost a race with another writer. Patch again onto the newer object: a
+                # resourceVersion the patch itself carries is checked again there (the patched
+                # object otherwise just carries the version it was computed from).
                 continue
             if subresource == "scale":
                 result = Result(scale.to_scale(rt, result.stored))
@@ -202,6 +206,8 @@ class PatchVerbs(ServiceCore):
                     subresource=subresource if subresource == "status" else "",
                     managed=True,
                 )
+            except PreconditionFailed:
+                raise
             except errors.Conflict as exc:
                 if explicit is not None or (exc.details or {}).get("causes"):
                     raise

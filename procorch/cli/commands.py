@@ -16,7 +16,15 @@ from rich.table import Table
 
 from procorch.api import errors, resources
 from procorch.api.resources import ResourceType
-from procorch.cli.common import api_command, connection_options, err, make_client, out
+from procorch.cli.common import (
+    api_command,
+    connection_options,
+    err,
+    make_client,
+    out,
+    print_table,
+    table_column,
+)
 from procorch.cli.main import cli
 from procorch.client.apply import ApplyError, apply_all
 from procorch.client.http import HttpClient
@@ -28,11 +36,35 @@ TABLE_ACCEPT = (
 )
 
 
+# Discovery order of the groups on a Kubernetes cluster, which is the order kubectl prints the
+# members of a category (``get all``: pods, services, deployments, ..., cronjobs, jobs).
+_GROUP_RANK = {"": 0, "apps": 1, "autoscaling": 2, "batch": 3}
+
+
+def qualified(rt: ResourceType) -> str:
+    """kubectl's name for a resource type in messages: ``deployment.apps``, ``configmap``."""
+    return f"{rt.singular_name}.{rt.group}" if rt.group else rt.singular_name
+
+
+def category(name: str) -> list[ResourceType]:
+    """The resource types in a category (``all``), in kubectl's order; empty if none."""
+    members = [r for r in resources.RESOURCES if name in r.categories]
+    return sorted(members, key=lambda r: (_GROUP_RANK.get(r.group, len(_GROUP_RANK)), r.plural))
+
+
 def resolve_kind(name: str) -> ResourceType:
     rt = resources.lookup(name)
     if rt is None:
         raise click.ClickException(f'the server doesn\'t have a resource type "{name}"')
     return rt
+
+
+def resolve_kinds(name: str) -> list[ResourceType]:
+    """A resource type, or every member of a category such as ``all``."""
+    members = category(name.lower())
+    if members and resources.lookup(name) is None:
+        return members
+    return [resolve_kind(name)]
 
 
 def parse_targets(args: tuple[str, ...]) -> list[tuple[ResourceType, list[str]]]:
@@ -47,7 +79,7 @@ def parse_targets(args: tuple[str, ...]) -> list[tuple[ResourceType, list[str]]]
             rt = resolve_kind(kind)
             grouped.setdefault(rt.key, (rt, []))[1].append(name)
         return list(grouped.values())
-    kinds = [resolve_kind(k) for k in args[0].split(",") if k]
+    kinds = [rt for k in args[0].split(",") if k for rt in resolve_kinds(k)]
     names = list(args[1:])
     if len(kinds) > 1 and names:
         raise click.UsageError("names cannot be given with several resource types")
@@ -82,7 +114,7 @@ async def apply(
     namespace: str | None,
     dry_run: bool,
     force_conflicts: bool,
-    data_dir: Path,
+    data_dir: Path | None,
     kubeconfig: Path | None,
 ) -> int:
     """Create or update objects from manifests (server-side apply, all or nothing)."""
@@ -116,7 +148,7 @@ async def apply(
                     field_validation="Strict",
                 )
                 out.print(
-                    f"{rt.singular_name}/{manifest.name} valid (server dry run)", highlight=False
+                    f"{qualified(rt)}/{manifest.name} valid (server dry run)", highlight=False
                 )
             return 0
         applied = await apply_all(
@@ -174,15 +206,18 @@ async def get(
     field_selector: str,
     output: str | None,
     show_labels: bool,
-    data_dir: Path,
+    data_dir: Path | None,
     kubeconfig: Path | None,
 ) -> int:
     """Show objects as tables (like kubectl get)."""
     client, default_ns = make_client(data_dir, kubeconfig)
     ns = "" if all_namespaces else (namespace or default_ns)
     try:
+        targets = parse_targets(args)
+        # As kubectl: with several types, each name says its type and tables are apart.
+        several = len(targets) > 1
         found = False
-        for rt, names in parse_targets(args):
+        for rt, names in targets:
             for name in names or [""]:
                 if output in ("yaml", "json", "name"):
                     found |= await _print_objects(
@@ -198,13 +233,15 @@ async def get(
                     field_selector=field_selector,
                 )
                 if table.get("rows"):
+                    if found and several:
+                        out.print()
                     found = True
                     _render_table(
                         table,
                         wide=output == "wide",
                         with_namespace=all_namespaces and rt.namespaced,
                         show_labels=show_labels,
-                        title=rt.kind if len(args) > 1 or "," in args[0] else None,
+                        kind_prefix=f"{qualified(rt)}/" if several else "",
                     )
         if not found:
             where = f" in {ns} namespace" if ns else ""
@@ -235,10 +272,7 @@ async def _print_objects(
         return False
     if output == "name":
         for obj in items:
-            out.print(
-                f"{rt.singular_name}{'.' + rt.group if rt.group else ''}/{obj['metadata']['name']}",
-                highlight=False,
-            )
+            out.print(f"{qualified(rt)}/{obj['metadata']['name']}", highlight=False)
         return True
     doc: Any = (
         items[0]
@@ -260,35 +294,38 @@ async def _print_objects(
 
 
 def _render_table(
-    table: dict[str, Any], *, wide: bool, with_namespace: bool, show_labels: bool, title: str | None
+    table: dict[str, Any],
+    *,
+    wide: bool,
+    with_namespace: bool,
+    show_labels: bool,
+    kind_prefix: str = "",
 ) -> None:
     columns = table.get("columnDefinitions") or []
     keep = [i for i, c in enumerate(columns) if wide or not c.get("priority")]
-    grid = Table(
-        box=None,
-        show_edge=False,
-        pad_edge=False,
-        header_style="bold",
-        title=title,
-        title_justify="left",
+    name_at = next(
+        (n for n, i in enumerate(keep) if columns[i].get("format") == "name"), 0 if keep else -1
     )
+    grid = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
     if with_namespace:
-        grid.add_column("NAMESPACE")
+        table_column(grid, "NAMESPACE")
     for i in keep:
-        grid.add_column(str(columns[i].get("name", "")).upper())
+        table_column(grid, str(columns[i].get("name", "")).upper())
     if show_labels:
-        grid.add_column("LABELS")
+        table_column(grid, "LABELS")
     for row in table.get("rows") or []:
         cells = row.get("cells") or []
         meta = (row.get("object") or {}).get("metadata") or {}
         values = [str(cells[i]) if i < len(cells) and cells[i] is not None else "" for i in keep]
+        if kind_prefix and name_at >= 0:
+            values[name_at] = kind_prefix + values[name_at]
         if with_namespace:
             values.insert(0, str(meta.get("namespace", "")))
         if show_labels:
             labels = meta.get("labels") or {}
             values.append(",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "<none>")
         grid.add_row(*values)
-    out.print(grid, highlight=False)
+    print_table(grid)
 
 
 # -- describe ------------------------------------------------------------------------------------
@@ -300,7 +337,7 @@ def _render_table(
 @connection_options
 @api_command
 async def describe(
-    args: tuple[str, ...], namespace: str | None, data_dir: Path, kubeconfig: Path | None
+    args: tuple[str, ...], namespace: str | None, data_dir: Path | None, kubeconfig: Path | None
 ) -> int:
     """Show an object in detail, with its events."""
     client, default_ns = make_client(data_dir, kubeconfig)
@@ -431,7 +468,7 @@ async def delete(
     grace_period: int | None,
     force: bool,
     wait: bool,
-    data_dir: Path,
+    data_dir: Path | None,
     kubeconfig: Path | None,
 ) -> int:
     """Delete objects by type and name, by label, or from manifests."""
@@ -481,7 +518,7 @@ async def delete(
                 err.print(f"Error from server (NotFound): {exc.message}", highlight=False)
                 status = 1
                 continue
-            out.print(f'{rt.singular_name} "{name}" deleted', highlight=False)
+            out.print(f'{qualified(rt)} "{name}" deleted', highlight=False)
             uid = (
                 (result.get("details") or {}).get("uid")
                 or (result.get("metadata") or {}).get("uid")
@@ -512,7 +549,7 @@ async def _wait_gone(client: HttpClient, pending: list[tuple[ResourceType, str, 
         if not pending:
             break
         if time.monotonic() - started > 2 and not shown:
-            names = ", ".join(f"{rt.singular_name}/{n}" for rt, _, n, _ in pending)
+            names = ", ".join(f"{qualified(rt)}/{n}" for rt, _, n, _ in pending)
             err.print(f"waiting for {names} to finish terminating...", highlight=False)
             shown = True
         await asyncio.sleep(0.2)
@@ -539,7 +576,7 @@ async def logs(
     previous: bool,
     tail: int | None,
     timestamps: bool,
-    data_dir: Path,
+    data_dir: Path | None,
     kubeconfig: Path | None,
 ) -> int:
     """Print a container's output."""

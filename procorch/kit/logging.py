@@ -74,9 +74,13 @@ def _configure_default() -> None:
 
 
 def get_logger(component: str) -> Any:
-    """A structlog logger bound to ``component``."""
+    """A structlog logger bound to ``component``.
+
+    It is a lazy proxy: modules create their loggers at import, before the CLI has called
+    :func:`configure`, and each log call must still use the configured format and level
+    (``.bind()`` on it, at run time, fixes the configuration of the bound copy)."""
     global _configured
     if not _configured:
         _configure_default()
         _configured = True
-    return structlog.get_logger().bind(component=component)
+    return structlog.get_logger(component=component)

@@ -25,7 +25,9 @@ from procorch.client.local import LocalClient
 from procorch.client.manifests import load as load_manifests
 from procorch.controllers.gc import GarbageCollector
 from procorch.controllers.namespace import NamespaceController
+from procorch.controllers.pvcprotection import PVCProtectionController
 from procorch.controllers.runtime import InformerFactory
+from procorch.controllers.serviceaccounts import ServiceAccountController
 from procorch.kit.logging import get_logger
 from procorch.kit.tasks import TaskSet
 
@@ -84,6 +86,10 @@ class Procorch:
         for controller in (
             NamespaceController(self.client, self.informers),
             GarbageCollector(self.client, self.informers),
+            ServiceAccountController(
+                self.client, self.informers, ca_pem=self.control_plane.ca_pem
+            ),
+            PVCProtectionController(self.client, self.informers),
         ):
             self.tasks.start(controller.name, controller.run())
         self.started = True

@@ -152,6 +152,49 @@ def test_operation_on_a_missing_path_is_422(op: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(
+    ("op", "reason"),
+    [
+        (
+            {"op": "test", "path": "/data/a", "value": "nope"},
+            "testing value /data/a failed: test failed",
+        ),
+        (
+            {"op": "test", "path": "/spec/x/y", "value": 1},
+            "test operation does not apply: is missing path: /spec/x/y: missing value",
+        ),
+        (
+            {"op": "remove", "path": "/data/absent"},
+            "error in remove for path: '/data/absent': Unable to remove nonexistent key: absent: "
+            "missing value",
+        ),
+        (
+            {"op": "replace", "path": "/spec/missing/deeper", "value": 1},
+            "replace operation does not apply: doc is missing path: /spec/missing/deeper: "
+            "missing value",
+        ),
+        (
+            {"op": "add", "path": "/metadata/labels/x/y", "value": 1},
+            'add operation does not apply: doc is missing path: "/metadata/labels/x/y": '
+            "missing value",
+        ),
+        (
+            {"op": "move", "from": "/nowhere/x", "path": "/data/x"},
+            "move operation does not apply: doc is missing from path: /nowhere/x: missing value",
+        ),
+    ],
+)
+def test_a_failed_operation_is_explained_as_the_apiservers_json_patch_library_does(
+    op: dict[str, Any], reason: str
+) -> None:
+    with pytest.raises(errors.ApiError) as info:
+        json_patch(configmap(), [{"op": "test", "path": "/kind", "value": "ConfigMap"}, op])
+    assert info.value.message == (
+        f"the server rejected our request due to an error in our request: {reason}"
+    )
+    assert "<class" not in info.value.message
+
+
+@pytest.mark.parametrize(
     "ops",
     [
         {"op": "add", "path": "/a", "value": 1},

@@ -119,7 +119,7 @@ async def test_get_output_formats(kubectl, manifest: Path) -> None:
     assert "app=web" in labels
     everywhere = (await kubectl("get", "ns", "-A")).stdout
     assert "kube-system" in everywhere
-    all_ns = (await kubectl("get", "cm", "-A")).stdout.splitlines()
+    all_ns = (await kubectl("get", "cm", "-A", "-l", "app=web")).stdout.splitlines()
     assert all_ns[0].split()[0] == "NAMESPACE" and all_ns[1].split()[:2] == ["default", "settings"]
     fields = (
         await kubectl("get", "cm", "--field-selector", "metadata.name=settings", "-o", "name")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -69,7 +70,7 @@ async def test_apply_get_describe_delete(procorch, tmp_path: Path) -> None:
     _, out, _ = await run(data, "describe", "cm", "api-config")
     assert "Name:" in out and "api-config" in out and "level: debug" in out
     _, out, _ = await run(data, "delete", "-f", str(path))
-    assert 'deployment "api" deleted' in out
+    assert 'deployment.apps "api" deleted' in out and 'configmap "api-config" deleted' in out
     code, _, err = await run(data, "get", "cm", "api-config", check=False)
     assert code == 1 and "NotFound" in err
 
@@ -106,3 +107,147 @@ async def test_kubeconfig_points_at_the_data_dir(procorch) -> None:
     _, raw, _ = await run(procorch.data_dir, "kubeconfig", "--raw")
     assert yaml.safe_load(raw)["clusters"][0]["cluster"]["server"] == procorch.api_url
     assert json.loads(json.dumps(yaml.safe_load(raw)))["current-context"] == "procorch"
+
+
+async def run_in(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, check: bool = True
+) -> tuple[int, str, str]:
+    """procorch without --data-dir, from ``cwd``, with only ``env`` (and PATH) set."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "procorch",
+        *args,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "NO_COLOR": "1",
+            **({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}),
+            **(env or {}),
+        },
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    code = proc.returncode or 0
+    if check:
+        assert code == 0, f"procorch {' '.join(args)} failed:\n{err.decode()}\n{out.decode()}"
+    return code, out.decode(), err.decode()
+
+
+LONG_NS = "a-namespace-with-a-rather-long-name"
+LONG_POD = "a-pod-whose-name-is-longer-than-any-narrow-terminal"
+
+
+async def test_piped_tables_are_never_truncated_or_wrapped(procorch, tmp_path: Path) -> None:
+    path = tmp_path / "long.yaml"
+    path.write_text(
+        textwrap.dedent(f"""
+            apiVersion: v1
+            kind: Namespace
+            metadata: {{name: {LONG_NS}}}
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {{name: {LONG_POD}, namespace: {LONG_NS}}}
+            spec:
+              containers:
+              - {{name: main, command: [sleep, "1000"]}}
+            """)
+    )
+    await run(procorch.data_dir, "apply", "-f", str(path))
+    # Even a tiny $COLUMNS must not matter when stdout is a pipe (kubectl ignores it too).
+    _, out, _ = await run_in(
+        tmp_path,
+        "get",
+        "pods",
+        "-A",
+        "-o",
+        "wide",
+        "--data-dir",
+        str(procorch.data_dir),
+        env={"COLUMNS": "40"},
+    )
+    header, row = out.splitlines()[:2]
+    assert "…" not in out
+    assert header.split()[:3] == ["NAMESPACE", "NAME", "READY"]
+    assert "NOMINATED NODE" in header and "READINESS GATES" in header
+    assert row.split()[:2] == [LONG_NS, LONG_POD]
+    await run(procorch.data_dir, "delete", "ns", LONG_NS, "--no-wait")
+
+
+async def test_get_all_lists_every_kind_of_the_all_category(procorch, tmp_path: Path) -> None:
+    path = tmp_path / "app.yaml"
+    path.write_text(
+        APP
+        + textwrap.dedent("""
+            ---
+            apiVersion: v1
+            kind: Service
+            metadata: {name: api}
+            spec:
+              selector: {app: api}
+              ports: [{port: 80}]
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: solo}
+            spec:
+              containers:
+              - {name: main, command: [sleep, "1000"]}
+            """)
+    )
+    await run(procorch.data_dir, "apply", "-f", str(path))
+    _, out, _ = await run(procorch.data_dir, "get", "all")
+    names = [line.split()[0] for line in out.splitlines() if line and not line.startswith("NAME")]
+    assert "pod/solo" in names
+    assert "service/api" in names
+    assert "deployment.apps/api" in names
+    # kubectl's order (pods, services, deployments, ...) with a blank line between the tables.
+    assert names.index("pod/solo") < names.index("service/api") < names.index("deployment.apps/api")
+    assert out.count("\n\n") >= 2
+    assert "configmap" not in out  # configmaps are not in the "all" category
+    _, out, _ = await run(procorch.data_dir, "get", "all", "-o", "name")
+    assert {"pod/solo", "service/api", "deployment.apps/api"} <= set(out.split())
+
+
+async def test_kubeconfig_comes_from_the_environment_then_the_current_directory(
+    procorch, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {"KUBECONFIG": f"{tmp_path / 'missing'}:{procorch.kubeconfig_path}"}
+    _, out, _ = await run_in(elsewhere, "get", "ns", env=env)
+    assert "kube-system" in out
+    # Without $KUBECONFIG: ./.procorch/kubeconfig.
+    code, _, err = await run_in(elsewhere, "get", "ns", check=False)
+    assert code == 1 and str(Path(".procorch") / "kubeconfig") in err
+    local = elsewhere / ".procorch"
+    local.mkdir()
+    (local / "kubeconfig").write_text(procorch.kubeconfig_path.read_text())
+    _, out, _ = await run_in(elsewhere, "get", "ns")
+    assert "kube-system" in out
+    # --data-dir wins over $KUBECONFIG.
+    code, _, err = await run_in(
+        elsewhere,
+        "get",
+        "ns",
+        "--data-dir",
+        str(tmp_path / "nothing-here"),
+        env={"KUBECONFIG": str(procorch.kubeconfig_path)},
+        check=False,
+    )
+    assert code == 1 and "nothing-here" in err
+
+
+async def test_messages_name_resources_as_kubectl_does(procorch, tmp_path: Path) -> None:
+    path = tmp_path / "natdep.yaml"
+    path.write_text(APP.replace("name: api,", "name: natdep,").replace("api-config", "natcfg"))
+    _, out, _ = await run(procorch.data_dir, "apply", "-f", str(path))
+    assert "deployment.apps/natdep created" in out and "configmap/natcfg created" in out
+    _, out, _ = await run(procorch.data_dir, "apply", "--dry-run", "-f", str(path))
+    assert "deployment.apps/natdep valid (server dry run)" in out
+    _, out, _ = await run(procorch.data_dir, "get", "deploy,cm", "-l", "app=api", "-o", "name")
+    assert "deployment.apps/natdep" in out.split()
+    _, out, _ = await run(procorch.data_dir, "delete", "deploy/natdep", "cm/natcfg")
+    assert out.splitlines() == ['deployment.apps "natdep" deleted', 'configmap "natcfg" deleted']
