@@ -49,7 +49,8 @@ def no_leaked_processes() -> Iterator[None]:
 
 @pytest.fixture
 async def procorch(tmp_path: Path) -> AsyncIterator[Procorch]:
-    instance = Procorch(UpConfig(data_dir=tmp_path / "data", api_port=0))
+    """A bare control plane (no node): API server, store, controllers."""
+    instance = Procorch(UpConfig(data_dir=tmp_path / "data", api_port=0, node=False))
     await instance.start()
     try:
         yield instance

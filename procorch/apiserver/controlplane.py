@@ -12,6 +12,7 @@ from procorch.api import errors, resources
 from procorch.apiserver.auth import ADMIN, SYSTEM, TokenAuthenticator, load_or_create_token
 from procorch.apiserver.certs import ensure_pki
 from procorch.apiserver.http import ApiServer
+from procorch.apiserver.nodeproxy import METRICS_PREFIX, NodeProxy, register_discovery
 from procorch.apiserver.service import ApiService
 from procorch.kit.logging import get_logger
 from procorch.store.sqlite import SQLiteStore
@@ -34,7 +35,16 @@ class ControlPlane:
         self.service = ApiService(self.store)
         self.authenticator = TokenAuthenticator()
         self.http = ApiServer(self.service, self.authenticator.authenticate)
+        self.node_proxy = NodeProxy(self.service)
+        self.http.subresource_handlers[("core/pods", "log")] = self.node_proxy.pod_log
         self.admin_token = ""
+
+    def set_kubelet_token(self, token: str) -> None:
+        """The token the API server presents to node agents (for logs and metrics), and serve
+        ``metrics.k8s.io`` from them."""
+        self.node_proxy.kubelet_token = token
+        register_discovery()
+        self.http.prefix_handlers[METRICS_PREFIX] = self.node_proxy.metrics
 
     @property
     def url(self) -> str:
@@ -73,4 +83,5 @@ class ControlPlane:
 
     async def stop(self) -> None:
         await self.http.stop()
+        await self.node_proxy.close()
         await self.store.close()

@@ -272,6 +272,11 @@ class ApiServer:
         self.pager = Pager()
         self.ready = False
         self.subresource_handlers: dict[tuple[str, str], SubresourceHandler] = {}
+        # Paths served by something other than the store (metrics.k8s.io from the nodes):
+        # path prefix -> handler(request, user).
+        self.prefix_handlers: dict[
+            str, Callable[[web.Request, User], Awaitable[web.StreamResponse]]
+        ] = {}
         self.server_address = "127.0.0.1:0"
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -352,6 +357,9 @@ class ApiServer:
             group_doc = discovery.legacy_group(path.split("/")[2])
             if group_doc is not None:
                 return _json_response(orjson.dumps(group_doc))
+        for prefix, prefix_handler in self.prefix_handlers.items():
+            if path.startswith(prefix):
+                return await prefix_handler(request, user)
         info = resolve(path)
         if info is None:
             raise errors.NotFound("the server could not find the requested resource", details={})

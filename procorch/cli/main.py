@@ -1,8 +1,8 @@
 """The ``procorch`` command line: ``up`` runs everything; the rest talk to a running procorch.
 
-``apply``, ``get``, ``describe``, ``delete``, ``logs`` and ``kubeconfig`` find the server through
-the kubeconfig in the data dir (``./.procorch/kubeconfig`` unless ``--data-dir`` or
-``--kubeconfig`` says otherwise), so people without kubectl can drive procorch, and people with
+``apply``, ``get``, ``describe``, ``delete`` and ``logs`` find the server through a kubeconfig:
+``--kubeconfig``, else the data dir's (``--data-dir``), else ``$KUBECONFIG``, else
+``./.procorch/kubeconfig``; so people without kubectl can drive procorch, and people with
 kubectl can use the same kubeconfig.
 """
 
@@ -58,6 +58,23 @@ def cli() -> None:
     help="Port of the Ingress HTTP listener.",
 )
 @click.option(
+    "--node-name",
+    default=None,
+    help="Name of the local node (default: the hostname).",
+)
+@click.option(
+    "--max-pods",
+    type=int,
+    default=110,
+    show_default=True,
+    help="Pods the local node accepts (its allocatable pods).",
+)
+@click.option(
+    "--no-node",
+    is_flag=True,
+    help="Run only the control plane: no scheduler and no local node agent.",
+)
+@click.option(
     "--log-format",
     type=click.Choice(["console", "json"]),
     default="console",
@@ -76,6 +93,9 @@ def up(
     api_port: int,
     api_host: str,
     ingress_port: int,
+    node_name: str | None,
+    max_pods: int,
+    no_node: bool,
     log_format: str,
     log_level: str,
 ) -> None:
@@ -89,6 +109,9 @@ def up(
         api_port=api_port,
         ingress_port=ingress_port,
         files=list(files),
+        node=not no_node,
+        node_name=node_name,
+        agent={"max_pods": max_pods},
     )
 
     def ready(procorch: Any) -> None:

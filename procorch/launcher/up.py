@@ -1,24 +1,29 @@
-"""``procorch up``: the all-in-one wiring of store, API server, controllers and (later) the
-node agent and proxies, in one process and one event loop.
+"""``procorch up``: the all-in-one wiring of store, API server, controllers, scheduler, the
+local node agent and (later) the proxies, in one process and one event loop.
 
 Start order: store → API service → bootstrap objects → HTTP server → kubeconfig →
-controllers → apply the given manifests. Stop order is the reverse, each step bounded in time.
-The first SIGINT/SIGTERM stops everything in order; a second one forces an immediate exit.
+controllers → scheduler → node agent → apply the given manifests. Stop order is the reverse,
+each step bounded in time: the agent stops every pod (within its grace period) and writes its
+final status while the API is still up. The first SIGINT/SIGTERM stops everything in order; a
+second one forces an immediate exit (the node's supervisor process then stops the containers
+on its own, see :mod:`procorch.agent.runtime.shim`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from procorch.apiserver.auth import ADMIN, SYSTEM
 from procorch.apiserver.controlplane import ControlPlane
 from procorch.client.apply import Applied, apply_all
 from procorch.client.base import Client
+from procorch.client.events import EventRecorder
 from procorch.client.kubeconfig import Credentials
 from procorch.client.kubeconfig import write as write_kubeconfig
 from procorch.client.local import LocalClient
@@ -31,6 +36,9 @@ from procorch.controllers.serviceaccounts import ServiceAccountController
 from procorch.kit.logging import get_logger
 from procorch.kit.tasks import TaskSet
 
+if TYPE_CHECKING:
+    from procorch.agent.agent import Agent
+
 log = get_logger("launcher")
 
 
@@ -41,6 +49,11 @@ class UpConfig:
     api_port: int = 6443
     ingress_port: int = 8080
     files: list[Path] = field(default_factory=list)
+    node: bool = True
+    """Run the local node (agent and scheduler); False gives a bare control plane."""
+    node_name: str | None = None
+    agent: dict[str, Any] = field(default_factory=dict)
+    """Overrides of :class:`~procorch.agent.settings.AgentSettings` fields."""
 
 
 class Procorch:
@@ -57,6 +70,8 @@ class Procorch:
         self.crash_reason = ""
         self.tasks = TaskSet("controllers", on_crash=self._on_crash)
         self.informers = InformerFactory(self.client, self.tasks)
+        self.agent: Agent | None = None
+        self.events = EventRecorder(self.client, component="procorch")
         self.started = False
 
     @property
@@ -86,14 +101,30 @@ class Procorch:
         for controller in (
             NamespaceController(self.client, self.informers),
             GarbageCollector(self.client, self.informers),
-            ServiceAccountController(
-                self.client, self.informers, ca_pem=self.control_plane.ca_pem
-            ),
+            ServiceAccountController(self.client, self.informers, ca_pem=self.control_plane.ca_pem),
             PVCProtectionController(self.client, self.informers),
         ):
             self.tasks.start(controller.name, controller.run())
+        if self.config.node:
+            await self._start_node()
         self.started = True
         log.info("procorch is up", api=self.api_url, kubeconfig=str(self.kubeconfig_path))
+
+    async def _start_node(self) -> None:
+        from procorch.agent.agent import Agent
+        from procorch.agent.settings import AgentSettings
+        from procorch.scheduler import Scheduler
+
+        token = secrets.token_urlsafe(32)
+        self.control_plane.set_kubelet_token(token)
+        scheduler_events = EventRecorder(self.client, component="default-scheduler")
+        self.tasks.start("scheduler-events", scheduler_events.run())
+        self.tasks.start("scheduler", Scheduler(self.client, events=scheduler_events).run())
+        settings = AgentSettings(data_dir=self.data_dir, kubelet_token=token, **self.config.agent)
+        if self.config.node_name:
+            settings.node_name = self.config.node_name
+        self.agent = Agent(self.client, settings, on_crash=self._on_crash)
+        await self.agent.start()
 
     async def apply_files(self, files: list[Path]) -> list[Applied]:
         manifests = load_manifests(files)
@@ -102,6 +133,9 @@ class Procorch:
     async def stop(self) -> None:
         """Stop in reverse start order; safe to call more than once."""
         log.info("stopping procorch")
+        if self.agent is not None:
+            await self.agent.stop(graceful=True)
+            self.agent = None
         await self.tasks.stop(timeout=10.0)
         await self.control_plane.stop()
         self.started = False

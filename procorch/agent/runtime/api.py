@@ -1,0 +1,113 @@
+"""The runtime interface the node agent drives, with its in-process implementation.
+
+:class:`Runtime` is what the agent sees: start, stop, signal, exec, stats, list, remove, and
+exit notifications. Two implementations:
+
+* :class:`LocalRuntime` wraps a :class:`~procorch.agent.runtime.supervisor.Supervisor` in the
+  agent's own process (tests, and machines where a separate process is not wanted);
+* :class:`~procorch.agent.runtime.shimclient.ShimRuntime` talks to the node's supervisor
+  process (:mod:`procorch.agent.runtime.shim`), which outlives an agent crash so that the next
+  agent adopts the running containers instead of starting duplicates.
+
+Exit listeners run on the event loop and must not block. ``on_lost`` listeners are told when
+the runtime itself went away (the supervisor process died): every container of it is gone.
+"""
+
+from __future__ import annotations
+
+import abc
+import signal
+from collections.abc import Callable
+
+from procorch.agent.runtime.spec import ContainerSpec, ContainerState, ExecResult, ExitStatus, Stats
+from procorch.agent.runtime.supervisor import Supervisor, SupervisorConfig
+
+ExitListener = Callable[[str, ExitStatus], None]
+
+
+class Runtime(abc.ABC):
+    def __init__(self) -> None:
+        self._exit_listeners: list[ExitListener] = []
+        self._lost_listeners: list[Callable[[str], None]] = []
+
+    def on_exit(self, listener: ExitListener) -> None:
+        self._exit_listeners.append(listener)
+
+    def on_lost(self, listener: Callable[[str], None]) -> None:
+        self._lost_listeners.append(listener)
+
+    def _emit_exit(self, container_id: str, status: ExitStatus) -> None:
+        for listener in list(self._exit_listeners):
+            listener(container_id, status)
+
+    def _emit_lost(self, reason: str) -> None:
+        for listener in list(self._lost_listeners):
+            listener(reason)
+
+    @abc.abstractmethod
+    async def start(self, spec: ContainerSpec) -> ContainerState: ...
+
+    @abc.abstractmethod
+    async def stop(
+        self, container_id: str, *, grace: float, sig: int = signal.SIGTERM
+    ) -> ExitStatus: ...
+
+    @abc.abstractmethod
+    async def send_signal(self, container_id: str, sig: int) -> None: ...
+
+    @abc.abstractmethod
+    async def exec(self, container_id: str, argv: list[str], *, timeout: float) -> ExecResult: ...
+
+    @abc.abstractmethod
+    async def stats(self, container_ids: list[str] | None = None) -> dict[str, Stats]: ...
+
+    @abc.abstractmethod
+    async def list(self) -> list[ContainerState]: ...
+
+    @abc.abstractmethod
+    async def remove(self, container_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def describe(self) -> dict[str, str]: ...
+
+    @abc.abstractmethod
+    async def close(self, *, grace: float = 10.0, stop_containers: bool = True) -> None:
+        """Release the runtime. ``stop_containers`` stops every container first (a graceful
+        shutdown); otherwise the containers are left to the supervisor process, if any."""
+
+
+class LocalRuntime(Runtime):
+    def __init__(self, config: SupervisorConfig) -> None:
+        super().__init__()
+        self.supervisor = Supervisor(config)
+        self.supervisor.subscribe(self._emit_exit)
+
+    async def start(self, spec: ContainerSpec) -> ContainerState:
+        return await self.supervisor.start(spec)
+
+    async def stop(
+        self, container_id: str, *, grace: float, sig: int = signal.SIGTERM
+    ) -> ExitStatus:
+        return await self.supervisor.stop(container_id, grace=grace, sig=sig)
+
+    async def send_signal(self, container_id: str, sig: int) -> None:
+        self.supervisor.send_signal(container_id, sig)
+
+    async def exec(self, container_id: str, argv: list[str], *, timeout: float) -> ExecResult:
+        return await self.supervisor.exec(container_id, argv, timeout=timeout)
+
+    async def stats(self, container_ids: list[str] | None = None) -> dict[str, Stats]:
+        return self.supervisor.stats(container_ids)
+
+    async def list(self) -> list[ContainerState]:
+        return self.supervisor.containers()
+
+    async def remove(self, container_id: str) -> None:
+        self.supervisor.remove(container_id)
+
+    async def describe(self) -> dict[str, str]:
+        return {**self.supervisor.describe(), "supervisor": "in-process"}
+
+    async def close(self, *, grace: float = 10.0, stop_containers: bool = True) -> None:
+        # In-process, nothing can outlive us: containers always stop.
+        await self.supervisor.close(grace=grace)

@@ -1,0 +1,193 @@
+"""The agent's HTTP endpoint (kubelet's port): container logs and resource usage.
+
+The API server serves ``pods/log`` and ``metrics.k8s.io`` by calling this endpoint on the node
+that runs the pod, as Kubernetes' API server calls kubelet; its address is in the Node's
+``status.addresses`` and ``status.daemonEndpoints.kubeletEndpoint.Port``. Requests must carry
+the bearer token the agent was configured with.
+
+* ``GET /containerLogs/{namespace}/{pod}/{container}`` with kubectl's options (``follow``,
+  ``previous``, ``tailLines``, ``sinceSeconds``, ``sinceTime``, ``timestamps``,
+  ``limitBytes``), streamed as ``text/plain``; errors are Kubernetes ``Status`` objects with
+  Kubernetes' messages.
+* ``GET /stats/summary``: CPU (nanocores) and working-set memory of the node and of every
+  running container, from the agent's periodic samples.
+* ``GET /healthz``.
+
+Concurrency: aiohttp handlers on the agent's loop; a followed log is polled from its file, so
+a slow client never slows a container.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from procorch.agent.containers import State
+from procorch.agent.runtime.logs import parse_time, read_log
+from procorch.kit.logging import get_logger
+
+if TYPE_CHECKING:
+    from procorch.agent.agent import Agent
+
+log = get_logger("agent.server")
+
+
+def _status(code: int, reason: str, message: str) -> web.Response:
+    body = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+    return web.Response(status=code, body=orjson.dumps(body), content_type="application/json")
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").lower() in ("true", "1", "yes")
+
+
+class KubeletServer:
+    def __init__(self, agent: Agent, *, host: str, port: int) -> None:
+        self.agent = agent
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> int:
+        app = web.Application(middlewares=[self._auth])
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
+        app.router.add_get("/stats/summary", self._summary)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        self._runner = runner
+        sockets = getattr(site._server, "sockets", None)  # noqa: SLF001 - aiohttp keeps it here
+        assert sockets
+        self.port = int(sockets[0].getsockname()[1])
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        token = self.agent.settings.kubelet_token
+        if token and request.path != "/healthz":
+            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                return _status(401, "Unauthorized", "Unauthorized")
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def _logs(self, request: web.Request) -> web.StreamResponse:
+        namespace = request.match_info["namespace"]
+        pod_name = request.match_info["pod"]
+        container = request.match_info["container"]
+        q = request.query
+        worker = self.agent.worker_for(namespace, pod_name)
+        if worker is None:
+            return _status(404, "NotFound", f'pods "{pod_name}" not found')
+        record = worker.record(container)
+        if record is None:
+            return _status(
+                400, "BadRequest", f"container {container} is not valid for pod {pod_name}"
+            )
+        if _truthy(q.get("previous")):
+            if record.last is None:
+                return _status(
+                    400,
+                    "BadRequest",
+                    f'previous terminated container "{container}" in pod "{pod_name}" not found',
+                )
+            run_id = record.last.run_id
+        else:
+            if not record.run_id or (record.state is State.WAITING and record.last is None):
+                return _status(
+                    400,
+                    "BadRequest",
+                    f'container "{container}" in pod "{pod_name}" is waiting to start: '
+                    f"{record.reason or 'ContainerCreating'}",
+                )
+            run_id = record.run_id if record.state is not State.WAITING else record.last.run_id  # type: ignore[union-attr]
+        attempt = int(run_id.rsplit("_", 1)[-1]) if "_" in run_id else 0
+        path = self.agent.log_path(worker.pod, container, attempt)
+        since_ns: int | None = None
+        try:
+            if q.get("sinceTime"):
+                since_ns = parse_time(q["sinceTime"])
+            elif q.get("sinceSeconds"):
+                since_ns = time.time_ns() - int(q["sinceSeconds"]) * 1_000_000_000
+            tail = int(q["tailLines"]) if q.get("tailLines") not in (None, "") else None
+            limit = int(q["limitBytes"]) if q.get("limitBytes") not in (None, "") else None
+        except ValueError as exc:
+            return _status(400, "BadRequest", f"invalid log options: {exc}")
+        follow = _truthy(q.get("follow"))
+
+        def running() -> bool:
+            return record.run_id == run_id and record.state is State.RUNNING
+
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await response.prepare(request)
+        async for chunk in read_log(
+            path,
+            follow=follow,
+            tail_lines=tail,
+            since_ns=since_ns,
+            timestamps=_truthy(q.get("timestamps")),
+            limit_bytes=limit,
+            running=running,
+        ):
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+
+    async def _summary(self, request: web.Request) -> web.Response:
+        agent = self.agent
+        if _truthy(request.query.get("fresh")):
+            await agent.sample_once()
+        pods = []
+        for worker in list(agent.workers.values()):
+            containers = []
+            for record in (*worker.init, *worker.app):
+                if not record.running:
+                    continue
+                usage = agent.usage(record.run_id)
+                if usage is None:
+                    continue
+                cores, memory = usage
+                containers.append(
+                    {
+                        "name": record.name,
+                        "cpu": {"usageNanoCores": cores},
+                        "memory": {"workingSetBytes": memory},
+                    }
+                )
+            if containers:
+                pods.append(
+                    {
+                        "podRef": {
+                            "name": worker.name,
+                            "namespace": worker.namespace,
+                            "uid": worker.uid,
+                        },
+                        "startTime": worker.start_time,
+                        "containers": containers,
+                    }
+                )
+        node = agent.node_summary()
+        body = {"node": node, "pods": pods, "window": f"{int(agent.settings.metrics_interval)}s"}
+        return web.Response(body=orjson.dumps(body), content_type="application/json")

@@ -1,0 +1,64 @@
+"""The node agent's settings: every duration and limit in one place, Kubernetes' defaults."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class AgentSettings:
+    data_dir: Path
+    """The agent keeps pod volumes, logs and PVC data under ``<data_dir>/nodes/<node>``."""
+    node_name: str = field(default_factory=lambda: socket.gethostname().lower())
+    node_ip: str = "127.0.0.1"
+    """The node's InternalIP: where NodePorts listen and what ``status.hostIP`` says."""
+    pod_cidr: str = "127.1.0.0/16"
+    """Pod IPs come from this loopback range (all of 127.0.0.0/8 reaches ``lo`` on Linux)."""
+    labels: dict[str, str] = field(default_factory=dict)
+    max_pods: int = 110
+    """``status.allocatable.pods``, Kubernetes' default."""
+    reserved_cpu_millis: int = 0
+    reserved_memory_bytes: int = 256 * 1024 * 1024
+    """Kept back from allocatable for procorch itself and the rest of the machine."""
+
+    runtime: str = "shim"
+    """``shim``: containers live in a supervisor process that survives an agent crash (and is
+    adopted by the next agent); ``inprocess``: in the agent's own process."""
+    cgroups: bool = True
+    """Use cgroups for process tracking and limits where the machine allows."""
+    orphan_timeout: float = 30.0
+    """How long the supervisor process keeps containers running with no agent connected."""
+
+    kubelet_host: str = "127.0.0.1"
+    kubelet_port: int = 0
+    """The agent's HTTP endpoint (logs, stats) that the API server calls; 0 picks a free port."""
+    kubelet_token: str = ""
+    """Bearer token the API server presents to the agent's endpoint."""
+
+    node_status_interval: float = 10.0
+    """Seconds between Node status updates (conditions, capacity)."""
+    lease_duration: int = 40
+    lease_renew_interval: float = 10.0
+    """The heartbeat Lease in kube-node-lease, as kubelet renews it."""
+
+    crashloop_initial: float = 10.0
+    crashloop_max: float = 300.0
+    """CrashLoopBackOff: the restart delay doubles from ``initial`` up to ``max``..."""
+    crashloop_reset: float = 600.0
+    """...and starts over once a container has not been restarted for this long."""
+
+    log_max_bytes: int = 10 * 1024 * 1024
+    log_max_files: int = 5
+    metrics_interval: float = 10.0
+    """Seconds between CPU/memory samples of every container (for ``kubectl top`` and HPA)."""
+    termination_grace_default: int = 30
+    shutdown_grace: float = 30.0
+    """On agent stop, the longest a pod may take to terminate."""
+    status_sync_interval: float = 10.0
+    """Every pod is re-synced at least this often, whatever events say (level-based)."""
+
+    @property
+    def node_dir(self) -> Path:
+        return self.data_dir / "nodes" / self.node_name

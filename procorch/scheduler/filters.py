@@ -1,0 +1,322 @@
+"""Which nodes a pod may go to, and kube-scheduler's words for why not.
+
+Each filter follows the kube-scheduler (v1.32) plugin of the same name, in the same order,
+and a node is rejected by the first filter it fails, as the framework does:
+
+1. NodeUnschedulable: ``spec.unschedulable`` (a cordoned node) unless the pod tolerates
+   ``node.kubernetes.io/unschedulable:NoSchedule``;
+2. TaintToleration: every ``NoSchedule``/``NoExecute`` taint must be tolerated. A node whose
+   Ready condition is not "True" is treated as carrying the taint Kubernetes' node lifecycle
+   controller would give it (``node.kubernetes.io/not-ready`` when Ready is "False",
+   ``node.kubernetes.io/unreachable`` when it is "Unknown" or missing), so a NotReady node
+   takes no pods except those that tolerate that taint, as in Kubernetes;
+3. NodeAffinity: ``spec.nodeSelector`` and the required node affinity terms;
+4. NodeResourcesFit: pod count, cpu, memory, ephemeral-storage and extended resources
+   against ``status.allocatable`` minus what the pods already there request.
+
+:func:`failure_message` renders the ``FitError`` text (``0/3 nodes are available: 1
+Insufficient cpu, 2 node(s) didn't match Pod's node affinity/selector.``).
+
+Pure data: no I/O; a :class:`PodConstraints` is compiled once per attempt and is immutable.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from procorch.api import errors
+from procorch.api.selectors import (
+    DOES_NOT_EXIST,
+    EXISTS,
+    GREATER_THAN,
+    IN,
+    LESS_THAN,
+    NOT_IN,
+    Requirement,
+    new_requirement,
+)
+from procorch.scheduler import resources
+from procorch.scheduler.cache import NodeInfo, controller_uid
+from procorch.scheduler.resources import Amounts
+
+REASON_UNSCHEDULABLE = "node(s) were unschedulable"
+REASON_NODE_AFFINITY = "node(s) didn't match Pod's node affinity/selector"
+REASON_TOO_MANY_PODS = "Too many pods"
+NO_NODES_AVAILABLE = "no nodes available to schedule pods"
+
+TAINT_NOT_READY = "node.kubernetes.io/not-ready"
+TAINT_UNREACHABLE = "node.kubernetes.io/unreachable"
+TAINT_UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
+
+NO_SCHEDULE = "NoSchedule"
+NO_EXECUTE = "NoExecute"
+PREFER_NO_SCHEDULE = "PreferNoSchedule"
+_FILTERED_EFFECTS = (NO_SCHEDULE, NO_EXECUTE)
+
+_OPERATORS = {
+    "In": IN,
+    "NotIn": NOT_IN,
+    "Exists": EXISTS,
+    "DoesNotExist": DOES_NOT_EXIST,
+    "Gt": GREATER_THAN,
+    "Lt": LESS_THAN,
+}
+_FIELD_NAME = "metadata.name"
+
+
+def reason_insufficient(resource: str) -> str:
+    return f"Insufficient {resource}"
+
+
+def reason_untolerated_taint(taint: Mapping[str, Any]) -> str:
+    return f"node(s) had untolerated taint {{{taint.get('key') or ''}: {taint.get('value') or ''}}}"
+
+
+# -- taints and tolerations ----------------------------------------------------------------
+
+
+def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
+    """Whether one toleration tolerates one taint (``Toleration.ToleratesTaint``): an empty
+    effect matches every effect, an empty key (only valid with ``Exists``) every key."""
+    effect = toleration.get("effect") or ""
+    if effect and effect != taint.get("effect"):
+        return False
+    key = toleration.get("key") or ""
+    if key and key != taint.get("key"):
+        return False
+    operator = toleration.get("operator") or "Equal"
+    if operator == "Exists":
+        return True
+    if operator == "Equal":
+        return (toleration.get("value") or "") == (taint.get("value") or "")
+    return False
+
+
+def tolerated(tolerations: Iterable[Mapping[str, Any]], taint: Mapping[str, Any]) -> bool:
+    return any(tolerates(t, taint) for t in tolerations)
+
+
+def untolerated_taint(
+    taints: Iterable[Mapping[str, Any]],
+    tolerations: Sequence[Mapping[str, Any]],
+    *,
+    effects: Sequence[str] = _FILTERED_EFFECTS,
+) -> Mapping[str, Any] | None:
+    """The first taint with one of ``effects`` that no toleration tolerates, if any."""
+    for taint in taints:
+        if taint.get("effect") in effects and not tolerated(tolerations, taint):
+            return taint
+    return None
+
+
+def condition_taint(ready: str) -> dict[str, str] | None:
+    """The NoSchedule taint Kubernetes puts on a node whose Ready status is ``ready``."""
+    if ready == "True":
+        return None
+    key = TAINT_NOT_READY if ready == "False" else TAINT_UNREACHABLE
+    return {"key": key, "effect": NO_SCHEDULE}
+
+
+def effective_taints(info: NodeInfo) -> list[Mapping[str, Any]]:
+    """The node's taints plus the one its readiness implies (unless it already has it)."""
+    implied = condition_taint(info.ready)
+    if implied is None or any(
+        t.get("key") == implied["key"] and t.get("effect") == NO_SCHEDULE for t in info.taints
+    ):
+        return list(info.taints)
+    return [*info.taints, implied]
+
+
+# -- node affinity ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SelectorTerm:
+    """A compiled ``NodeSelectorTerm``: its label requirements and ``metadata.name`` field
+    requirements, all of which must hold."""
+
+    labels: tuple[Requirement, ...]
+    names: tuple[tuple[bool, frozenset[str]], ...]  # (is In, values) per matchFields entry
+
+    def matches(self, name: str, labels: Mapping[str, str]) -> bool:
+        if not all(r.matches(labels) for r in self.labels):
+            return False
+        return all((name in values) == is_in for is_in, values in self.names)
+
+
+def compile_term(term: Any) -> SelectorTerm | None:
+    """Compile a ``NodeSelectorTerm``; None for one that matches no node: an empty term, or
+    one Kubernetes cannot parse (an unknown operator, a bad Gt value...)."""
+    if not isinstance(term, Mapping):
+        return None
+    expressions = term.get("matchExpressions") or []
+    fields = term.get("matchFields") or []
+    if not expressions and not fields:
+        return None
+    labels: list[Requirement] = []
+    names: list[tuple[bool, frozenset[str]]] = []
+    try:
+        for expr in expressions:
+            operator = _OPERATORS.get(str(expr.get("operator")))
+            if operator is None:
+                return None
+            labels.append(
+                new_requirement(str(expr.get("key") or ""), operator, expr.get("values") or [])
+            )
+        for expr in fields:
+            values = [str(v) for v in expr.get("values") or []]
+            operator = expr.get("operator")
+            # Field selectors take exactly one value, and only In/NotIn on metadata.name.
+            if expr.get("key") != _FIELD_NAME or operator not in ("In", "NotIn"):
+                return None
+            if len(values) != 1:
+                return None
+            names.append((operator == "In", frozenset(values)))
+    except (errors.ApiError, AttributeError, TypeError):
+        return None
+    return SelectorTerm(tuple(labels), tuple(names))
+
+
+def _node_affinity(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    affinity = (pod.get("spec") or {}).get("affinity") or {}
+    node_affinity = affinity.get("nodeAffinity") if isinstance(affinity, Mapping) else None
+    return node_affinity if isinstance(node_affinity, Mapping) else {}
+
+
+def required_terms(pod: Mapping[str, Any]) -> tuple[SelectorTerm | None, ...] | None:
+    """The pod's required node affinity terms (ORed); None when it has no requirement."""
+    required = _node_affinity(pod).get("requiredDuringSchedulingIgnoredDuringExecution")
+    if not isinstance(required, Mapping):
+        return None
+    return tuple(compile_term(t) for t in required.get("nodeSelectorTerms") or [])
+
+
+def preferred_terms(pod: Mapping[str, Any]) -> tuple[tuple[int, SelectorTerm], ...]:
+    """The pod's preferred node affinity terms with their weights (weight 0 is ignored)."""
+    out = []
+    for item in _node_affinity(pod).get("preferredDuringSchedulingIgnoredDuringExecution") or []:
+        if not isinstance(item, Mapping):
+            continue
+        weight = item.get("weight")
+        term = compile_term(item.get("preference"))
+        if isinstance(weight, int) and weight and term is not None:
+            out.append((weight, term))
+    return tuple(out)
+
+
+def node_selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """``spec.nodeSelector``: every key must be a label of the node with exactly that value."""
+    return all(labels.get(k) == v for k, v in (selector or {}).items())
+
+
+def affinity_matches(
+    node_selector: Mapping[str, Any] | None,
+    terms: Sequence[SelectorTerm | None] | None,
+    *,
+    name: str,
+    labels: Mapping[str, str],
+) -> bool:
+    """nodeSelector AND (no required affinity OR any required term matches)."""
+    if not node_selector_matches(node_selector, labels):
+        return False
+    if terms is None:
+        return True
+    return any(t is not None and t.matches(name, labels) for t in terms)
+
+
+# -- the pod's side --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PodConstraints:
+    """Everything the filters and scores need from one pod, parsed once per attempt."""
+
+    requests: Amounts
+    nonzero_cpu: int
+    nonzero_memory: int
+    tolerations: tuple[Mapping[str, Any], ...]
+    node_selector: Mapping[str, Any]
+    required: tuple[SelectorTerm | None, ...] | None
+    preferred: tuple[tuple[int, SelectorTerm], ...]
+    owner: str
+
+
+def pod_constraints(pod: Mapping[str, Any]) -> PodConstraints:
+    spec = pod.get("spec") or {}
+    cpu, memory = resources.pod_nonzero_requests(pod)
+    selector = spec.get("nodeSelector")
+    return PodConstraints(
+        requests=resources.pod_requests(pod),
+        nonzero_cpu=cpu,
+        nonzero_memory=memory,
+        tolerations=tuple(t for t in spec.get("tolerations") or [] if isinstance(t, Mapping)),
+        node_selector=selector if isinstance(selector, Mapping) else {},
+        required=required_terms(pod),
+        preferred=preferred_terms(pod),
+        owner=controller_uid(pod),
+    )
+
+
+# -- resources -------------------------------------------------------------------------------
+
+
+def fit_reasons(
+    requests: Mapping[str, int],
+    *,
+    allocatable: Mapping[str, int],
+    requested: Mapping[str, int],
+    pod_count: int,
+) -> list[str]:
+    """Why ``requests`` do not fit next to ``requested`` (the sum over the ``pod_count``
+    pods already there); empty when they fit. One reason per short resource."""
+    reasons = []
+    if pod_count + 1 > allocatable.get(resources.PODS, 0):
+        reasons.append(REASON_TOO_MANY_PODS)
+    names = [resources.CPU, resources.MEMORY, resources.EPHEMERAL_STORAGE]
+    names += sorted(n for n in requests if resources.is_scalar_resource(n))
+    for name in names:
+        want = requests.get(name, 0)
+        if want > 0 and want > allocatable.get(name, 0) - requested.get(name, 0):
+            reasons.append(reason_insufficient(name))
+    return reasons
+
+
+# -- all filters -----------------------------------------------------------------------------
+
+
+def filter_node(pod: PodConstraints, info: NodeInfo) -> list[str]:
+    """The reasons ``info`` cannot take the pod, from the first filter it fails; empty
+    when the pod fits."""
+    if info.unschedulable and not tolerated(
+        pod.tolerations, {"key": TAINT_UNSCHEDULABLE, "effect": NO_SCHEDULE}
+    ):
+        return [REASON_UNSCHEDULABLE]
+    taint = untolerated_taint(effective_taints(info), pod.tolerations)
+    if taint is not None:
+        return [reason_untolerated_taint(taint)]
+    if not affinity_matches(pod.node_selector, pod.required, name=info.name, labels=info.labels):
+        return [REASON_NODE_AFFINITY]
+    return fit_reasons(
+        pod.requests,
+        allocatable=info.allocatable,
+        requested=info.requested,
+        pod_count=len(info.pods),
+    )
+
+
+def failure_message(num_nodes: int, node_reasons: Iterable[Sequence[str]]) -> str:
+    """kube-scheduler's message for a pod no node can take: each reason with the number of
+    nodes that gave it, sorted as text (count included, as Go's ``sort.Strings`` does)."""
+    if num_nodes == 0:
+        return NO_NODES_AVAILABLE
+    counts: Counter[str] = Counter()
+    for reasons in node_reasons:
+        counts.update(reasons)
+    message = f"0/{num_nodes} nodes are available:"
+    histogram = sorted(f"{n} {reason}" for reason, n in counts.items())
+    if histogram:
+        message += f" {', '.join(histogram)}."
+    return message

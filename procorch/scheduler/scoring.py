@@ -1,0 +1,94 @@
+"""Choosing among the nodes that can take a pod.
+
+Nodes are ranked by a key compared in order, highest first:
+
+1. ``PreferNoSchedule`` taints: fewer the pod does not tolerate is better (kube-scheduler's
+   TaintToleration score, its most heavily weighted one): such a node is used only when
+   spreading and room cannot be had elsewhere;
+2. spreading: fewer pods of the same controller (the pod's controlling ownerReference) is
+   better, so replicas land on different nodes (kube-scheduler's default topology spread
+   over hostnames);
+3. the score: least allocated, 0-100, the share of CPU and memory left free after placing
+   the pod (kube-scheduler's ``LeastAllocated``, with its 100m/200Mi stand-ins for
+   containers that request nothing), *plus* the weights (1-100 each) of the pod's
+   ``preferredDuringSchedulingIgnoredDuringExecution`` node affinity terms the node
+   matches, so a heavy preference outweighs load and a light one breaks near-ties;
+
+and what is still tied is broken at random, as kube-scheduler's ``selectHost`` does.
+
+Pure data: no I/O.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from procorch.scheduler.cache import NodeInfo
+from procorch.scheduler.filters import PREFER_NO_SCHEDULE, PodConstraints, tolerated
+from procorch.scheduler.resources import CPU, MEMORY
+
+MAX_NODE_SCORE = 100
+
+
+def least_allocated(requested: int, allocatable: int) -> int:
+    """0-100: the share of ``allocatable`` still free once ``requested`` is taken."""
+    if allocatable <= 0 or requested > allocatable:
+        return 0
+    return (allocatable - requested) * MAX_NODE_SCORE // allocatable
+
+
+def least_allocated_score(pod: PodConstraints, info: NodeInfo) -> int:
+    """CPU and memory equally weighted, as kube-scheduler's default NodeResourcesFit score."""
+    cpu = least_allocated(info.nonzero_cpu + pod.nonzero_cpu, info.allocatable.get(CPU, 0))
+    memory = least_allocated(
+        info.nonzero_memory + pod.nonzero_memory, info.allocatable.get(MEMORY, 0)
+    )
+    return (cpu + memory) // 2
+
+
+def preferred_affinity_score(pod: PodConstraints, info: NodeInfo) -> int:
+    return sum(w for w, term in pod.preferred if term.matches(info.name, info.labels))
+
+
+def untolerated_prefer_no_schedule(pod: PodConstraints, info: NodeInfo) -> int:
+    # Only tolerations that cover PreferNoSchedule count (an empty effect covers all).
+    relevant = [t for t in pod.tolerations if (t.get("effect") or "") in ("", PREFER_NO_SCHEDULE)]
+    return sum(
+        1
+        for taint in info.taints
+        if taint.get("effect") == PREFER_NO_SCHEDULE and not tolerated(relevant, taint)
+    )
+
+
+def same_owner_pods(pod: PodConstraints, info: NodeInfo) -> int:
+    return info.owners.get(pod.owner, 0) if pod.owner else 0
+
+
+def score(pod: PodConstraints, info: NodeInfo) -> int:
+    """Least allocated (0-100) plus the weights of the preferred affinity terms matched."""
+    return least_allocated_score(pod, info) + preferred_affinity_score(pod, info)
+
+
+def rank(pod: PodConstraints, info: NodeInfo) -> tuple[int, int, int]:
+    """The node's ranking key for ``pod``: higher is better."""
+    return (
+        -untolerated_prefer_no_schedule(pod, info),
+        -same_owner_pods(pod, info),
+        score(pod, info),
+    )
+
+
+def select_node(pod: PodConstraints, feasible: Sequence[NodeInfo], rng: random.Random) -> NodeInfo:
+    """The best of ``feasible`` (which must not be empty), ties broken by ``rng``."""
+    if len(feasible) == 1:
+        return feasible[0]
+    best: list[NodeInfo] = []
+    best_key: tuple[int, int, int] | None = None
+    for info in feasible:
+        key = rank(pod, info)
+        if best_key is None or key > best_key:
+            best, best_key = [info], key
+        elif key == best_key:
+            best.append(info)
+    return best[0] if len(best) == 1 else rng.choice(best)
