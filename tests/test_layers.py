@@ -73,3 +73,21 @@ def test_only_the_apiserver_imports_the_store() -> None:
         if len(path.relative_to(PACKAGE).parts) > 1 and "store" in procorch_imports(path)
     }
     assert importers <= {"apiserver", "store"}, importers
+
+
+def test_the_process_runtime_does_not_import_the_client() -> None:
+    """DESIGN.md: the process runtime and probes inside the agent are tested against real
+    processes alone, so they know nothing of the API."""
+    runtime = PACKAGE / "agent" / "runtime"
+    offenders = [
+        str(path.relative_to(PACKAGE))
+        for path in sorted(runtime.rglob("*.py"))
+        if procorch_imports(path) & {"client", "apiserver", "store", "controllers"}
+    ]
+    assert not offenders, offenders
+    # Nor does it reach up into the rest of the agent.
+    for path in sorted(runtime.rglob("*.py")):
+        text = path.read_text()
+        for line in text.splitlines():
+            if line.startswith(("from procorch.agent.", "import procorch.agent.")):
+                assert line.split()[1].startswith("procorch.agent.runtime"), (path, line)

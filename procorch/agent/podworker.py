@@ -127,6 +127,14 @@ class PodWorker:
         for record in (*self.init, *self.app):
             if record.run_id == container_id and record.state is State.RUNNING:
                 record.terminate(status)
+                if status.reason == "OOMKilled":
+                    self.agent.recorder.event(
+                        self.pod,
+                        "Warning",
+                        "OOMKilled",
+                        f"Container {record.name} was killed: {status.message or 'out of memory'}",
+                        field_path=self._field_path(record),
+                    )
                 self.wake()
                 return
         # The exit of a run whose start has not been answered yet (a process that ends at

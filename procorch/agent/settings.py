@@ -56,8 +56,9 @@ class AgentSettings:
     termination_grace_default: int = 30
     shutdown_grace: float = 30.0
     """On agent stop, the longest a pod may take to terminate."""
-    status_sync_interval: float = 10.0
-    """Every pod is re-synced at least this often, whatever events say (level-based)."""
+    status_sync_interval: float = 60.0
+    """Every pod is re-synced at least this often, whatever events say (level-based; kubelet's
+    syncFrequency)."""
 
     @property
     def node_dir(self) -> Path:

@@ -30,6 +30,7 @@ from procorch.client.local import LocalClient
 from procorch.client.manifests import load as load_manifests
 from procorch.controllers.gc import GarbageCollector
 from procorch.controllers.namespace import NamespaceController
+from procorch.controllers.pvcbinder import PVCBinder
 from procorch.controllers.pvcprotection import PVCProtectionController
 from procorch.controllers.runtime import InformerFactory
 from procorch.controllers.serviceaccounts import ServiceAccountController
@@ -103,6 +104,7 @@ class Procorch:
             GarbageCollector(self.client, self.informers),
             ServiceAccountController(self.client, self.informers, ca_pem=self.control_plane.ca_pem),
             PVCProtectionController(self.client, self.informers),
+            PVCBinder(self.client, self.informers),
         ):
             self.tasks.start(controller.name, controller.run())
         if self.config.node:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+
+EXTRA = [a for a in sys.argv[1:] if a == "--no-node"]
 import time
 
 import aiohttp
@@ -122,7 +124,7 @@ async def watch_latency(
 
 
 async def main() -> None:
-    async with procorch_server() as server:
+    async with procorch_server(*EXTRA) as server:
         proc = psutil.Process(server.proc.pid)
         conn = aiohttp.TCPConnector(limit=100, ssl=server.ssl)
         async with aiohttp.ClientSession(headers=server.headers, connector=conn) as session:

@@ -452,3 +452,35 @@ async def test_procorch_restart_keeps_or_reruns_pods(tmp_path, graceful: bool) -
             assert pid_after == pid_before  # adopted, not duplicated
     finally:
         await second.stop()
+
+
+async def test_config_map_volume_follows_its_config_map(cluster: Cluster) -> None:
+    from procorch.api.resources import must
+
+    mnt = cluster.tmp_path / "conf"
+    await cluster.apply(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: live}\ndata: {mode: one}\n"
+    )
+    await cluster.apply(
+        pod(
+            "reader",
+            f"""
+            volumes: [{{name: conf, configMap: {{name: live}}}}]
+            containers:
+            - name: main
+              command: ["sh", "-c", "while true; do cat {mnt}/mode; echo; sleep 0.1; done"]
+              volumeMounts: [{{name: conf, mountPath: {mnt}}}]
+            """,
+        )
+    )
+    await cluster.wait_pod("reader", running)
+    await cluster.client.patch(
+        must("core/configmaps"), "live", {"data": {"mode": "two"}}, namespace="default"
+    )
+    deadline = time.monotonic() + 10
+    while "two" not in await logs(cluster, "reader", "main"):
+        assert time.monotonic() < deadline, await logs(cluster, "reader", "main")
+        await asyncio.sleep(0.1)
+    seen = (await logs(cluster, "reader", "main")).split()
+    assert set(seen) == {"one", "two"}  # never an empty or partial file
+    assert container_state(await cluster.pod("reader"))["restartCount"] == 0

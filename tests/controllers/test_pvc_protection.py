@@ -99,3 +99,31 @@ async def test_a_pod_using_another_claim_does_not_hold_this_one(http: HttpClient
     await http.delete(PVCS, "mine", namespace="default")
     assert await gone(http, "mine")
     await http.delete(PODS, "elsewhere", namespace="default", grace_period_seconds=0)
+
+
+async def test_a_new_claim_is_bound_to_local_storage(procorch) -> None:
+    pvcs = resources.must("core/persistentvolumeclaims")
+    await procorch.admin.create(
+        pvcs,
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data"},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+        namespace="default",
+    )
+    for _ in range(100):
+        claim = await procorch.admin.get(pvcs, "data", namespace="default")
+        if (claim.get("status") or {}).get("phase") == "Bound":
+            break
+        await asyncio.sleep(0.05)
+    assert claim["status"] == {
+        "phase": "Bound",
+        "accessModes": ["ReadWriteOnce"],
+        "capacity": {"storage": "1Gi"},
+    }
+    assert claim["spec"]["volumeName"] == f"pvc-{claim['metadata']['uid']}"

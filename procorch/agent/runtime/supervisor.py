@@ -619,10 +619,11 @@ class Supervisor:
         pids = self._pids(run)
         cpu = run.cgroup.cpu_usage_ns() if run.cgroup else None
         memory = run.cgroup.memory_bytes() if run.cgroup else None
-        if cpu is None or memory is None:
-            rss, cpu_ns = tree.usage(pids)
-            cpu = cpu if cpu is not None else cpu_ns
+        if cpu is None:
+            rss, cpu = tree.usage(pids)
             memory = memory if memory is not None else rss
+        elif memory is None:
+            memory = tree.rss(pids)
         return Stats(cpu_usage_ns=cpu, memory_bytes=memory, processes=len(pids), timestamp=now)
 
     def _pids(self, run: _Run) -> list[int]:
@@ -647,7 +648,7 @@ class Supervisor:
             if not limited:
                 return
             for run in limited:
-                rss, _ = tree.usage(self._pids(run))
+                rss = tree.rss(self._pids(run))
                 assert run.spec.memory_limit is not None
                 if rss > run.spec.memory_limit and run.exit is None:
                     log.warning(

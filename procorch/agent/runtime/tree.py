@@ -69,3 +69,19 @@ def usage(pids: list[int]) -> tuple[int, int]:
                 times = proc.cpu_times()
                 cpu += times.user + times.system + times.children_user + times.children_system
     return rss, int(cpu * 1e9)
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss(pids: list[int]) -> int:
+    """Resident bytes summed over ``pids``, from ``/proc/<pid>/statm`` (one read each: the
+    supervisor samples every container every few seconds)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm", "rb") as f:
+                total += int(f.read().split()[1]) * _PAGE
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
