@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-
-EXTRA = [a for a in sys.argv[1:] if a == "--no-node"]
 import time
 
 import aiohttp
@@ -19,6 +17,9 @@ import psutil
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
 from _common import percentile, procorch_server, summary
+
+# "--no-node": measure the bare control plane.
+EXTRA = [a for a in sys.argv[1:] if a == "--no-node"]
 
 
 def configmap(ns: str, name: str) -> bytes:

@@ -484,3 +484,30 @@ async def test_config_map_volume_follows_its_config_map(cluster: Cluster) -> Non
     seen = (await logs(cluster, "reader", "main")).split()
     assert set(seen) == {"one", "two"}  # never an empty or partial file
     assert container_state(await cluster.pod("reader"))["restartCount"] == 0
+
+
+async def test_tcp_readiness_probe_gates_ready(cluster: Cluster) -> None:
+    script = (
+        "import os, socket, time\n"
+        "time.sleep(1.5)\n"
+        "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        "s.bind((os.environ['POD_IP'], 5432)); s.listen()\n"
+        "while True: s.accept()[0].close()\n"
+    )
+    await cluster.apply(
+        pod(
+            "db",
+            f"""
+            containers:
+            - name: main
+              command: ["{PY}", "-c", {json.dumps(script)}]
+              ports: [{{containerPort: 5432}}]
+              readinessProbe:
+                tcpSocket: {{port: 5432}}
+                periodSeconds: 1
+            """,
+        )
+    )
+    p = await cluster.wait_pod("db", running)
+    assert not ready(p)
+    await cluster.wait_pod("db", ready, timeout=10)
