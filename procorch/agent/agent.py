@@ -59,6 +59,7 @@ CONFIGMAPS = must("core/configmaps")
 SECRETS = must("core/secrets")
 CLAIMS = must("core/persistentvolumeclaims")
 SERVICES = must("core/services")
+ENDPOINT_SLICES = must("discovery.k8s.io/endpointslices")
 
 
 def _scope(settings: AgentSettings) -> str:
@@ -91,6 +92,10 @@ class Agent:
         self.secrets = Informer(client, SECRETS)
         self.claims = Informer(client, CLAIMS)
         self.services = Informer(client, SERVICES)
+        # Which pod IPs some EndpointSlice publishes as ready (see wait_unpublished).
+        self.endpoint_slices = Informer(client, ENDPOINT_SLICES)
+        self.endpoint_slices.add_index("ready-ip", _ready_addresses)
+        self._unpublished = asyncio.Event()
         self.lookups = CacheLookups(
             config_maps=self.config_maps,
             secrets=self.secrets,
@@ -130,6 +135,7 @@ class Agent:
             ("secrets", self.secrets),
             ("claims", self.claims),
             ("services", self.services),
+            ("endpointslices", self.endpoint_slices),
             ("pods", self.pods),
         ):
             self.tasks.start(f"informer:{name}", informer.run())
@@ -144,6 +150,7 @@ class Agent:
         self.pods.add_handler(self._on_pod)
         for informer in (self.config_maps, self.secrets, self.claims):
             informer.add_handler(self._on_dependency)
+        self.endpoint_slices.add_handler(self._on_slice)
         self.tasks.start("node", self.node.run())
         self.tasks.start("metrics", self._sample_metrics())
         self.started = True
@@ -372,6 +379,28 @@ class Agent:
             if worker.namespace == namespace:
                 worker.wake()
 
+    def _on_slice(self, etype: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        self._unpublished.set()
+
+    def published(self, ip: str) -> bool:
+        """Whether some EndpointSlice lists ``ip`` as a ready endpoint."""
+        return bool(ip) and bool(self.endpoint_slices.by_index("ready-ip", ip))
+
+    async def wait_unpublished(self, ip: str, *, timeout: float) -> bool:
+        """Wait until no EndpointSlice lists ``ip`` as ready (the endpoints controller saw the
+        pod leave); False if that did not happen within ``timeout``."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.published(ip):
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                log.warning("pod still published as a ready endpoint; stopping it anyway", ip=ip)
+                return False
+            self._unpublished.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await self._unpublished.wait()
+        return True
+
     async def _cleanup_unknown(self, uid: str) -> None:
         self.volumes.cleanup(uid)
         self.ipam.release(uid)
@@ -525,6 +554,15 @@ class Agent:
                 / (latest.timestamp - previous.timestamp)
             )
         return max(0, cores), latest.memory_bytes
+
+
+def _ready_addresses(slice_: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    for endpoint in slice_.get("endpoints") or []:
+        if (endpoint.get("conditions") or {}).get("ready") is False:
+            continue
+        out.extend(str(a) for a in endpoint.get("addresses") or [])
+    return out
 
 
 def _ts(value: Any) -> float | None:

@@ -597,10 +597,17 @@ class PodWorker:
             prober.set_terminating()
         for record in (*self.init, *self.app):
             record.ready = False
-        if first and delete:
-            # Readiness drops (and endpoints let go of the pod) before any signal is sent.
-            await self.write_status()
         deadline = time.monotonic() + grace
+        if first and delete:
+            # Readiness drops, and the endpoints let go of the pod, before any signal is sent:
+            # no new connection reaches a process that is about to stop.
+            was_published = self.agent.published(self.pod_ip)
+            await self.write_status()
+            if was_published and self.pod_ip:
+                await self.agent.wait_unpublished(
+                    self.pod_ip,
+                    timeout=min(self.agent.settings.endpoint_drain_timeout, grace),
+                )
         await self._stop_all(grace=grace, deadline=deadline)
         for record in (*self.init, *self.app):
             if record.state is State.WAITING:

@@ -54,6 +54,9 @@ class AgentSettings:
     metrics_interval: float = 10.0
     """Seconds between CPU/memory samples of every container (for ``kubectl top`` and HPA)."""
     termination_grace_default: int = 30
+    endpoint_drain_timeout: float = 2.0
+    """On pod deletion, the longest the agent waits for the pod to leave every EndpointSlice's
+    ready set before it signals the containers (within the grace period)."""
     shutdown_grace: float = 30.0
     """On agent stop, the longest a pod may take to terminate."""
     status_sync_interval: float = 60.0

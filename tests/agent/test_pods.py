@@ -511,3 +511,49 @@ async def test_tcp_readiness_probe_gates_ready(cluster: Cluster) -> None:
     p = await cluster.wait_pod("db", running)
     assert not ready(p)
     await cluster.wait_pod("db", ready, timeout=10)
+
+
+async def test_a_deleted_pod_leaves_its_endpoints_before_it_is_signalled(cluster: Cluster) -> None:
+    from procorch.api.resources import must
+
+    slices = must("discovery.k8s.io/endpointslices")
+    marker = cluster.tmp_path / "termed"
+    script = f"trap 'date +%s.%N > {marker}; exit 0' TERM; while true; do sleep 0.05; done"
+    await cluster.apply(
+        pod(
+            "served",
+            f"""
+            containers:
+            - name: main
+              command: ["sh", "-c", {json.dumps(script)}]
+            """,
+        )
+    )
+    p = await cluster.wait_pod("served", running)
+    ip = p["status"]["podIP"]
+    body = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": "svc-abc", "labels": {"kubernetes.io/service-name": "svc"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": True}}],
+        "ports": [{"name": "", "port": 80, "protocol": "TCP"}],
+    }
+    await cluster.client.create(slices, body, namespace="default")
+    await eventually_published(cluster, ip)
+    await cluster.client.delete(must("core/pods"), "served", namespace="default")
+    await asyncio.sleep(0.7)
+    assert not marker.exists()  # still published: not signalled yet
+    released = time.time()
+    body = await cluster.client.get(slices, "svc-abc", namespace="default")
+    body["endpoints"][0]["conditions"] = {"ready": False, "serving": True, "terminating": True}
+    await cluster.client.update(slices, body, namespace="default")
+    await cluster.wait_gone("served")
+    assert float(marker.read_text()) >= released
+
+
+async def eventually_published(cluster: Cluster, ip: str) -> None:
+    deadline = time.monotonic() + 5
+    while not cluster.agent.published(ip):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
