@@ -110,6 +110,7 @@ class Agent:
         self._stats: dict[str, tuple[Stats, Stats | None]] = {}  # run id -> (latest, previous)
         self._node_samples: list[tuple[float, float, int]] = []  # (time, busy s, used bytes)
         self._background: set[asyncio.Task[Any]] = set()
+        self._output_listeners: list[Callable[[PodWorker, str, str, bytes], None]] = []
         self.base_env = {k: v for k, v in os.environ.items() if k != "PROCORCH_CONTAINER_ID"}
         self.started = False
         self.runtime_description: dict[str, str] = {}
@@ -184,6 +185,7 @@ class Agent:
             await shim.connect()
             runtime = shim
         runtime.on_exit(self._on_exit)
+        runtime.on_output(self._on_output)
         runtime.on_lost(self._on_runtime_lost)
         return runtime
 
@@ -449,6 +451,25 @@ class Agent:
         shutil.rmtree(self.log_dir(worker.pod), ignore_errors=True)
 
     # -- runtime events ----------------------------------------------------------------------
+
+    def on_output(self, listener: Callable[[PodWorker, str, str, bytes], None]) -> None:
+        """Receive every container's output as it is produced: (pod worker, container name,
+        stream, bytes). For ``procorch up``'s live view; start it with :meth:`follow_output`."""
+        self._output_listeners.append(listener)
+
+    async def follow_output(self, enabled: bool = True) -> None:
+        await self.runtime.follow_output(enabled)
+
+    def _on_output(self, container_id: str, stream: str, data: bytes) -> None:
+        worker = self._runs.get(container_id)
+        if worker is None:
+            return
+        container = container_id[len(worker.uid) + 1 :].rsplit("_", 1)[0]
+        for listener in list(self._output_listeners):
+            try:
+                listener(worker, container, stream, data)
+            except Exception:  # noqa: BLE001 - a viewer must never break the agent
+                log.exception("output listener failed")
 
     def register_run(self, run_id: str, worker: PodWorker) -> None:
         self._runs[run_id] = worker

@@ -75,6 +75,13 @@ def cli() -> None:
     help="Run only the control plane: no scheduler and no local node agent.",
 )
 @click.option(
+    "--no-logs",
+    "--quiet",
+    "no_logs",
+    is_flag=True,
+    help="Do not print the containers' output (it is still in `kubectl logs`).",
+)
+@click.option(
     "--log-format",
     type=click.Choice(["console", "json"]),
     default="console",
@@ -96,6 +103,7 @@ def up(
     node_name: str | None,
     max_pods: int,
     no_node: bool,
+    no_logs: bool,
     log_format: str,
     log_level: str,
 ) -> None:
@@ -110,6 +118,7 @@ def up(
         ingress_port=ingress_port,
         files=list(files),
         node=not no_node,
+        show_output=not no_logs,
         node_name=node_name,
         agent={"max_pods": max_pods},
     )

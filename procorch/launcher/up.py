@@ -55,6 +55,8 @@ class UpConfig:
     node_name: str | None = None
     agent: dict[str, Any] = field(default_factory=dict)
     """Overrides of :class:`~procorch.agent.settings.AgentSettings` fields."""
+    show_output: bool = False
+    """Print every container's output on stdout, prefixed with its pod (``procorch up``)."""
 
 
 class Procorch:
@@ -127,6 +129,16 @@ class Procorch:
             settings.node_name = self.config.node_name
         self.agent = Agent(self.client, settings, on_crash=self._on_crash)
         await self.agent.start()
+        if self.config.show_output:
+            from procorch.launcher.console import OutputMux
+
+            mux = OutputMux()
+            self.agent.on_output(
+                lambda w, container, stream, data: mux.feed(
+                    w.namespace, w.name, container, len(w.init) + len(w.app), stream, data
+                )
+            )
+            await self.agent.follow_output(True)
 
     async def apply_files(self, files: list[Path]) -> list[Applied]:
         manifests = load_manifests(files)

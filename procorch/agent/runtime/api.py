@@ -23,15 +23,29 @@ from procorch.agent.runtime.spec import ContainerSpec, ContainerState, ExecResul
 from procorch.agent.runtime.supervisor import Supervisor, SupervisorConfig
 
 ExitListener = Callable[[str, ExitStatus], None]
+OutputListener = Callable[[str, str, bytes], None]  # (container id, stream, bytes)
 
 
 class Runtime(abc.ABC):
     def __init__(self) -> None:
         self._exit_listeners: list[ExitListener] = []
         self._lost_listeners: list[Callable[[str], None]] = []
+        self._output_listeners: list[OutputListener] = []
 
     def on_exit(self, listener: ExitListener) -> None:
         self._exit_listeners.append(listener)
+
+    def on_output(self, listener: OutputListener) -> None:
+        """Receive container output as it is produced (after :meth:`follow_output`)."""
+        self._output_listeners.append(listener)
+
+    def _emit_output(self, container_id: str, stream: str, data: bytes) -> None:
+        for listener in list(self._output_listeners):
+            listener(container_id, stream, data)
+
+    @abc.abstractmethod
+    async def follow_output(self, enabled: bool) -> None:
+        """Start (or stop) streaming every container's output to the output listeners."""
 
     def on_lost(self, listener: Callable[[str], None]) -> None:
         self._lost_listeners.append(listener)
@@ -84,6 +98,9 @@ class LocalRuntime(Runtime):
 
     async def start(self, spec: ContainerSpec) -> ContainerState:
         return await self.supervisor.start(spec)
+
+    async def follow_output(self, enabled: bool) -> None:
+        self.supervisor.subscribe_output(self._emit_output if enabled else None)
 
     async def stop(
         self, container_id: str, *, grace: float, sig: int = signal.SIGTERM

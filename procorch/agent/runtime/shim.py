@@ -43,6 +43,7 @@ from procorch.kit.logging import configure, get_logger
 log = get_logger("shim")
 
 MAX_LINE = 16 * 1024 * 1024
+OUTPUT_BUFFER_LIMIT = 4 * 1024 * 1024
 
 
 class Shim:
@@ -59,6 +60,7 @@ class Shim:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connections: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        self._dropped = 0
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -108,6 +110,35 @@ class Shim:
 
     def _on_exit(self, container_id: str, status: ExitStatus) -> None:
         self._send({"event": "exit", "container": container_id, "status": status.to_json()})
+
+    def _on_output(self, container_id: str, stream: str, data: bytes) -> None:
+        """Stream output to the agent, unless it is not keeping up: then drop (the log
+        files have everything) and say how much was dropped once it catches up."""
+        writer = self.writer
+        if writer is None or writer.is_closing():
+            return
+        if writer.transport.get_write_buffer_size() > OUTPUT_BUFFER_LIMIT:
+            self._dropped += len(data)
+            return
+        if self._dropped:
+            note = f"[procorch: {self._dropped} bytes of output not shown; see the logs]\n"
+            self._send(
+                {
+                    "event": "output",
+                    "container": container_id,
+                    "stream": "stderr",
+                    "data": base64.b64encode(note.encode()).decode(),
+                }
+            )
+            self._dropped = 0
+        self._send(
+            {
+                "event": "output",
+                "container": container_id,
+                "stream": stream,
+                "data": base64.b64encode(data).decode(),
+            }
+        )
 
     def _send(self, message: dict[str, Any]) -> None:
         writer = self.writer
@@ -181,6 +212,10 @@ class Shim:
                 args["container"], grace=float(args["grace"]), sig=int(args.get("signal", 15))
             )
             return status.to_json()
+        if op == "follow_output":
+            sup.subscribe_output(self._on_output if args.get("enabled") else None)
+            self._dropped = 0
+            return None
         if op == "signal":
             sup.send_signal(args["container"], int(args["signal"]))
             return None

@@ -68,6 +68,7 @@ class ShimRuntime(Runtime):
         self._ids = itertools.count(1)
         self._process: asyncio.subprocess.Process | None = None
         self._closing = False
+        self._follow = False
 
     # -- connection --------------------------------------------------------------------------
 
@@ -78,6 +79,8 @@ class ShimRuntime(Runtime):
         if await self._try_connect():
             self.adopted = True
             log.info("connected to the running node supervisor", socket=str(self.socket_path))
+            if self._follow:
+                await self._call("follow_output", enabled=True)
             return
         self.adopted = False
         await self._spawn()
@@ -89,6 +92,8 @@ class ShimRuntime(Runtime):
                         f"see {self.log_path}"
                     )
                 await asyncio.sleep(0.02)
+        if self._follow:
+            await self._call("follow_output", enabled=True)
 
     async def _try_connect(self) -> bool:
         try:
@@ -139,7 +144,13 @@ class ShimRuntime(Runtime):
                 except ValueError:
                     continue
                 if "event" in message:
-                    if message["event"] == "exit":
+                    if message["event"] == "output":
+                        self._emit_output(
+                            message["container"],
+                            message["stream"],
+                            base64.b64decode(message["data"]),
+                        )
+                    elif message["event"] == "exit":
                         self._emit_exit(
                             message["container"], ExitStatus.from_json(message["status"])
                         )
@@ -194,6 +205,10 @@ class ShimRuntime(Runtime):
     ) -> ExitStatus:
         result = await self._call("stop", container=container_id, grace=grace, signal=int(sig))
         return ExitStatus.from_json(result)
+
+    async def follow_output(self, enabled: bool) -> None:
+        self._follow = enabled
+        await self._call("follow_output", enabled=enabled)
 
     async def send_signal(self, container_id: str, sig: int) -> None:
         await self._call("signal", container=container_id, signal=int(sig))

@@ -61,6 +61,7 @@ PIPE_SIZE = 1024 * 1024
 EXEC_OUTPUT_LIMIT = 64 * 1024
 
 ExitListener = Callable[[str, ExitStatus], None]
+OutputListener = Callable[[str, str, bytes], None]  # (container id, stream, bytes)
 
 
 @dataclass
@@ -122,6 +123,7 @@ class Supervisor:
         self._mounts_possible: bool | None = None
         self._runs: dict[str, _Run] = {}
         self._listeners: list[ExitListener] = []
+        self._output: OutputListener | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._closed = False
         # Mount points this supervisor created on the host, and the runs that use each.
@@ -130,6 +132,11 @@ class Supervisor:
         log.info("container runtime ready", scope=config.scope, **self.cgroups.describe())
 
     # -- queries -----------------------------------------------------------------------------
+
+    def subscribe_output(self, listener: OutputListener | None) -> None:
+        """Also hand every chunk of container output to ``listener`` (as it is read, before
+        it is in the log file); None stops it. For ``procorch up``'s live output."""
+        self._output = listener
 
     def subscribe(self, listener: ExitListener) -> Callable[[], None]:
         self._listeners.append(listener)
@@ -390,6 +397,11 @@ class Supervisor:
         stream = run.fds.get(fd, "stdout")
         if data:
             run.log.feed(stream, data)
+            if self._output is not None:
+                try:
+                    self._output(run.spec.id, stream, data)
+                except Exception:  # noqa: BLE001 - a viewer must never break logging
+                    log.exception("output listener failed")
             return
         self._close_fd(run, fd)
 
