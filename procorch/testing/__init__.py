@@ -124,7 +124,7 @@ class Cluster:
             if not problems:
                 return
             if time.monotonic() > deadline:
-                raise NotReady("not ready after %.0f s: %s" % (timeout, "; ".join(problems)))
+                raise NotReady(f"not ready after {timeout:.0f} s: {'; '.join(problems)}")
             await asyncio.sleep(0.1)
 
     async def _not_ready(self) -> list[str]:
