@@ -60,6 +60,7 @@ SECRETS = must("core/secrets")
 CLAIMS = must("core/persistentvolumeclaims")
 SERVICES = must("core/services")
 ENDPOINT_SLICES = must("discovery.k8s.io/endpointslices")
+JOBS = must("batch/jobs")
 
 
 def _scope(settings: AgentSettings) -> str:
@@ -95,6 +96,8 @@ class Agent:
         # Which pod IPs some EndpointSlice publishes as ready (see wait_unpublished).
         self.endpoint_slices = Informer(client, ENDPOINT_SLICES)
         self.endpoint_slices.add_index("ready-ip", _ready_addresses)
+        self.endpoint_slices.add_index("service", _slice_service)
+        self.jobs = Informer(client, JOBS)
         self._unpublished = asyncio.Event()
         self.lookups = CacheLookups(
             config_maps=self.config_maps,
@@ -137,6 +140,7 @@ class Agent:
             ("claims", self.claims),
             ("services", self.services),
             ("endpointslices", self.endpoint_slices),
+            ("jobs", self.jobs),
             ("pods", self.pods),
         ):
             self.tasks.start(f"informer:{name}", informer.run())
@@ -152,6 +156,7 @@ class Agent:
         for informer in (self.config_maps, self.secrets, self.claims):
             informer.add_handler(self._on_dependency)
         self.endpoint_slices.add_handler(self._on_slice)
+        self.jobs.add_handler(self._on_dependency_state)
         self.tasks.start("node", self.node.run())
         self.tasks.start("metrics", self._sample_metrics())
         self.started = True
@@ -195,10 +200,16 @@ class Agent:
         if graceful and self.workers:
             log.info("stopping pods", count=len(self.workers))
             grace = self.settings.shutdown_grace
-            await asyncio.gather(
-                *(self._shutdown_pod(w, grace) for w in list(self.workers.values())),
-                return_exceptions=True,
-            )
+            workers = list(self.workers.values())
+            # Dependents first (pods that declared procorch.io/depends-on), then the rest.
+            waves = [
+                [w for w in workers if _depends(w.pod)],
+                [w for w in workers if not _depends(w.pod)],
+            ]
+            for wave in waves:
+                await asyncio.gather(
+                    *(self._shutdown_pod(w, grace) for w in wave), return_exceptions=True
+                )
         for task in list(self._worker_tasks.values()):
             task.cancel()
         await asyncio.gather(*self._worker_tasks.values(), return_exceptions=True)
@@ -383,6 +394,44 @@ class Agent:
 
     def _on_slice(self, etype: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         self._unpublished.set()
+        self._on_dependency_state(etype, obj, old)
+
+    def _on_dependency_state(
+        self, etype: str, obj: dict[str, Any], old: dict[str, Any] | None
+    ) -> None:
+        """A Service's endpoints or a Job changed: wake the pods still waiting on one."""
+        for worker in self.workers.values():
+            if worker.deps_message:
+                worker.wake()
+
+    def unmet_dependencies(self, pod: dict[str, Any]) -> list[str]:
+        """What a pod's ``procorch.io/depends-on`` annotation names that is not ready yet:
+        ``service/x`` without a ready endpoint, ``job/x`` not complete."""
+        wanted = ((pod.get("metadata") or {}).get("annotations") or {}).get(
+            "procorch.io/depends-on", ""
+        )
+        namespace = str(pod["metadata"].get("namespace") or "default")
+        missing: list[str] = []
+        for item in (w.strip() for w in wanted.split(",")):
+            if not item:
+                continue
+            kind, _, name = item.partition("/")
+            kind = kind.lower()
+            if kind in ("service", "svc", "services"):
+                slices = self.endpoint_slices.by_index("service", f"{namespace}/{name}")
+                if not any(_ready_addresses(s) for s in slices):
+                    missing.append(f"service/{name} (no ready endpoint)")
+            elif kind in ("job", "jobs"):
+                job = self.jobs.get(name, namespace)
+                done = job is not None and any(
+                    c.get("type") == "Complete" and c.get("status") == "True"
+                    for c in (job.get("status") or {}).get("conditions") or []
+                )
+                if not done:
+                    missing.append(f"job/{name} (not complete)")
+            else:
+                missing.append(f"{item} (unknown kind: use service/NAME or job/NAME)")
+        return missing
 
     def published(self, ip: str) -> bool:
         """Whether some EndpointSlice lists ``ip`` as a ready endpoint."""
@@ -575,6 +624,18 @@ class Agent:
                 / (latest.timestamp - previous.timestamp)
             )
         return max(0, cores), latest.memory_bytes
+
+
+def _depends(pod: dict[str, Any]) -> bool:
+    return bool(
+        ((pod.get("metadata") or {}).get("annotations") or {}).get("procorch.io/depends-on")
+    )
+
+
+def _slice_service(slice_: dict[str, Any]) -> list[str]:
+    meta = slice_.get("metadata") or {}
+    name = (meta.get("labels") or {}).get("kubernetes.io/service-name")
+    return [f"{meta.get('namespace')}/{name}"] if name else []
 
 
 def _ready_addresses(slice_: dict[str, Any]) -> list[str]:

@@ -50,6 +50,8 @@ log = get_logger("agent.pod")
 
 PODS = must("core/pods")
 CONFIG_RETRY = 2.0
+DEPENDENCIES_CONDITION = "procorch.io/DependenciesReady"
+DEPENDS_ON = "procorch.io/depends-on"
 
 
 def run_id(uid: str, name: str, attempt: int) -> str:
@@ -83,6 +85,8 @@ class PodWorker:
         self.live_failures: dict[str, str] = {}  # container -> why liveness failed
         self.adopted: dict[str, ContainerState] = {}  # runs found running at agent start
         self._early_exits: dict[str, ExitStatus] = {}
+        self.deps_met = False
+        self.deps_message = ""
         self.terminating = False
         self.finished = False
         self.final_phase: str | None = None
@@ -194,6 +198,9 @@ class PodWorker:
             return
         if not self.pod_ip:
             self.pod_ip = self.agent.allocate_ip(current)
+        if not self._dependencies_ready():
+            await self.write_status()
+            return
         if not await self._volumes():
             await self.write_status()
             return
@@ -205,6 +212,26 @@ class PodWorker:
         if await self._sync_init():
             await self._sync_app()
         await self.write_status()
+
+    # -- dependencies ------------------------------------------------------------------------
+
+    def _dependencies_ready(self) -> bool:
+        """``procorch.io/depends-on``: hold the pod (Pending, nothing started) until every
+        named Service has a ready endpoint and every named Job has completed. Checked only
+        until the pod first starts, as init containers are."""
+        if self.deps_met or any(r.ever_ran() for r in (*self.init, *self.app)):
+            self.deps_met = True
+            return True
+        missing = self.agent.unmet_dependencies(self.pod)
+        message = "waiting for " + ", ".join(missing) if missing else ""
+        if message != self.deps_message:
+            self.deps_message = message
+            if missing:
+                self.agent.recorder.event(self.pod, "Normal", "WaitingForDependencies", message)
+        if missing:
+            return False
+        self.deps_met = True
+        return True
 
     # -- volumes -----------------------------------------------------------------------------
 
@@ -647,6 +674,33 @@ class PodWorker:
             terminating=self.terminating,
             pod_phase=self.final_phase,
         )
+        if self.deps_message:
+            status["conditions"] = [
+                c for c in status["conditions"] if c.get("type") != DEPENDENCIES_CONDITION
+            ] + [
+                {
+                    "type": DEPENDENCIES_CONDITION,
+                    "status": "False",
+                    "reason": "WaitingForDependencies",
+                    "message": self.deps_message,
+                    "lastProbeTime": None,
+                    "lastTransitionTime": _since(self.pod, DEPENDENCIES_CONDITION, "False"),
+                }
+            ]
+        elif any(
+            c.get("type") == DEPENDENCIES_CONDITION
+            for c in (self.pod.get("status") or {}).get("conditions") or []
+        ):
+            status["conditions"] = [
+                c for c in status["conditions"] if c.get("type") != DEPENDENCIES_CONDITION
+            ] + [
+                {
+                    "type": DEPENDENCIES_CONDITION,
+                    "status": "True",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": _since(self.pod, DEPENDENCIES_CONDITION, "True"),
+                }
+            ]
         if self.final_phase == "Failed" and self.final_reason:
             status["reason"] = self.final_reason
             status["message"] = self.final_message
@@ -686,6 +740,13 @@ class PodWorker:
             return True
         self.wake_after(float(deadline) - elapsed)
         return False
+
+
+def _since(pod: dict[str, Any], ctype: str, status: str) -> str:
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == ctype and cond.get("status") == status:
+            return str(cond.get("lastTransitionTime") or rfc3339())
+    return rfc3339()
 
 
 def _duration(seconds: float) -> str:

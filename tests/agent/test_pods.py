@@ -557,3 +557,53 @@ async def eventually_published(cluster: Cluster, ip: str) -> None:
     while not cluster.agent.published(ip):
         assert time.monotonic() < deadline
         await asyncio.sleep(0.02)
+
+
+async def test_a_pod_waits_for_the_service_it_depends_on(cluster: Cluster) -> None:
+    from procorch.api.resources import must
+
+    await cluster.apply(
+        textwrap.dedent(
+            """
+            apiVersion: v1
+            kind: Pod
+            metadata:
+              name: app
+              annotations: {procorch.io/depends-on: "service/db"}
+            spec:
+              containers:
+              - {name: main, command: ["sleep", "60"]}
+            """
+        )
+    )
+    p = await cluster.wait_pod(
+        "app",
+        lambda p: any(
+            c["type"] == "procorch.io/DependenciesReady" and c["status"] == "False"
+            for c in p["status"].get("conditions") or []
+        ),
+    )
+    cond = next(
+        c for c in p["status"]["conditions"] if c["type"] == "procorch.io/DependenciesReady"
+    )
+    assert cond["message"] == "waiting for service/db (no ready endpoint)"
+    await asyncio.sleep(0.5)
+    p = await cluster.pod("app")
+    assert p["status"]["phase"] == "Pending"
+    assert container_state(p)["state"]["waiting"]["reason"] == "ContainerCreating"
+    slice_ = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": "db-x", "labels": {"kubernetes.io/service-name": "db"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["127.1.9.9"], "conditions": {"ready": True}}],
+        "ports": [{"port": 5432}],
+    }
+    await cluster.client.create(
+        must("discovery.k8s.io/endpointslices"), slice_, namespace="default"
+    )
+    p = await cluster.wait_pod("app", running)
+    cond = next(
+        c for c in p["status"]["conditions"] if c["type"] == "procorch.io/DependenciesReady"
+    )
+    assert cond["status"] == "True"
