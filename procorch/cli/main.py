@@ -75,6 +75,20 @@ def cli() -> None:
     help="Run only the control plane: no scheduler and no local node agent.",
 )
 @click.option(
+    "-e",
+    "--env-file",
+    "env_files",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Procfile mode: an env file loaded after .env (repeatable; later ones win).",
+)
+@click.option(
+    "-m",
+    "--formation",
+    default="",
+    help="Procfile mode: replicas per process type, e.g. web=2,worker=3.",
+)
+@click.option(
     "--no-logs",
     "--quiet",
     "no_logs",
@@ -103,20 +117,34 @@ def up(
     node_name: str | None,
     max_pods: int,
     no_node: bool,
+    env_files: tuple[Path, ...],
+    formation: str,
     no_logs: bool,
     log_format: str,
     log_level: str,
 ) -> None:
-    """Run the API server, controllers and everything else in the foreground."""
+    """Run the API server, controllers and everything else in the foreground.
+
+    With no -f, a Procfile in the current directory is run (with .env), foreman-style."""
     from procorch.launcher.up import UpConfig, run_up
 
     configure(fmt=log_format, level=log_level)  # type: ignore[arg-type]
+    objects: list[dict[str, Any]] = []
+    procfile_mode = not files and Path("Procfile").exists()
+    if procfile_mode:
+        from procorch.cli.devrunner import procfile_objects
+
+        objects = procfile_objects(Path("Procfile"), env_files=env_files, formation_text=formation)
+    elif env_files or formation:
+        raise click.UsageError("-e and -m apply to a Procfile; there is none here")
     config = UpConfig(
         data_dir=data_dir,
         api_host=api_host,
         api_port=api_port,
         ingress_port=ingress_port,
         files=list(files),
+        objects=objects,
+        procfile=procfile_mode,
         node=not no_node,
         show_output=not no_logs,
         node_name=node_name,
@@ -132,7 +160,7 @@ def up(
 
 
 def main() -> None:
-    from procorch.cli import commands  # noqa: F401  (registers the client commands)
+    from procorch.cli import commands, devrunner  # noqa: F401  (registers commands)
 
     cli(prog_name="procorch")
 

@@ -31,6 +31,20 @@ def default_name(namespace: str, pod: str, container: str, containers: int) -> s
     return name if namespace == "default" else f"{namespace}/{name}"
 
 
+def procfile_names() -> NameOf:
+    """``web.1``, ``web.2``: the process type (the container's name) and the replica, numbered
+    in the order its pods first speak, as foreman numbers them."""
+    ordinals: dict[str, dict[str, int]] = {}
+
+    def name_of(namespace: str, pod: str, container: str, containers: int) -> str:
+        pods = ordinals.setdefault(container, {})
+        if pod not in pods:
+            pods[pod] = len(pods) + 1
+        return f"{container}.{pods[pod]}"
+
+    return name_of
+
+
 class OutputMux:
     def __init__(
         self,

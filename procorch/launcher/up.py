@@ -27,6 +27,7 @@ from procorch.client.events import EventRecorder
 from procorch.client.kubeconfig import Credentials
 from procorch.client.kubeconfig import write as write_kubeconfig
 from procorch.client.local import LocalClient
+from procorch.client.manifests import Manifest
 from procorch.client.manifests import load as load_manifests
 from procorch.controllers.gc import GarbageCollector
 from procorch.controllers.namespace import NamespaceController
@@ -55,6 +56,10 @@ class UpConfig:
     node_name: str | None = None
     agent: dict[str, Any] = field(default_factory=dict)
     """Overrides of :class:`~procorch.agent.settings.AgentSettings` fields."""
+    objects: list[dict[str, Any]] = field(default_factory=list)
+    """Objects to apply with the files (a Procfile's Deployments)."""
+    procfile: bool = False
+    """Name output lines by process type and replica (``web.1``), as foreman does."""
     show_output: bool = False
     """Print every container's output on stdout, prefixed with its pod (``procorch up``)."""
 
@@ -130,9 +135,9 @@ class Procorch:
         self.agent = Agent(self.client, settings, on_crash=self._on_crash)
         await self.agent.start()
         if self.config.show_output:
-            from procorch.launcher.console import OutputMux
+            from procorch.launcher.console import OutputMux, default_name, procfile_names
 
-            mux = OutputMux()
+            mux = OutputMux(name_of=procfile_names() if self.config.procfile else default_name)
             self.agent.on_output(
                 lambda w, container, stream, data: mux.feed(
                     w.namespace, w.name, container, len(w.init) + len(w.app), stream, data
@@ -140,8 +145,12 @@ class Procorch:
             )
             await self.agent.follow_output(True)
 
-    async def apply_files(self, files: list[Path]) -> list[Applied]:
-        manifests = load_manifests(files)
+    async def apply_files(
+        self, files: list[Path], objects: list[dict[str, Any]] | None = None
+    ) -> list[Applied]:
+        manifests = load_manifests(files) + [
+            Manifest(obj, source="Procfile") for obj in objects or []
+        ]
         return await apply_all(self.admin, manifests, field_manager="procorch")
 
     async def stop(self) -> None:
@@ -187,9 +196,9 @@ async def run_up(config: UpConfig, *, on_ready: Any = None) -> int:
     code = 0
     try:
         await procorch.start()
-        if config.files:
+        if config.files or config.objects:
             try:
-                for applied in await procorch.apply_files(config.files):
+                for applied in await procorch.apply_files(config.files, config.objects):
                     log.info("applied", object=applied.describe())
             except Exception as exc:  # noqa: BLE001 - report and stop cleanly
                 log.error("could not apply manifests; nothing was applied", error=str(exc))
