@@ -89,6 +89,12 @@ def cli() -> None:
     help="Procfile mode: replicas per process type, e.g. web=2,worker=3.",
 )
 @click.option(
+    "-d",
+    "--detach",
+    is_flag=True,
+    help="Run in the background (logs in <data-dir>/procorch.log); `procorch down` stops it.",
+)
+@click.option(
     "--no-logs",
     "--quiet",
     "no_logs",
@@ -119,6 +125,7 @@ def up(
     no_node: bool,
     env_files: tuple[Path, ...],
     formation: str,
+    detach: bool,
     no_logs: bool,
     log_format: str,
     log_level: str,
@@ -128,6 +135,11 @@ def up(
     With no -f, a Procfile in the current directory is run (with .env), foreman-style."""
     from procorch.launcher.up import UpConfig, run_up
 
+    if detach:
+        from procorch.cli.devrunner import detach as run_detached
+
+        run_detached(data_dir, sys.argv[2:])
+        return
     configure(fmt=log_format, level=log_level)  # type: ignore[arg-type]
     objects: list[dict[str, Any]] = []
     procfile_mode = not files and Path("Procfile").exists()

@@ -194,7 +194,16 @@ async def run_up(config: UpConfig, *, on_ready: Any = None) -> int:
         loop.add_signal_handler(sig, on_signal, sig)
     procorch = Procorch(config)
     code = 0
+    pid_file = procorch.data_dir / PID_FILE
     try:
+        running = running_pid(procorch.data_dir)
+        if running is not None:
+            log.error(
+                "procorch is already running with this data dir; stop it with `procorch down`",
+                pid=running,
+                data_dir=str(procorch.data_dir),
+            )
+            return 1
         await procorch.start()
         if config.files or config.objects:
             try:
@@ -204,6 +213,9 @@ async def run_up(config: UpConfig, *, on_ready: Any = None) -> int:
                 log.error("could not apply manifests; nothing was applied", error=str(exc))
                 code = 1
                 stop.set()
+        if code == 0:
+            # Written once the manifests are applied: `up -d` returns when this appears.
+            pid_file.write_text(f"{os.getpid()}\n")
         if on_ready is not None and code == 0:
             on_ready(procorch)
         crashed = asyncio.create_task(procorch.crashed.wait(), name="up/crash-watch")
@@ -216,6 +228,28 @@ async def run_up(config: UpConfig, *, on_ready: Any = None) -> int:
             code = 1
     finally:
         await procorch.stop()
+        if running_pid(procorch.data_dir) == os.getpid():
+            pid_file.unlink(missing_ok=True)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     return code
+
+
+PID_FILE = "procorch.pid"
+
+
+def running_pid(data_dir: Path) -> int | None:
+    """The pid of the ``procorch up`` serving ``data_dir``, if one is running (a stale pid
+    file, or a pid reused by another program, does not count)."""
+    try:
+        pid = int((data_dir / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read().split(b"\0")
+    except OSError:
+        return None
+    if not any(b"procorch" in part for part in cmdline):
+        return None
+    return pid
