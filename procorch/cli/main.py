@@ -159,13 +159,13 @@ def up(
         procfile=procfile_mode,
         node=not no_node,
         show_output=not no_logs,
+        show_progress=True,
         node_name=node_name,
         agent={"max_pods": max_pods},
     )
 
     def ready(procorch: Any) -> None:
         click.echo(f"procorch is up: {procorch.api_url}", err=True)
-        click.echo(f"  export KUBECONFIG={procorch.kubeconfig_path}", err=True)
 
     code = run_async(run_up(config, on_ready=ready))
     sys.exit(code)

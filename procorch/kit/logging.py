@@ -23,7 +23,7 @@ def configure(
 ) -> None:
     """Configure structlog and the stdlib root logger (aiohttp logs through it)."""
     global _configured
-    out = stream or sys.stderr
+    out: Any = stream or _CurrentStderr()
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}")
@@ -52,6 +52,20 @@ def configure(
     root.addHandler(handler)
     root.setLevel(max(numeric, logging.WARNING))
     _configured = True
+
+
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time of the write, so that a live terminal
+    view that redirects it (rich's Live) gets procorch's log lines above its display."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
 
 
 def _configure_default() -> None:

@@ -53,7 +53,7 @@ class OutputMux:
         colour: bool | None = None,
         name_of: NameOf = default_name,
     ) -> None:
-        self.out = out or sys.stdout.buffer
+        self.out = out
         self.colour = sys.stdout.isatty() if colour is None else colour
         self.name_of = name_of
         self._width = 0
@@ -93,8 +93,17 @@ class OutputMux:
             prefix = f"\x1b[{code}m{label}\x1b[0m".encode()
         else:
             prefix = label.encode()
+        blob = b"".join(prefix + line.rstrip(b"\r") + b"\n" for line in lines)
         try:
-            self.out.write(b"".join(prefix + line.rstrip(b"\r") + b"\n" for line in lines))
-            self.out.flush()
+            if self.out is not None:
+                self.out.write(blob)
+                self.out.flush()
+            elif sys.__stdout__ is not None and sys.stdout is sys.__stdout__:
+                sys.__stdout__.buffer.write(blob)
+                sys.__stdout__.buffer.flush()
+            else:
+                # A live view redirected stdout: go through it, so lines land above it.
+                sys.stdout.write(blob.decode(errors="replace"))
+                sys.stdout.flush()
         except (BrokenPipeError, ValueError):
             pass

@@ -60,6 +60,8 @@ class UpConfig:
     """Objects to apply with the files (a Procfile's Deployments)."""
     procfile: bool = False
     """Name output lines by process type and replica (``web.1``), as foreman does."""
+    show_progress: bool = False
+    """Show what is starting until everything is ready, then the URLs (``procorch up``)."""
     show_output: bool = False
     """Print every container's output on stdout, prefixed with its pod (``procorch up``)."""
 
@@ -218,11 +220,28 @@ async def run_up(config: UpConfig, *, on_ready: Any = None) -> int:
             pid_file.write_text(f"{os.getpid()}\n")
         if on_ready is not None and code == 0:
             on_ready(procorch)
+        progress: asyncio.Task[None] | None = None
+        if config.show_progress and code == 0:
+            from rich.console import Console
+
+            from procorch.launcher.progress import ingress_url_of, watch_startup
+
+            progress = asyncio.create_task(
+                watch_startup(
+                    procorch.admin,
+                    console=Console(stderr=True),
+                    kubeconfig=str(procorch.kubeconfig_path),
+                    ingress_url=ingress_url_of(procorch),
+                ),
+                name="up/progress",
+            )
         crashed = asyncio.create_task(procorch.crashed.wait(), name="up/crash-watch")
         stopped = asyncio.create_task(stop.wait(), name="up/stop-watch")
         await asyncio.wait([crashed, stopped], return_when=asyncio.FIRST_COMPLETED)
-        for task in (crashed, stopped):
+        for task in (crashed, stopped, *([progress] if progress else [])):
             task.cancel()
+        if progress is not None:
+            await asyncio.gather(progress, return_exceptions=True)
         if procorch.crashed.is_set():
             log.error("a component failed; stopping", reason=procorch.crash_reason)
             code = 1

@@ -34,6 +34,7 @@ from typing import Any
 
 from procorch.api import errors
 from procorch.api.resources import must
+from procorch.client import readiness
 from procorch.client.base import Client
 from procorch.client.http import HttpClient
 from procorch.client.kubeconfig import read as read_kubeconfig
@@ -128,55 +129,19 @@ class Cluster:
             await asyncio.sleep(0.1)
 
     async def _not_ready(self) -> list[str]:
-        problems: list[str] = []
-        for d in (await self.client.list(DEPLOYMENTS)).items:
-            meta, spec, status = d["metadata"], d.get("spec") or {}, d.get("status") or {}
-            want = int(spec.get("replicas", 1))
-            name = f"deployment/{meta['name']}"
-            if int(status.get("observedGeneration") or 0) < int(meta.get("generation") or 0):
-                problems.append(f"{name}: spec update not observed yet")
-            elif (
-                int(status.get("updatedReplicas") or 0) < want
-                or int(status.get("availableReplicas") or 0) < want
-            ):
-                problems.append(f"{name}: {status.get('availableReplicas') or 0}/{want} available")
-        for job in (await self.client.list(JOBS)).items:
-            conditions = {
-                c.get("type"): c for c in (job.get("status") or {}).get("conditions") or []
-            }
-            name = f"job/{job['metadata']['name']}"
-            failed = conditions.get("Failed")
-            if failed and failed.get("status") == "True":
-                raise NotReady(f"{name} failed: {failed.get('reason')}: {failed.get('message')}")
-            complete = conditions.get("Complete")
-            if not (complete and complete.get("status") == "True"):
-                problems.append(f"{name}: not complete")
-        for pod in (await self.client.list(PODS)).items:
-            labels = pod["metadata"].get("labels") or {}
-            if "job-name" in labels or "batch.kubernetes.io/job-name" in labels:
-                continue
-            status = pod.get("status") or {}
-            if status.get("phase") == "Succeeded" or pod["metadata"].get("deletionTimestamp"):
-                continue
-            ready = any(
-                c.get("type") == "Ready" and c.get("status") == "True"
-                for c in status.get("conditions") or []
-            )
-            if not ready:
-                problems.append(f"pod/{pod['metadata']['name']}: {_why(pod)}")
-        return problems
-
-
-def _why(pod: dict[str, Any]) -> str:
-    status = pod.get("status") or {}
-    for cs in status.get("containerStatuses") or []:
-        waiting = (cs.get("state") or {}).get("waiting")
-        if waiting:
-            return f"{cs['name']} {waiting.get('reason')}: {waiting.get('message', '')}".strip()
-    for cond in status.get("conditions") or []:
-        if cond.get("status") == "False" and cond.get("message"):
-            return str(cond["message"])
-    return str(status.get("phase") or "Pending")
+        items = readiness.evaluate(
+            (await self.client.list(DEPLOYMENTS)).items,
+            (await self.client.list(JOBS)).items,
+            (await self.client.list(PODS)).items,
+        )
+        for item in items:
+            if item.kind == "job" and item.state == "failing":
+                raise NotReady(f"{item.ref} failed: {item.detail}")
+        return [
+            f"{item.ref}: {item.detail}" if item.detail else item.ref
+            for item in items
+            if item.state not in ("ready", "done")
+        ]
 
 
 @contextlib.asynccontextmanager
