@@ -9,6 +9,7 @@ kubectl can use the same kubeconfig.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,11 @@ def cli() -> None:
     help="Procfile mode: replicas per process type, e.g. web=2,worker=3.",
 )
 @click.option(
+    "--watch",
+    is_flag=True,
+    help="Re-apply the manifests (or the Procfile and .env) whenever they change.",
+)
+@click.option(
     "-d",
     "--detach",
     is_flag=True,
@@ -125,6 +131,7 @@ def up(
     no_node: bool,
     env_files: tuple[Path, ...],
     formation: str,
+    watch: bool,
     detach: bool,
     no_logs: bool,
     log_format: str,
@@ -142,11 +149,18 @@ def up(
         return
     configure(fmt=log_format, level=log_level)  # type: ignore[arg-type]
     objects: list[dict[str, Any]] = []
+    reload: Callable[[], list[dict[str, Any]]] | None = None
+    watched: list[Path] = list(files)
     procfile_mode = not files and Path("Procfile").exists()
     if procfile_mode:
         from procorch.cli.devrunner import procfile_objects
 
-        objects = procfile_objects(Path("Procfile"), env_files=env_files, formation_text=formation)
+        def read_procfile() -> list[dict[str, Any]]:
+            return procfile_objects(Path("Procfile"), env_files=env_files, formation_text=formation)
+
+        reload = read_procfile
+        objects = read_procfile()
+        watched = [Path("Procfile"), Path(".env"), *env_files]
     elif env_files or formation:
         raise click.UsageError("-e and -m apply to a Procfile; there is none here")
     config = UpConfig(
@@ -160,6 +174,8 @@ def up(
         node=not no_node,
         show_output=not no_logs,
         show_progress=True,
+        watch=watched if watch else [],
+        reload=reload,
         node_name=node_name,
         agent={"max_pods": max_pods},
     )

@@ -15,6 +15,7 @@ import asyncio
 import os
 import secrets
 import signal
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,6 +61,10 @@ class UpConfig:
     """Objects to apply with the files (a Procfile's Deployments)."""
     procfile: bool = False
     """Name output lines by process type and replica (``web.1``), as foreman does."""
+    watch: list[Path] = field(default_factory=list)
+    """Re-apply the files (and ``reload()``'s objects) when anything under these changes."""
+    reload: Any = None
+    """``() -> list of objects``: the Procfile's objects, read again (``--watch``)."""
     show_progress: bool = False
     """Show what is starting until everything is ready, then the URLs (``procorch up``)."""
     show_output: bool = False
@@ -235,13 +240,27 @@ async def run_up(config: UpConfig, *, on_ready: Any = None) -> int:
                 ),
                 name="up/progress",
             )
+        watcher: asyncio.Task[None] | None = None
+        if config.watch and code == 0:
+            from procorch.launcher.watch import watch_and_apply
+
+            watcher = asyncio.create_task(
+                watch_and_apply(
+                    procorch,
+                    paths=config.watch,
+                    files=config.files,
+                    objects=config.reload,
+                    echo=lambda text: print(text, file=sys.stderr, flush=True),
+                ),
+                name="up/watch",
+            )
         crashed = asyncio.create_task(procorch.crashed.wait(), name="up/crash-watch")
         stopped = asyncio.create_task(stop.wait(), name="up/stop-watch")
         await asyncio.wait([crashed, stopped], return_when=asyncio.FIRST_COMPLETED)
-        for task in (crashed, stopped, *([progress] if progress else [])):
+        extras = [t for t in (progress, watcher) if t is not None]
+        for task in (crashed, stopped, *extras):
             task.cancel()
-        if progress is not None:
-            await asyncio.gather(progress, return_exceptions=True)
+        await asyncio.gather(*extras, return_exceptions=True)
         if procorch.crashed.is_set():
             log.error("a component failed; stopping", reason=procorch.crash_reason)
             code = 1
