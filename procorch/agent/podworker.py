@@ -479,6 +479,7 @@ class PodWorker:
             on_change=on_change,
             on_liveness_failure=on_liveness_failure,
             on_event=on_event,
+            ready_settle=self.agent.settings.ready_settle,
         )
         old = self.probes.pop(record.name, None)
         if old is not None:

@@ -9,8 +9,12 @@ Kubernetes' rules, and where procorch differs:
 
 * Defaults: initialDelaySeconds 0, periodSeconds 10, timeoutSeconds 1, successThreshold 1,
   failureThreshold 3. Fractional values are accepted (tests use them; the API asks for integers).
-* No startup probe: started at once. No readiness probe: ready once started. Readiness and
-  liveness do not run before the container has started; startup stops once it succeeds.
+* No startup probe: started at once. No readiness probe: ready once started and still running
+  ``ready_settle`` seconds later (the kubelet first sees a new container at its next relist, up
+  to a second later, so one that crashes at once never shows Ready; without the settle a
+  crash-looping container flickers Ready at every restart, and a rolling update counts it as
+  available). Readiness and liveness do not run before the container has started; startup
+  stops once it succeeds.
 * No probe runs before ``initialDelaySeconds`` have passed since the process started. The first
   probe then runs at once (the kubelet waits for its next tick; fast readiness matters for
   rollouts), and then every ``periodSeconds``.
@@ -114,6 +118,7 @@ class ContainerProbes:
         on_liveness_failure: Callable[[str, str], None],
         on_event: Callable[[str, str, str], None],
         clock: Callable[[], float] = time.monotonic,
+        ready_settle: float = 0.0,
     ) -> None:
         self.container = container
         self.pod_ip = pod_ip
@@ -133,6 +138,10 @@ class ContainerProbes:
         if self._started:
             self._started_event.set()
         self._readiness_ok = False
+        self._ready_settle = ready_settle
+        # A run that has been going for long enough (one adopted after an agent restart) is
+        # settled already: it must not turn unready for an instant.
+        self._settled = "readiness" in self._specs or clock() - started_at >= ready_settle
         self._terminating = False
         self._tasks = TaskSet(f"probes/{container.get('name', '')}")
         self._running = False
@@ -145,7 +154,9 @@ class ContainerProbes:
     def ready(self) -> bool:
         if self._terminating or not self._started:
             return False
-        return "readiness" not in self._specs or self._readiness_ok
+        if "readiness" in self._specs:
+            return self._readiness_ok
+        return self._settled
 
     def start(self) -> None:
         """Start one task per probe the container declares."""
@@ -154,6 +165,8 @@ class ContainerProbes:
         self._running = True
         for kind in self._specs:
             self._tasks.start(kind, self._loop(kind), forever=False)
+        if not self._settled:
+            self._tasks.start("settle", self._settle(), forever=False)
 
     async def stop(self) -> None:
         """Cancel the probe tasks and wait for them to end."""
@@ -167,6 +180,15 @@ class ContainerProbes:
             self._notify(self._on_change)
 
     # --- the loops ---
+
+    async def _settle(self) -> None:
+        await self._started_event.wait()
+        wait = self._ready_settle - (self._clock() - self.started_at)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._settled = True
+        if self.ready:
+            self._notify(self._on_change)
 
     async def _loop(self, kind: ProbeKind) -> None:
         timing = ProbeTiming.of(self._specs[kind])

@@ -51,6 +51,9 @@ class AgentSettings:
 
     log_max_bytes: int = 10 * 1024 * 1024
     log_max_files: int = 5
+    ready_settle: float = 0.5
+    """A container without a readiness probe is Ready once it has run this long (see
+    :mod:`procorch.agent.prober`): a process that crashes at once is never reported Ready."""
     metrics_interval: float = 10.0
     """Seconds between CPU/memory samples of every container (for ``kubectl top`` and HPA)."""
     termination_grace_default: int = 30

@@ -23,7 +23,7 @@ from procorch.api import errors
 from procorch.api.resources import ResourceType, must
 from procorch.api.selectors.labels import parse_label_selector
 from procorch.apiserver import discovery
-from procorch.apiserver.auth import User
+from procorch.apiserver.auth import SYSTEM, User
 from procorch.apiserver.service import ApiService
 from procorch.kit.logging import get_logger
 
@@ -282,6 +282,11 @@ class NodeProxy:
                 }
             )
         return out
+
+    async def pod_metrics(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """PodMetrics items of ``namespace`` matching a label selector, as ``metrics.k8s.io``
+        lists them, read as the system user: the HorizontalPodAutoscaler's metrics source."""
+        return await self._pod_metrics(SYSTEM, namespace, "", selector)
 
     async def _pod_metrics(
         self, user: User, namespace: str, name: str, selector: str
