@@ -58,7 +58,10 @@ class WorkQueue(Generic[K]):
         self._waiting: list[tuple[float, int, K]] = []  # heap of (due, seq, key)
         self._seq = itertools.count()
         self._getters: deque[asyncio.Future[None]] = deque()
-        self._timer: asyncio.TimerHandle | None = None
+        # uvloop's call_at returns a plain Handle (no ``when()``) for a time already past, so
+        # the timer's due time is kept here.
+        self._timer: asyncio.Handle | None = None
+        self._timer_due = 0.0
         self._shutdown = False
         self.backoff = backoff or Backoff()
 
@@ -146,10 +149,11 @@ class WorkQueue(Generic[K]):
         loop = asyncio.get_running_loop()
         due = self._waiting[0][0]
         if self._timer is not None:
-            if self._timer.when() <= due:
+            if self._timer_due <= due:
                 return
             self._timer.cancel()
         self._timer = loop.call_at(due, self._fire)
+        self._timer_due = due
 
     def _fire(self) -> None:
         self._timer = None

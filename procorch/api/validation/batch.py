@@ -2,8 +2,11 @@
 generated selectors, the pod template's restart policy, immutable fields on update; cron
 schedules and time zones.
 
-Mirrors Kubernetes' batch validation. Schedules are checked with croniter; procorch also
-accepts a sixth, seconds field in croniter's convention (``*/5 * * * * *``).
+Mirrors Kubernetes' batch validation. Schedules are read by croniter (:func:`cron_iter`, the
+one place that decides how, shared with the CronJob controller): five fields or a macro as
+Kubernetes accepts them and, a procorch extension, a sixth field for seconds that comes
+*first*, as croniter reads it with ``second_at_beginning`` (and Quartz, Spring and robfig/cron
+``WithSeconds`` do): ``*/5 * * * * *`` runs every 5 seconds.
 Pure data (time zones are read from the tz database, which ``zoneinfo`` caches).
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from datetime import datetime
 from typing import Any
 
 from croniter import croniter
@@ -484,10 +488,21 @@ def cron_problem(expression: str) -> str:
                 f'failed to parse int from {field}: strconv.Atoi: parsing "{field}": invalid syntax'
             )
     try:
-        croniter(expression)
+        cron_iter(expression)
     except (ValueError, KeyError, TypeError) as exc:
         return f"invalid schedule: {exc}"
     return ""
+
+
+def has_seconds(expression: str) -> bool:
+    """Whether a schedule has procorch's seconds field (six fields, seconds first)."""
+    return not expression.startswith("@") and len(expression.split()) == 6
+
+
+def cron_iter(expression: str, start: datetime | None = None) -> croniter:
+    """A croniter over ``expression`` from ``start`` (an aware datetime in the schedule's
+    zone): five fields or a macro, or six with the seconds field first."""
+    return croniter(expression, start, second_at_beginning=has_seconds(expression))
 
 
 def _tz_problem(name: str) -> str:
