@@ -9,8 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from procorch.api import errors, resources
+from procorch.apiserver.allocators import (
+    DEFAULT_SERVICE_CIDR,
+    api_service_names,
+    ensure_kubernetes_service,
+)
 from procorch.apiserver.auth import ADMIN, SYSTEM, TokenAuthenticator, load_or_create_token
 from procorch.apiserver.certs import ensure_pki
+from procorch.apiserver.hpa_v1 import PREFIX as HPA_V1_PREFIX
+from procorch.apiserver.hpa_v1 import AutoscalingV1
 from procorch.apiserver.http import ApiServer
 from procorch.apiserver.nodeproxy import METRICS_PREFIX, NodeProxy, register_discovery
 from procorch.apiserver.service import ApiService
@@ -24,7 +31,13 @@ SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 class ControlPlane:
     def __init__(
-        self, data_dir: Path, *, host: str = "127.0.0.1", port: int = 0, tls: bool = True
+        self,
+        data_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: bool = True,
+        service_cidr: str = DEFAULT_SERVICE_CIDR,
     ) -> None:
         self.data_dir = data_dir
         self.tls = tls
@@ -32,11 +45,13 @@ class ControlPlane:
         self.host = host
         self.requested_port = port
         self.store = SQLiteStore(data_dir / "store.db")
-        self.service = ApiService(self.store)
+        self.service = ApiService(self.store, service_cidr=service_cidr)
         self.authenticator = TokenAuthenticator()
         self.http = ApiServer(self.service, self.authenticator.authenticate)
         self.node_proxy = NodeProxy(self.service)
         self.http.subresource_handlers[("core/pods", "log")] = self.node_proxy.pod_log
+        # kubectl autoscale creates its HPA at autoscaling/v1.
+        self.http.prefix_handlers[HPA_V1_PREFIX] = AutoscalingV1(self.service).handle
         self.admin_token = ""
 
     def set_kubelet_token(self, token: str) -> None:
@@ -60,10 +75,14 @@ class ControlPlane:
         self.authenticator.add(self.admin_token, ADMIN)
         context = None
         if self.tls:
-            pki = ensure_pki(self.data_dir / "pki", hosts=[self.host])
+            pki = ensure_pki(
+                self.data_dir / "pki",
+                hosts=[self.host, *api_service_names(self.service.allocators)],
+            )
             self.ca_pem = pki.ca_pem()
             context = pki.server_context()
         await self.http.start(host=self.host, port=self.requested_port, ssl_context=context)
+        await ensure_kubernetes_service(self.service, host=self.host, port=self.http.port)
 
     async def _bootstrap(self) -> None:
         namespaces = resources.by_key("core/namespaces")

@@ -22,6 +22,7 @@ from procorch.api.shape import check_shape
 from procorch.api.types import schema_for
 from procorch.api.validation import validate
 from procorch.apiserver import scale, strategy
+from procorch.apiserver.allocators import DEFAULT_SERVICE_CIDR, ServiceAllocators
 from procorch.apiserver.auth import Attributes, Authorizer, MastersOnly, User, forbidden_message
 from procorch.apiserver.filters import ObjectFilter
 from procorch.apiserver.verbs_common import (
@@ -41,9 +42,17 @@ PVC_PROTECTION_FINALIZER = "kubernetes.io/pvc-protection"
 
 
 class ServiceCore:
-    def __init__(self, store: Store, *, authorizer: Authorizer | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        authorizer: Authorizer | None = None,
+        service_cidr: str = DEFAULT_SERVICE_CIDR,
+    ) -> None:
         self.store = store
         self.authorizer: Authorizer = authorizer or MastersOnly()
+        # Services' cluster IPs and node ports (allocated around the store write).
+        self.allocators = ServiceAllocators(store, service_cidr=service_cidr)
 
     @staticmethod
     def key(rt: ResourceType, namespace: str, name: str) -> Key:
@@ -178,18 +187,21 @@ class ServiceCore:
         if opts.dry_run:
             if self.store.get(key) is not None:
                 raise errors.AlreadyExists.of(rt.plural, key.name, group=rt.group)
+            with self.allocators.creating(rt, obj, dry_run=True):
+                pass
             return Result(unsaved(obj, self.store.revision), created=True, warnings=warnings.items)
-        for _attempt in range(RETRIES):
-            try:
-                stored = await self.store.create(key, obj)
-                return Result(stored, created=True, warnings=warnings.items)
-            except errors.AlreadyExists:
-                if not generated:
-                    raise errors.AlreadyExists.of(rt.plural, key.name, group=rt.group) from None
-                meta["name"] = generate_name(str(meta["generateName"]))
-                strategy.rename(rt, obj)
-                key = key_for(rt, key.namespace, str(meta["name"]))
-        raise errors.AlreadyExists.of(rt.plural, key.name, group=rt.group)
+        with self.allocators.creating(rt, obj, dry_run=False):
+            for _attempt in range(RETRIES):
+                try:
+                    stored = await self.store.create(key, obj)
+                    return Result(stored, created=True, warnings=warnings.items)
+                except errors.AlreadyExists:
+                    if not generated:
+                        raise errors.AlreadyExists.of(rt.plural, key.name, group=rt.group) from None
+                    meta["name"] = generate_name(str(meta["generateName"]))
+                    strategy.rename(rt, obj)
+                    key = key_for(rt, key.namespace, str(meta["name"]))
+            raise errors.AlreadyExists.of(rt.plural, key.name, group=rt.group)
 
     def _decode_new(
         self,
@@ -438,6 +450,7 @@ class ServiceCore:
             if not managed:
                 requested = deep_copy(new)
             strategy.prepare_update(rt, new, old)
+            self.allocators.prepare_update(rt, new, old)
         apply_defaults(rt.api_version, rt.kind, new)
         self._validate(rt, new, old=old)
         if not managed:
@@ -463,10 +476,12 @@ class ServiceCore:
             if opts.dry_run:
                 return Result(unsaved(new, self.store.revision))
             stored = await self.store.delete(key, expected_rv=current.revision)
+            self.allocators.released(rt, old)
             return Result(stored)
-        if opts.dry_run:
-            return Result(unsaved(new, self.store.revision))
-        stored = await self.store.update(key, new, expected_rv=current.revision)
+        with self.allocators.updating(rt, new, old, dry_run=opts.dry_run):
+            if opts.dry_run:
+                return Result(unsaved(new, self.store.revision))
+            stored = await self.store.update(key, new, expected_rv=current.revision)
         return Result(stored)
 
     @staticmethod

@@ -53,12 +53,15 @@ class DeletionVerbs(ServiceCore):
             )
         for _attempt in range(RETRIES):
             current = self._get_or_404(rt, namespace, name)
+            uid_holds = options.precondition_uid in (None, current.object["metadata"].get("uid"))
             try:
                 return await self._delete_once(rt, current, options)
             except PreconditionFailed:
                 raise
             except errors.Conflict:
-                if options.precondition_rv is not None or options.precondition_uid is not None:
+                # A write that raced ours is retried on the fresh object, as Kubernetes'
+                # GuaranteedUpdate does; a precondition that does not hold is the answer.
+                if options.precondition_rv is not None or not uid_holds:
                     raise
                 continue
         raise errors.Conflict.modified(rt.plural, name, group=rt.group)
@@ -140,6 +143,7 @@ class DeletionVerbs(ServiceCore):
         if options.dry_run:
             return DeleteResult(current, finished=True)
         stored = await self.store.delete(key, expected_rv=current.revision)
+        self.allocators.released(rt, old)
         return DeleteResult(stored, finished=True)
 
     async def _write_deleting(

@@ -56,7 +56,20 @@ def cli() -> None:
     type=int,
     default=8080,
     show_default=True,
-    help="Port of the Ingress HTTP listener.",
+    help="Port of the Ingress HTTP listener on 127.0.0.1 (0 picks a free one).",
+)
+@click.option(
+    "--ingress-tls-port",
+    type=int,
+    default=8443,
+    show_default=True,
+    help="Port of the Ingress HTTPS listener (0 picks a free one, -1 turns it off).",
+)
+@click.option(
+    "--service-cidr",
+    default="127.96.0.0/12",
+    show_default=True,
+    help="Services' cluster IPs come from this (loopback) range.",
 )
 @click.option(
     "--node-name",
@@ -126,6 +139,8 @@ def up(
     api_port: int,
     api_host: str,
     ingress_port: int,
+    ingress_tls_port: int,
+    service_cidr: str,
     node_name: str | None,
     max_pods: int,
     no_node: bool,
@@ -168,6 +183,8 @@ def up(
         api_host=api_host,
         api_port=api_port,
         ingress_port=ingress_port,
+        ingress_tls_port=None if ingress_tls_port < 0 else ingress_tls_port,
+        service_cidr=service_cidr,
         files=list(files),
         objects=objects,
         procfile=procfile_mode,

@@ -30,10 +30,17 @@ from procorch.client.kubeconfig import write as write_kubeconfig
 from procorch.client.local import LocalClient
 from procorch.client.manifests import Manifest
 from procorch.client.manifests import load as load_manifests
+from procorch.controllers.cronjob import CronJobController
+from procorch.controllers.deployment import DeploymentController
+from procorch.controllers.endpoints import EndpointsController
 from procorch.controllers.gc import GarbageCollector
+from procorch.controllers.hpa import HorizontalPodAutoscalerController
+from procorch.controllers.job import JobController
+from procorch.controllers.job_ttl import TTLAfterFinishedController
 from procorch.controllers.namespace import NamespaceController
 from procorch.controllers.pvcbinder import PVCBinder
 from procorch.controllers.pvcprotection import PVCProtectionController
+from procorch.controllers.replicaset import ReplicaSetController
 from procorch.controllers.runtime import InformerFactory
 from procorch.controllers.serviceaccounts import ServiceAccountController
 from procorch.kit.logging import get_logger
@@ -41,6 +48,8 @@ from procorch.kit.tasks import TaskSet
 
 if TYPE_CHECKING:
     from procorch.agent.agent import Agent
+    from procorch.proxy.ingress import IngressRouter
+    from procorch.proxy.l4 import ServiceProxy
 
 log = get_logger("launcher")
 
@@ -50,7 +59,17 @@ class UpConfig:
     data_dir: Path = Path(".procorch")
     api_host: str = "127.0.0.1"
     api_port: int = 6443
-    ingress_port: int = 8080
+    ingress_port: int = 0
+    """The node's Ingress HTTP listener (``procorch up`` passes 8080); 0 picks a free port."""
+    ingress_tls_port: int | None = 0
+    """The Ingress HTTPS listener (``procorch up`` passes 8443); 0 picks a free port, None
+    disables it."""
+    ingress: dict[str, Any] = field(default_factory=dict)
+    """Overrides of :class:`~procorch.proxy.ingress.IngressSettings` fields."""
+    service_cidr: str = "127.96.0.0/12"
+    """Services' cluster IPs come from this range (all of 127.0.0.0/8 reaches ``lo``)."""
+    service_proxy: dict[str, Any] = field(default_factory=dict)
+    """Overrides of :class:`~procorch.proxy.settings.ProxySettings` fields."""
     files: list[Path] = field(default_factory=list)
     node: bool = True
     """Run the local node (agent and scheduler); False gives a bare control plane."""
@@ -77,7 +96,12 @@ class Procorch:
     def __init__(self, config: UpConfig) -> None:
         self.config = config
         self.data_dir = config.data_dir.resolve()
-        self.control_plane = ControlPlane(self.data_dir, host=config.api_host, port=config.api_port)
+        self.control_plane = ControlPlane(
+            self.data_dir,
+            host=config.api_host,
+            port=config.api_port,
+            service_cidr=config.service_cidr,
+        )
         service = self.control_plane.service
         self.client: Client = LocalClient(service, user=SYSTEM)
         self.admin: Client = LocalClient(service, user=ADMIN, field_manager="procorch")
@@ -86,6 +110,8 @@ class Procorch:
         self.tasks = TaskSet("controllers", on_crash=self._on_crash)
         self.informers = InformerFactory(self.client, self.tasks)
         self.agent: Agent | None = None
+        self.ingress: IngressRouter | None = None
+        self.service_proxy: ServiceProxy | None = None
         self.events = EventRecorder(self.client, component="procorch")
         self.started = False
 
@@ -96,6 +122,11 @@ class Procorch:
     @property
     def api_url(self) -> str:
         return self.control_plane.url
+
+    @property
+    def ingress_url(self) -> str | None:
+        """``http://127.0.0.1:PORT`` of the node's Ingress router, once it listens."""
+        return self.ingress.url if self.ingress is not None else None
 
     def _on_crash(self, name: str, exc: BaseException | None) -> None:
         self.crash_reason = f"{name}: {exc!r}" if exc else f"{name} exited"
@@ -119,6 +150,15 @@ class Procorch:
             ServiceAccountController(self.client, self.informers, ca_pem=self.control_plane.ca_pem),
             PVCProtectionController(self.client, self.informers),
             PVCBinder(self.client, self.informers),
+            EndpointsController(self.client, self.informers),
+            ReplicaSetController(self.client, self.informers),
+            DeploymentController(self.client, self.informers),
+            HorizontalPodAutoscalerController(
+                self.client, self.informers, metrics=self.control_plane.node_proxy.pod_metrics
+            ),
+            JobController(self.client, self.informers),
+            CronJobController(self.client, self.informers),
+            TTLAfterFinishedController(self.client, self.informers),
         ):
             self.tasks.start(controller.name, controller.run())
         if self.config.node:
@@ -139,6 +179,7 @@ class Procorch:
         settings = AgentSettings(data_dir=self.data_dir, kubelet_token=token, **self.config.agent)
         if self.config.node_name:
             settings.node_name = self.config.node_name
+        await self._start_service_proxy(settings.node_ip, settings.node_name)
         self.agent = Agent(self.client, settings, on_crash=self._on_crash)
         await self.agent.start()
         if self.config.show_output:
@@ -151,6 +192,29 @@ class Procorch:
                 )
             )
             await self.agent.follow_output(True)
+        await self._start_ingress()
+
+    async def _start_service_proxy(self, node_ip: str, node_name: str) -> None:
+        """The node's L4 Service proxy (kube-proxy's part), before any pod runs."""
+        from procorch.proxy.l4 import ServiceProxy
+        from procorch.proxy.settings import ProxySettings
+
+        proxy_settings = ProxySettings(
+            node_ip=node_ip, node_name=node_name, **self.config.service_proxy
+        )
+        self.service_proxy = ServiceProxy(self.client, proxy_settings, on_crash=self._on_crash)
+        await self.service_proxy.start()
+
+    async def _start_ingress(self) -> None:
+        from procorch.proxy.ingress import IngressRouter, IngressSettings
+
+        ingress = IngressSettings(
+            port=self.config.ingress_port,
+            tls_port=self.config.ingress_tls_port,
+            **self.config.ingress,
+        )
+        self.ingress = IngressRouter(self.client, ingress, on_crash=self._on_crash)
+        await self.ingress.start()
 
     async def apply_files(
         self, files: list[Path], objects: list[dict[str, Any]] | None = None
@@ -163,6 +227,12 @@ class Procorch:
     async def stop(self) -> None:
         """Stop in reverse start order; safe to call more than once."""
         log.info("stopping procorch")
+        if self.ingress is not None:
+            await self.ingress.stop()
+            self.ingress = None
+        if self.service_proxy is not None:
+            await self.service_proxy.stop()
+            self.service_proxy = None
         if self.agent is not None:
             await self.agent.stop(graceful=True)
             self.agent = None

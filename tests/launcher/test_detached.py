@@ -33,7 +33,21 @@ def test_detached_procorch_runs_reports_and_stops(tmp_path: Path) -> None:
             """
         )
     )
-    up = procorch("up", "-d", "--data-dir", "d", "--api-port", "0", "-f", "pod.yaml", cwd=tmp_path)
+    up = procorch(
+        "up",
+        "-d",
+        "--data-dir",
+        "d",
+        "--api-port",
+        "0",
+        "--ingress-port",
+        "0",
+        "--ingress-tls-port",
+        "0",
+        "-f",
+        "pod.yaml",
+        cwd=tmp_path,
+    )
     assert up.returncode == 0, up.stderr
     assert "procorch is up in the background" in up.stdout
     try:

@@ -54,7 +54,10 @@ async def test_wait_ready_names_what_is_not_ready(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(POD.replace('["python3", "-m", "http.server"', '["no-such-server"'))
     async with cluster([path]) as c:
-        with pytest.raises(NotReady, match="pod/web: web: RunContainerError exec: \"no-such-server\": executable file not found"):
+        with pytest.raises(
+            NotReady,
+            match='pod/web: web: RunContainerError exec: "no-such-server": executable file not found',
+        ):
             await c.wait_ready(timeout=3)
 
 
