@@ -149,10 +149,17 @@ async def cluster(
     manifests: Sequence[str | Path] = (),
     *,
     data_dir: str | Path | None = None,
+    service_cidr: str | None = None,
     **agent_settings: Any,
 ) -> AsyncIterator[Cluster]:
     """An isolated procorch for the block (see the module docstring). Keyword arguments
-    override the node agent's settings (e.g. ``crashloop_initial=1.0``)."""
+    override the node agent's settings (e.g. ``crashloop_initial=1.0``).
+
+    Isolated also from other procorch on the machine (other tests, ``procorch up``): pod
+    IPs come from a random /20 of 127.16.0.0/12 and cluster IPs from a random /20 of
+    127.96.0.0/12, unless ``pod_cidr`` / ``service_cidr`` say otherwise."""
+    agent_settings.setdefault("pod_cidr", _random_subnet("127.16.0.0/12"))
+    service_cidr = service_cidr or _random_subnet("127.96.0.0/12")
     own_dir = data_dir is None
     root = Path(tempfile.mkdtemp(prefix="procorch-test-")) if own_dir else Path(data_dir)  # type: ignore[arg-type]
     procorch = Procorch(
@@ -160,6 +167,7 @@ async def cluster(
             data_dir=root / "data" if own_dir else root,
             api_port=0,
             ingress_port=0,
+            service_cidr=service_cidr,
             agent=dict(agent_settings),
         )
     )
@@ -180,6 +188,14 @@ async def cluster(
         finally:
             if own_dir:
                 shutil.rmtree(root, ignore_errors=True)
+
+
+def _random_subnet(parent: str, prefix: int = 20) -> str:
+    import ipaddress
+    import random
+
+    subnets = list(ipaddress.IPv4Network(parent).subnets(new_prefix=prefix))
+    return str(random.choice(subnets))
 
 
 async def _stop(procorch: Procorch, handle: Cluster) -> None:

@@ -85,3 +85,46 @@ async def test_the_pytest_fixture_gives_a_running_cluster(procorch_cluster: Clus
 
     nodes = await procorch_cluster.client.list(must("core/nodes"))
     assert len(nodes.items) == 1
+
+
+async def test_a_deployment_and_service_answer_through_service_url(tmp_path: Path) -> None:
+    import aiohttp
+
+    (tmp_path / "app.yaml").write_text(
+        textwrap.dedent(
+            """
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata: {name: hello}
+            spec:
+              replicas: 2
+              selector: {matchLabels: {app: hello}}
+              template:
+                metadata: {labels: {app: hello}}
+                spec:
+                  containers:
+                  - name: hello
+                    command: ["python3", "-m", "http.server", "8000", "--bind", "$(POD_IP)"]
+                    ports: [{name: http, containerPort: 8000}]
+                    readinessProbe: {httpGet: {path: /, port: http}, periodSeconds: 1}
+            ---
+            apiVersion: v1
+            kind: Service
+            metadata: {name: hello}
+            spec:
+              selector: {app: hello}
+              ports: [{name: http, port: 80, targetPort: http}]
+            """
+        )
+    )
+    async with cluster([tmp_path / "app.yaml"]) as c:
+        await c.wait_ready(timeout=30)
+        url = await c.service_url("hello")
+        assert url.startswith("http://127.") and url.endswith(":80")
+        async with aiohttp.ClientSession() as http, http.get(url + "/") as reply:
+            assert reply.status == 200
+    assert not [
+        p
+        for p in psutil.process_iter(["environ"])
+        if (p.info["environ"] or {}).get("POD_NAME", "").startswith("hello-")
+    ]
