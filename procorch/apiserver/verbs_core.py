@@ -17,7 +17,7 @@ from procorch.api.defaults import apply_defaults
 from procorch.api.errors import Warnings
 from procorch.api.meta import deep_copy, generate_name, new_uid, rfc3339
 from procorch.api.patch.managed import update_managed_fields
-from procorch.api.resources import ResourceType
+from procorch.api.resources import ResourceType, by_key
 from procorch.api.shape import check_shape
 from procorch.api.types import schema_for
 from procorch.api.validation import validate
@@ -275,6 +275,32 @@ class ServiceCore:
                 group=rt.group,
             )
 
+    def _default_ingress_class(self, obj: dict[str, Any]) -> None:
+        """DefaultIngressClass admission: an Ingress created without a class gets the one
+        IngressClass annotated ``ingressclass.kubernetes.io/is-default-class: "true"``."""
+        spec = obj.setdefault("spec", {})
+        if not isinstance(spec, dict) or spec.get("ingressClassName"):
+            return
+        if ((obj.get("metadata") or {}).get("annotations") or {}).get(
+            "kubernetes.io/ingress.class"
+        ):
+            return
+        classes = by_key("networking.k8s.io/ingressclasses")
+        if classes is None:
+            return
+        defaults = [
+            s.object["metadata"]["name"]
+            for s in self.store.list(classes.key)[0]
+            if (
+                (s.object["metadata"].get("annotations") or {}).get(
+                    "ingressclass.kubernetes.io/is-default-class"
+                )
+                == "true"
+            )
+        ]
+        if len(defaults) == 1:
+            spec["ingressClassName"] = defaults[0]
+
     def _admit(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         """Admission for creates (after field tracking, as in Kubernetes, so what it adds
         belongs to no manager): the namespace must exist and not be terminating
@@ -285,6 +311,8 @@ class ServiceCore:
             finalizers = obj["metadata"].setdefault("finalizers", [])
             if isinstance(finalizers, list) and PVC_PROTECTION_FINALIZER not in finalizers:
                 finalizers.append(PVC_PROTECTION_FINALIZER)
+        if rt.kind == "Ingress":
+            self._default_ingress_class(obj)
         if not rt.namespaced:
             return
         namespace = str(obj["metadata"].get("namespace") or "")

@@ -171,7 +171,7 @@ async def test_kubectl_shows_the_ingress_address(
 
     async def shown() -> bool:
         out = (await kubectl("get", "ingress", "shop", "--no-headers")).stdout.split()
-        return out[:4] == ["shop", "<none>", "shop.test", "127.0.0.1"]
+        return out[:4] == ["shop", "procorch", "shop.test", "127.0.0.1"]  # the default class
 
     await eventually(shown)
     status = json.loads(
@@ -179,3 +179,31 @@ async def test_kubectl_shows_the_ingress_address(
     )
     ports = [p["port"] for p in status["ingress"][0]["ports"]]
     assert ports == [router.port, router.tls_port]
+
+
+async def test_an_ingress_without_a_class_gets_the_default_one(procorch) -> None:
+    from procorch.api.resources import must
+
+    await procorch.admin.create(
+        must("networking.k8s.io/ingressclasses"),
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "IngressClass",
+            "metadata": {
+                "name": "the-default",
+                "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"},
+            },
+            "spec": {"controller": "procorch.io/ingress"},
+        },
+    )
+    created = await procorch.admin.create(
+        must("networking.k8s.io/ingresses"),
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {"name": "plain"},
+            "spec": {"defaultBackend": {"service": {"name": "x", "port": {"number": 80}}}},
+        },
+        namespace="default",
+    )
+    assert created["spec"]["ingressClassName"] == "the-default"
