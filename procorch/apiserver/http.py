@@ -277,6 +277,10 @@ class ApiServer:
         self.prefix_handlers: dict[
             str, Callable[[web.Request, User], Awaitable[web.StreamResponse]]
         ] = {}
+        # Texts appended to ``/metrics`` (Prometheus exposition format) by the components that
+        # share this process, e.g. the Service proxy's per-Service counters: name -> render().
+        self.metrics_sources: dict[str, Callable[[], str]] = {}
+        self.requests_total: dict[tuple[str, int], int] = {}
         self.server_address = "127.0.0.1:0"
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -332,6 +336,8 @@ class ApiServer:
         except Exception as exc:
             log.exception("request failed", method=request.method, path=request.path)
             response = status_response(errors.InternalError(f"internal error: {exc!r}"))
+        key = (request.method, response.status)
+        self.requests_total[key] = self.requests_total.get(key, 0) + 1
         log.debug(
             "request",
             method=request.method,
@@ -350,6 +356,8 @@ class ApiServer:
             return self._discovery_root(request, core=path == "/api")
         if path.startswith("/openapi/"):
             return self._openapi(path)
+        if path == "/metrics":
+            return self._metrics()
         parsed = _parse_path(path)
         if parsed is not None and len(parsed[2]) == 0:
             return self._group_version(parsed[0], parsed[1])
@@ -371,6 +379,28 @@ class ApiServer:
         if path == "/readyz" and not self.ready:
             return web.Response(status=503, text="[-]api-server not ready\nreadyz check failed")
         return web.Response(text="ok", content_type="text/plain")
+
+    def _metrics(self) -> web.Response:
+        """``/metrics``: the API server's own counters, then every registered source."""
+        lines = [
+            "# HELP procorch_apiserver_requests_total Requests answered, by method and status.",
+            "# TYPE procorch_apiserver_requests_total counter",
+        ]
+        for (method, code), count in sorted(self.requests_total.items()):
+            lines.append(
+                f'procorch_apiserver_requests_total{{method="{method}",code="{code}"}} {count}'
+            )
+        lines += [
+            "# HELP procorch_apiserver_watches_open Watch streams open now.",
+            "# TYPE procorch_apiserver_watches_open gauge",
+            f"procorch_apiserver_watches_open {self.open_watches}",
+        ]
+        text = "\n".join(lines) + "\n"
+        for render in list(self.metrics_sources.values()):
+            text += render()
+        return web.Response(
+            text=text, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+        )
 
     def _discovery_root(self, request: web.Request, *, core: bool) -> web.Response:
         aggregated = discovery.wants_aggregated(request.headers.get("Accept", ""))

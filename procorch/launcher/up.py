@@ -204,6 +204,9 @@ class Procorch:
         )
         self.service_proxy = ServiceProxy(self.client, proxy_settings, on_crash=self._on_crash)
         await self.service_proxy.start()
+        # Its per-Service counters are served at the API server's /metrics
+        # (`kubectl get --raw /metrics`).
+        self.control_plane.http.metrics_sources["service-proxy"] = self.service_proxy.metrics_text
 
     async def _start_ingress(self) -> None:
         from procorch.proxy.ingress import IngressRouter, IngressSettings
@@ -231,6 +234,7 @@ class Procorch:
             await self.ingress.stop()
             self.ingress = None
         if self.service_proxy is not None:
+            self.control_plane.http.metrics_sources.pop("service-proxy", None)
             await self.service_proxy.stop()
             self.service_proxy = None
         if self.agent is not None:

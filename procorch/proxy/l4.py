@@ -17,8 +17,8 @@ on, while the connections it has go on until they end. A listener that is no lon
 stops accepting; its connections are not cut either.
 
 Counters per Service (:class:`~procorch.proxy.balancer.ServiceStats`) are in :attr:`stats`;
-:meth:`ServiceProxy.metrics_text` renders them in the Prometheus text format, for whatever
-serves ``/metrics``.
+:meth:`ServiceProxy.metrics_text` renders them in the Prometheus text format; ``procorch up``
+serves that at the API server's ``/metrics``.
 
 Start: informers synced → listeners → sync loop and sweeper. Stop: listeners closed, every
 connection dropped, tasks cancelled in reverse order.

@@ -63,6 +63,25 @@ async def test_health_endpoints_and_version_answer_anonymously(raw) -> None:
         assert (await r.json())["minor"] == "32"
 
 
+async def test_metrics_need_a_token_and_count_requests_by_method_and_status(raw) -> None:
+    async with raw.session.get(raw.url + "/metrics") as r:
+        assert r.status == 401
+    async with raw.session.get(f"{raw.url}/api/v1/namespaces/nope", headers=raw.headers()) as r:
+        assert r.status == 404
+    async with raw.session.get(raw.url + "/metrics", headers=raw.headers()) as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = await r.text()
+    counts = {
+        line.split(" ")[0]: int(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith("procorch_apiserver_requests_total{")
+    }
+    assert counts['procorch_apiserver_requests_total{method="GET",code="404"}'] >= 1
+    assert counts['procorch_apiserver_requests_total{method="GET",code="401"}'] >= 1
+    assert "procorch_apiserver_watches_open 0" in text.splitlines()
+
+
 async def test_aggregated_discovery_uses_the_exact_content_type(raw) -> None:
     accept = f"{AGGREGATED},application/json"
     async with raw.session.get(f"{raw.url}/apis", headers=raw.headers(Accept=accept)) as r:

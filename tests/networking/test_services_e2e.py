@@ -153,8 +153,20 @@ async def test_a_service_spreads_requests_over_its_ready_pods_and_answers_on_its
     assert sorted(line.split()[1].split(",")) == sorted(
         f"{p['status']['podIP']}:8080" for p in pods
     )
-    stats = cluster.procorch.service_proxy.stats[("default", "web")]  # type: ignore[union-attr]
-    assert stats.connections >= 12 and stats.no_endpoint == 0
+    # The proxy's per-Service counters are exported at the API server's /metrics.
+    metrics = (await kubectl("get", "--raw", "/metrics")).stdout
+    samples = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in metrics.splitlines()
+        if line.startswith("procorch_service_") and 'service="web"' in line
+    }
+    web = '{namespace="default",service="web"}'
+    served = 12 * 5 + 1  # every request above, over the Service
+    assert samples[f"procorch_service_connections_total{web}"] >= served
+    assert samples[f"procorch_service_rejected_total{web}"] == 0
+    assert samples[f"procorch_service_ready_endpoints{web}"] == 2
+    assert samples[f"procorch_service_bytes_sent_total{web}"] > served * 50
+    assert "# TYPE procorch_apiserver_requests_total counter" in metrics
 
 
 async def test_pods_see_the_services_created_before_them_and_reach_the_api(
