@@ -16,6 +16,7 @@ import os
 import secrets
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -230,6 +231,7 @@ class Procorch:
     async def stop(self) -> None:
         """Stop in reverse start order; safe to call more than once."""
         log.info("stopping procorch")
+        began = time.monotonic()
         if self.ingress is not None:
             await self.ingress.stop()
             self.ingress = None
@@ -242,6 +244,8 @@ class Procorch:
             self.agent = None
         await self.tasks.stop(timeout=10.0)
         await self.control_plane.stop()
+        if self.started:
+            log.info("procorch stopped", seconds=round(time.monotonic() - began, 2))
         self.started = False
 
     async def __aenter__(self) -> Procorch:
