@@ -90,8 +90,12 @@ async def test_a_seconds_schedule_runs_once_per_instant_named_after_it(procorch:
         first["metadata"]["name"],
         second["metadata"]["name"],
     }
-    reasons = [e["reason"] for e in await events_for(client, "tick")]
-    assert reasons.count("SuccessfulCreate") >= 2
+
+    async def two_creates() -> bool:
+        reasons = [e["reason"] for e in await events_for(client, "tick")]
+        return reasons.count("SuccessfulCreate") >= 2
+
+    await wait_for(two_creates, what="two SuccessfulCreate events")
 
 
 async def test_forbid_starts_nothing_while_a_job_is_active(procorch: Procorch) -> None:

@@ -20,6 +20,7 @@ from tests.batch.conftest import (
     get_job,
     job_pods,
     job_yaml,
+    wait_event,
     wait_for,
     wait_job,
 )
@@ -97,9 +98,9 @@ async def test_completions_3_parallelism_2_never_runs_more_than_2(cluster: Clust
         assert meta["ownerReferences"][0]["controller"] is True
         assert not meta.get("finalizers"), "counted pods keep no tracking finalizer"
         assert pod["status"]["phase"] == "Succeeded"
+    await wait_event(cluster.client, "par", "Completed")
     reasons = [e["reason"] for e in await events_for(cluster.client, "par")]
     assert reasons.count("SuccessfulCreate") == 3
-    assert "Completed" in reasons
 
 
 async def test_backoff_limit_1_fails_after_two_pods_with_a_backoff_between(
@@ -120,8 +121,8 @@ async def test_backoff_limit_1_fails_after_two_pods_with_a_backoff_between(
     (_, first_end), (second_start, _) = sorted(intervals(log))
     # PROCORCH_JOB_BACKOFF=0.2 s here (10 s by default), counted from the first failure.
     assert second_start - first_end >= 0.15
-    reasons = [e["reason"] for e in await events_for(cluster.client, "flaky")]
-    assert "BackoffLimitExceeded" in reasons
+    # Events are written in the background, after the status that they report.
+    await wait_event(cluster.client, "flaky", "BackoffLimitExceeded")
 
 
 async def test_active_deadline_kills_running_pods_and_fails_the_job(cluster: Cluster) -> None:

@@ -21,6 +21,7 @@ from tests.batch.conftest import (
     events_for,
     get_job,
     job_pods,
+    wait_event,
     wait_for,
 )
 from tests.batch.test_jobs import intervals, max_overlap, timed
@@ -149,8 +150,7 @@ async def test_forbid_never_overlaps_runs(cluster: Cluster) -> None:
 
     await wait_for(three_runs, timeout=20, what="three runs")
     assert max_overlap(intervals(log)) == 1
-    reasons = [e["reason"] for e in await events_for(cluster.client, "solo")]
-    assert "JobAlreadyActive" in reasons
+    await wait_event(cluster.client, "solo", "JobAlreadyActive")
 
 
 async def test_replace_stops_the_running_job(cluster: Cluster) -> None:
