@@ -23,7 +23,7 @@ Kubernetes' rules, and where procorch differs:
   container is about to be restarted with a new instance); readiness flips ``ready``.
 * Every failure is a ``Warning Unhealthy "<Kind> probe failed: <message>"`` event, an unfollowed
   redirect a ``Warning ProbeWarning`` one. A probe that cannot run at all (a named port the
-  container does not have, a gRPC probe, which procorch does not support) is an ``errored``
+  container does not have) is an ``errored``
   event and its result is thrown away, as the kubelet does: it neither restarts the container
   nor counts toward a threshold, and a readiness or startup probe that never runs keeps the
   container unready.
@@ -296,13 +296,12 @@ class ContainerProbes:
             )
         if spec.get("grpc") is not None:
             grpc = spec["grpc"]
-            outcome = await probes.grpc_probe(
+            return await probes.grpc_probe(
                 host=self.pod_ip,
                 port=resolve_port(grpc.get("port"), self.container),
                 service=str(grpc.get("service") or ""),
                 timeout=timeout,
             )
-            raise _Errored(outcome.message)
         raise _Errored(f"missing probe handler for {self.container.get('name')}")
 
     def _notify(self, callback: Callable[..., None], *args: str) -> None:

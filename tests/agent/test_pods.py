@@ -513,6 +513,41 @@ async def test_tcp_readiness_probe_gates_ready(cluster: Cluster) -> None:
     await cluster.wait_pod("db", ready, timeout=10)
 
 
+async def test_grpc_readiness_probe_gates_ready(cluster: Cluster) -> None:
+    pytest.importorskip("grpc_health", reason="grpcio-health-checking is in the test extras")
+    script = (
+        "import os, time\n"
+        "from concurrent import futures\n"
+        "import grpc\n"
+        "from grpc_health.v1 import health, health_pb2, health_pb2_grpc\n"
+        "server = grpc.server(futures.ThreadPoolExecutor(2))\n"
+        "servicer = health.HealthServicer()\n"
+        "health_pb2_grpc.add_HealthServicer_to_server(servicer, server)\n"
+        "servicer.set('', health_pb2.HealthCheckResponse.NOT_SERVING)\n"
+        "server.add_insecure_port(os.environ['POD_IP'] + ':9090'); server.start()\n"
+        "time.sleep(1.5)\n"
+        "servicer.set('', health_pb2.HealthCheckResponse.SERVING)\n"
+        "server.wait_for_termination()\n"
+    )
+    await cluster.apply(
+        pod(
+            "rpc",
+            f"""
+            containers:
+            - name: main
+              command: ["{PY}", "-c", {json.dumps(script)}]
+              ports: [{{name: grpc, containerPort: 9090}}]
+              readinessProbe:
+                grpc: {{port: 9090}}
+                periodSeconds: 1
+            """,
+        )
+    )
+    p = await cluster.wait_pod("rpc", running)
+    assert not ready(p)
+    await cluster.wait_pod("rpc", ready, timeout=10)
+
+
 async def test_a_deleted_pod_leaves_its_endpoints_before_it_is_signalled(cluster: Cluster) -> None:
     from procorch.api.resources import must
 

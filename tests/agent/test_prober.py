@@ -332,18 +332,44 @@ async def test_startup_failure_at_threshold_asks_for_a_restart(
     assert server.hits == [] and not probes.started
 
 
-async def test_grpc_probe_is_reported_unsupported_and_never_restarts(recorder: Recorder) -> None:
-    probes = recorder.make(
-        {"startupProbe": {"grpc": {"port": 9090}, "periodSeconds": 0.05, "failureThreshold": 1}}
-    )
-    probes.start()
-    await until(lambda: len(recorder.events) >= 2)
-    assert recorder.events[0] == (
-        "Warning",
-        "Unhealthy",
-        "Startup probe errored: grpc probes are not supported by procorch",
-    )
-    assert recorder.liveness_failures == [] and not probes.started
+async def test_a_grpc_readiness_probe_follows_the_health_service(recorder: Recorder) -> None:
+    grpc = pytest.importorskip("grpc", reason="grpcio is in the test extras")
+    from concurrent import futures
+
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    servicer.set("api", health_pb2.HealthCheckResponse.NOT_SERVING)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        probes = recorder.make(
+            {
+                "ports": [{"name": "grpc", "containerPort": port}],
+                "readinessProbe": {
+                    "grpc": {"port": port, "service": "api"},
+                    "periodSeconds": 0.05,
+                    "timeoutSeconds": 1,
+                },
+            }
+        )
+        probes.start()
+        await until(lambda: len(recorder.events) >= 1)
+        assert recorder.events[0] == (
+            "Warning",
+            "Unhealthy",
+            'Readiness probe failed: service unhealthy (responded with "NOT_SERVING")',
+        )
+        assert not probes.ready
+        servicer.set("api", health_pb2.HealthCheckResponse.SERVING)
+        await until(lambda: probes.ready)
+        servicer.set("api", health_pb2.HealthCheckResponse.NOT_SERVING)
+        await until(lambda: not probes.ready)
+        assert recorder.liveness_failures == []
+    finally:
+        server.stop(grace=None)
 
 
 # --- timing -------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -403,6 +404,86 @@ async def test_exec_timeout_is_reported_like_the_kubelet() -> None:
     assert outcome == ProbeOutcome("failure", f'command "{joined}" timed out')
 
 
-async def test_grpc_probes_say_they_are_not_supported() -> None:
-    outcome = await grpc_probe(host="127.0.0.1", port=1, service="", timeout=1)
-    assert outcome == ProbeOutcome("failure", "grpc probes are not supported by procorch")
+@pytest.fixture
+def grpc_server() -> Iterator[tuple[int, Any]]:
+    """A real grpcio server with the standard health service: (port, its HealthServicer)."""
+    grpc = pytest.importorskip("grpc", reason="grpcio is in the test extras")
+    from concurrent import futures
+
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    servicer.set("db", health_pb2.HealthCheckResponse.NOT_SERVING)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield port, servicer
+    server.stop(grace=None)
+
+
+async def test_grpc_serving_is_success_and_anything_else_says_what_it_got(
+    grpc_server: tuple[int, Any],
+) -> None:
+    port, servicer = grpc_server
+    ok = await grpc_probe(host="127.0.0.1", port=port, service="", timeout=2)
+    assert ok == ProbeOutcome("success")
+    db = await grpc_probe(host="127.0.0.1", port=port, service="db", timeout=2)
+    assert db == ProbeOutcome("failure", 'service unhealthy (responded with "NOT_SERVING")')
+    from grpc_health.v1 import health_pb2
+
+    servicer.set("db", health_pb2.HealthCheckResponse.SERVING)
+    assert (await grpc_probe(host="127.0.0.1", port=port, service="db", timeout=2)).ok
+    unknown = await grpc_probe(host="127.0.0.1", port=port, service="nope", timeout=2)
+    # grpcio's servicer answers NOT_FOUND without a message.
+    assert unknown == ProbeOutcome(
+        "failure", "error: health rpc probe failed: rpc error: code = NotFound desc = "
+    )
+
+
+async def test_grpc_server_without_the_health_service_is_unimplemented() -> None:
+    grpc = pytest.importorskip("grpc", reason="grpcio is in the test extras")
+    from concurrent import futures
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        outcome = await grpc_probe(host="127.0.0.1", port=port, service="", timeout=2)
+    finally:
+        server.stop(grace=None)
+    assert outcome.result == "failure"
+    assert outcome.message.startswith(
+        "error: this server does not implement the grpc health protocol (grpc.health.v1.Health): "
+    )
+
+
+async def test_grpc_refused_and_silent_servers_fail_like_the_kubelet() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    refused = await grpc_probe(host="127.0.0.1", port=port, service="", timeout=1)
+    assert refused == ProbeOutcome(
+        "failure",
+        f'error: failed to connect service at "127.0.0.1:{port}": '
+        f"dial tcp 127.0.0.1:{port}: connect: connection refused",
+    )
+    # A server that accepts and never answers: the call times out, the connection is closed.
+    closed = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        closed.set()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        started = time.monotonic()
+        outcome = await grpc_probe(host="127.0.0.1", port=port, service="", timeout=0.5)
+        assert 0.4 < time.monotonic() - started < 1.5
+        assert outcome == ProbeOutcome(
+            "failure", "timeout: health rpc did not complete within 500ms"
+        )
+        await asyncio.wait_for(closed.wait(), 2)

@@ -17,7 +17,8 @@ Kubernetes. Scheduling, thresholds and results over time belong to
 * TCP (pkg/probe/tcp): a connect, closed at once.
 * exec: through an :data:`ExecRunner` the caller provides (it knows how to run a command beside
   the container's processes).
-* gRPC: not supported; :func:`grpc_probe` always fails, saying so.
+* gRPC (pkg/probe/grpc): one ``grpc.health.v1.Health/Check`` call over plaintext HTTP/2 (h2
+  does the framing; the two messages are encoded here), success only for ``SERVING``.
 
 Concurrency: plain coroutines on the caller's loop with no shared state; any number may run at
 once. Each is bounded by its ``timeout`` and closes its connection however it ends, cancellation
@@ -33,9 +34,13 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
-from urllib.parse import urljoin, urlsplit
+from typing import Literal, cast
+from urllib.parse import unquote, urljoin, urlsplit
 
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
 import httptools
 
 USER_AGENT = "kube-probe/1.32"
@@ -329,7 +334,202 @@ async def exec_command(*, command: list[str], timeout: float, run: ExecRunner) -
     return _failure(output[:MAX_OUTPUT].decode("utf-8", errors="replace").strip())
 
 
-async def grpc_probe(*, host: str, port: int, service: str, timeout: float) -> ProbeOutcome:
-    """gRPC health checks need a gRPC client procorch does not ship: always a failure that
-    says so (the prober reports it and never restarts a container for it)."""
-    return _failure("grpc probes are not supported by procorch")
+async def grpc_probe(
+    *, host: str, port: int, service: str, timeout: float, user_agent: str = USER_AGENT
+) -> ProbeOutcome:
+    """One ``grpc.health.v1.Health/Check`` call over plaintext HTTP/2 (prior knowledge), as
+    the kubelet makes it (pkg/probe/grpc): success only for ``SERVING``; the connection is new
+    per probe and closed after it. Messages are the kubelet's (``service unhealthy (responded
+    with "NOT_SERVING")``, ``error: this server does not implement the grpc health protocol
+    (grpc.health.v1.Health): ...``)."""
+    addr = _host_port(host, port)
+    loop = asyncio.get_running_loop()
+    connected = False
+    transport: asyncio.Transport | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            call = _GrpcCall(addr, service, user_agent)
+            transport, _ = await loop.create_connection(lambda: call, host, port)
+            connected = True
+            return await call.result
+    except TimeoutError:
+        if not connected:
+            return _failure(
+                f'timeout: failed to connect service "{addr}" within {_go_duration(timeout)}: '
+                "context deadline exceeded"
+            )
+        return _failure(f"timeout: health rpc did not complete within {_go_duration(timeout)}")
+    except OSError as exc:
+        return _failure(
+            f'error: failed to connect service at "{addr}": {_dial_error(exc, host, port)}'
+        )
+    finally:
+        if transport is not None:
+            transport.abort()
+
+
+_GRPC_CODES = (
+    "OK Canceled Unknown InvalidArgument DeadlineExceeded NotFound AlreadyExists "
+    "PermissionDenied ResourceExhausted FailedPrecondition Aborted OutOfRange Unimplemented "
+    "Internal Unavailable DataLoss Unauthenticated"
+).split()
+_SERVING_STATUS = ("UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN")
+_GRPC_UNIMPLEMENTED = 12
+
+
+class _GrpcCall(asyncio.Protocol):
+    """One unary health-check call on a fresh HTTP/2 connection (h2 does the framing)."""
+
+    def __init__(self, authority: str, service: str, user_agent: str) -> None:
+        self.h2 = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+        )
+        self.authority = authority
+        self.service = service.encode()
+        self.user_agent = user_agent
+        self.result: asyncio.Future[ProbeOutcome] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+        self.stream_id = 0
+        self.status = ""
+        self.headers: dict[str, str] = {}
+        self.body = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # (uvloop's transports are not asyncio.Transport subclasses: no isinstance check.)
+        self.transport = cast(asyncio.Transport, transport)
+        conn = self.h2
+        conn.initiate_connection()
+        self.stream_id = conn.get_next_available_stream_id()
+        conn.send_headers(
+            self.stream_id,
+            [
+                (":method", "POST"),
+                (":scheme", "http"),
+                (":path", "/grpc.health.v1.Health/Check"),
+                (":authority", self.authority),
+                ("content-type", "application/grpc"),
+                ("te", "trailers"),
+                ("user-agent", self.user_agent),
+            ],
+        )
+        # HealthCheckRequest{service = 1}: an empty service is an empty message.
+        message = b"\x0a" + _varint(len(self.service)) + self.service if self.service else b""
+        conn.send_data(
+            self.stream_id, b"\x00" + len(message).to_bytes(4, "big") + message, end_stream=True
+        )
+        self.transport.write(conn.data_to_send())
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self.h2.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            self._finish(_failure(f"error: health rpc probe failed: {exc}"))
+            return
+        for event in events:
+            if isinstance(event, h2.events.ResponseReceived | h2.events.TrailersReceived):
+                for name, value in event.headers:
+                    self.headers[str(name)] = str(value)
+            elif isinstance(event, h2.events.DataReceived):
+                self.body += event.data
+                self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif isinstance(event, h2.events.StreamEnded):
+                self._finish(self._verdict())
+            elif isinstance(event, h2.events.StreamReset | h2.events.ConnectionTerminated):
+                code = getattr(event, "error_code", None)
+                self._finish(_failure(f"error: health rpc probe failed: stream reset ({code})"))
+        if self.transport is not None:
+            pending = self.h2.data_to_send()
+            if pending:
+                self.transport.write(pending)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        reason = f": {_errno_text(exc)}" if isinstance(exc, OSError) else ""
+        self._finish(
+            _failure(f"error: health rpc probe failed: connection closed before the reply{reason}")
+        )
+
+    def _finish(self, outcome: ProbeOutcome) -> None:
+        if not self.result.done():
+            self.result.set_result(outcome)
+
+    def _verdict(self) -> ProbeOutcome:
+        headers = self.headers
+        http_status = headers.get(":status", "")
+        if http_status != "200":
+            return _failure(
+                f"error: health rpc probe failed: unexpected HTTP status code {http_status}"
+            )
+        code = int(headers.get("grpc-status", "2") or 2)
+        if code != 0:
+            text = unquote(headers.get("grpc-message", ""))
+            if code == _GRPC_UNIMPLEMENTED:
+                return _failure(
+                    "error: this server does not implement the grpc health protocol "
+                    f"(grpc.health.v1.Health): {text}"
+                )
+            name = _GRPC_CODES[code] if 0 <= code < len(_GRPC_CODES) else f"Code({code})"
+            return _failure(
+                f"error: health rpc probe failed: rpc error: code = {name} desc = {text}"
+            )
+        body = bytes(self.body)
+        if len(body) < 5 or body[0] != 0:
+            return _failure("error: health rpc probe failed: malformed response message")
+        status = _serving_status(body[5 : 5 + int.from_bytes(body[1:5], "big")])
+        if status != 1:
+            name = _SERVING_STATUS[status] if status < len(_SERVING_STATUS) else str(status)
+            return _failure(f'service unhealthy (responded with "{name}")')
+        return SUCCESS
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _serving_status(message: bytes) -> int:
+    """Field 1 (enum ``status``) of a HealthCheckResponse; 0 (UNKNOWN) when absent. Other
+    fields are skipped by wire type."""
+    i, status = 0, 0
+    while i < len(message):
+        key, i = _read_varint(message, i)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            value, i = _read_varint(message, i)
+            if field == 1:
+                status = value
+        elif wire == 2:
+            length, i = _read_varint(message, i)
+            i += length
+        elif wire == 1:
+            i += 8
+        elif wire == 5:
+            i += 4
+        else:
+            break
+    return status
+
+
+def _read_varint(data: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while i < len(data):
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            break
+        shift += 7
+    return value, i
+
+
+def _go_duration(seconds: float) -> str:
+    """Seconds as Go prints a time.Duration (``1s``, ``500ms``, ``1.5s``)."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    return f"{seconds:g}s"
