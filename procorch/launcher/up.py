@@ -219,6 +219,7 @@ class Procorch:
         )
         self.ingress = IngressRouter(self.client, ingress, on_crash=self._on_crash)
         await self.ingress.start()
+        self.control_plane.http.metrics_sources["ingress"] = self.ingress.metrics_text
 
     async def apply_files(
         self, files: list[Path], objects: list[dict[str, Any]] | None = None
@@ -233,6 +234,7 @@ class Procorch:
         log.info("stopping procorch")
         began = time.monotonic()
         if self.ingress is not None:
+            self.control_plane.http.metrics_sources.pop("ingress", None)
             await self.ingress.stop()
             self.ingress = None
         if self.service_proxy is not None:

@@ -151,10 +151,11 @@ def render_metrics(stats: dict[tuple[str, str], ServiceStats]) -> str:
         lines.append(f"# HELP {full} {help_text}")
         lines.append(f"# TYPE {full} {kind}")
         for (namespace, service), counters in sorted(stats.items()):
-            labels = f'namespace="{_escape(namespace)}",service="{_escape(service)}"'
+            labels = f'namespace="{label_value(namespace)}",service="{label_value(service)}"'
             lines.append(f"{full}{{{labels}}} {getattr(counters, attr)}")
     return "\n".join(lines) + "\n"
 
 
-def _escape(value: str) -> str:
+def label_value(value: str) -> str:
+    """A Prometheus label value, escaped."""
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

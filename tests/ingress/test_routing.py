@@ -120,6 +120,37 @@ async def test_no_ready_endpoint_is_503_at_once_and_a_refusing_backend_is_502(
     assert status == 502
 
 
+async def test_responses_are_counted_by_backend_and_status(
+    router: IngressRouter, api: Api, backends: Start, session: aiohttp.ClientSession
+) -> None:
+    await api.service("main", [(await backends("main")).addr])
+    await api.service("unready", [(*unused_addr(), False)])
+    await api.ingress("site", {"rules": [rule("/app", "main"), rule("/unready", "unready")]})
+    await routed(session, f"{router.url}/app")
+    await routed(session, f"{router.url}/unready", status=503)
+    before = dict(router.requests)
+    for _ in range(3):
+        assert (await get(session, f"{router.url}/app/x"))[0] == 200
+    assert (await get(session, f"{router.url}/unready"))[0] == 503
+    assert (await get(session, f"{router.url}/nowhere"))[0] == 404
+    assert (await get(session, f"{router.url}/app", method="HEAD"))[0] == 200
+    text = router.metrics_text()
+    samples = {
+        line.rsplit(" ", 1)[0]: int(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if not line.startswith("#")
+    }
+    name = "procorch_ingress_requests_total"
+    main_200 = f'{name}{{namespace="default",service="main",code="200"}}'
+    unready_503 = f'{name}{{namespace="default",service="unready",code="503"}}'
+    main_before = sum(n for (b, code), n in before.items() if b and b.service == "main")
+    unready_before = sum(n for (b, code), n in before.items() if b and b.service == "unready")
+    assert samples[main_200] == main_before + 4
+    assert samples[unready_503] == unready_before + 1
+    assert samples[f'{name}{{namespace="",service="",code="404"}}'] == 1
+    assert "# TYPE procorch_ingress_requests_total counter" in text
+
+
 async def test_endpoints_are_balanced_round_robin_and_a_failed_connect_tries_another(
     router: IngressRouter, api: Api, backends: Start, session: aiohttp.ClientSession
 ) -> None:

@@ -167,6 +167,7 @@ async def test_a_service_spreads_requests_over_its_ready_pods_and_answers_on_its
     assert samples[f"procorch_service_ready_endpoints{web}"] == 2
     assert samples[f"procorch_service_bytes_sent_total{web}"] > served * 50
     assert "# TYPE procorch_apiserver_requests_total counter" in metrics
+    assert "# TYPE procorch_ingress_requests_total counter" in metrics  # the router's, beside
 
 
 async def test_pods_see_the_services_created_before_them_and_reach_the_api(

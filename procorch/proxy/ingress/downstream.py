@@ -309,6 +309,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _answer(self, ex: Exchange, status: int, *, message: str = "") -> None:
         """Answer ``ex`` ourselves; close unless the request was read whole (and can be kept)."""
+        self.r.count(ex.backend, status)
         ex.close = ex.close or not ex.req_done or ex.upgrade is not None or self.draining
         self.transport.write(
             local_response(
@@ -399,6 +400,7 @@ class ClientConnection(asyncio.Protocol):
     def response_complete(self, conn: UpstreamConnection) -> None:
         ex = conn.ex
         assert ex is not None
+        self.r.count(ex.backend, conn.status)
         ex.upstream = None
         if conn.keep_alive and ex.req_done and not ex.pending and ex.upgrade is None:
             self.r.pool.release(conn)
@@ -475,6 +477,8 @@ class ClientConnection(asyncio.Protocol):
 
     def start_tunnel(self, conn: UpstreamConnection) -> None:
         ex = conn.ex
+        if ex is not None:
+            self.r.count(ex.backend, 101)
         self.tunnel = conn
         self.upgrading = None
         self.exchanges.clear()

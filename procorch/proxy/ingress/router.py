@@ -32,6 +32,7 @@ from procorch.client.base import Client
 from procorch.client.informer import Informer
 from procorch.kit.logging import get_logger
 from procorch.kit.tasks import TaskSet, wait_cancelled
+from procorch.proxy.balancer import label_value
 from procorch.proxy.endpoints import SERVICE_NAME_LABEL, EndpointIndex
 from procorch.proxy.ingress import routes
 from procorch.proxy.ingress.backends import Addr, BackendIndex
@@ -92,12 +93,36 @@ class IngressRouter:
         self.status = StatusWriter(
             client, self.ingresses, desired=self._desired_status, ours=self._status_of
         )
+        self.requests: dict[tuple[routes.Backend | None, int], int] = {}
+        """Responses by backend (None: no rule matched) and status, for :meth:`metrics_text`."""
         self.port = 0
         self.tls_port = 0
         self._owned: set[tuple[str, str]] = set()
         self._servers: list[Any] = []
         self._connecting: set[asyncio.Task[None]] = set()
         self._rebuild_handle: asyncio.Handle | None = None
+
+    def count(self, backend: routes.Backend | None, status: int) -> None:
+        key = (backend, status)
+        requests = self.requests
+        requests[key] = requests.get(key, 0) + 1
+
+    def metrics_text(self) -> str:
+        """Responses by backend Service and status code, in the Prometheus text format."""
+        name = "procorch_ingress_requests_total"
+        lines = [
+            f"# HELP {name} Responses sent, by backend Service and status code "
+            '(service="" when no rule matched).',
+            f"# TYPE {name} counter",
+        ]
+        totals: dict[tuple[str, str, int], int] = {}
+        for (backend, status), count in self.requests.items():
+            ns, svc = (backend.namespace, backend.service) if backend else ("", "")
+            totals[(ns, svc, status)] = totals.get((ns, svc, status), 0) + count
+        for (ns, svc, status), count in sorted(totals.items()):
+            labels = f'namespace="{label_value(ns)}",service="{label_value(svc)}",code="{status}"'
+            lines.append(f"{name}{{{labels}}} {count}")
+        return "\n".join(lines) + "\n"
 
     @property
     def address(self) -> str:

@@ -61,6 +61,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.head_buf = b""
         self.complete = False
         self.keep_alive = False
+        self.status = 0  # the final response's status, once complete
         self.reused = False
         self.tunnel = False
         self.closed = False
@@ -196,6 +197,7 @@ class UpstreamConnection(asyncio.Protocol):
         if ex.is_head:
             # No body follows, whatever the head says; llhttp cannot be told, so start afresh.
             self.complete = True
+            self.status = status
             self.keep_alive = (
                 not rest and head[5:8] == b"1.1" and CONNECTION_CLOSE_RE.search(head) is None
             )
@@ -208,8 +210,10 @@ class UpstreamConnection(asyncio.Protocol):
     # -- httptools callbacks -----------------------------------------------------------------
 
     def on_message_complete(self) -> None:
-        if self.parser.get_status_code() >= 200:
+        status = self.parser.get_status_code()
+        if status >= 200:
             self.complete = True
+            self.status = status
             # Must be read here: once feed_data returns, llhttp has reset it.
             self.keep_alive = self.parser.should_keep_alive()
 
