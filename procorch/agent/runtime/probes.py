@@ -43,6 +43,8 @@ import h2.events
 import h2.exceptions
 import httptools
 
+from procorch.api.protobuf import wire
+
 USER_AGENT = "kube-probe/1.32"
 MAX_BODY = 10 * 1024
 MAX_OUTPUT = 10 * 1024
@@ -475,6 +477,8 @@ class _GrpcCall(asyncio.Protocol):
         if len(body) < 5 or body[0] != 0:
             return _failure("error: health rpc probe failed: malformed response message")
         status = _serving_status(body[5 : 5 + int.from_bytes(body[1:5], "big")])
+        if status < 0:
+            return _failure("error: health rpc probe failed: malformed response message")
         if status != 1:
             name = _SERVING_STATUS[status] if status < len(_SERVING_STATUS) else str(status)
             return _failure(f'service unhealthy (responded with "{name}")')
@@ -494,38 +498,16 @@ def _varint(value: int) -> bytes:
 
 
 def _serving_status(message: bytes) -> int:
-    """Field 1 (enum ``status``) of a HealthCheckResponse; 0 (UNKNOWN) when absent. Other
-    fields are skipped by wire type."""
-    i, status = 0, 0
-    while i < len(message):
-        key, i = _read_varint(message, i)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            value, i = _read_varint(message, i)
-            if field == 1:
-                status = value
-        elif wire == 2:
-            length, i = _read_varint(message, i)
-            i += length
-        elif wire == 1:
-            i += 8
-        elif wire == 5:
-            i += 4
-        else:
-            break
+    """Field 1 (enum ``status``) of a HealthCheckResponse; 0 (UNKNOWN) when absent, -1 when
+    the message is malformed."""
+    status = 0
+    try:
+        for number, wire_type, value in wire.fields(message):
+            if number == 1 and wire_type == wire.VARINT:
+                status = int(value)
+    except wire.WireError:
+        return -1
     return status
-
-
-def _read_varint(data: bytes, i: int) -> tuple[int, int]:
-    value = shift = 0
-    while i < len(data):
-        byte = data[i]
-        i += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            break
-        shift += 7
-    return value, i
 
 
 def _go_duration(seconds: float) -> str:
