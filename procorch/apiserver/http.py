@@ -370,8 +370,56 @@ class ApiServer:
                 return await prefix_handler(request, user)
         info = resolve(path)
         if info is None:
+            self._refuse_unsupported(path, user)
             raise errors.NotFound("the server could not find the requested resource", details={})
         return await self._resource(request, user, info)
+
+    def _refuse_unsupported(self, path: str, user: User) -> None:
+        """Say what a user can do instead of the streaming subresources procorch does not
+        serve (``kubectl exec``, ``attach``, ``port-forward``, ``proxy``), rather than the
+        bare "could not find the requested resource" kubectl would print."""
+        parts = path.strip("/").split("/")
+        # api/v1/namespaces/{ns}/{pods|services}/{name}/{sub}[/...], api/v1/nodes/{name}/proxy
+        if parts[:2] != ["api", "v1"]:
+            return
+        if len(parts) >= 7 and parts[2] == "namespaces" and parts[4] in ("pods", "services"):
+            namespace, plural, name, sub = parts[3], parts[4], parts[5], parts[6]
+        elif len(parts) >= 5 and parts[2] == "nodes":
+            namespace, plural, name, sub = "", "nodes", parts[3], parts[4]
+        else:
+            return
+        supported = {"pods": ("exec", "attach", "portforward", "proxy"), "services": ("proxy",)}
+        if sub not in supported.get(plural, ("proxy",)):
+            return
+        if ":" in name and plural != "nodes":  # services/http:web:80/proxy
+            name = [n for n in name.split(":") if n][1 if name.count(":") == 2 else 0]
+        rt = resources.must(f"core/{plural}")
+        obj = self.service.get(user, rt, namespace, name).object  # NotFound if it is not there
+        message = f'{plural} "{name}": {sub} is not supported by procorch'
+        if plural == "pods":
+            ip = (obj.get("status") or {}).get("podIP")
+            where = f" (pod IP {ip})" if ip else ""
+            if sub in ("exec", "attach"):
+                message += (
+                    f"; the pod's containers are processes on this machine{where}: run the "
+                    "command directly, and read their output with kubectl logs"
+                )
+            else:
+                ports = [
+                    str(port["containerPort"])
+                    for container in (obj.get("spec") or {}).get("containers") or []
+                    for port in container.get("ports") or []
+                    if port.get("containerPort")
+                ]
+                at = f"{ip}:{'|'.join(ports) or '<port>'}" if ip else "its pod IP"
+                message += f"; the pod's ports are open on this machine: connect to {at}"
+        elif plural == "services":
+            spec = obj.get("spec") or {}
+            ip = spec.get("clusterIP")
+            service_ports = "|".join(str(p.get("port")) for p in spec.get("ports") or [])
+            if ip and ip != "None":
+                message += f"; the Service is open on this machine: connect to {ip}:{service_ports}"
+        raise errors.NotFound(message, details={"name": name, "kind": plural})
 
     def _non_resource(self, path: str) -> web.Response:
         if path == "/version":

@@ -66,6 +66,53 @@ async def test_kubectl_logs_errors_read_like_kubernetes(kubectl, cluster: Cluste
     assert 'previous terminated container "main" in pod "fresh" not found' in out.stderr
 
 
+async def test_exec_port_forward_and_proxy_say_what_to_do_instead(
+    kubectl, cluster: Cluster
+) -> None:
+    await apply(
+        kubectl,
+        cluster,
+        """
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: web, labels: {app: web}}
+        spec:
+          containers:
+          - {name: main, command: ["sleep", "60"], ports: [{containerPort: 8000}]}
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: web}
+        spec:
+          selector: {app: web}
+          ports: [{port: 80, targetPort: 8000}]
+        """,
+    )
+    pod = await cluster.wait_pod("web", running)
+    ip = pod["status"]["podIP"]
+    out = await kubectl("exec", "web", "--", "ls", check=False)
+    assert out.returncode == 1
+    assert out.stderr.startswith(
+        'Error from server (NotFound): pods "web": exec is not supported by procorch; '
+        f"the pod's containers are processes on this machine (pod IP {ip})"
+    )
+    out = await kubectl("port-forward", "pod/web", "0:8000", check=False, timeout=20)
+    assert out.returncode == 1
+    assert (
+        "portforward is not supported by procorch; the pod's ports are open on this "
+        f"machine: connect to {ip}:8000"
+    ) in out.stderr
+    svc = (await kubectl("get", "svc", "web", "-o", "json")).stdout
+    cluster_ip = json.loads(svc)["spec"]["clusterIP"]
+    out = await kubectl(
+        "get", "--raw", "/api/v1/namespaces/default/services/web:80/proxy/", check=False
+    )
+    assert f"connect to {cluster_ip}:80" in out.stderr
+    # A pod that does not exist is still simply not found.
+    out = await kubectl("exec", "nope", "--", "ls", check=False)
+    assert 'pods "nope" not found' in out.stderr
+
+
 async def test_kubectl_get_and_describe_show_crash_loops(kubectl, cluster: Cluster) -> None:
     await apply(
         kubectl,
