@@ -20,6 +20,8 @@ from procorch.apiserver.hpa_v1 import PREFIX as HPA_V1_PREFIX
 from procorch.apiserver.hpa_v1 import AutoscalingV1
 from procorch.apiserver.http import ApiServer
 from procorch.apiserver.nodeproxy import METRICS_PREFIX, NodeProxy, register_discovery
+from procorch.apiserver.reviews import AUTHN_PREFIX, AUTHZ_PREFIX, SelfReviews
+from procorch.apiserver.reviews import register_discovery as register_reviews
 from procorch.apiserver.service import ApiService
 from procorch.kit.logging import get_logger
 from procorch.store.sqlite import SQLiteStore
@@ -52,6 +54,11 @@ class ControlPlane:
         self.http.subresource_handlers[("core/pods", "log")] = self.node_proxy.pod_log
         # kubectl autoscale creates its HPA at autoscaling/v1.
         self.http.prefix_handlers[HPA_V1_PREFIX] = AutoscalingV1(self.service).handle
+        # kubectl auth can-i / whoami.
+        register_reviews()
+        reviews = SelfReviews(self.service.authorizer)
+        self.http.prefix_handlers[AUTHZ_PREFIX] = reviews.handle
+        self.http.prefix_handlers[AUTHN_PREFIX] = reviews.handle
         self.admin_token = ""
 
     def set_kubelet_token(self, token: str) -> None:

@@ -82,6 +82,34 @@ async def test_metrics_need_a_token_and_count_requests_by_method_and_status(raw)
     assert "procorch_apiserver_watches_open 0" in text.splitlines()
 
 
+async def test_self_access_reviews_ask_the_authorizer_for_the_caller(raw, procorch) -> None:
+    from procorch.apiserver.auth import User
+
+    url = f"{raw.url}/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": {"verb": "list", "resource": "secrets"}},
+    }
+    async with raw.session.post(url, json=review, headers=raw.headers()) as r:
+        assert r.status == 201
+        answer = await r.json()
+    assert answer["status"]["allowed"] is True and answer["spec"] == review["spec"]
+    # A user outside system:masters is refused by the authorizer that serves every request.
+    procorch.control_plane.authenticator.add("viewer-token", User(name="viewer"))
+    viewer = {"Authorization": "Bearer viewer-token"}
+    async with raw.session.post(url, json=review, headers=viewer) as r:
+        assert (await r.json())["status"] == {"allowed": False, "reason": "no RBAC policy matched"}
+    whoami = f"{raw.url}/apis/authentication.k8s.io/v1/selfsubjectreviews"
+    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    async with raw.session.post(whoami, json=body, headers=viewer) as r:
+        assert (await r.json())["status"]["userInfo"] == {"username": "viewer", "groups": []}
+    # Exactly one kind of attributes.
+    async with raw.session.post(url, json={"spec": {}}, headers=raw.headers()) as r:
+        assert r.status == 422
+        assert (await r.json())["details"]["causes"][0]["field"] == "spec.resourceAttributes"
+
+
 async def test_aggregated_discovery_uses_the_exact_content_type(raw) -> None:
     accept = f"{AGGREGATED},application/json"
     async with raw.session.get(f"{raw.url}/apis", headers=raw.headers(Accept=accept)) as r:

@@ -327,3 +327,15 @@ async def test_delete_by_label_and_namespace_cascade(kubectl) -> None:
     await kubectl("-n", "tmp", "create", "configmap", "c")
     assert 'namespace "tmp" deleted' in (await kubectl("delete", "ns", "tmp")).stdout
     assert "NotFound" in (await kubectl("get", "ns", "tmp", check=False)).stderr
+
+
+async def test_auth_can_i_and_whoami(kubectl) -> None:
+    assert (await kubectl("auth", "can-i", "create", "pods")).stdout == "yes\n"
+    assert (await kubectl("auth", "can-i", "delete", "nodes", "-A")).stdout == "yes\n"
+    assert (await kubectl("auth", "can-i", "get", "/metrics")).stdout == "yes\n"
+    rules = (await kubectl("auth", "can-i", "--list")).stdout.splitlines()
+    assert rules[0].split() == ["Resources", "Non-Resource", "URLs", "Resource", "Names", "Verbs"]
+    assert rules[1].split() == ["*.*", "[]", "[]", "[*]"]
+    whoami = (await kubectl("auth", "whoami")).stdout.splitlines()
+    assert whoami[1].split() == ["Username", "procorch-admin"]
+    assert whoami[2].split() == ["Groups", "[system:masters", "system:authenticated]"]

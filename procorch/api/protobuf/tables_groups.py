@@ -1,7 +1,8 @@
 """Field tables for meta/v1 (ObjectMeta, LabelSelector, Condition, ...) and for every served
 API group outside core: apps, batch, networking.k8s.io, discovery.k8s.io,
 coordination.k8s.io, autoscaling (v1 and v2), rbac.authorization.k8s.io,
-authentication.k8s.io (TokenRequest), policy and scheduling.k8s.io. Numbering follows each
+authentication.k8s.io (TokenRequest, SelfSubjectReview), authorization.k8s.io (the self
+reviews), policy and scheduling.k8s.io. Numbering follows each
 group's ``generated.proto`` in k8s.io/api (k8s.io/apimachinery for meta/v1); the notation
 is described in :mod:`procorch.api.protobuf.schema`.
 
@@ -247,6 +248,37 @@ AUTHENTICATION: dict[str, str] = {
     ),
     "TokenRequestStatus": "1 token; 2 expirationTimestamp:Time",
     "BoundObjectReference": "1 kind; 2 apiVersion; 3 name; 4 uid",
+    # kubectl auth whoami
+    "SelfSubjectReview": "1 metadata:meta.ObjectMeta; 2 status:SelfSubjectReviewStatus",
+    "SelfSubjectReviewStatus": "1 userInfo:UserInfo",
+    "UserInfo": "1 username; 2 uid; 3 groups*",
+}
+
+# kubectl auth can-i (and can-i --list)
+AUTHORIZATION: dict[str, str] = {
+    "SelfSubjectAccessReview": (
+        "1 metadata:meta.ObjectMeta; 2 spec:SelfSubjectAccessReviewSpec; "
+        "3 status:SubjectAccessReviewStatus"
+    ),
+    "SelfSubjectAccessReviewSpec": (
+        "1 resourceAttributes?:ResourceAttributes; 2 nonResourceAttributes?:NonResourceAttributes"
+    ),
+    "ResourceAttributes": (
+        "1 namespace; 2 verb; 3 group; 4 version; 5 resource; 6 subresource; 7 name"
+    ),
+    "NonResourceAttributes": "1 path; 2 verb",
+    "SubjectAccessReviewStatus": "1 allowed:bool; 4 denied:bool; 2 reason; 3 evaluationError",
+    "SelfSubjectRulesReview": (
+        "1 metadata:meta.ObjectMeta; 2 spec:SelfSubjectRulesReviewSpec; "
+        "3 status:SubjectRulesReviewStatus"
+    ),
+    "SelfSubjectRulesReviewSpec": "1 namespace",
+    "SubjectRulesReviewStatus": (
+        "1 resourceRules*:ResourceRule; 2 nonResourceRules*:NonResourceRule; "
+        "3 incomplete:bool; 4 evaluationError"
+    ),
+    "ResourceRule": "1 verbs*; 2 apiGroups*; 3 resources*; 4 resourceNames*",
+    "NonResourceRule": "1 verbs*; 2 nonResourceURLs*",
 }
 
 POLICY: dict[str, str] = {
@@ -284,6 +316,7 @@ TABLES: dict[str, dict[str, str]] = {
     "autoscalingv2": AUTOSCALINGV2,
     "rbac": RBAC,
     "authentication": AUTHENTICATION,
+    "authorization": AUTHORIZATION,
     "policy": POLICY,
     "scheduling": SCHEDULING,
 }

@@ -1,0 +1,170 @@
+"""Self-reviews: "may I?" and "who am I?", as ``kubectl auth can-i`` and ``kubectl auth whoami``
+ask them.
+
+* ``authorization.k8s.io/v1`` ``selfsubjectaccessreviews``: one request's attributes
+  (``spec.resourceAttributes`` or ``spec.nonResourceAttributes``) put to the API server's own
+  authorizer for the calling user; ``status.allowed`` and ``status.reason``.
+* ``authorization.k8s.io/v1`` ``selfsubjectrulesreviews`` (``can-i --list``): the rules the
+  user holds in a namespace. The authorizer is not rule-based, so the answer is "everything"
+  for a user it allows everything and nothing otherwise, marked ``incomplete`` in that case.
+* ``authentication.k8s.io/v1`` ``selfsubjectreviews``: the calling user's name, uid and groups.
+
+All are create-only, never stored (the request comes back with its ``status``), and answered
+through :attr:`ApiServer.prefix_handlers`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from procorch.api import errors, protobuf
+from procorch.apiserver import discovery
+from procorch.apiserver.auth import Attributes, Authorizer, User
+
+AUTHZ = "authorization.k8s.io"
+AUTHN = "authentication.k8s.io"
+AUTHZ_PREFIX = f"/apis/{AUTHZ}/v1/"
+AUTHN_PREFIX = f"/apis/{AUTHN}/v1/"
+
+Obj = dict[str, Any]
+
+_registered = False
+
+
+def _resource(group: str, plural: str, kind: str) -> Obj:
+    return {
+        "resource": plural,
+        "responseKind": {"group": group, "version": "v1", "kind": kind},
+        "scope": "Cluster",
+        "singularResource": "",
+        "verbs": ["create"],
+    }
+
+
+def register_discovery() -> None:
+    """Announce both groups (once per process: discovery is module state)."""
+    global _registered
+    if _registered:
+        return
+    _registered = True
+    discovery.register_extra(
+        AUTHZ,
+        "v1",
+        [
+            _resource(AUTHZ, "selfsubjectaccessreviews", "SelfSubjectAccessReview"),
+            _resource(AUTHZ, "selfsubjectrulesreviews", "SelfSubjectRulesReview"),
+        ],
+    )
+    discovery.register_extra(
+        AUTHN, "v1", [_resource(AUTHN, "selfsubjectreviews", "SelfSubjectReview")]
+    )
+
+
+class SelfReviews:
+    """The ``prefix_handlers`` entry for both groups."""
+
+    def __init__(self, authorizer: Authorizer) -> None:
+        self.authorizer = authorizer
+
+    async def handle(self, request: web.Request, user: User) -> web.StreamResponse:
+        path = request.path.rstrip("/")
+        group, _, resource = path[len("/apis/") :].partition("/v1/")
+        handlers = {
+            (AUTHZ, "selfsubjectaccessreviews"): self._access,
+            (AUTHZ, "selfsubjectrulesreviews"): self._rules,
+            (AUTHN, "selfsubjectreviews"): self._whoami,
+        }
+        handler = handlers.get((group, resource))
+        if handler is None:
+            raise errors.NotFound("the server could not find the requested resource", details={})
+        if request.method != "POST":
+            raise errors.MethodNotAllowed(
+                "the server does not allow this method on the requested resource"
+            )
+        raw = await request.read()
+        if request.content_type == protobuf.PROTOBUF_CONTENT_TYPE:
+            body: Any = protobuf.decode(raw)  # kubectl's typed clients send protobuf
+        else:
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise errors.BadRequest(f"the request body is not JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise errors.BadRequest("the request body must be a JSON object")
+        answer = handler(body, user)
+        answer.setdefault("metadata", {}).setdefault("creationTimestamp", None)
+        return web.Response(
+            status=201, body=orjson.dumps(answer), headers={"Content-Type": "application/json"}
+        )
+
+    def _access(self, body: Obj, user: User) -> Obj:
+        spec = _dict(body.get("spec"))
+        res, non = _dict(spec.get("resourceAttributes")), _dict(spec.get("nonResourceAttributes"))
+        if bool(res) == bool(non):
+            raise errors.Invalid(
+                kind="SelfSubjectAccessReview",
+                name="",
+                group=AUTHZ,
+                causes=[
+                    errors.Cause(
+                        "FieldValueInvalid",
+                        'Invalid value: "null": exactly one of nonResourceAttributes or '
+                        "resourceAttributes must be specified",
+                        "spec.resourceAttributes",
+                    )
+                ],
+            )
+        if res:
+            attrs = Attributes(
+                verb=str(res.get("verb") or ""),
+                group=str(res.get("group") or ""),
+                resource=str(res.get("resource") or ""),
+                subresource=str(res.get("subresource") or ""),
+                namespace=str(res.get("namespace") or ""),
+                name=str(res.get("name") or ""),
+            )
+        else:
+            attrs = Attributes(verb=str(non.get("verb") or ""), path=str(non.get("path") or ""))
+        allowed, reason = self.authorizer.allowed(user, attrs)
+        if allowed and not reason:
+            reason = f'user "{user.name}" is in group "system:masters"' if user.is_admin else ""
+        status: Obj = {"allowed": allowed}
+        if reason:
+            status["reason"] = reason
+        return {**body, "status": status}
+
+    def _rules(self, body: Obj, user: User) -> Obj:
+        spec = _dict(body.get("spec"))
+        namespace = str(spec.get("namespace") or "")
+        everything = Attributes(verb="*", group="*", resource="*", namespace=namespace)
+        allowed, _ = self.authorizer.allowed(user, everything)
+        status: Obj
+        if allowed:
+            status = {
+                "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+                "incomplete": False,
+            }
+        else:
+            status = {
+                "resourceRules": [],
+                "nonResourceRules": [],
+                "incomplete": True,
+                "evaluationError": "procorch's authorizer does not list rules",
+            }
+        return {**body, "status": status}
+
+    def _whoami(self, body: Obj, user: User) -> Obj:
+        info: Obj = {"username": user.name, "groups": list(user.groups)}
+        if user.uid:
+            info["uid"] = user.uid
+        if user.extra:
+            info["extra"] = {k: list(v) for k, v in user.extra.items()}
+        return {**body, "status": {"userInfo": info}}
+
+
+def _dict(value: Any) -> Obj:
+    return value if isinstance(value, dict) else {}
