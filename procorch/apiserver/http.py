@@ -27,7 +27,7 @@ from procorch.api.meta import now
 from procorch.api.patch.managed import decode_apply_body
 from procorch.api.resources import ResourceType
 from procorch.apiserver import discovery, openapi
-from procorch.apiserver.auth import User
+from procorch.apiserver.auth import Attributes, User, forbidden_message
 from procorch.apiserver.paging import Pager
 from procorch.apiserver.printers import to_table
 from procorch.apiserver.service import APPLY_PATCH, ApiService, DeleteOptions, WriteOptions
@@ -357,6 +357,7 @@ class ApiServer:
         if path.startswith("/openapi/"):
             return self._openapi(path)
         if path == "/metrics":
+            self._authorize_path(user, "get", path)
             return self._metrics()
         parsed = _parse_path(path)
         if parsed is not None and len(parsed[2]) == 0:
@@ -373,6 +374,12 @@ class ApiServer:
             self._refuse_unsupported(path, user)
             raise errors.NotFound("the server could not find the requested resource", details={})
         return await self._resource(request, user, info)
+
+    def _authorize_path(self, user: User, verb: str, path: str) -> None:
+        attrs = Attributes(verb=verb, path=path)
+        allowed, _ = self.service.authorizer.allowed(user, attrs)
+        if not allowed:
+            raise errors.Forbidden(forbidden_message(user, attrs), details={})
 
     def _refuse_unsupported(self, path: str, user: User) -> None:
         """Say what a user can do instead of the streaming subresources procorch does not
@@ -391,8 +398,13 @@ class ApiServer:
         supported = {"pods": ("exec", "attach", "portforward", "proxy"), "services": ("proxy",)}
         if sub not in supported.get(plural, ("proxy",)):
             return
-        if ":" in name and plural != "nodes":  # services/http:web:80/proxy
-            name = [n for n in name.split(":") if n][1 if name.count(":") == 2 else 0]
+        # Kubernetes' SplitSchemeNamePort: name, name:port or scheme:name:port.
+        pieces = name.split(":")
+        if len(pieces) > 3 or (len(pieces) == 3 and plural == "nodes"):
+            return
+        name = pieces[1] if len(pieces) == 3 else pieces[0]
+        if not name:
+            return
         rt = resources.must(f"core/{plural}")
         obj = self.service.get(user, rt, namespace, name).object  # NotFound if it is not there
         message = f'{plural} "{name}": {sub} is not supported by procorch'

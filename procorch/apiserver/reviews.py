@@ -39,7 +39,7 @@ def _resource(group: str, plural: str, kind: str) -> Obj:
         "resource": plural,
         "responseKind": {"group": group, "version": "v1", "kind": kind},
         "scope": "Cluster",
-        "singularResource": "",
+        "singularResource": kind.lower(),
         "verbs": ["create"],
     }
 
@@ -94,8 +94,13 @@ class SelfReviews:
                 raise errors.BadRequest(f"the request body is not JSON: {exc}") from None
         if not isinstance(body, dict):
             raise errors.BadRequest("the request body must be a JSON object")
-        answer = handler(body, user)
-        answer.setdefault("metadata", {}).setdefault("creationTimestamp", None)
+        kind = {
+            "selfsubjectaccessreviews": "SelfSubjectAccessReview",
+            "selfsubjectrulesreviews": "SelfSubjectRulesReview",
+            "selfsubjectreviews": "SelfSubjectReview",
+        }[resource]
+        body["metadata"] = {**_dict(body.get("metadata")), "creationTimestamp": None}
+        answer = {**handler(body, user), "apiVersion": f"{group}/v1", "kind": kind}
         return web.Response(
             status=201, body=orjson.dumps(answer), headers={"Content-Type": "application/json"}
         )

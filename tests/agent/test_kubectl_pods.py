@@ -108,6 +108,12 @@ async def test_exec_port_forward_and_proxy_say_what_to_do_instead(
         "get", "--raw", "/api/v1/namespaces/default/services/web:80/proxy/", check=False
     )
     assert f"connect to {cluster_ip}:80" in out.stderr
+    # Kubernetes' scheme:name:port forms name the same Service.
+    for name in ("http:web:80", ":web:80", "web:"):
+        out = await kubectl(
+            "get", "--raw", f"/api/v1/namespaces/default/services/{name}/proxy/", check=False
+        )
+        assert f"connect to {cluster_ip}:80" in out.stderr, (name, out.stderr)
     # A pod that does not exist is still simply not found.
     out = await kubectl("exec", "nope", "--", "ls", check=False)
     assert 'pods "nope" not found' in out.stderr

@@ -487,3 +487,72 @@ async def test_grpc_refused_and_silent_servers_fail_like_the_kubelet() -> None:
             "failure", "timeout: health rpc did not complete within 500ms"
         )
         await asyncio.wait_for(closed.wait(), 2)
+
+
+Answer = Callable[[Any, int, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def h2_server(answer: Answer) -> Any:
+    """An HTTP/2 server (h2) that calls ``answer(conn, stream_id, reader, writer)`` once the
+    request has ended."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, validate_outbound_headers=False)
+        )
+        conn.initiate_connection()
+        writer.write(conn.data_to_send())
+        try:
+            while data := await reader.read(65536):
+                for event in conn.receive_data(data):
+                    if isinstance(event, h2.events.StreamEnded):
+                        await answer(conn, event.stream_id, reader, writer)
+                writer.write(conn.data_to_send())
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+async def test_grpc_misbehaving_servers_get_a_verdict_not_a_crash() -> None:
+    loop = asyncio.get_running_loop()
+    crashes: list[str] = []
+    loop.set_exception_handler(lambda _loop, context: crashes.append(context["message"]))
+
+    async def bad_header(conn: Any, sid: int, _r: Any, _w: Any) -> None:
+        conn.send_headers(sid, [(b":status", b"200"), (b"grpc-status", b"\xff")], end_stream=True)
+
+    async def goaway(conn: Any, sid: int, _r: Any, _w: Any) -> None:
+        conn.close_connection(error_code=2, last_stream_id=0)  # INTERNAL_ERROR
+
+    async def flood(
+        conn: Any, sid: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        conn.send_headers(sid, [(":status", "200"), ("content-type", "application/grpc")])
+        for _ in range(400):  # 6.4 MiB, more than grpc-go's 4 MiB limit
+            while conn.local_flow_control_window(sid) < 16384:
+                writer.write(conn.data_to_send())
+                data = await reader.read(65536)  # the probe's WINDOW_UPDATEs
+                if not data:
+                    return  # it has given up
+                conn.receive_data(data)
+            conn.send_data(sid, bytes(16384))
+            writer.write(conn.data_to_send())
+            await writer.drain()
+
+    verdicts = {}
+    for name, answer in (("bad_header", bad_header), ("goaway", goaway), ("flood", flood)):
+        server = await h2_server(answer)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            verdicts[name] = await grpc_probe(host="127.0.0.1", port=port, service="", timeout=2)
+    assert all(v.result == "failure" for v in verdicts.values()), verdicts
+    assert "GOAWAY, error code INTERNAL_ERROR" in verdicts["goaway"].message
+    assert "code = ResourceExhausted" in verdicts["flood"].message
+    assert crashes == []

@@ -100,10 +100,17 @@ async def test_self_access_reviews_ask_the_authorizer_for_the_caller(raw, procor
     viewer = {"Authorization": "Bearer viewer-token"}
     async with raw.session.post(url, json=review, headers=viewer) as r:
         assert (await r.json())["status"] == {"allowed": False, "reason": "no RBAC policy matched"}
+    # ... and so is its scrape of /metrics, as can-i says.
+    async with raw.session.get(f"{raw.url}/metrics", headers=viewer) as r:
+        assert r.status == 403
     whoami = f"{raw.url}/apis/authentication.k8s.io/v1/selfsubjectreviews"
-    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
-    async with raw.session.post(whoami, json=body, headers=viewer) as r:
-        assert (await r.json())["status"]["userInfo"] == {"username": "viewer", "groups": []}
+    async with raw.session.post(whoami, json={"metadata": None}, headers=viewer) as r:
+        answer = await r.json()
+    assert answer["status"]["userInfo"] == {"username": "viewer", "groups": []}
+    assert (answer["apiVersion"], answer["kind"]) == (
+        "authentication.k8s.io/v1",
+        "SelfSubjectReview",
+    )
     # Exactly one kind of attributes.
     async with raw.session.post(url, json={"spec": {}}, headers=raw.headers()) as r:
         assert r.status == 422

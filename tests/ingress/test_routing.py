@@ -391,6 +391,11 @@ async def test_eof_delimited_garbage_and_silent_upstreams(
         started = asyncio.get_running_loop().time()
         assert (await get(session, f"{router.url}/silent"))[0] == 504
         assert asyncio.get_running_loop().time() - started < 2.0
+        # Each answer is counted, the EOF-delimited ones included.
+        counts: dict[int, int] = {}
+        for (_, code), n in router.requests.items():
+            counts[code] = counts.get(code, 0) + n
+        assert counts[200] >= 2 and counts[502] == 1 and counts[504] == 1
     finally:
         server.close()
         await server.wait_closed()

@@ -39,6 +39,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import h2.exceptions
 import httptools
@@ -376,7 +377,17 @@ _GRPC_CODES = (
     "Internal Unavailable DataLoss Unauthenticated"
 ).split()
 _SERVING_STATUS = ("UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN")
-_GRPC_UNIMPLEMENTED = 12
+_GRPC_MAX_MESSAGE = 4 * 1024 * 1024  # grpc-go's default for a received message
+_HTTP_TO_GRPC = {
+    "400": "Internal",
+    "401": "Unauthenticated",
+    "403": "PermissionDenied",
+    "404": "Unimplemented",
+    "429": "Unavailable",
+    "502": "Unavailable",
+    "503": "Unavailable",
+    "504": "Unavailable",
+}
 
 
 class _GrpcCall(asyncio.Protocol):
@@ -392,7 +403,6 @@ class _GrpcCall(asyncio.Protocol):
         self.result: asyncio.Future[ProbeOutcome] = asyncio.get_running_loop().create_future()
         self.transport: asyncio.Transport | None = None
         self.stream_id = 0
-        self.status = ""
         self.headers: dict[str, str] = {}
         self.body = bytearray()
 
@@ -423,26 +433,60 @@ class _GrpcCall(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         try:
-            events = self.h2.receive_data(data)
-        except h2.exceptions.ProtocolError as exc:
+            self._events(self.h2.receive_data(data))
+        except Exception as exc:  # noqa: BLE001 - whatever the peer sent, a verdict, not a crash
             self._finish(_failure(f"error: health rpc probe failed: {exc}"))
+            if self.transport is not None:
+                self.transport.abort()
             return
-        for event in events:
-            if isinstance(event, h2.events.ResponseReceived | h2.events.TrailersReceived):
-                for name, value in event.headers:
-                    self.headers[str(name)] = str(value)
-            elif isinstance(event, h2.events.DataReceived):
-                self.body += event.data
-                self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-            elif isinstance(event, h2.events.StreamEnded):
-                self._finish(self._verdict())
-            elif isinstance(event, h2.events.StreamReset | h2.events.ConnectionTerminated):
-                code = getattr(event, "error_code", None)
-                self._finish(_failure(f"error: health rpc probe failed: stream reset ({code})"))
         if self.transport is not None:
             pending = self.h2.data_to_send()
             if pending:
                 self.transport.write(pending)
+
+    def _events(self, events: list[h2.events.Event]) -> None:
+        mine = self.stream_id
+        for event in events:
+            if isinstance(event, h2.events.ConnectionTerminated):
+                # A graceful GOAWAY that covers our stream lets it finish.
+                last = event.last_stream_id
+                if event.error_code or (last is not None and last < mine):
+                    self._finish(
+                        _failure(
+                            "error: health rpc probe failed: the server closed the connection "
+                            f"(GOAWAY, error code {_h2_code(event.error_code)})"
+                        )
+                    )
+                continue
+            if getattr(event, "stream_id", mine) != mine:
+                continue  # pushed or other streams: not ours
+            if isinstance(event, h2.events.ResponseReceived | h2.events.TrailersReceived):
+                for name, value in event.headers or ():
+                    self.headers[str(name)] = str(value)
+            elif isinstance(event, h2.events.DataReceived):
+                self.body += event.data or b""
+                self.h2.acknowledge_received_data(event.flow_controlled_length, mine)
+                if len(self.body) > _GRPC_MAX_MESSAGE + 5:
+                    self._finish(
+                        _failure(
+                            "error: health rpc probe failed: rpc error: code = ResourceExhausted "
+                            "desc = grpc: received message larger than max "
+                            f"({len(self.body) - 5} vs. {_GRPC_MAX_MESSAGE})"
+                        )
+                    )
+                    if self.transport is not None:
+                        self.transport.abort()
+                    return
+            elif isinstance(event, h2.events.StreamEnded):
+                self._finish(self._verdict())
+            elif isinstance(event, h2.events.StreamReset):
+                self._finish(
+                    _failure(
+                        "error: health rpc probe failed: rpc error: code = Internal desc = "
+                        "stream terminated by RST_STREAM with error code: "
+                        f"{_h2_code(event.error_code)}"
+                    )
+                )
 
     def connection_lost(self, exc: Exception | None) -> None:
         reason = f": {_errno_text(exc)}" if isinstance(exc, OSError) else ""
@@ -458,21 +502,20 @@ class _GrpcCall(asyncio.Protocol):
         headers = self.headers
         http_status = headers.get(":status", "")
         if http_status != "200":
-            return _failure(
-                f"error: health rpc probe failed: unexpected HTTP status code {http_status}"
-            )
-        code = int(headers.get("grpc-status", "2") or 2)
-        if code != 0:
-            text = unquote(headers.get("grpc-message", ""))
-            if code == _GRPC_UNIMPLEMENTED:
-                return _failure(
-                    "error: this server does not implement the grpc health protocol "
-                    f"(grpc.health.v1.Health): {text}"
-                )
-            name = _GRPC_CODES[code] if 0 <= code < len(_GRPC_CODES) else f"Code({code})"
-            return _failure(
-                f"error: health rpc probe failed: rpc error: code = {name} desc = {text}"
-            )
+            # grpc-go turns a non-200 answer into a gRPC status (404 -> Unimplemented, ...).
+            code = _HTTP_TO_GRPC.get(http_status, "Unknown")
+            text = f"unexpected HTTP status code received from server: {http_status}"
+            return self._rpc_error(code, text)
+        raw_code = headers.get("grpc-status")
+        if raw_code is None:
+            return self._rpc_error("Internal", "server closed the stream without sending trailers")
+        try:
+            number = int(raw_code)
+        except ValueError:
+            return self._rpc_error("Unknown", f"invalid grpc-status {raw_code!r}")
+        if number != 0:
+            name = _GRPC_CODES[number] if 0 <= number < len(_GRPC_CODES) else f"Code({number})"
+            return self._rpc_error(name, unquote(headers.get("grpc-message", "")))
         body = bytes(self.body)
         if len(body) < 5 or body[0] != 0:
             return _failure("error: health rpc probe failed: malformed response message")
@@ -483,6 +526,21 @@ class _GrpcCall(asyncio.Protocol):
             name = _SERVING_STATUS[status] if status < len(_SERVING_STATUS) else str(status)
             return _failure(f'service unhealthy (responded with "{name}")')
         return SUCCESS
+
+    def _rpc_error(self, code: str, text: str) -> ProbeOutcome:
+        if code == "Unimplemented":
+            return _failure(
+                "error: this server does not implement the grpc health protocol "
+                f"(grpc.health.v1.Health): {text}"
+            )
+        return _failure(f"error: health rpc probe failed: rpc error: code = {code} desc = {text}")
+
+
+def _h2_code(code: int | None) -> str:
+    try:
+        return h2.errors.ErrorCodes(code or 0).name
+    except ValueError:
+        return str(code)
 
 
 def _varint(value: int) -> bytes:
@@ -511,7 +569,12 @@ def _serving_status(message: bytes) -> int:
 
 
 def _go_duration(seconds: float) -> str:
-    """Seconds as Go prints a time.Duration (``1s``, ``500ms``, ``1.5s``)."""
+    """Seconds as Go prints a time.Duration (``500ms``, ``1s``, ``1.5s``, ``1m0s``)."""
     if seconds < 1:
         return f"{round(seconds * 1000)}ms"
-    return f"{seconds:g}s"
+    minutes, rest = divmod(seconds, 60)
+    if minutes < 1:
+        return f"{rest:g}s"
+    hours, minutes = divmod(int(minutes), 60)
+    text = f"{hours}h" if hours else ""
+    return f"{text}{minutes}m{rest:g}s"

@@ -428,6 +428,7 @@ class ClientConnection(asyncio.Protocol):
         if ex.response_bytes:
             # An EOF-delimited response has ended (or a response was cut short): either way
             # the client learns it from its connection closing.
+            self.r.count(ex.backend, conn.response_status())
             ex.finished = True
             ex.close = True
             self._pump()

@@ -217,6 +217,15 @@ class UpstreamConnection(asyncio.Protocol):
             # Must be read here: once feed_data returns, llhttp has reset it.
             self.keep_alive = self.parser.should_keep_alive()
 
+    def response_status(self) -> int:
+        """The status of the response being received or last completed (0 if unknown)."""
+        if self.status:
+            return self.status
+        try:
+            return int(self.parser.get_status_code())
+        except Exception:  # noqa: BLE001 - httptools refuses before a status line
+            return 0
+
     # -- ownership ---------------------------------------------------------------------------
 
     def bind(self, client: ClientConnection, ex: Exchange) -> None:
@@ -225,6 +234,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.in_head = True
         self.head_buf = b""
         self.complete = False
+        self.status = 0
         self.last_io = self.pool.timebase.clock
         if client.write_paused:
             self.pause_reading()
