@@ -91,7 +91,10 @@ def _aggregated_group(
 
 
 def register_extra(group: str, version: str, resources: list[dict[str, Any]]) -> None:
-    """Serve an extra group in discovery (its resource documents in aggregated form)."""
+    """Serve an extra group in discovery (its resource documents in aggregated form).
+    Idempotent: registering a group-version again replaces it (discovery is module state,
+    shared by every API server in the process)."""
+    _EXTRA[:] = [(g, v, r) for g, v, r in _EXTRA if (g, v) != (group, version)]
     _EXTRA.append((group, version, resources))
     _cache.clear()
 

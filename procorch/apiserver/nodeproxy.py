@@ -44,15 +44,9 @@ LOG_QUERY = (
     "limitBytes",
 )
 
-_registered = False
-
 
 def register_discovery() -> None:
     """Announce metrics.k8s.io/v1beta1 (``kubectl top`` refuses to run without it)."""
-    global _registered
-    if _registered:
-        return
-    _registered = True
     discovery.register_extra(
         METRICS_GROUP,
         METRICS_VERSION,

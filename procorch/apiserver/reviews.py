@@ -31,8 +31,6 @@ AUTHN_PREFIX = f"/apis/{AUTHN}/v1/"
 
 Obj = dict[str, Any]
 
-_registered = False
-
 
 def _resource(group: str, plural: str, kind: str) -> Obj:
     return {
@@ -45,11 +43,7 @@ def _resource(group: str, plural: str, kind: str) -> Obj:
 
 
 def register_discovery() -> None:
-    """Announce both groups (once per process: discovery is module state)."""
-    global _registered
-    if _registered:
-        return
-    _registered = True
+    """Announce both groups."""
     discovery.register_extra(
         AUTHZ,
         "v1",
