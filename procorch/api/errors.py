@@ -201,6 +201,11 @@ class Gone(ApiError):
     reason = "Expired"
 
 
+class RequestEntityTooLarge(ApiError):
+    code = 413
+    reason = "RequestEntityTooLarge"
+
+
 class UnsupportedMediaType(ApiError):
     code = 415
     reason = "UnsupportedMediaType"
@@ -266,6 +271,7 @@ def from_status(body: dict[str, Any], *, code: int) -> ApiError:
         AlreadyExists,
         Conflict,
         Gone,
+        RequestEntityTooLarge,
         UnsupportedMediaType,
         TooManyRequests,
         ServiceUnavailable,

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from procorch.api import errors, resources
 from procorch.apiserver.auth import User
-from procorch.apiserver.http import _read_body, _write_options
+from procorch.apiserver.http import _write_options, read_object
 from procorch.apiserver.service import ApiService
 
 PREFIX = "/apis/autoscaling/v1/"
@@ -172,12 +172,11 @@ class AutoscalingV1:
                 }
             )
         if request.method == "POST" and not name:
-            body, _ = await _read_body(request)
+            options = _write_options(request)
+            body, _, _ = await read_object(request, HPAS, options)
             if not isinstance(body, dict):
                 raise errors.BadRequest("the request body must be a HorizontalPodAutoscaler")
-            result = await self.service.create(
-                user, HPAS, namespace, v1_to_v2(body), _write_options(request)
-            )
+            result = await self.service.create(user, HPAS, namespace, v1_to_v2(body), options)
             return _json(v2_to_v1(result.stored.object), status=201)
         raise errors.MethodNotAllowed(
             "autoscaling/v1 HorizontalPodAutoscalers support create, get and list; "

@@ -19,31 +19,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import yaml
 from aiohttp import web
 
-from procorch.api import errors, protobuf, resources
+from procorch.api import errors, resources
 from procorch.api.meta import now
-from procorch.api.patch.managed import decode_apply_body
 from procorch.api.resources import ResourceType
-from procorch.apiserver import discovery, openapi
+from procorch.apiserver import decode, discovery, openapi
 from procorch.apiserver.auth import Attributes, User, forbidden_message
 from procorch.apiserver.paging import Pager
 from procorch.apiserver.printers import to_table
-from procorch.apiserver.service import APPLY_PATCH, ApiService, DeleteOptions, WriteOptions
+from procorch.apiserver.service import ApiService, DeleteOptions, WriteOptions
 from procorch.kit.logging import get_logger
 from procorch.store.base import Stored, WatchClosed
 
 log = get_logger("apiserver")
 
 JSON = "application/json"
-MAX_BODY = 3 * 1024 * 1024  # Kubernetes' request size limit
-PATCH_TYPES = {
-    "application/merge-patch+json",
-    "application/json-patch+json",
-    "application/strategic-merge-patch+json",
-    APPLY_PATCH,
-}
 ANONYMOUS_PATHS = {"/livez", "/readyz", "/healthz", "/version"}
 # Kinds whose DELETE answers with the deleted object rather than a Status (as in Kubernetes,
 # and as typed clients expect).
@@ -173,67 +164,67 @@ def _write_options(request: web.Request) -> WriteOptions:
     )
 
 
-async def _read_body(request: web.Request, *, patch: bool = False) -> tuple[Any, str]:
-    raw = await request.read()
-    content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-    if patch:
-        if content_type not in PATCH_TYPES:
-            raise errors.UnsupportedMediaType(
-                f"the body of the request was in an unknown format - accepted media types "
-                f"include: {', '.join(sorted(PATCH_TYPES))}"
+async def read_object(
+    request: web.Request, rt: ResourceType, opts: WriteOptions, *, patch: bool = False
+) -> tuple[Any, str, list[str]]:
+    """The body of a write (decoded within :mod:`.decode`'s limits), its media type, and the
+    warnings it earns: duplicate keys are refused under ``fieldValidation=Strict`` and
+    reported under ``Warn``, as kube-apiserver's strict decoding does."""
+    body = await decode.read_body(request, patch=patch)
+    warnings: list[str] = []
+    if body.duplicates:
+        if opts.field_validation == "Strict":
+            raise decode.duplicate_fields_error(
+                kind=rt.kind, api_version=rt.api_version, duplicates=body.duplicates
             )
-        if content_type == APPLY_PATCH:
-            try:
-                return decode_apply_body(raw), content_type
-            except errors.ApiError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - any parse failure is the client's
-                raise errors.BadRequest(f"couldn't decode the apply configuration: {exc}") from None
-        return _decode_json(raw), content_type
-    if content_type == protobuf.PROTOBUF_CONTENT_TYPE:
-        return protobuf.decode(raw), content_type
-    if content_type in ("application/yaml", "application/x-yaml", "text/yaml"):
-        return _decode_yaml(raw), content_type
-    if content_type in ("", JSON, "application/octet-stream", "text/plain", "*/*"):
-        return _decode_json(raw), JSON
-    raise errors.UnsupportedMediaType(
-        f"the body of the request was in an unknown format - accepted media types include: "
-        f"application/json, application/yaml, {protobuf.PROTOBUF_CONTENT_TYPE}"
-    )
+        if opts.field_validation == "Warn":
+            warnings = [f'duplicate field "{key}"' for key in body.duplicates]
+    return body.value, body.content_type, warnings
 
 
-def _decode_json(raw: bytes) -> Any:
-    if not raw.strip():
-        raise errors.BadRequest("the request body is empty")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise errors.BadRequest(f"couldn't decode the request body as JSON: {exc}") from None
+async def _delete_body(request: web.Request) -> dict[str, Any]:
+    """The DeleteOptions a DELETE may carry as its body (JSON, YAML or protobuf)."""
+    if not request.can_read_body:
+        return {}
+    body = await decode.read_body(request) if request.content_length != 0 else None
+    if body is None or body.value is None:
+        return {}
+    if not isinstance(body.value, dict):
+        raise errors.BadRequest("the body of a DELETE must be a DeleteOptions object")
+    return body.value
 
 
-def _decode_yaml(raw: bytes) -> Any:
-    try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise errors.BadRequest(f"couldn't decode the request body as YAML: {exc}") from None
+def _typed(body: dict[str, Any], path: str, kind: type, words: str) -> Any:
+    """The field at the end of ``path`` in ``body`` if it is absent, null or of ``kind``;
+    otherwise 400, as decoding into DeleteOptions fails in Kubernetes."""
+    value = body.get(path.rpartition(".")[2])
+    if value is None:
+        return None
+    matches = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+    if not matches:
+        raise errors.BadRequest(f"DeleteOptions.{path}: {words}")
+    return value
 
 
-def _delete_options(request: web.Request, body: Any) -> DeleteOptions:
+def _delete_options(request: web.Request, body: dict[str, Any]) -> DeleteOptions:
     opts = DeleteOptions()
-    if isinstance(body, dict):
-        if body.get("gracePeriodSeconds") is not None:
-            opts.grace_period_seconds = int(body["gracePeriodSeconds"])
-        if body.get("propagationPolicy"):
-            opts.propagation_policy = body["propagationPolicy"]
-        elif body.get("orphanDependents") is True:
-            opts.propagation_policy = "Orphan"
-        elif body.get("orphanDependents") is False:
-            opts.propagation_policy = "Background"
-        pre = body.get("preconditions") or {}
-        opts.precondition_uid = pre.get("uid")
-        opts.precondition_rv = pre.get("resourceVersion")
-        if body.get("dryRun"):
-            opts.dry_run = True
+    grace = _typed(body, "gracePeriodSeconds", int, "must be an integer")
+    if grace is not None:
+        opts.grace_period_seconds = grace
+    policy = _typed(body, "propagationPolicy", str, "must be a string")
+    orphan = _typed(body, "orphanDependents", bool, "must be a boolean")
+    if policy:
+        opts.propagation_policy = policy
+    elif orphan is True:
+        opts.propagation_policy = "Orphan"
+    elif orphan is False:
+        opts.propagation_policy = "Background"
+    pre = _typed(body, "preconditions", dict, "must be an object") or {}
+    opts.precondition_uid = _typed(pre, "preconditions.uid", str, "must be a string")
+    opts.precondition_rv = _typed(pre, "preconditions.resourceVersion", str, "must be a string")
+    dry_run = _typed(body, "dryRun", list, "must be a list of strings")
+    if dry_run:
+        opts.dry_run = True
     query = request.query
     if query.get("gracePeriodSeconds"):
         try:
@@ -289,7 +280,9 @@ class ApiServer:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY, handler_args={"max_field_size": 16384})
+        app = web.Application(
+            client_max_size=decode.MAX_BODY, handler_args={"max_field_size": 16384}
+        )
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
 
@@ -503,10 +496,9 @@ class ApiServer:
             return await handler(request, user, rt, info.namespace, info.name)
         if info.subresource in ("log", "eviction", "binding") and handler is None:
             if info.subresource == "binding" and method == "POST":
-                body, _ = await _read_body(request)
-                bound = await self.service.bind(
-                    user, info.namespace, info.name, body, _write_options(request)
-                )
+                options = _write_options(request)
+                body, _, _ = await read_object(request, rt, options)
+                bound = await self.service.bind(user, info.namespace, info.name, body, options)
                 return _json_response(orjson.dumps(bound), status=201)
             raise errors.NotFound(
                 f"the server could not find the requested resource ({info.subresource})", details={}
@@ -527,33 +519,36 @@ class ApiServer:
                 raise errors.MethodNotAllowed(
                     "the server does not allow this method on the requested resource"
                 )
-            new_obj, _ = await _read_body(request)
-            result = await self.service.create(
-                user, rt, info.namespace, new_obj, _write_options(request)
+            options = _write_options(request)
+            new_obj, _, warnings = await read_object(request, rt, options)
+            result = await self.service.create(user, rt, info.namespace, new_obj, options)
+            return _json_response(
+                result.stored.raw, status=201, warnings=warnings + result.warnings
             )
-            return _json_response(result.stored.raw, status=201, warnings=result.warnings)
         if method == "PUT":
             if not info.name:
                 raise errors.MethodNotAllowed(
                     "the server does not allow this method on the requested resource"
                 )
-            new_obj, _ = await _read_body(request)
+            options = _write_options(request)
+            new_obj, _, warnings = await read_object(request, rt, options)
             result = await self.service.update(
                 user,
                 rt,
                 info.namespace,
                 info.name,
                 new_obj,
-                _write_options(request),
+                options,
                 subresource=info.subresource,
             )
-            return _json_response(result.stored.raw, warnings=result.warnings)
+            return _json_response(result.stored.raw, warnings=warnings + result.warnings)
         if method == "PATCH":
             if not info.name:
                 raise errors.MethodNotAllowed(
                     "the server does not allow this method on the requested resource"
                 )
-            patch_body, content_type = await _read_body(request, patch=True)
+            options = _write_options(request)
+            patch_body, content_type, warnings = await read_object(request, rt, options, patch=True)
             result = await self.service.patch(
                 user,
                 rt,
@@ -561,16 +556,16 @@ class ApiServer:
                 info.name,
                 content_type,
                 patch_body,
-                _write_options(request),
+                options,
                 subresource=info.subresource,
             )
             return _json_response(
-                result.stored.raw, status=201 if result.created else 200, warnings=result.warnings
+                result.stored.raw,
+                status=201 if result.created else 200,
+                warnings=warnings + result.warnings,
             )
         if method == "DELETE":
-            raw = await request.read()
-            body = orjson.loads(raw) if raw.strip() else None
-            options = _delete_options(request, body)
+            deletion = _delete_options(request, await _delete_body(request))
             if not info.name:
                 deleted = await self.service.delete_collection(
                     user,
@@ -578,10 +573,10 @@ class ApiServer:
                     info.namespace,
                     label_selector=query.get("labelSelector", ""),
                     field_selector=query.get("fieldSelector", ""),
-                    options=options,
+                    options=deletion,
                 )
                 return self._encode_list(request, rt, deleted, self.service.store.revision, "", 0)
-            outcome = await self.service.delete(user, rt, info.namespace, info.name, options)
+            outcome = await self.service.delete(user, rt, info.namespace, info.name, deletion)
             if outcome.finished and rt.kind not in RETURNS_DELETED_OBJECT:
                 meta = outcome.stored.object.get("metadata") or {}
                 details: dict[str, Any] = {

@@ -20,8 +20,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from procorch.api import errors, protobuf
-from procorch.apiserver import discovery
+from procorch.api import errors
+from procorch.apiserver import decode, discovery
 from procorch.apiserver.auth import Attributes, Authorizer, User
 
 AUTHZ = "authorization.k8s.io"
@@ -78,14 +78,8 @@ class SelfReviews:
             raise errors.MethodNotAllowed(
                 "the server does not allow this method on the requested resource"
             )
-        raw = await request.read()
-        if request.content_type == protobuf.PROTOBUF_CONTENT_TYPE:
-            body: Any = protobuf.decode(raw)  # kubectl's typed clients send protobuf
-        else:
-            try:
-                body = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                raise errors.BadRequest(f"the request body is not JSON: {exc}") from None
+        # kubectl's typed clients send protobuf; others JSON or YAML.
+        body = (await decode.read_body(request)).value
         if not isinstance(body, dict):
             raise errors.BadRequest("the request body must be a JSON object")
         kind = {

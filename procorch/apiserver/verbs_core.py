@@ -214,6 +214,17 @@ class ServiceCore:
         if not isinstance(body, dict):
             raise errors.BadRequest(f"the body of the request must be a {rt.kind} object")
         self._check_type_meta(rt, body)
+        meta = self._metadata_of(rt, body)
+        self._check_namespace(rt, namespace, meta)
+        check_shape(
+            rt.api_version, rt.kind, body, field_validation=opts.field_validation, warnings=warnings
+        )
+        return body
+
+    @staticmethod
+    def _metadata_of(rt: ResourceType, body: dict[str, Any]) -> dict[str, Any]:
+        """The body's ``metadata`` (made ``{}`` when absent or null); 422 if it is not an
+        object."""
         meta = body.get("metadata")
         if meta is None:
             meta = body["metadata"] = {}
@@ -224,11 +235,7 @@ class ServiceCore:
                 causes=[errors.type_invalid("metadata", meta, "must be an object")],
                 group=rt.group,
             )
-        self._check_namespace(rt, namespace, meta)
-        check_shape(
-            rt.api_version, rt.kind, body, field_validation=opts.field_validation, warnings=warnings
-        )
-        return body
+        return meta
 
     @staticmethod
     def _check_type_meta(rt: ResourceType, body: dict[str, Any]) -> None:
@@ -413,7 +420,7 @@ class ServiceCore:
             return await self._update_scale(rt, namespace, name, body, opts)
         warnings = Warnings()
         self._check_type_meta(rt, body)
-        meta = body.setdefault("metadata", {})
+        meta = self._metadata_of(rt, body)
         if meta.get("name") and meta["name"] != name:
             raise errors.BadRequest(
                 f"the name of the object ({meta['name']}) does not match the name on the URL "

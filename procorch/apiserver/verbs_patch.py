@@ -141,7 +141,7 @@ class PatchVerbs(ServiceCore):
         if not body.get("apiVersion") or not body.get("kind"):
             raise errors.BadRequest("apiVersion and kind must be set in an apply configuration")
         self._check_type_meta(rt, body)
-        meta = body.setdefault("metadata", {})
+        meta = self._metadata_of(rt, body)
         if meta.get("name") and meta["name"] != name:
             raise errors.BadRequest(
                 f"the name of the object ({meta['name']}) does not match the name on the URL "

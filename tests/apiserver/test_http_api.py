@@ -211,13 +211,12 @@ async def test_container_without_command_is_refused_with_a_reason(http: HttpClie
 async def test_strict_field_validation_rejects_unknown_fields(raw) -> None:
     body = json.dumps({**configmap("strict"), "dataz": {"a": "b"}})
     url = f"{raw.url}/api/v1/namespaces/default/configmaps"
-    async with raw.session.post(
-        url + "?fieldValidation=Strict", data=body, headers=raw.headers()
-    ) as r:
+    headers = raw.headers(**{"Content-Type": "application/json"})
+    async with raw.session.post(url + "?fieldValidation=Strict", data=body, headers=headers) as r:
         assert r.status == 400
         status = await r.json()
     assert 'strict decoding error: unknown field "dataz"' in status["message"]
-    async with raw.session.post(url, data=body, headers=raw.headers()) as r:
+    async with raw.session.post(url, data=body, headers=headers) as r:
         assert r.status == 201
         assert 'unknown field \\"dataz\\"' in r.headers["Warning"]
         assert "dataz" not in await r.json()

@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from procorch.api import errors
+from procorch.api import errors, kyaml
 from procorch.api.patch.entries import (
     Entry,
     ManagerId,
@@ -483,18 +483,8 @@ def _check_config(config: Any, *, api_version: str, live: dict[str, Any] | None)
         raise errors.BadRequest("metadata.managedFields must be nil")
 
 
-class _YamlLoader(yaml.SafeLoader):
-    """Safe YAML without implicit timestamps: Kubernetes reads unquoted dates as strings."""
-
-
-_YamlLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 def _load_yaml(text: str) -> Any:
     try:
-        return yaml.load(text, Loader=_YamlLoader)
+        return kyaml.load(text)
     except yaml.YAMLError as exc:
         raise errors.BadRequest(f"error decoding patch: {exc}") from exc
