@@ -26,6 +26,7 @@ from procorch.api.meta import now
 from procorch.api.resources import ResourceType
 from procorch.apiserver import decode, discovery, openapi
 from procorch.apiserver.auth import Attributes, User, forbidden_message
+from procorch.apiserver.connections import ConnectionGuard, ConnectionLimits
 from procorch.apiserver.paging import Pager
 from procorch.apiserver.printers import to_table
 from procorch.apiserver.service import ApiService, DeleteOptions, WriteOptions
@@ -255,6 +256,7 @@ class ApiServer:
         *,
         bookmark_interval: float = 60.0,
         watch_timeout: float = 1800.0,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         self.service = service
         self.authenticate = authenticate
@@ -273,7 +275,9 @@ class ApiServer:
         self.metrics_sources: dict[str, Callable[[], str]] = {}
         self.requests_total: dict[tuple[str, int], int] = {}
         self.server_address = "127.0.0.1:0"
+        self.limits = limits or ConnectionLimits()
         self._runner: web.AppRunner | None = None
+        self.connections: ConnectionGuard | None = None
         self.port = 0
         self.open_watches = 0
 
@@ -293,15 +297,10 @@ class ApiServer:
             self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
         )
         await runner.setup()
-        site = web.TCPSite(
-            runner, host, port, reuse_address=True, backlog=1024, ssl_context=ssl_context
-        )
-        await site.start()
-        self._runner = runner
-        server = site._server  # aiohttp keeps the asyncio server here
-        sockets = getattr(server, "sockets", None)
-        assert sockets
-        self.port = int(sockets[0].getsockname()[1])
+        assert runner.server is not None
+        guard = ConnectionGuard(runner.server, ssl_context=ssl_context, limits=self.limits)
+        self.port = await guard.listen(host, port, backlog=1024)
+        self._runner, self.connections = runner, guard
         self.server_address = f"{host}:{self.port}"
         self.ready = True
         scheme = "https" if ssl_context is not None else "http"
@@ -310,16 +309,26 @@ class ApiServer:
 
     async def stop(self) -> None:
         self.ready = False
+        if self.connections is not None:
+            self.connections.stop_accepting()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.connections is not None:
+            await self.connections.close()
 
     # -- dispatch ----------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
+        guard = self.connections
+        if guard is not None:
+            guard.request_started(request.transport)
         try:
             response = await self._dispatch(request)
+        except errors.Unauthorized as err:
+            response = status_response(err)
+            response.force_close()  # nothing more to serve a client without credentials
         except errors.ApiError as err:
             response = status_response(err)
         except web.HTTPException:
@@ -328,7 +337,13 @@ class ApiServer:
             raise
         except Exception as exc:
             log.exception("request failed", method=request.method, path=request.path)
-            response = status_response(errors.InternalError(f"internal error: {exc!r}"))
+            text = repr(exc)
+            if len(text) > 500:
+                text = text[:500] + "..."
+            response = status_response(errors.InternalError(f"internal error: {text}"))
+        finally:
+            if guard is not None:
+                guard.request_finished(request.transport)
         key = (request.method, response.status)
         self.requests_total[key] = self.requests_total.get(key, 0) + 1
         log.debug(
@@ -345,6 +360,8 @@ class ApiServer:
         if path in ANONYMOUS_PATHS:
             return self._non_resource(path)
         user = self.authenticate(request.headers.get("Authorization"))
+        if self.connections is not None:
+            self.connections.authenticated(request.transport)
         if path == "/api" or path == "/apis":
             return self._discovery_root(request, core=path == "/api")
         if path.startswith("/openapi/"):

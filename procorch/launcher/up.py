@@ -44,6 +44,7 @@ from procorch.controllers.pvcprotection import PVCProtectionController
 from procorch.controllers.replicaset import ReplicaSetController
 from procorch.controllers.runtime import InformerFactory
 from procorch.controllers.serviceaccounts import ServiceAccountController
+from procorch.kit.limits import raise_open_files_limit
 from procorch.kit.logging import get_logger
 from procorch.kit.tasks import TaskSet
 
@@ -134,6 +135,7 @@ class Procorch:
         self.crashed.set()
 
     async def start(self) -> None:
+        raise_open_files_limit()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.data_dir, 0o700)
         await self.control_plane.start()
