@@ -120,6 +120,33 @@ async def test_a_process_ignoring_sigterm_is_killed_after_its_grace(supervisor, 
     assert not alive(state.pid)
 
 
+async def test_a_stop_cancelled_during_its_grace_period_still_kills_and_reaps_the_tree(
+    supervisor, tmp_path
+) -> None:
+    # A process that ignores SIGTERM and leaves a grandchild in a session of its own.
+    code = (
+        "import signal,subprocess,time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "child = subprocess.Popen(['sleep', '600'], start_new_session=True)\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(600)"
+    )
+    s = spec(tmp_path, "cancelled", [PY, "-c", code])
+    state = await supervisor.start(s)
+    await until(lambda: Path(s.log_path).exists() and Path(s.log_path).read_text().strip())
+    grandchild = int(Path(s.log_path).read_text().split()[-1])
+    stop = asyncio.create_task(supervisor.stop("cancelled", grace=60))
+    await asyncio.sleep(0.3)  # SIGTERM sent and ignored: the stop waits out its grace
+    assert alive(state.pid)
+    stop.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stop
+    # Once the cancelled stop has returned, the container is dead and reaped, tree and all.
+    assert not alive(state.pid)
+    assert (await supervisor.wait("cancelled")).signal == 9
+    await until(lambda: not alive(grandchild))
+
+
 async def test_setsid_grandchild_dies_with_its_container(supervisor, tmp_path) -> None:
     pidfile = tmp_path / "grandchild.pid"
     script = f"setsid sh -c 'echo $$ > {pidfile}; exec sleep 1000' & sleep 1000"

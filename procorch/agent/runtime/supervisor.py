@@ -498,27 +498,49 @@ class Supervisor:
     async def stop(
         self, container_id: str, *, grace: float, sig: int = signal.SIGTERM
     ) -> ExitStatus:
-        """SIGTERM, wait up to ``grace`` seconds, then SIGKILL the whole tree; the exit status."""
+        """SIGTERM, wait up to ``grace`` seconds, then SIGKILL the whole tree; the exit status.
+
+        Cancelled during the grace period, it still kills the tree and waits for the exit
+        (shielded, as Trio's ``_run_process`` does) before the cancellation goes on: a stop
+        that is given up on must never leave the container running."""
         run = self._get(container_id)
-        if run.exit is None:
-            if grace > 0:
-                self.send_signal(container_id, sig)
+        if run.exit is None and grace > 0:
+            self.send_signal(container_id, sig)
+            try:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(grace):
                         await run.exited.wait()
+            except asyncio.CancelledError:
+                await self._kill_and_reap(run, why="stop cancelled during its grace period")
+                raise
             if run.exit is None:
-                if grace > 0:
-                    log.warning(
-                        "container did not exit within its grace period; killing",
-                        container=container_id,
-                        grace=grace,
-                    )
-                self._kill_tree(run)
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(run.pid, signal.SIGKILL)
-                await run.exited.wait()
+                log.warning(
+                    "container did not exit within its grace period; killing",
+                    container=container_id,
+                    grace=grace,
+                )
+        if run.exit is None:
+            await self._kill_and_reap(run)
         assert run.exit is not None
         return run.exit
+
+    async def _kill_and_reap(self, run: _Run, *, why: str = "") -> None:
+        """SIGKILL the container's whole tree and wait until its main process is reaped,
+        shielded from cancellation (a second cancel is held until then too)."""
+        if why:
+            log.warning("killing container", container=run.spec.id, reason=why)
+        self._kill_tree(run)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)
+        reaped = asyncio.ensure_future(run.exited.wait())
+        cancelled = False
+        while not reaped.done():
+            try:
+                await asyncio.shield(reaped)
+            except asyncio.CancelledError:
+                cancelled = True
+        if cancelled:
+            raise asyncio.CancelledError
 
     async def wait(self, container_id: str) -> ExitStatus:
         run = self._get(container_id)
