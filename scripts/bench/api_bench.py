@@ -1,12 +1,15 @@
 """Benchmark the API server: durable creates/s (sequential and 50-way), list latency for
-1,000 and 10,000 objects, and watch delivery latency. Run by hand: ./scripts/bench/api
+1,000 and 10,000 objects, watch delivery latency, and a mixed load (api_mixed.py). Run by
+hand: ./scripts/bench/api [--no-node] [--only basic|mixed] [--duration SECONDS]
 
-Targets (issue 2): >= 1,000 durable writes/s with 50 concurrent clients, a list of 1,000
-objects in < 100 ms, watch delivery p99 < 10 ms.
+Targets: >= 1,000 durable writes/s with 50 concurrent clients, a list of 1,000 objects in
+< 100 ms, watch delivery p99 < 10 ms (issue 2); the mixed load at >= 1,000 operations/s with
+create p99 < 100 ms (issue 11).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import sys
@@ -17,9 +20,7 @@ import psutil
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
 from _common import percentile, procorch_server, summary
-
-# "--no-node": measure the bare control plane.
-EXTRA = [a for a in sys.argv[1:] if a == "--no-node"]
+from api_mixed import mixed_load, report
 
 
 def configmap(ns: str, name: str) -> bytes:
@@ -124,37 +125,54 @@ async def watch_latency(
     return latencies
 
 
+async def basic(session: aiohttp.ClientSession, url: str, proc: psutil.Process) -> list[str]:
+    for ns in ("seq", "conc", "list1k", "list10k", "watch"):
+        await make_namespace(session, url, ns)
+    seq = await creates(session, url, "seq", 1000, 1)
+    proc.cpu_percent()
+    conc = await creates(session, url, "conc", 5000, 50)
+    cpu = proc.cpu_percent()
+    await creates(session, url, "list1k", 1000, 50)
+    await creates(session, url, "list10k", 10000, 50)
+    l1k = await list_latency(session, url, "list1k", table=False)
+    l1k_t = await list_latency(session, url, "list1k", table=True)
+    l10k = await list_latency(session, url, "list10k", table=False, rounds=10)
+    l10k_t = await list_latency(session, url, "list10k", table=True, rounds=5)
+    watch = await watch_latency(session, url, "watch")
+    rss = proc.memory_info().rss / 2**20
+    assert percentile(watch, 99) >= 0
+    return [
+        f"| durable creates/s, 1 client (sequential) | {seq:,.0f} |",
+        f"| durable creates/s, 50 concurrent clients | {conc:,.0f} (server CPU {cpu:.0f} %) |",
+        f"| list 1,000 ConfigMaps (JSON) | {summary(l1k)} |",
+        f"| list 1,000 ConfigMaps (Table, as kubectl get) | {summary(l1k_t)} |",
+        f"| list 10,000 ConfigMaps (JSON) | {summary(l10k)} |",
+        f"| list 10,000 ConfigMaps (Table) | {summary(l10k_t)} |",
+        f"| watch delivery, write sent -> event received (1,000 events) | {summary(watch)} |",
+        f"| server RSS after 17,000 objects | {rss:.0f} MiB |",
+    ]
+
+
 async def main() -> None:
-    async with procorch_server(*EXTRA) as server:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--no-node", action="store_true", help="the bare control plane")
+    parser.add_argument("--only", choices=("basic", "mixed"), default=None)
+    parser.add_argument("--duration", type=float, default=60.0, help="of the mixed load")
+    args = parser.parse_args()
+    extra = ["--no-node"] if args.no_node else []
+    lines = ["| measurement | result |", "|---|---|"]
+    async with procorch_server(*extra) as server:
         proc = psutil.Process(server.proc.pid)
         conn = aiohttp.TCPConnector(limit=100, ssl=server.ssl)
         async with aiohttp.ClientSession(headers=server.headers, connector=conn) as session:
-            url = server.url
-            for ns in ("seq", "conc", "list1k", "list10k", "watch"):
-                await make_namespace(session, url, ns)
-            seq = await creates(session, url, "seq", 1000, 1)
-            proc.cpu_percent()
-            conc = await creates(session, url, "conc", 5000, 50)
-            cpu = proc.cpu_percent()
-            await creates(session, url, "list1k", 1000, 50)
-            await creates(session, url, "list10k", 10000, 50)
-            l1k = await list_latency(session, url, "list1k", table=False)
-            l1k_t = await list_latency(session, url, "list1k", table=True)
-            l10k = await list_latency(session, url, "list10k", table=False, rounds=10)
-            l10k_t = await list_latency(session, url, "list10k", table=True, rounds=5)
-            watch = await watch_latency(session, url, "watch")
-        rss = proc.memory_info().rss / 2**20
-    print("| measurement | result |")
-    print("|---|---|")
-    print(f"| durable creates/s, 1 client (sequential) | {seq:,.0f} |")
-    print(f"| durable creates/s, 50 concurrent clients | {conc:,.0f} (server CPU {cpu:.0f} %) |")
-    print(f"| list 1,000 ConfigMaps (JSON) | {summary(l1k)} |")
-    print(f"| list 1,000 ConfigMaps (Table, as kubectl get) | {summary(l1k_t)} |")
-    print(f"| list 10,000 ConfigMaps (JSON) | {summary(l10k)} |")
-    print(f"| list 10,000 ConfigMaps (Table) | {summary(l10k_t)} |")
-    print(f"| watch delivery, write sent -> event received (1,000 events) | {summary(watch)} |")
-    print(f"| server RSS after 17,000 objects | {rss:.0f} MiB |")
-    assert percentile(watch, 99) >= 0
+            if args.only in (None, "basic"):
+                lines += await basic(session, server.url, proc)
+            if args.only in (None, "mixed"):
+                result = await mixed_load(session, server.url, proc, duration=args.duration)
+                lines += report(result)
+                for error in result.errors[:5]:
+                    print("error:", error, file=sys.stderr)
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":
