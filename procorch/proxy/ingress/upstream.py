@@ -7,6 +7,8 @@ rebuilt only when it carries hop-by-hop fields, the request was ``HEAD`` (whose 
 body whatever its ``Content-Length`` says), or it is an interim ``1xx``. A ``101`` turns the
 connection into a raw tunnel (WebSocket). Flow control: when the client's send buffer is full,
 the owner pauses reading here; when this connection's send buffer is full, the client is paused.
+A response that is still incomplete after a read gets its ACK sent at once (``TCP_QUICKACK``),
+so that an endpoint writing head and body in two sends with Nagle on is not held 40 ms.
 
 :class:`Pool` keeps idle connections per endpoint address, most recently used first, closes
 those idle for too long (from the router's sweeper), and closes them at once when their
@@ -18,6 +20,7 @@ Concurrency: single event loop; Protocol callbacks only, no tasks.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -36,6 +39,9 @@ if TYPE_CHECKING:
 log = get_logger("proxy.ingress.upstream")
 
 Addr = tuple[str, int]
+
+
+_TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 
 class Timebase(Protocol):
@@ -68,12 +74,18 @@ class UpstreamConnection(asyncio.Protocol):
         self.read_paused = False
         self.idle_since = 0.0
         self.last_io = 0.0
+        self.setsockopt: Callable[[int, int, int], None] | None = None
+        self.quickacked = False  # the response being received has had its quick ACK
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         transport.set_write_buffer_limits(high=self.pool.write_high)
+        if _TCP_QUICKACK is not None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                self.setsockopt = sock.setsockopt
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -136,6 +148,32 @@ class UpstreamConnection(asyncio.Protocol):
             return
         if self.complete:
             client.response_complete(self)
+        elif not self.quickacked:
+            self._quickack()
+
+    def _quickack(self) -> None:
+        """ACK what was read now, not in up to 40 ms; once per response.
+
+        The race: an endpoint that writes its head and its body in two sends (Python's
+        ``http.server`` on HTTP/1.1, many development servers) has Nagle on, so its second,
+        small segment waits for the ACK of the first. On a pooled keep-alive connection we send
+        each request soon after the previous response came, so Linux has put this socket in
+        delayed-ACK ("pingpong") mode, and it ACKs the head only when its delayed-ACK timer
+        fires: 40 ms per request. (A fresh connection starts in quick-ACK mode, so requests on
+        new connections did not show it.) TCP_NODELAY, set here by the loop, cannot help: the
+        Nagle is the endpoint's. Setting TCP_QUICKACK leaves pingpong mode and sends the pending
+        ACK at once; later reads of the same response then ACK as they drain the socket, until
+        our next request puts it back in pingpong mode (Linux clears quick-ACK by itself), hence
+        once per response that takes more than one read. A response that arrives whole in one
+        read, the common case, costs nothing.
+        """
+        self.quickacked = True
+        setsockopt = self.setsockopt
+        if setsockopt is not None and _TCP_QUICKACK is not None:
+            try:
+                setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+            except OSError:
+                self.setsockopt = None
 
     # -- the response head -------------------------------------------------------------------
 
@@ -234,6 +272,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.in_head = True
         self.head_buf = b""
         self.complete = False
+        self.quickacked = False
         self.status = 0
         self.last_io = self.pool.timebase.clock
         if client.write_paused:

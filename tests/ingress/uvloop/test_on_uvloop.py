@@ -15,6 +15,9 @@ from tests.ingress.test_routing import (  # noqa: F401
     test_head_chunked_uploads_and_pipelining,
     test_keep_alive_on_both_sides,
 )
+from tests.ingress.test_split_writes import (  # noqa: F401
+    test_responses_written_in_several_sends_are_not_held_by_delayed_acks,
+)
 from tests.ingress.test_streaming import (  # noqa: F401
     test_a_client_that_does_not_read_stops_the_upstream_being_read,
     test_a_stalled_upstream_stops_the_client_being_read,
