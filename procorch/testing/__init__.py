@@ -2,7 +2,7 @@
 
 ::
 
-    from procorch.testing import cluster
+    from procorch.testing import cluster, cluster_sync
 
     async def test_checkout_calls_the_api():
         async with cluster(["deploy/"]) as c:
@@ -10,25 +10,32 @@
             url = await c.service_url("api")
             assert urllib.request.urlopen(url + "/health").status == 200
 
-:func:`cluster` starts an isolated procorch - API server on a free port, its own temporary
-data dir (unless ``data_dir`` is given), its own node and node supervisor, Service proxy and
-Ingress router - applies the manifests (files or directories, all or nothing; a refused
-manifest raises :class:`~procorch.client.apply.ApplyError` from the ``async with``), and
-yields a :class:`Cluster`.
+    def test_checkout_calls_the_api_synchronously():
+        with cluster_sync(["deploy/"]) as c:
+            c.wait_ready(timeout=60)
+            assert requests.get(c.service_url("api") + "/health").status_code == 200
+
+:func:`cluster` and :func:`cluster_sync` start an isolated procorch - API server on a free
+port, its own temporary data dir (unless ``data_dir`` is given), its own node and node
+supervisor, Service proxy and Ingress router - apply the manifests (files or directories, all
+or nothing; a refused manifest raises :class:`~procorch.client.apply.ApplyError` from the
+``with``), and give a handle: :class:`Cluster` (coroutines) or :class:`SyncCluster` (blocking
+calls).
 
 Concurrency contract: the procorch runs on a thread of its own with its own event loop
 (:mod:`procorch.testing.runner`), never on the test's. So the test's code may block - ``urllib``,
-``requests``, ``subprocess.run(["kubectl", ...])``, ``time.sleep`` - and the cluster goes on
-answering. A :class:`Cluster`'s coroutines run on the test's loop (its ``client`` is an HTTP
-client with admin rights; see :mod:`procorch.testing.handles`).
+``requests``, ``subprocess.run(["kubectl", ...])``, ``time.sleep`` - in an async test as in a
+plain one, and the cluster goes on answering. A :class:`Cluster`'s coroutines run on the test's
+loop (its ``client`` is an HTTP client with admin rights); a :class:`SyncCluster`'s methods
+block the calling thread (see :mod:`procorch.testing.handles`).
 
 Leaving the block stops every pod (grace periods honoured) and everything else, and joins the
-cluster's thread; that also happens when the test fails or is cancelled, so nothing is left
-running. Should a test runner abandon a block altogether, the interpreter's exit still stops
-its cluster.
+cluster's thread; that also happens when the test fails, is cancelled or is interrupted
+(KeyboardInterrupt), so nothing is left running. Should a test runner abandon a block
+altogether, the interpreter's exit still stops its cluster.
 
-The pytest plugin (:mod:`procorch.testing.plugin`, registered as ``procorch``) offers the same
-as a fixture.
+The pytest plugin (:mod:`procorch.testing.plugin`, registered as ``procorch``) offers both as
+fixtures: ``procorch_cluster`` (async, with pytest-asyncio) and ``procorch_cluster_sync``.
 """
 
 from __future__ import annotations
@@ -38,16 +45,16 @@ import contextlib
 import ipaddress
 import random
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from procorch.api import errors
 from procorch.launcher.up import UpConfig
-from procorch.testing.handles import Cluster, NotReady
+from procorch.testing.handles import Cluster, NotReady, SyncCluster
 from procorch.testing.runner import ClusterThread
 
-__all__ = ["Cluster", "NotReady", "cluster"]
+__all__ = ["Cluster", "NotReady", "SyncCluster", "cluster", "cluster_sync"]
 
 
 @contextlib.asynccontextmanager
@@ -79,6 +86,33 @@ async def cluster(
         except asyncio.CancelledError:
             await stop
             raise
+
+
+@contextlib.contextmanager
+def cluster_sync(
+    manifests: Sequence[str | Path] = (),
+    *,
+    data_dir: str | Path | None = None,
+    service_cidr: str | None = None,
+    **agent_settings: Any,
+) -> Iterator[SyncCluster]:
+    """:func:`cluster` for plain tests: ``with cluster_sync([...]) as c:`` gives a
+    :class:`SyncCluster`, whose methods block. Usable from any thread (an async test may use
+    it too, though its blocking calls then block that test's loop)."""
+    runner = _cluster_thread(
+        manifests, data_dir=data_dir, service_cidr=service_cidr, agent_settings=agent_settings
+    )
+    handle: SyncCluster | None = None
+    try:
+        runner.start().result()
+        handle = SyncCluster(runner)
+        yield handle
+    finally:
+        if handle is not None:
+            handle.close()
+        with contextlib.suppress(errors.ApiError):
+            runner.stop().result()
+        runner.join()
 
 
 def _cluster_thread(

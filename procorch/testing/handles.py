@@ -1,4 +1,4 @@
-"""What a test holds of its procorch: :class:`Cluster`.
+"""What a test holds of its procorch: :class:`Cluster` (async) and :class:`SyncCluster`.
 
 Concurrency contract: the procorch itself runs on its own thread and loop
 (:mod:`procorch.testing.runner`).
@@ -8,15 +8,20 @@ Concurrency contract: the procorch itself runs on its own thread and loop
   :class:`~procorch.client.http.HttpClient` with the admin credentials of the kubeconfig,
   created on first use), so they never touch the cluster's loop and the test may block
   between them.
+* A :class:`SyncCluster`'s methods block the calling thread (any thread but the cluster's)
+  until their work, done on the cluster's loop with the in-process admin client, is done;
+  interrupted (KeyboardInterrupt), they cancel that work before re-raising.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from procorch.api.resources import must
 from procorch.client import readiness
@@ -27,6 +32,8 @@ from procorch.client.kubeconfig import read as read_kubeconfig
 if TYPE_CHECKING:
     from procorch.launcher.up import Procorch
     from procorch.testing.runner import ClusterThread
+
+T = TypeVar("T")
 
 DEPLOYMENTS = must("apps/deployments")
 PODS = must("core/pods")
@@ -149,3 +156,69 @@ class Cluster:
             http, self._http = self._http, None
             with contextlib.suppress(Exception):
                 await http.close()
+
+
+class SyncCluster:
+    """A running procorch, for a plain (synchronous) test: the methods of :class:`Cluster`,
+    blocking (see the module docstring)."""
+
+    def __init__(self, runner: ClusterThread) -> None:
+        if runner.procorch is None:
+            raise RuntimeError("this procorch has not started")
+        self._runner = runner
+        # Its coroutines run on the cluster's loop, with the in-process admin client.
+        self._on_loop = Cluster(runner, client=runner.procorch.admin)
+
+    @property
+    def procorch(self) -> Procorch:
+        """As :attr:`Cluster.procorch`; run its coroutines with :meth:`run`."""
+        return self._on_loop.procorch
+
+    @property
+    def kubeconfig(self) -> Path:
+        """A kubeconfig for kubectl or any Kubernetes client (admin credentials)."""
+        return self._on_loop.kubeconfig
+
+    @property
+    def api_url(self) -> str:
+        return self._on_loop.api_url
+
+    @property
+    def ingress_url(self) -> str:
+        return self._on_loop.ingress_url
+
+    @property
+    def client(self) -> Client:
+        """procorch's in-process API client, with admin rights. Its methods are coroutines
+        of the cluster's loop: call them through :meth:`run`
+        (``c.run(c.client.list(PODS))``)."""
+        return self._on_loop.client
+
+    def run(self, coro: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
+        """Run a coroutine on the cluster's loop and return its result. Interrupted, or
+        after ``timeout`` seconds, the coroutine is cancelled."""
+        future = self._runner.submit(coro)
+        try:
+            return future.result(timeout)
+        except BaseException:
+            future.cancel()
+            raise
+
+    def service_url(
+        self, name: str, *, namespace: str = "default", port: int | str | None = None
+    ) -> str:
+        """As :meth:`Cluster.service_url`."""
+        return self.run(self._on_loop.service_url(name, namespace=namespace, port=port))
+
+    def logs(self, pod: str, *, namespace: str = "default", container: str = "") -> str:
+        """As :meth:`Cluster.logs`."""
+        return self.run(self._on_loop.logs(pod, namespace=namespace, container=container))
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """As :meth:`Cluster.wait_ready`."""
+        self.run(self._on_loop.wait_ready(timeout))
+
+    def close(self) -> None:
+        """Close the HTTP client :meth:`logs` opened on the cluster's loop."""
+        with contextlib.suppress(RuntimeError, TimeoutError, concurrent.futures.CancelledError):
+            self.run(self._on_loop.aclose(), timeout=10)

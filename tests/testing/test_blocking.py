@@ -1,8 +1,9 @@
 """procorch.testing runs its cluster beside the test, so the test's code may block.
 
 An async test may call ``urllib``, ``time.sleep`` or ``subprocess.run`` inside
-``async with cluster(...)``. Leaving a block, however it is left, stops every process of the
-cluster and its thread.
+``async with cluster(...)``; a plain test uses ``cluster_sync`` or the
+``procorch_cluster_sync`` fixture. Leaving a block, however it is left, stops every process
+of the cluster and its thread.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pytest
 
 from procorch.api.resources import must
 from procorch.client.apply import ApplyError
-from procorch.testing import cluster
+from procorch.testing import SyncCluster, cluster, cluster_sync
 
 HELLO = Path(__file__).parent / "hello.yaml"
 KUBECTL = shutil.which("kubectl")
@@ -153,3 +154,86 @@ async def test_a_bad_manifest_fails_the_async_cluster_and_leaves_nothing(tmp_pat
         async with cluster([bad]):
             pytest.fail("the block must not run")
     assert not cluster_threads()
+
+
+def test_a_plain_test_uses_cluster_sync() -> None:
+    with cluster_sync([HELLO]) as c:
+        c.wait_ready(timeout=30)
+        assert c.kubeconfig.exists() and c.api_url.startswith("https://127.0.0.1:")
+        assert c.ingress_url.startswith("http://127.0.0.1:")
+        url = c.service_url("hello", port="http")
+        assert url.startswith("http://127.") and url.endswith(":80")
+        assert get(url + "/")[0] == 200
+        pods = c.run(c.client.list(PODS, label_selector="app=hello"))
+        assert len(pods.items) == 2
+        assert 'GET / HTTP/1.1" 200' in c.logs(pods.items[0]["metadata"]["name"])
+        assert hello_processes()
+    assert not hello_processes()
+    assert not cluster_threads()
+
+
+@pytest.mark.procorch(manifests=[HELLO])
+def test_the_sync_fixture_gives_a_running_cluster(procorch_cluster_sync: SyncCluster) -> None:
+    procorch_cluster_sync.wait_ready(timeout=30)
+    assert get(procorch_cluster_sync.service_url("hello") + "/")[0] == 200
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_a_failing_sync_block_still_stops_everything(error: type[BaseException]) -> None:
+    with pytest.raises(error), cluster_sync([HELLO]) as c:
+        c.wait_ready(timeout=30)
+        assert len(hello_processes()) == 2
+        raise error("the test failed")
+    assert not hello_processes()
+    assert not cluster_threads()
+
+
+def test_a_bad_manifest_fails_cluster_sync_and_leaves_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(HELLO.read_text().replace("replicas: 2", "replicas: two"))
+    with pytest.raises(ApplyError, match="spec.replicas"), cluster_sync([bad]):
+        pytest.fail("the block must not run")
+    assert not cluster_threads()
+
+
+PLAIN_SUITE = f"""
+import urllib.request
+
+import pytest
+@pytest.mark.procorch(manifests=[{str(HELLO)!r}])
+def test_a_plain_suite(procorch_cluster_sync):
+    procorch_cluster_sync.wait_ready(timeout=30)
+    url = procorch_cluster_sync.service_url("hello")
+    assert urllib.request.urlopen(url, timeout=10).status == 200
+"""
+
+
+WITHOUT_PYTEST_ASYNCIO = """
+import sys
+
+import pytest
+
+
+class NoPytestAsyncio:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == "pytest_asyncio":
+            raise ImportError("pytest-asyncio is not installed here")
+
+
+sys.meta_path.insert(0, NoPytestAsyncio())
+sys.exit(pytest.main(["-p", "no:asyncio", "-p", "no:cacheprovider", "-q", *sys.argv[1:]]))
+"""
+
+
+def test_the_sync_fixture_works_without_pytest_asyncio(tmp_path: Path) -> None:
+    (tmp_path / "test_plain.py").write_text(PLAIN_SUITE)
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_PYTEST_ASYNCIO, "--strict-markers", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
