@@ -3,8 +3,9 @@
 etcd serves every page of a paginated list at the revision of the first page. procorch's
 store keeps no old revisions, but a list result is a list of shared, immutable objects, so the
 first page keeps the whole filtered result as a snapshot and later pages are cut from it.
-Snapshots expire (``ttl``) and are bounded in number; an expired token is 410 Gone with
-Kubernetes' message, and the client starts the list again.
+Snapshots expire (``ttl``) and are bounded in number and in the items they hold together
+(they keep versions alive that may have been deleted since); an expired or dropped token is 410
+Gone with Kubernetes' message, and the client starts the list again.
 """
 
 from __future__ import annotations
@@ -37,19 +38,32 @@ class _Snapshot:
 
 
 class Pager:
-    def __init__(self, *, ttl: float = 300.0, max_snapshots: int = 64) -> None:
+    def __init__(
+        self, *, ttl: float = 300.0, max_snapshots: int = 64, max_items: int = 200_000
+    ) -> None:
         self.ttl = ttl
         self.max_snapshots = max_snapshots
+        self.max_items = max_items
         self._snapshots: OrderedDict[str, _Snapshot] = OrderedDict()
+        self._items = 0
 
     def first(self, items: list[Stored], revision: int, limit: int) -> Page:
         if limit <= 0 or len(items) <= limit:
             return Page(items, revision, "", 0)
+        self._expire()
         snapshot_id = secrets.token_hex(8)
-        self._snapshots[snapshot_id] = _Snapshot(items, revision, time.monotonic())
-        while len(self._snapshots) > self.max_snapshots:
-            self._snapshots.popitem(last=False)
-        return self._cut(snapshot_id, self._snapshots[snapshot_id], 0, limit)
+        snapshot = self._snapshots[snapshot_id] = _Snapshot(items, revision, time.monotonic())
+        self._items += len(items)
+        while len(self._snapshots) > 1 and (
+            len(self._snapshots) > self.max_snapshots or self._items > self.max_items
+        ):
+            self._drop(next(iter(self._snapshots)))
+        return self._cut(snapshot_id, snapshot, 0, limit)
+
+    def _drop(self, snapshot_id: str) -> None:
+        dropped = self._snapshots.pop(snapshot_id, None)
+        if dropped is not None:
+            self._items -= len(dropped.items)
 
     def next(self, token: str, limit: int) -> Page:
         try:
@@ -71,7 +85,7 @@ class Pager:
         end = len(snapshot.items) if limit <= 0 else start + limit
         items = snapshot.items[start:end]
         if end >= len(snapshot.items):
-            self._snapshots.pop(snapshot_id, None)
+            self._drop(snapshot_id)
             return Page(items, snapshot.revision, "", 0)
         token = (
             base64.urlsafe_b64encode(
@@ -92,4 +106,4 @@ class Pager:
     def _expire(self) -> None:
         cutoff = time.monotonic() - self.ttl
         for snapshot_id in [k for k, v in self._snapshots.items() if v.created < cutoff]:
-            del self._snapshots[snapshot_id]
+            self._drop(snapshot_id)

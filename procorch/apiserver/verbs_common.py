@@ -5,12 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import orjson
-
 from procorch.api import errors, resources
 from procorch.api.resources import ResourceType
 from procorch.api.shape import FieldValidation
-from procorch.store.base import Key, Stored
+from procorch.store.base import Key, Stored, encode
 
 APPLY_PATCH = "application/apply-patch+yaml"
 PODS = resources.must("core/pods")
@@ -64,7 +62,7 @@ def key_for(rt: ResourceType, namespace: str, name: str) -> Key:
 
 def unsaved(obj: dict[str, Any], revision: int) -> Stored:
     """A Stored for a dry run: what would have been written."""
-    return Stored(object=obj, raw=orjson.dumps(obj), revision=revision)
+    return Stored(object=obj, raw=encode(obj), revision=revision)
 
 
 def comparable(obj: dict[str, Any]) -> dict[str, Any]:

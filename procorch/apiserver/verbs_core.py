@@ -118,11 +118,9 @@ class ServiceCore:
             rt, label_selector=label_selector, field_selector=field_selector
         )
         items, revision = self.store.list(
-            rt.key, namespace if rt.namespaced and namespace else None
+            rt.key, namespace if rt.namespaced and namespace else None, labels=selector.index_terms
         )
-        if not selector.empty:
-            items = [s for s in items if selector.matches(s.object)]
-        return items, revision
+        return selector.select(items), revision
 
     # -- create ------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from procorch.apiserver.auth import User
 from procorch.apiserver.filters import ObjectFilter
 from procorch.apiserver.verbs_common import parse_rv
 from procorch.apiserver.verbs_core import ServiceCore
-from procorch.store.base import Store, Stored, Watch
+from procorch.store.base import Event, Store, Stored, Watch
 
 
 class WatchVerbs(ServiceCore):
@@ -34,8 +34,8 @@ class WatchVerbs(ServiceCore):
         ns = namespace if rt.namespaced and namespace else None
         initial: builtins.list[Stored] = []
         if resource_version in ("", "0"):
-            items, revision = self.store.list(rt.key, ns)
-            initial = [s for s in items if selector.matches(s.object)]
+            items, revision = self.store.list(rt.key, ns, labels=selector.index_terms)
+            initial = selector.select(items)
         else:
             revision = parse_rv(resource_version) or 0
         watch = self.store.watch(rt.key, since=revision, namespace=ns)
@@ -85,19 +85,36 @@ class WatchStream:
             event = await self._watch.next(timeout)
             if event is None:
                 return None
-            if not self._filtered:
-                return event.type, event.current
-            now_matches = event.type != "DELETED" and self._matches(event.current.object)
-            was_matching = event.previous is not None and self._matches(event.previous.object)
-            if event.type == "DELETED":
-                if was_matching or self._matches(event.current.object):
-                    return "DELETED", event.current
-            elif now_matches and was_matching:
-                return "MODIFIED", event.current
-            elif now_matches:
-                return "ADDED", event.current
-            elif was_matching:
+            translated = self._translate(event)
+            if translated is not None:
+                return translated
+
+    def poll(self) -> tuple[str, Stored] | None:
+        """The next event if one is already waiting (initial objects first), else None."""
+        if self._initial:
+            return "ADDED", self._initial.pop()
+        while (event := self._watch.poll()) is not None:
+            translated = self._translate(event)
+            if translated is not None:
+                return translated
+        return None
+
+    def _translate(self, event: Event) -> tuple[str, Stored] | None:
+        """The event as this watch's selectors see it, or None when they hide it."""
+        if not self._filtered:
+            return event.type, event.current
+        now_matches = event.type != "DELETED" and self._matches(event.current.object)
+        was_matching = event.previous is not None and self._matches(event.previous.object)
+        if event.type == "DELETED":
+            if was_matching or self._matches(event.current.object):
                 return "DELETED", event.current
+        elif now_matches and was_matching:
+            return "MODIFIED", event.current
+        elif now_matches:
+            return "ADDED", event.current
+        elif was_matching:
+            return "DELETED", event.current
+        return None
 
     def close(self) -> None:
         self._watch.close()

@@ -44,6 +44,7 @@ from procorch.controllers.pvcprotection import PVCProtectionController
 from procorch.controllers.replicaset import ReplicaSetController
 from procorch.controllers.runtime import InformerFactory
 from procorch.controllers.serviceaccounts import ServiceAccountController
+from procorch.kit.gcpolicy import GcPolicy
 from procorch.kit.limits import raise_open_files_limit
 from procorch.kit.logging import get_logger
 from procorch.kit.tasks import TaskSet
@@ -282,6 +283,7 @@ async def run_up(config: UpConfig, *, on_ready: Any = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
     procorch = Procorch(config)
+    gc_policy = GcPolicy()
     code = 0
     pid_file = procorch.data_dir / PID_FILE
     try:
@@ -294,6 +296,7 @@ async def run_up(config: UpConfig, *, on_ready: Any = None) -> int:
             )
             return 1
         await procorch.start()
+        gc_policy.start()
         if config.files or config.objects:
             try:
                 for applied in await procorch.apply_files(config.files, config.objects):
@@ -347,6 +350,7 @@ async def run_up(config: UpConfig, *, on_ready: Any = None) -> int:
             log.error("a component failed; stopping", reason=procorch.crash_reason)
             code = 1
     finally:
+        await gc_policy.stop()
         await procorch.stop()
         if running_pid(procorch.data_dir) == os.getpid():
             pid_file.unlink(missing_ok=True)

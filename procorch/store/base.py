@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import abc
 import builtins
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import orjson
 
 EventType = Literal["ADDED", "MODIFIED", "DELETED"]
 
@@ -37,13 +39,52 @@ class Key:
     name: str
 
 
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """One stored version of an object: the decoded object, its JSON, and its revision."""
+def encode(obj: dict[str, Any]) -> bytes:
+    """``obj`` as compact JSON in a bytes object of its own size.
 
-    object: dict[str, Any]
-    raw: bytes
-    revision: int
+    orjson returns its output in the buffer it wrote into, which is far larger than the
+    output (4 KiB for a 318-byte ConfigMap, 64 KiB for a 5 KB one): fine for a response that
+    is sent and dropped, ruinous for JSON kept as long as the object exists."""
+    return memoryview(orjson.dumps(obj)).tobytes()
+
+
+class Stored:
+    """One stored version of an object: its JSON (``raw``), its revision, and the decoded
+    object.
+
+    A *lean* copy (:meth:`lean`) keeps only the JSON and decodes ``object`` afresh on each
+    access: what the watch history keeps of versions that may no longer exist, so that its
+    memory is the size of their JSON and the garbage collector has nothing in it to walk.
+    Immutable by contract: never mutate ``object``.
+    """
+
+    __slots__ = ("_object", "raw", "revision")
+
+    def __init__(self, object: dict[str, Any] | None, raw: bytes, revision: int) -> None:  # noqa: A002
+        self._object = object
+        self.raw = raw
+        self.revision = revision
+
+    @property
+    def object(self) -> dict[str, Any]:
+        decoded = self._object
+        if decoded is None:
+            decoded = orjson.loads(self.raw)
+        return decoded
+
+    def lean(self) -> Stored:
+        return self if self._object is None else Stored(None, self.raw, self.revision)
+
+    def __eq__(self, other: Any) -> bool:
+        if not isinstance(other, Stored):
+            return NotImplemented
+        return self.revision == other.revision and self.raw == other.raw
+
+    def __hash__(self) -> int:
+        return hash((self.revision, self.raw))
+
+    def __repr__(self) -> str:
+        return f"Stored(revision={self.revision}, raw={self.raw[:60]!r}...)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +113,10 @@ class Watch(abc.ABC):
     @abc.abstractmethod
     async def next(self, timeout: float | None = None) -> Event | None:
         """The next event, or ``None`` after ``timeout``; :class:`WatchClosed` at the end."""
+
+    @abc.abstractmethod
+    def poll(self) -> Event | None:
+        """The next event if one is already waiting, else ``None``; never waits."""
 
     @abc.abstractmethod
     def __aiter__(self) -> AsyncIterator[Event]: ...
@@ -106,10 +151,16 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def list(
-        self, resource: str, namespace: str | None = None
+        self,
+        resource: str,
+        namespace: str | None = None,
+        *,
+        labels: Mapping[str, Collection[str]] | None = None,
     ) -> tuple[builtins.list[Stored], int]:
         """Every object of ``resource`` (in ``namespace`` if given) sorted by namespace/name,
-        and the revision this snapshot is at."""
+        and the revision this snapshot is at. ``labels`` (key -> allowed values) narrows it
+        to objects whose labels satisfy every term, from an index: a cheap pre-filter for
+        label selectors, whose callers check the whole selector themselves."""
 
     @abc.abstractmethod
     def count(self, resource: str, namespace: str | None = None) -> int: ...

@@ -5,6 +5,12 @@ resource such as Leases or Events cannot push another resource's history out. A 
 revision ``R`` replays the kept events after ``R``, then receives new events as they are
 published; ``R`` older than what was dropped from that resource's history is ``Gone``.
 
+The history is bounded by what exists, not by what once existed: a resource keeps at most
+``HISTORY_PER_OBJECT`` events per live object (never fewer than ``MIN_HISTORY``, never more
+than ``history_size``), and at most ``history_bytes`` of JSON. It keeps lean copies
+(:meth:`Stored.lean`): the JSON of each version, decoded only when a replay needs it, so a
+churn of creates and deletes leaves behind about a kilobyte per kept event, not the objects.
+
 A watcher that falls ``max_backlog`` events behind is closed (its client re-lists), so one slow
 reader can never make the store hold unbounded memory.
 
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 from procorch.api.errors import Gone
 from procorch.store.base import Event, Watch, WatchClosed
@@ -74,6 +80,9 @@ class QueueWatch(Watch):
         self._hub._remove(self)
         self._wake()
 
+    def poll(self) -> Event | None:
+        return self._queue.popleft() if self._queue else None
+
     async def next(self, timeout: float | None = None) -> Event | None:
         """The next event; ``None`` when ``timeout`` passes first. Raises
         :class:`WatchClosed` once the watch is closed and drained."""
@@ -106,31 +115,74 @@ class QueueWatch(Watch):
             self.close()
 
 
+MIN_HISTORY = 1_000
+HISTORY_PER_OBJECT = 2
+
+
 class WatchHub:
-    def __init__(self, *, history_size: int, max_backlog: int, base_revision: int) -> None:
+    def __init__(
+        self,
+        *,
+        history_size: int,
+        max_backlog: int,
+        base_revision: int,
+        live: Callable[[str], int] = lambda resource: 0,
+        history_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
         self._history_size = history_size
+        self._history_bytes = history_bytes
+        self._live = live
         self._max_backlog = max_backlog
         self._base_revision = base_revision
         self._history: dict[str, deque[Event]] = {}
+        self._bytes: dict[str, int] = {}
         self._compacted: dict[str, int] = {}
         self._watchers: dict[str, set[QueueWatch]] = {}
+
+    def history_limit(self, resource: str) -> int:
+        """How many events of ``resource`` are kept now (it follows the live count)."""
+        wanted = max(MIN_HISTORY, HISTORY_PER_OBJECT * self._live(resource))
+        return min(self._history_size, wanted)
+
+    def history_stats(self, resource: str) -> tuple[int, int]:
+        """(events kept, bytes of JSON they hold) for ``resource``."""
+        return len(self._history.get(resource, ())), self._bytes.get(resource, 0)
 
     def compacted(self, resource: str) -> int:
         """The newest revision of ``resource`` whose events may have been dropped."""
         return self._compacted.get(resource, self._base_revision)
 
     def publish(self, events: Iterable[Event]) -> None:
+        trim: set[str] = set()
         for event in events:
             resource = event.key.resource
             history = self._history.get(resource)
             if history is None:
                 history = self._history[resource] = deque()
-            if len(history) >= self._history_size:
-                dropped = history.popleft()
-                self._compacted[resource] = dropped.revision
-            history.append(event)
+            history.append(
+                Event(
+                    type=event.type,
+                    key=event.key,
+                    current=event.current.lean(),
+                    previous=None if event.previous is None else event.previous.lean(),
+                )
+            )
+            self._bytes[resource] = self._bytes.get(resource, 0) + len(event.current.raw)
+            trim.add(resource)
             for watcher in list(self._watchers.get(resource, ())):
                 watcher.push(event)
+        for resource in trim:
+            self._trim(resource)
+
+    def _trim(self, resource: str) -> None:
+        history = self._history[resource]
+        limit = self.history_limit(resource)
+        size = self._bytes[resource]
+        while history and (len(history) > limit or size > self._history_bytes):
+            dropped = history.popleft()
+            size -= len(dropped.current.raw)
+            self._compacted[resource] = dropped.revision
+        self._bytes[resource] = size
 
     def open(self, resource: str, *, since: int, namespace: str | None) -> QueueWatch:
         oldest = self.compacted(resource)

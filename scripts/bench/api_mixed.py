@@ -20,6 +20,7 @@ import json
 import random
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -173,3 +174,44 @@ def report(result: MixedResult) -> list[str]:
             f"p50 {p(kind, 50)} ms, p99 {p(kind, 99)} ms |"
         )
     return lines
+
+
+async def churn_memory(
+    session: aiohttp.ClientSession,
+    url: str,
+    server: psutil.Process,
+    *,
+    ns: str = "churn",
+    rounds: int = 8,
+    objects: int = 2_100,
+    clients: int = 50,
+) -> list[float]:
+    """RSS (MiB) of the server after each round of ``clients`` clients creating ``objects``
+    ConfigMaps and deleting them all: what the reliability run saw grow 86 -> 262 MB."""
+    body = json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    async with session.post(f"{url}/api/v1/namespaces", data=body) as r:
+        assert r.status == 201, await r.text()
+    base = f"{url}/api/v1/namespaces/{ns}/configmaps"
+    rss = [server.memory_info().rss / 2**20]
+    for _ in range(rounds):
+
+        async def create(names: Iterator[int]) -> None:
+            for i in names:
+                async with session.post(base, data=configmap(ns, f"c-{i}", i)) as r:
+                    assert r.status == 201, await r.text()
+                    await r.read()
+
+        created = iter(range(objects))
+        await asyncio.gather(*(create(created) for _ in range(clients)))
+
+        async def delete(doomed: Iterator[int]) -> None:
+            for i in doomed:
+                async with session.delete(f"{base}/c-{i}") as r:
+                    assert r.status == 200, await r.text()
+                    await r.read()
+
+        deleted = iter(range(objects))
+        await asyncio.gather(*(delete(deleted) for _ in range(clients)))
+        await asyncio.sleep(2)  # let the GC policy and informers settle
+        rss.append(server.memory_info().rss / 2**20)
+    return rss

@@ -60,6 +60,12 @@ async def test_a_seconds_schedule_runs_once_per_instant_named_after_it(procorch:
         cj["spec"]["jobTemplate"]["metadata"] = {"labels": {"team": "a"}, "annotations": {"x": "y"}}
         await client.create(CRONJOBS, cj, namespace="default")
         jobs = await at_least(client, "tick", 2, timeout=10)
+
+        async def watched() -> bool:
+            # A list can see a Job before the watcher has taken its ADDED event.
+            return all(job["metadata"]["name"] in created_at for job in jobs[:2])
+
+        await wait_for(watched, timeout=5, what="the watcher saw both Jobs")
     finally:
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)

@@ -89,8 +89,13 @@ async def test_ready_unready_and_terminating_pods_get_their_conditions(
         "serving": True,
         "terminating": True,
     }
-    eps = await plane.admin.get(ENDPOINTS, "web", namespace="default")
-    assert [a["ip"] for a in eps["subsets"][0]["addresses"]] == ["127.1.200.1"]
+
+    async def endpoints_follow() -> bool:
+        # Endpoints are written after the slice: wait for them too.
+        eps = await plane.admin.get(ENDPOINTS, "web", namespace="default")
+        return [a["ip"] for a in eps["subsets"][0]["addresses"]] == ["127.1.200.1"]
+
+    await eventually(endpoints_follow, timeout=5.0)
     # Gone for good: out of the slice.
     await plane.admin.patch(PODS, "c", {"metadata": {"finalizers": None}}, namespace="default")
     await wait_slices(api, "web", lambda s: "127.1.200.3" not in conditions(s))

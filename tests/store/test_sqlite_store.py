@@ -88,6 +88,40 @@ async def test_objects_survive_a_restart(tmp_path: Path) -> None:
         await s2.close()
 
 
+async def test_a_batch_that_writes_one_key_several_times_stores_its_final_state(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "store.db")
+    await store.start()
+    await store.create(key("gone"), cm("gone"))
+    await store.create(key("stays"), cm("stays"))
+    # Submitted together, these are planned and committed as one batch.
+    results = await asyncio.gather(
+        store.create(key("back"), cm("back", "first")),
+        store.delete(key("back")),
+        store.create(key("back"), cm("back", "second")),
+        store.delete(key("gone")),
+        store.update(key("stays"), cm("stays", "updated")),
+        *(store.create(key(f"many-{i}"), cm(f"many-{i}")) for i in range(500)),
+    )
+    assert store.commits <= 3
+    back = results[2]
+    await store.close()
+    reopened = SQLiteStore(tmp_path / "store.db")
+    await reopened.start()
+    try:
+        assert reopened.get(key("gone")) is None
+        restored = reopened.get(key("back"))
+        assert restored is not None and restored.object["data"] == {"k": "second"}
+        assert restored.revision == back.revision
+        stays = reopened.get(key("stays"))
+        assert stays is not None and stays.object["data"] == {"k": "updated"}
+        assert reopened.count("core/configmaps", "default") == 502
+        assert reopened.revision == store.revision
+    finally:
+        await reopened.close()
+
+
 def test_acknowledged_write_survives_kill_9(tmp_path: Path) -> None:
     """A child process acknowledges writes on stdout and is SIGKILLed right after."""
     script = textwrap.dedent(f"""

@@ -195,6 +195,24 @@ class LabelSelector:
         have = labels or {}
         return all(r.matches(have) for r in self.requirements)
 
+    def indexable_terms(self) -> dict[str, frozenset[str]]:
+        """The terms an index of label values can answer: key -> the values it may have
+        (``=``, ``==``, ``in``). Every object matching the selector satisfies them; the
+        selector's other terms must still be checked."""
+        terms: dict[str, frozenset[str]] = {}
+        for r in self.requirements:
+            if r.operator in (EQUALS, DOUBLE_EQUALS, IN):
+                values = frozenset(r.values)
+                terms[r.key] = terms[r.key] & values if r.key in terms else values
+        return terms
+
+    @property
+    def indexable(self) -> bool:
+        """True when :meth:`indexable_terms` says all there is to the selector."""
+        return not self.nothing and all(
+            r.operator in (EQUALS, DOUBLE_EQUALS, IN) for r in self.requirements
+        )
+
     def requires_exact_match(self, key: str) -> str | None:
         """The value ``key`` must equal for a match, if the selector pins it to one value."""
         for r in self.requirements:
