@@ -31,18 +31,12 @@ from procorch.kit.logging import get_logger
 
 log = get_logger("kit.gc")
 
-YOUNG_THRESHOLD = 5_000
-"""Allocations between young collections (CPython's default is 700): fewer young collections,
-and fewer short-lived objects promoted far enough to be frozen."""
-
-
 class GcPolicy:
     def __init__(self, *, check_interval: float = 1.0, unfreeze_interval: float = 600.0) -> None:
         self.check_interval = check_interval
         self.unfreeze_interval = unfreeze_interval
         self._full_collection_done = False
         self._task: asyncio.Task[None] | None = None
-        self._saved_threshold = gc.get_threshold()
         self.freezes = 0
         self.thaws = 0
 
@@ -51,8 +45,6 @@ class GcPolicy:
             self._full_collection_done = True
 
     def start(self) -> None:
-        _, second, third = gc.get_threshold()
-        gc.set_threshold(YOUNG_THRESHOLD, second, third)
         gc.callbacks.append(self._on_gc)
         gc.collect()
         gc.freeze()
@@ -81,4 +73,3 @@ class GcPolicy:
         with contextlib.suppress(ValueError):
             gc.callbacks.remove(self._on_gc)
         gc.unfreeze()
-        gc.set_threshold(*self._saved_threshold)

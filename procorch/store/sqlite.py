@@ -9,16 +9,19 @@ the next revision, and commits the whole batch in one SQLite transaction with
 ``synchronous=FULL`` on a dedicated thread (so the event loop never waits on an fsync). Only
 after the commit returns are the writes applied to memory, published to watchers and
 acknowledged — so an acknowledged write survives ``kill -9`` and power loss, and 50 concurrent
-writers cost one fsync, not fifty.
+writers cost one fsync, not fifty. The batch's statements run on the event loop (they only fill
+the WAL's page cache); the COMMIT, which fsyncs, runs on the writer thread.
 
-Concurrency: all public methods run on the event loop; only ``_commit``/``_load`` run on the
-writer thread, touching nothing but the SQLite connection.
+Concurrency: all public methods run on the event loop; only ``_commit``/``_load``/``_close_db``
+run on the writer thread, touching nothing but the SQLite connection, and never while the loop
+uses it (the writer task awaits each).
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import sqlite3
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -257,8 +260,10 @@ class SQLiteStore(Store):
             rows = [(op.kind, op.key, stored) for op, stored, _ in planned]
             revision = planned[-1][1].revision
             try:
-                await loop.run_in_executor(self._executor, self._commit, rows, revision)
+                self._stage(rows, revision)
+                await loop.run_in_executor(self._executor, self._commit)
             except Exception as exc:  # noqa: BLE001 - every waiting writer gets the error
+                self._rollback()
                 log.error("commit failed", error=repr(exc), writes=len(planned))
                 for op, _, _ in planned:
                     if not op.future.done():
@@ -323,14 +328,16 @@ class SQLiteStore(Store):
                 )
         return None
 
-    def _commit(self, rows: builtins.list[tuple[OpKind, Key, Stored]], revision: int) -> None:
-        """One transaction for the batch, in as few statements as possible.
+    def _stage(self, rows: builtins.list[tuple[OpKind, Key, Stored]], revision: int) -> None:
+        """Open the batch's transaction and write it, on the event loop; only the COMMIT,
+        whose fsync is what takes time, goes to the writer thread (:meth:`_commit`).
 
-        This runs on the writer thread, which must take the GIL back after every SQLite
-        step; while the event loop is busy, each of those waits for the interpreter's switch
-        interval (5 ms). So the batch's final state per key goes in as one multi-row
-        ``INSERT OR REPLACE`` and one multi-row ``DELETE`` (per chunk of the variable limit),
-        not a statement per write: a batch of 50 took ~250 ms under load the other way."""
+        Statements here touch no disk but the WAL's page cache and take microseconds. On the
+        writer thread each SQLite step must take the GIL back, and while the loop is busy
+        that waits up to the interpreter's 5 ms switch interval: a statement per write there
+        made a batch of 50 take ~250 ms under load. So the batch's final state per key goes
+        in as one multi-row ``INSERT OR REPLACE`` and one multi-row ``DELETE`` (per chunk of
+        the variable limit), here."""
         final: dict[Key, Stored | None] = {}
         for kind, key, stored in rows:
             final[key] = None if kind == "delete" else stored
@@ -343,27 +350,31 @@ class SQLiteStore(Store):
         conn = self._conn
         assert conn is not None
         conn.execute("BEGIN IMMEDIATE")
-        try:
-            for chunk in _chunks(upserts, self._rows_per_statement):
-                conn.execute(
-                    "INSERT OR REPLACE INTO objects (resource, namespace, name, revision, data) "
-                    "VALUES " + ",".join(["(?, ?, ?, ?, ?)"] * len(chunk)),
-                    [value for row in chunk for value in row],
-                )
-            for chunk in _chunks(deletes, self._rows_per_statement):
-                conn.execute(
-                    "DELETE FROM objects WHERE (resource, namespace, name) IN (VALUES "
-                    + ",".join(["(?, ?, ?)"] * len(chunk))
-                    + ")",
-                    [value for row in chunk for value in row],
-                )
+        for chunk in _chunks(upserts, self._rows_per_statement):
             conn.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('revision', ?)", (revision,)
+                "INSERT OR REPLACE INTO objects (resource, namespace, name, revision, data) "
+                "VALUES " + ",".join(["(?, ?, ?, ?, ?)"] * len(chunk)),
+                [value for row in chunk for value in row],
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        for chunk in _chunks(deletes, self._rows_per_statement):
+            conn.execute(
+                "DELETE FROM objects WHERE (resource, namespace, name) IN (VALUES "
+                + ",".join(["(?, ?, ?)"] * len(chunk))
+                + ")",
+                [value for row in chunk for value in row],
+            )
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('revision', ?)", (revision,))
+
+    def _commit(self) -> None:
+        """On the writer thread: the staged transaction's COMMIT (the fsync)."""
+        assert self._conn is not None
+        self._conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        conn = self._conn
+        if conn is not None and conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
 
     def _apply(
         self, planned: builtins.list[tuple[_Op, Stored, Stored | None]], revision: int

@@ -175,7 +175,7 @@ async def main() -> None:
                     + " |"
                 )
             if args.only in (None, "mixed"):
-                result = await mixed_load(session, server.url, proc, duration=args.duration)
+                result = await mixed_load(session, server, proc, duration=args.duration)
                 lines += report(result)
                 for error in result.errors[:5]:
                     print("error:", error, file=sys.stderr)

@@ -17,15 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import random
+import ssl
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import aiohttp
 import psutil
-from _common import percentile
+from _common import Server, percentile
+from http_lite import Connection
 
 GROUPS = 40
 WEIGHTS = {"create": 25, "get": 40, "list": 25, "watch": 10}
@@ -81,81 +85,130 @@ async def preload(session: aiohttp.ClientSession, url: str, ns: str, count: int)
     return names
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What one load-generating process does (picklable)."""
+
+    url: str
+    token: str
+    cafile: str
+    ns: str
+    names: list[str]
+    clients: int
+    first_seed: int
+    start_at: float  # time.time() at which every process starts
+    duration: float
+
+
+def _run_plan(plan: Plan) -> tuple[dict[str, list[float]], list[str]]:
+    """One process of the load: its own uvloop loop and ``plan.clients`` connections."""
+    import uvloop
+
+    return uvloop.run(_clients(plan))
+
+
+async def _clients(plan: Plan) -> tuple[dict[str, list[float]], list[str]]:
+    host, port = plan.url.removeprefix("https://").rsplit(":", 1)
+    tls = ssl.create_default_context(cafile=plan.cafile)
+    base = f"/api/v1/namespaces/{plan.ns}/configmaps"
+    names = list(plan.names)
+    latencies: dict[str, list[float]] = defaultdict(list)
+    errors: list[str] = []
+    kinds, weights = list(WEIGHTS), list(WEIGHTS.values())
+    counter = iter(range(10**9))
+
+    async def client(seed: int) -> None:
+        rng = random.Random(seed)
+        conn = Connection(host, int(port), tls, plan.token)
+        while time.time() < plan.start_at:
+            await asyncio.sleep(0.01)
+        deadline = plan.start_at + plan.duration
+        while time.time() < deadline:
+            kind = rng.choices(kinds, weights)[0]
+            started = time.perf_counter()
+            try:
+                if kind == "create":
+                    i = next(counter)
+                    name = f"new-{seed}-{i}"
+                    reply = await conn.request("POST", base, configmap(plan.ns, name, i))
+                    expected = 201
+                    names.append(name)
+                elif kind == "get":
+                    reply = await conn.request("GET", f"{base}/{rng.choice(names)}")
+                    expected = 200
+                elif kind == "list":
+                    selector = f"app%3Dg{rng.randrange(GROUPS)}"
+                    reply = await conn.request("GET", f"{base}?labelSelector={selector}")
+                    expected = 200
+                else:
+                    selector = f"app%3Dg{rng.randrange(GROUPS)}"
+                    reply = await conn.request(
+                        "GET",
+                        f"{base}?watch=1&labelSelector={selector}&sendInitialEvents=true"
+                        "&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"
+                        "&timeoutSeconds=10",
+                        stop_marker=b'"BOOKMARK"',
+                    )
+                    expected = 200
+                if reply.status != expected:
+                    raise RuntimeError(f"{reply.status}: {bytes(reply.body[:200])!r}")
+            except Exception as exc:  # noqa: BLE001 - counted and reported
+                errors.append(f"{kind}: {exc!r}"[:200])
+                conn.close()
+                continue
+            latencies[kind].append(time.perf_counter() - started)
+        conn.close()
+
+    await asyncio.gather(*(client(plan.first_seed + i) for i in range(plan.clients)))
+    return dict(latencies), errors
+
+
 async def mixed_load(
     session: aiohttp.ClientSession,
-    url: str,
-    server: psutil.Process,
+    server: Server,
+    proc: psutil.Process,
     *,
     ns: str = "mix",
     objects: int = 4000,
     clients: int = 50,
+    processes: int = 2,
     duration: float = 60.0,
 ) -> MixedResult:
-    names = await preload(session, url, ns, objects)
-    base = f"{url}/api/v1/namespaces/{ns}/configmaps"
-    kinds = list(WEIGHTS)
-    weights = list(WEIGHTS.values())
-    result = MixedResult(duration=duration)
-    counter = iter(range(objects, 10**9))
-
-    async def create(rng: random.Random) -> None:
-        i = next(counter)
-        async with session.post(base, data=configmap(ns, f"new-{i}", i)) as r:
-            if r.status != 201:
-                raise RuntimeError(f"create {r.status}: {await r.text()}")
-            await r.read()
-        names.append(f"new-{i}")
-
-    async def get(rng: random.Random) -> None:
-        async with session.get(f"{base}/{rng.choice(names)}") as r:
-            if r.status != 200:
-                raise RuntimeError(f"get {r.status}: {await r.text()}")
-            await r.read()
-
-    async def list_(rng: random.Random) -> None:
-        params = {"labelSelector": f"app=g{rng.randrange(GROUPS)}"}
-        async with session.get(base, params=params) as r:
-            if r.status != 200:
-                raise RuntimeError(f"list {r.status}: {await r.text()}")
-            await r.read()
-
-    async def watch(rng: random.Random) -> None:
-        params = {
-            "watch": "1",
-            "labelSelector": f"app=g{rng.randrange(GROUPS)}",
-            "sendInitialEvents": "true",
-            "resourceVersionMatch": "NotOlderThan",
-            "allowWatchBookmarks": "true",
-            "timeoutSeconds": "10",
-        }
-        async with session.get(base, params=params) as r:
-            if r.status != 200:
-                raise RuntimeError(f"watch {r.status}: {await r.text()}")
-            async for line in r.content:
-                if b'"BOOKMARK"' in line:
-                    return
-        raise RuntimeError("watch ended before the initial events did")
-
-    ops = {"create": create, "get": get, "list": list_, "watch": watch}
-
-    async def client(seed: int, deadline: float) -> None:
-        rng = random.Random(seed)
-        while time.perf_counter() < deadline:
-            kind = rng.choices(kinds, weights)[0]
-            started = time.perf_counter()
-            try:
-                await ops[kind](rng)
-            except Exception as exc:  # noqa: BLE001 - counted and reported
-                result.errors.append(f"{kind}: {exc!r}"[:200])
-                continue
-            result.latencies[kind].append(time.perf_counter() - started)
-
-    server.cpu_percent()
-    started = time.perf_counter()
-    deadline = started + duration
-    await asyncio.gather(*(client(seed, deadline) for seed in range(clients)))
-    result.duration = time.perf_counter() - started
-    result.server_cpu = server.cpu_percent()
+    """The mixed load from ``processes`` load-generating processes (lean clients, see
+    http_lite.py) sharing ``clients`` connections."""
+    names = await preload(session, server.url, ns, objects)
+    start_at = time.time() + 2.0
+    share = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
+    plans = [
+        Plan(
+            url=server.url,
+            token=server.token,
+            cafile=str(server.data_dir / "pki" / "ca.crt"),
+            ns=ns,
+            names=names,
+            clients=count,
+            first_seed=sum(share[:i]),
+            start_at=start_at,
+            duration=duration,
+        )
+        for i, count in enumerate(share)
+    ]
+    loop = asyncio.get_running_loop()
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        futures = [loop.run_in_executor(pool, _run_plan, plan) for plan in plans]
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        proc.cpu_percent()
+        cpu_started = time.perf_counter()
+        outcomes = await asyncio.gather(*futures)
+        server_cpu = proc.cpu_percent()
+        measured = time.perf_counter() - cpu_started
+    result = MixedResult(duration=duration, server_cpu=server_cpu)
+    for latencies, errors in outcomes:
+        for kind, values in latencies.items():
+            result.latencies[kind].extend(values)
+        result.errors.extend(errors)
+    result.server_cpu = server_cpu * duration / max(measured, duration)
     return result
 
 
@@ -164,7 +217,7 @@ def report(result: MixedResult) -> list[str]:
         return f"{percentile(result.latencies[kind], q) * 1000:.1f}"
 
     lines = [
-        f"| mixed load, 50 clients, {result.duration:.0f} s: operations/s | "
+        f"| mixed load, 50 clients in 2 processes, {result.duration:.0f} s: operations/s | "
         f"{result.rate:,.0f} ({result.operations:,} ops, {len(result.errors)} errors, "
         f"server CPU {result.server_cpu:.0f} %) |"
     ]
