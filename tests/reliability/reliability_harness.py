@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import os
+import random
 import resource
 import signal
 import socket
@@ -187,6 +188,13 @@ class UpProcess:
         return await asyncio.wait_for(self.proc.wait(), timeout)
 
 
+def service_cidr(data_dir: Path) -> str:
+    """A /24 of the default Service range, its own for ``data_dir``: Service listeners of
+    another procorch on this machine do not collide with this one's."""
+    digest = hashlib.sha256(str(data_dir.resolve()).encode()).digest()
+    return f"127.{96 + digest[0] % 16}.{digest[1]}.0/24"
+
+
 def _pid_in(path: Path) -> int | None:
     try:
         return int(path.read_text().strip())
@@ -226,6 +234,8 @@ async def procorch_up(
         "--ingress-tls-port",
         "-1",
         "--no-logs",
+        "--service-cidr",
+        service_cidr(data_dir),
         *args,
         stdout=log,
         stderr=asyncio.subprocess.STDOUT,
@@ -572,7 +582,7 @@ WEB_APP = textwrap.dedent(
             self.wfile.write(body)
         def log_message(self, *args):
             pass
-    server = http.server.ThreadingHTTPServer((os.environ["POD_IP"], 8080), H)
+    server = http.server.ThreadingHTTPServer((os.environ["POD_IP"], int(os.environ["PORT"])), H)
     server.daemon_threads = True
     def stop(*_):
         threading.Thread(target=lambda: (server.shutdown(), time.sleep(0.2), os._exit(0))).start()
@@ -600,7 +610,10 @@ def deployment(
         "command": [sys.executable, "-c", WEB_APP if web else SLEEPER],
     }
     if web:
-        container["ports"] = [{"name": "http", "containerPort": 8080}]
+        # A port of its own: pod addresses are per node, and other procorch nodes may run on
+        # this machine (their pods on the same addresses).
+        port = random.randrange(20_000, 30_000)
+        container["ports"] = [{"name": "http", "containerPort": port}]
         container["readinessProbe"] = {
             "httpGet": {"path": "/healthz", "port": "http"},
             "periodSeconds": 1,
