@@ -75,6 +75,35 @@ def _message(exc: Exception) -> str:
     return str(exc)
 
 
+def _identity_problem(manifest: Manifest) -> errors.ApiError | None:
+    """What is wrong with the fields naming the object, which go into request paths: a
+    ``metadata`` that is not a mapping, a name or namespace that is not a string or not a
+    path segment (``..`` or ``a/b`` would address another object; kubectl refuses them too)."""
+    meta = manifest.obj.get("metadata")
+    if meta is not None and not isinstance(meta, dict):
+        return _invalid(manifest, errors.type_invalid("metadata", meta, "must be an object"))
+    for field in ("name", "generateName", "namespace"):
+        value = (meta or {}).get(field)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            return _invalid(
+                manifest, errors.type_invalid(f"metadata.{field}", value, "must be a string")
+            )
+        if value in (".", "..") or "/" in value or "%" in value:
+            return _invalid(
+                manifest,
+                errors.invalid(
+                    f"metadata.{field}", value, 'may not be "." or "..", nor contain "/" or "%"'
+                ),
+            )
+    return None
+
+
+def _invalid(manifest: Manifest, cause: errors.Cause) -> errors.Invalid:
+    return errors.Invalid(kind=manifest.kind, name="", causes=[cause])
+
+
 def order_key(manifest: Manifest) -> int:
     try:
         return _KIND_ORDER.index(manifest.kind)
@@ -108,6 +137,10 @@ async def apply_all(
             rt = resolve(manifest)
         except errors.ApiError as exc:
             problems.append((manifest, exc))
+            continue
+        problem = _identity_problem(manifest)
+        if problem is not None:
+            problems.append((manifest, problem))
             continue
         namespace = (manifest.namespace or default_namespace) if rt.namespaced else ""
         if not manifest.name:

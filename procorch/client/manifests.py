@@ -34,13 +34,19 @@ class Manifest:
         return str(self.obj.get("kind") or "")
 
     @property
+    def metadata(self) -> dict[str, Any]:
+        """``metadata`` when it is a mapping, else empty (``apply`` reports what it is)."""
+        meta = self.obj.get("metadata")
+        return meta if isinstance(meta, dict) else {}
+
+    @property
     def name(self) -> str:
-        meta = self.obj.get("metadata") or {}
+        meta = self.metadata
         return str(meta.get("name") or meta.get("generateName") or "")
 
     @property
     def namespace(self) -> str:
-        return str((self.obj.get("metadata") or {}).get("namespace") or "")
+        return str(self.metadata.get("namespace") or "")
 
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:

@@ -94,6 +94,43 @@ async def test_apply_with_one_invalid_document_applies_nothing(procorch, tmp_pat
     assert "No resources found" in err
 
 
+async def test_malformed_metadata_and_names_that_are_not_path_segments_are_refused_cleanly(
+    procorch, tmp_path: Path
+) -> None:
+    """Found by the manifest fuzzer: ``metadata: 1`` crashed ``procorch apply`` with a
+    traceback, and a name such as ``..`` or ``a/b`` went into the request path as is (where
+    ``..`` names the namespace itself). Each is a problem reported with its document."""
+    path = tmp_path / "odd.yaml"
+    path.write_text(
+        APP
+        + textwrap.dedent("""
+        ---
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: 1
+        ---
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: ".."}
+        ---
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: a/b}
+        ---
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: ok, namespace: [x]}
+        """)
+    )
+    code, _, err = await run(procorch.data_dir, "apply", "-f", str(path), check=False)
+    assert code == 1 and "Traceback" not in err, err
+    assert "nothing was applied" in err
+    for n in (2, 3, 4, 5):
+        assert f"odd.yaml#{n}" in err, (n, err)
+    _, out, err = await run(procorch.data_dir, "get", "deploy,cm", "-l", "app=api")
+    assert "No resources found" in err
+
+
 async def test_unknown_kind_is_named(procorch, tmp_path: Path) -> None:
     path = tmp_path / "odd.yaml"
     path.write_text("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n")
