@@ -131,6 +131,50 @@ async def test_malformed_metadata_and_names_that_are_not_path_segments_are_refus
     assert "No resources found" in err
 
 
+def node_port_service(name: str, namespace: str, node_port: int) -> str:
+    return textwrap.dedent(f"""
+        apiVersion: v1
+        kind: Service
+        metadata: {{name: {name}, namespace: {namespace}}}
+        spec:
+          type: NodePort
+          selector: {{app: {name}}}
+          ports: [{{port: 80, nodePort: {node_port}}}]
+        """)
+
+
+async def test_documents_that_collide_only_with_each_other_apply_nothing(
+    procorch, tmp_path: Path
+) -> None:
+    """Found by the manifest fuzzer: each dry run passes alone, so two Services asking for
+    one node port (or one in a namespace the file creates, asking for a taken port) had the
+    first written before the second was refused."""
+    twins = tmp_path / "twins.yaml"
+    twins.write_text(
+        node_port_service("one", "default", 30090)
+        + "---"
+        + node_port_service("two", "default", 30090)
+    )
+    code, _, err = await run(procorch.data_dir, "apply", "-f", str(twins), check=False)
+    assert code == 1 and "nothing was applied" in err, err
+    assert "twins.yaml#1" in err and "spec.ports[0].nodePort" in err, err
+    code, _, err = await run(procorch.data_dir, "get", "svc", "one", check=False)
+    assert code == 1 and "NotFound" in err
+    # A taken port, asked for from a namespace the file creates.
+    taken = tmp_path / "taken.yaml"
+    taken.write_text(node_port_service("first", "default", 30091))
+    await run(procorch.data_dir, "apply", "-f", str(taken))
+    late = tmp_path / "late.yaml"
+    late.write_text(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: late}\n---"
+        + node_port_service("second", "late", 30091)
+    )
+    code, _, err = await run(procorch.data_dir, "apply", "-f", str(late), check=False)
+    assert code == 1 and "nothing was applied" in err and "30091" in err, err
+    code, _, err = await run(procorch.data_dir, "get", "ns", "late", check=False)
+    assert code == 1 and "NotFound" in err
+
+
 async def test_unknown_kind_is_named(procorch, tmp_path: Path) -> None:
     path = tmp_path / "odd.yaml"
     path.write_text("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n")
