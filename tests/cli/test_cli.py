@@ -175,6 +175,32 @@ async def test_documents_that_collide_only_with_each_other_apply_nothing(
     assert code == 1 and "NotFound" in err
 
 
+async def test_values_yaml_has_and_json_has_not_are_refused_cleanly(
+    procorch, tmp_path: Path
+) -> None:
+    """Found by the manifest fuzzer, each a traceback from ``procorch apply``: nesting deeper
+    than the YAML parser's recursion, an integer beyond 64 bits (orjson refuses it), and
+    ``.nan`` (orjson sent it as null, and the server took it)."""
+    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: odd}\n"
+    cases = {
+        "deep.yaml": (cm + "data: " + "[" * 3000 + "]" * 3000 + "\n", "nested too deeply"),
+        "nan.yaml": (cm + "data: {a: .nan}\n", "data.a: nan is not a JSON number"),
+        "big.yaml": (
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: big}\n"
+            "spec: {replicas: 100000000000000000000000}\n---\n" + cm + "data: {1: one}\n",
+            "big.yaml#0",
+        ),
+    }
+    for name, (text, expected) in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        code, _, err = await run(procorch.data_dir, "apply", "-f", str(path), check=False)
+        assert code == 1 and "Traceback" not in err, (name, err)
+        assert expected in err, (name, err)
+    code, _, err = await run(procorch.data_dir, "get", "cm", "odd", check=False)
+    assert code == 1 and "NotFound" in err
+
+
 async def test_unknown_kind_is_named(procorch, tmp_path: Path) -> None:
     path = tmp_path / "odd.yaml"
     path.write_text("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n")
