@@ -15,8 +15,8 @@ objects in a namespace the set creates. Each manifest goes, as Hypothesis choose
   objects the file names may change), with ``-v=6`` to see every status code.
 * plain HTTP: each document POSTed alone (JSON, or YAML); a refused one stores nothing.
 
-Never a 5xx, never an unreachable server. ``PROCORCH_RELIABILITY_TRIALS=N`` draws 30×N
-manifests (60 by default, the same ones every time; by hand, new ones each run).
+Never a 5xx, never an unreachable server. ``PROCORCH_RELIABILITY_TRIALS=N`` draws 25×N
+manifests (50 by default, the same ones every time; by hand, new ones each run).
 """
 
 from __future__ import annotations
@@ -571,7 +571,7 @@ async def test_fuzzed_manifests_never_get_a_5xx_and_a_refused_apply_stores_nothi
                 assert not figures.partial_writes, figures.partial_writes[0]
 
             @settings(
-                max_examples=30 * trials(2),
+                max_examples=25 * trials(2),
                 deadline=None,
                 database=None,
                 derandomize=not scaled(),

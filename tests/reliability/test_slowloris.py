@@ -38,7 +38,7 @@ from reliability_harness import (
     wait_for,
 )
 
-WINDOW = 8.0  # seconds of attack during which a real client must be served
+WINDOW = 5.0  # seconds of attack during which a real client must be served
 FD_LIMIT = 1024
 
 
