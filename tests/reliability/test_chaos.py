@@ -1,5 +1,5 @@
 """A chaos run: a Deployment of 3 web pods behind a Service and an Ingress, under load
-through both, while a pod is SIGKILLed every few seconds and the Deployment is restarted
+through both, while a pod is SIGKILLed every 3 s and the Deployment is restarted
 (``kubectl rollout restart``) every 20 s. Clients keep being served, and at the end the
 Deployment is available, with exactly its pods' processes on the node.
 
@@ -8,12 +8,20 @@ Load: 3 clients through the Service's ClusterIP (the L4 proxy) and 3 through the
 the client. What they see counts: a request fails if it gets no answer within 5 s, a broken
 connection, or a status other than 200.
 
+The killer takes a ready pod, and only while another one is ready too (a disruption budget
+of one ready pod). Without that budget a pod dies every 3 s while each restart waits out
+crash-loop back-off (immediately, then 10 s, 20 s, ... as kubelet does), so in a run of a few
+minutes all three pods end up in ``CrashLoopBackOff`` together, and the clients rightly get
+connection refused and 503 "no ready endpoints" - a measure of back-off, not of procorch
+(a 200 s run without it: 90 % through the Service, 88 % through the Ingress, every failure
+while no pod was ready).
+
 Availability threshold, 99 % per path. A SIGKILL takes down the requests in flight on that
 pod and the connections open to it: at most one per client through the L4 proxy (it relays
 bytes: a connection cut is a request lost), while the Ingress retries an idempotent request
 that got nothing back on another endpoint. So a kill costs at most ~3 requests per path; at
-the few hundred requests a second the clients make, a kill every 3 s costs at most ~0.5 %
-even if every one lands on a busy connection. Rolling restarts cost nothing by design (a
+the thousand requests a second the clients make, a kill every 3 s costs at most ~0.1 % even
+if every one lands on a busy connection. Rolling restarts cost nothing by design (a
 terminating pod leaves the endpoints before it is signalled, and finishes what is in flight).
 Below 99 %, something other than the kills themselves is failing requests.
 """
@@ -26,6 +34,7 @@ import random
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import psutil
@@ -33,6 +42,7 @@ import pytest
 from reliability_harness import (
     DEPLOYMENTS,
     INGRESSES,
+    PODS,
     SERVICES,
     UpProcess,
     deployment,
@@ -106,24 +116,50 @@ class Load:
                     self.failures.append(type(exc).__name__)
 
 
-async def _killer(data: Path, stop: asyncio.Event, kills: Counter[str]) -> None:
-    """SIGKILL one pod's process, chosen at random, every KILL_EVERY seconds."""
+def _ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return not pod["metadata"].get("deletionTimestamp") and any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
+    )
+
+
+async def _killer(
+    up: UpProcess, stop: asyncio.Event, kills: Counter[str], skipped: list[float]
+) -> None:
+    """Every KILL_EVERY seconds, SIGKILL the process of a ready pod chosen at random - when
+    another pod is ready too (a disruption budget of one ready pod, as a PodDisruptionBudget
+    with ``minAvailable: 1`` asks of voluntary disruptions). Unbounded, the kills outpace
+    crash-loop back-off (10 s, 20 s, 40 s... as kubelet's) until no pod is ready at all, and
+    the run measures that arithmetic rather than the proxies."""
     rng = random.Random()
-    while not stop.is_set():
-        try:
-            async with asyncio.timeout(KILL_EVERY):
-                await stop.wait()
-            return
-        except TimeoutError:
-            pass
-        mains = [p for p in (await asyncio.to_thread(node_processes, data)).pods if p.main]
-        if mains:
-            victim = rng.choice(mains)
+    loop = asyncio.get_running_loop()
+    due = loop.time()
+    client = up.client()
+    try:
+        while not stop.is_set():
+            due += KILL_EVERY  # on a fixed cadence, whatever finding the victim took
             try:
-                psutil.Process(victim.pid).kill()
-                kills[victim.pod] += 1
-            except psutil.NoSuchProcess:
+                async with asyncio.timeout_at(due):
+                    await stop.wait()
+                return
+            except TimeoutError:
                 pass
+            pods = (await client.list(PODS, namespace="default", label_selector="app=web")).items
+            ready = {f"default/{p['metadata']['name']}" for p in pods if _ready(p)}
+            if len(ready) < 2:
+                skipped.append(loop.time())
+                continue
+            found = await asyncio.to_thread(node_processes, up.data_dir)
+            mains = [p for p in found.pods if p.main and p.pod in ready]
+            if mains:
+                victim = rng.choice(mains)
+                try:
+                    psutil.Process(victim.pid).kill()
+                    kills[victim.pod] += 1
+                except psutil.NoSuchProcess:
+                    pass
+    finally:
+        await client.close()
 
 
 async def _restarter(up: UpProcess, stop: asyncio.Event, restarts: list[float]) -> None:
@@ -195,10 +231,11 @@ async def test_clients_stay_served_while_pods_are_killed_and_the_deployment_rest
         await wait_for(both_answer, timeout=30, what="the Service and the Ingress answering")
         stop = asyncio.Event()
         kills: Counter[str] = Counter()
+        skipped: list[float] = []
         restarts: list[float] = []
         async with through_service, through_ingress:
             chaos = [
-                asyncio.create_task(_killer(data, stop, kills), name="killer"),
+                asyncio.create_task(_killer(up, stop, kills, skipped), name="killer"),
                 asyncio.create_task(_restarter(up, stop, restarts), name="restarter"),
             ]
             try:
@@ -223,6 +260,7 @@ async def test_clients_stay_served_while_pods_are_killed_and_the_deployment_rest
     figures = {
         "seconds": seconds,
         "kills": sum(kills.values()),
+        "kills_skipped": len(skipped),
         "rollout_restarts": len(restarts),
         "orphans": final.orphans,
         "duplicates": final.duplicates,
@@ -232,11 +270,12 @@ async def test_clients_stay_served_while_pods_are_killed_and_the_deployment_rest
         figures[f"{path}_failed"] = len(load.failures)
         figures[f"{path}_availability"] = round(load.availability, 5)
     report("chaos", **figures)
-    assert sum(kills.values()) >= int(seconds / KILL_EVERY) - 1, kills
-    assert restarts, "no rollout restart happened"
     for path, load in (("service", through_service), ("ingress", through_ingress)):
-        assert load.total > 20 * seconds, f"{path}: only {load.total} requests in {seconds} s"
         assert load.availability >= AVAILABILITY, (
             f"through the {path}: {load.ok} of {load.total} served "
             f"({load.availability:.2%}); failures: {tally(load.failures)}"
         )
+        assert load.total > 20 * seconds, f"{path}: only {load.total} requests in {seconds} s"
+    # Most kills happen (some wait for the budget: a pod back from the last one).
+    assert sum(kills.values()) >= 0.5 * int(seconds / KILL_EVERY), (kills, len(skipped))
+    assert restarts, "no rollout restart happened"
