@@ -573,7 +573,12 @@ class Agent:
     async def _sample_metrics(self) -> None:
         psutil.cpu_percent(interval=None)
         while True:
-            await self.sample_once()
+            try:
+                await self.sample_once()
+            except OSError as exc:
+                # Best effort: /proc can be unreadable for a moment (no descriptor left while
+                # a flood of connections holds them); a sample missed must not stop procorch.
+                log.warning("could not sample the node's metrics", error=str(exc))
             await asyncio.sleep(self.settings.metrics_interval)
 
     async def sample_once(self) -> None:

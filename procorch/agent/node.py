@@ -318,8 +318,13 @@ class NodeManager:
             except Exception as exc:  # noqa: BLE001 - keep heartbeating through API errors
                 failures += 1
                 log.warning("node heartbeat failed", error=repr(exc), failures=failures)
-                retry = loop.time() + min(10.0, 0.5 * failures)
-                next_lease = min(next_lease, retry)
+                now = loop.time()
+                retry = now + min(10.0, 0.5 * failures)
+                # What failed is due again at ``retry``, not at once (else a write that keeps
+                # failing is retried in a busy loop); a Lease not yet due is renewed by then.
+                next_lease = retry if next_lease <= now else min(next_lease, retry)
+                if next_status <= now:
+                    next_status = retry
 
 
 def _without_times(status: dict[str, Any]) -> dict[str, Any]:

@@ -56,9 +56,23 @@ def field_path(loc: tuple[int | str, ...], schema: SchemaNode | None = None) -> 
     return out
 
 
-def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
-    # Unions add the member type's name to the path (e.g. 'int', 'str'); drop those parts.
-    return tuple(p for p in loc if isinstance(p, int) or not _is_union_tag(p))
+def _clean_loc(loc: tuple[int | str, ...], obj: Any) -> tuple[int | str, ...]:
+    """``loc`` without the parts pydantic adds for unions (the member type's name: 'int',
+    'str', 'function-after[...]'), told apart from the object's own keys by walking the
+    object: an unknown field may well be called ``str`` or ``x[``."""
+    out: list[int | str] = []
+    target: Any = obj
+    for part in loc:
+        if isinstance(target, dict) and part in target:
+            target = target[part]
+        elif isinstance(target, list) and isinstance(part, int) and 0 <= part < len(target):
+            target = target[part]
+        elif isinstance(part, str) and _is_union_tag(part):
+            continue
+        else:
+            target = None
+        out.append(part)
+    return tuple(out)
 
 
 def _is_union_tag(part: str) -> bool:
@@ -70,6 +84,8 @@ def _is_union_tag(part: str) -> bool:
 
 
 def _delete_path(obj: Any, loc: tuple[int | str, ...]) -> None:
+    if not loc:
+        return
     target = obj
     for part in loc[:-1]:
         try:
@@ -106,7 +122,7 @@ def check_shape(
     causes: list[Cause] = []
     seen: set[str] = set()
     for problem in problems:
-        loc = _clean_loc(tuple(problem["loc"]))
+        loc = _clean_loc(tuple(problem["loc"]), obj)
         path = field_path(loc, schema)
         if problem["type"] == "extra_forbidden":
             unknown.append(loc)

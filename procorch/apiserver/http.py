@@ -69,8 +69,43 @@ def _json_response(
     headers = {"Content-Type": content_type}
     response = web.Response(status=status, body=body, headers=headers)
     for text in warnings or []:
-        response.headers.add("Warning", '299 - "' + text.replace('"', '\\"') + '"')
+        response.headers.add("Warning", warning_header(text))
     return response
+
+
+_GO_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+}
+
+
+def warning_header(text: str) -> str:
+    """``299 - "text"``, the text quoted as Go's ``strconv.Quote`` (Kubernetes'
+    ``NewWarningHeader``): a warning naming what a client sent (an unknown field called
+    ``a\\nb``) must not put a line break in a header, which aiohttp refuses to write."""
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return f'299 - "{text}"'
+    out = []
+    for ch in text:
+        escaped = _GO_ESCAPES.get(ch)
+        if escaped is not None:
+            out.append(escaped)
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x80:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) <= 0xFFFF:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return '299 - "' + "".join(out) + '"'
 
 
 def _accept_as(request: web.Request) -> tuple[str, str]:

@@ -7,6 +7,7 @@ in-process transport raises. Watches read the newline-delimited event stream inc
 
 from __future__ import annotations
 
+import json
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any
@@ -96,7 +97,7 @@ class HttpClient(Client):
         content_type: str = "application/json",
         accept: str = "application/json",
     ) -> Any:
-        data = None if body is None else orjson.dumps(body)
+        data = None if body is None else _encode(body)
         headers = {"Accept": accept}
         if data is not None:
             headers["Content-Type"] = content_type
@@ -326,3 +327,17 @@ class HttpClient(Client):
             ) from exc
         except TimeoutError as exc:
             raise errors.Timeout("watch timed out") from exc
+
+
+def _encode(body: Any) -> bytes:
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        pass
+    # What orjson refuses and YAML manifests may hold: integers beyond 64 bits, keys that are
+    # not strings, nesting deeper than 254 levels. The standard encoder takes what it can (the
+    # server then says what it thinks of it); the rest is the caller's error, not a crash.
+    try:
+        return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise errors.BadRequest(f"the request body cannot be sent as JSON: {exc}") from None

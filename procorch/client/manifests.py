@@ -6,6 +6,7 @@ can point at it. ``kind: List`` documents are expanded; empty documents are skip
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,13 +35,19 @@ class Manifest:
         return str(self.obj.get("kind") or "")
 
     @property
+    def metadata(self) -> dict[str, Any]:
+        """``metadata`` when it is a mapping, else empty (``apply`` reports what it is)."""
+        meta = self.obj.get("metadata")
+        return meta if isinstance(meta, dict) else {}
+
+    @property
     def name(self) -> str:
-        meta = self.obj.get("metadata") or {}
+        meta = self.metadata
         return str(meta.get("name") or meta.get("generateName") or "")
 
     @property
     def namespace(self) -> str:
-        return str((self.obj.get("metadata") or {}).get("namespace") or "")
+        return str(self.metadata.get("namespace") or "")
 
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:
@@ -69,6 +76,8 @@ def parse(text: str, *, source: str) -> list[Manifest]:
         docs = list(yaml.safe_load_all(text))
     except yaml.YAMLError as exc:
         raise ManifestError(f"error parsing {source}: {exc}") from None
+    except RecursionError:
+        raise ManifestError(f"error parsing {source}: nested too deeply") from None
     manifests: list[Manifest] = []
     for index, doc in enumerate(docs):
         if doc is None:
@@ -78,6 +87,7 @@ def parse(text: str, *, source: str) -> list[Manifest]:
             raise ManifestError(
                 f"error parsing {where}: a document must be a mapping, got {type(doc).__name__}"
             )
+        _check_numbers(doc, where)
         if doc.get("kind") == "List" or (
             str(doc.get("kind", "")).endswith("List") and isinstance(doc.get("items"), list)
         ):
@@ -91,6 +101,22 @@ def parse(text: str, *, source: str) -> list[Manifest]:
             raise ManifestError(f"error validating {where}: {missing} not set")
         manifests.append(Manifest(doc, where))
     return manifests
+
+
+def _check_numbers(doc: Any, where: str) -> None:
+    """YAML's ``.nan`` and ``.inf`` have no JSON form (one JSON encoder would send null, and
+    the server would take it): refused here, as kubectl does."""
+    stack: list[tuple[str, Any]] = [("", doc)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ManifestError(
+                f"error parsing {where}: {path or 'the document'}: {value} is not a JSON number"
+            )
+        if isinstance(value, dict):
+            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(value))
 
 
 def load(paths: Iterable[Path]) -> list[Manifest]:

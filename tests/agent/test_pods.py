@@ -642,3 +642,31 @@ async def test_a_pod_waits_for_the_service_it_depends_on(cluster: Cluster) -> No
         c for c in p["status"]["conditions"] if c["type"] == "procorch.io/DependenciesReady"
     )
     assert cond["status"] == "True"
+
+
+async def test_a_metrics_sample_failing_for_want_of_descriptors_does_not_stop_procorch(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading /proc/stat fails with EMFILE while something holds every descriptor (a
+    slowloris once did): that sample is skipped, the sampler goes on, procorch keeps running."""
+    import errno
+
+    from procorch.agent import agent as agent_module
+
+    calls = 0
+    real = psutil.cpu_times
+
+    def cpu_times(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            raise OSError(errno.EMFILE, "Too many open files", "/proc/stat")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(agent_module.psutil, "cpu_times", cpu_times)
+    deadline = time.monotonic() + 10
+    while calls < 4 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert calls >= 4, "the sampler stopped after a failed sample"
+    assert not cluster.procorch.crashed.is_set(), cluster.procorch.crash_reason
+    assert cluster.agent.node_summary()["memory"]["workingSetBytes"] > 0

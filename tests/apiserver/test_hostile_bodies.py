@@ -240,3 +240,17 @@ async def test_an_error_path_costs_little_while_other_clients_are_served(raw) ->
     results = await asyncio.gather(reader(), *(send(raw, "POST", CM_PATH, body) for _ in range(20)))
     assert all(status == 400 for status, _, _ in results[1:])
     assert worst < 2.0
+
+
+async def test_a_warning_naming_a_field_with_control_characters_is_quoted_not_a_dropped_reply(
+    raw,
+) -> None:
+    """Found by the manifest fuzzer: an unknown field named ``a\\nb`` went into the Warning
+    header as is; aiohttp refused to write the header, the client saw its connection dropped,
+    and the object had been created. Quoted as Go's ``strconv.Quote`` does, as Kubernetes."""
+    body = json.dumps(configmap("warned", **{"a\nb\r\x01": "x", "ünï": "y"})).encode()
+    status, answer, warnings = await send(raw, "POST", CM_PATH, body)
+    assert status == 201, answer
+    joined = " ".join(warnings)
+    assert 'unknown field \\"a\\nb\\r\\x01\\"' in joined, warnings
+    assert "ünï" in joined or "\\u00fc" in joined, warnings

@@ -94,6 +94,113 @@ async def test_apply_with_one_invalid_document_applies_nothing(procorch, tmp_pat
     assert "No resources found" in err
 
 
+async def test_malformed_metadata_and_names_that_are_not_path_segments_are_refused_cleanly(
+    procorch, tmp_path: Path
+) -> None:
+    """Found by the manifest fuzzer: ``metadata: 1`` crashed ``procorch apply`` with a
+    traceback, and a name such as ``..`` or ``a/b`` went into the request path as is (where
+    ``..`` names the namespace itself). Each is a problem reported with its document."""
+    path = tmp_path / "odd.yaml"
+    path.write_text(
+        APP
+        + textwrap.dedent("""
+        ---
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: 1
+        ---
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: ".."}
+        ---
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: a/b}
+        ---
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: ok, namespace: [x]}
+        """)
+    )
+    code, _, err = await run(procorch.data_dir, "apply", "-f", str(path), check=False)
+    assert code == 1 and "Traceback" not in err, err
+    assert "nothing was applied" in err
+    for n in (2, 3, 4, 5):
+        assert f"odd.yaml#{n}" in err, (n, err)
+    _, out, err = await run(procorch.data_dir, "get", "deploy,cm", "-l", "app=api")
+    assert "No resources found" in err
+
+
+def node_port_service(name: str, namespace: str, node_port: int) -> str:
+    return textwrap.dedent(f"""
+        apiVersion: v1
+        kind: Service
+        metadata: {{name: {name}, namespace: {namespace}}}
+        spec:
+          type: NodePort
+          selector: {{app: {name}}}
+          ports: [{{port: 80, nodePort: {node_port}}}]
+        """)
+
+
+async def test_documents_that_collide_only_with_each_other_apply_nothing(
+    procorch, tmp_path: Path
+) -> None:
+    """Found by the manifest fuzzer: each dry run passes alone, so two Services asking for
+    one node port (or one in a namespace the file creates, asking for a taken port) had the
+    first written before the second was refused."""
+    twins = tmp_path / "twins.yaml"
+    twins.write_text(
+        node_port_service("one", "default", 30090)
+        + "---"
+        + node_port_service("two", "default", 30090)
+    )
+    code, _, err = await run(procorch.data_dir, "apply", "-f", str(twins), check=False)
+    assert code == 1 and "nothing was applied" in err, err
+    assert "twins.yaml#1" in err and "spec.ports[0].nodePort" in err, err
+    code, _, err = await run(procorch.data_dir, "get", "svc", "one", check=False)
+    assert code == 1 and "NotFound" in err
+    # A taken port, asked for from a namespace the file creates.
+    taken = tmp_path / "taken.yaml"
+    taken.write_text(node_port_service("first", "default", 30091))
+    await run(procorch.data_dir, "apply", "-f", str(taken))
+    late = tmp_path / "late.yaml"
+    late.write_text(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: late}\n---"
+        + node_port_service("second", "late", 30091)
+    )
+    code, _, err = await run(procorch.data_dir, "apply", "-f", str(late), check=False)
+    assert code == 1 and "nothing was applied" in err and "30091" in err, err
+    code, _, err = await run(procorch.data_dir, "get", "ns", "late", check=False)
+    assert code == 1 and "NotFound" in err
+
+
+async def test_values_yaml_has_and_json_has_not_are_refused_cleanly(
+    procorch, tmp_path: Path
+) -> None:
+    """Found by the manifest fuzzer, each a traceback from ``procorch apply``: nesting deeper
+    than the YAML parser's recursion, an integer beyond 64 bits (orjson refuses it), and
+    ``.nan`` (orjson sent it as null, and the server took it)."""
+    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: odd}\n"
+    cases = {
+        "deep.yaml": (cm + "data: " + "[" * 3000 + "]" * 3000 + "\n", "nested too deeply"),
+        "nan.yaml": (cm + "data: {a: .nan}\n", "data.a: nan is not a JSON number"),
+        "big.yaml": (
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: big}\n"
+            "spec: {replicas: 100000000000000000000000}\n---\n" + cm + "data: {1: one}\n",
+            "big.yaml#0",
+        ),
+    }
+    for name, (text, expected) in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        code, _, err = await run(procorch.data_dir, "apply", "-f", str(path), check=False)
+        assert code == 1 and "Traceback" not in err, (name, err)
+        assert expected in err, (name, err)
+    code, _, err = await run(procorch.data_dir, "get", "cm", "odd", check=False)
+    assert code == 1 and "NotFound" in err
+
+
 async def test_unknown_kind_is_named(procorch, tmp_path: Path) -> None:
     path = tmp_path / "odd.yaml"
     path.write_text("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n")

@@ -140,6 +140,49 @@ async def test_connections_beyond_the_limit_are_refused_at_accept(
             writer.close()
 
 
+async def test_beyond_the_bound_the_oldest_connection_waiting_for_a_request_is_closed(
+    make_router: Callable[..., Awaitable[IngressRouter]], api: Api, backends: Start
+) -> None:
+    """Silent and idle connections hold descriptors: past ``max_waiting_connections`` the
+    oldest goes (not the newest, which is most likely a real client about to ask), and a
+    connection busy with a request is never one of them."""
+    router = await routed_router(
+        make_router, api, backends, max_waiting_connections=4, waiting_grace=0.0
+    )
+    # An idle keep-alive connection (it has been answered), then three silent ones.
+    idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", router.port)
+    idle_writer.write(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    async with asyncio.timeout(3):
+        head = await idle_reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        await idle_reader.readexactly(length)
+    silent = [await asyncio.open_connection("127.0.0.1", router.port) for _ in range(3)]
+    try:
+        deadline = time.monotonic() + 3
+        while len(router.waiting) < 4 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert len(router.waiting) == 4
+        # A fifth: the idle one (the oldest waiting) is closed; the fifth is served.
+        reader, writer = await asyncio.open_connection("127.0.0.1", router.port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        async with asyncio.timeout(3):
+            assert (await reader.read()).startswith(b"HTTP/1.1 200")
+            assert await idle_reader.read() == b""
+        writer.close()
+        assert router.evicted == 1
+        # Three silent ones wait; two more come: the first silent one goes.
+        for _ in range(2):
+            silent.append(await asyncio.open_connection("127.0.0.1", router.port))
+        async with asyncio.timeout(3):
+            assert await silent[0][0].read() == b""
+        assert router.evicted == 2
+    finally:
+        idle_writer.close()
+        for _, w in silent:
+            w.close()
+
+
 async def test_a_client_that_pipelines_without_reading_is_not_read_either(
     make_router: Callable[..., Awaitable[IngressRouter]],
 ) -> None:

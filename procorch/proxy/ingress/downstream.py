@@ -17,6 +17,10 @@ Failures: no ready endpoint is a 503 at once; a failed connect tries another end
 one when the request is idempotent and small enough to replay; otherwise 502 (504 on a
 timeout). Once response bytes have reached the client, a failure can only close its connection.
 
+A connection with no request in progress (not yet through its first head, or idle between
+requests) is one of the router's *waiting* connections, of which the oldest are closed when
+there are too many (:meth:`IngressRouter.waiting_for_request`).
+
 Limits and timeouts (see :mod:`.settings`) are checked by :meth:`ClientConnection.sweep`,
 called by the router's sweeper: 414/431 for oversized heads, 400 for malformed requests, 408
 for slow heads and bodies; idle keep-alive connections and clients that stop reading are cut.
@@ -96,6 +100,9 @@ class ClientConnection(asyncio.Protocol):
             transport.abort()
             return
         r.conns.add(self)
+        r.waiting_for_request(self)
+        if self.closed:  # made room for others: the youngest waiting were too many
+            return
         peer = transport.get_extra_info("peername") or ("", 0)
         self.client_ip = str(peer[0])
         local = transport.get_extra_info("sockname") or ("", 0)
@@ -107,6 +114,7 @@ class ClientConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.r.conns.discard(self)
+        self.r.waiting.pop(self, None)
         for ex in self.exchanges:
             self._abandon(ex)
         self.exchanges.clear()
@@ -208,6 +216,7 @@ class ClientConnection(asyncio.Protocol):
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        self.r.waiting.pop(self, None)
         self.head_started = 0.0
         self._head_bytes = 0
         ex = new_exchange(
@@ -270,6 +279,9 @@ class ClientConnection(asyncio.Protocol):
                 self.idle_since = self.r.clock
                 if self.eof:
                     self._close()
+                    return
+                self.r.waiting_for_request(self)
+                if self.closed:
                     return
         self._update_pause()
 
@@ -480,6 +492,7 @@ class ClientConnection(asyncio.Protocol):
         ex = conn.ex
         if ex is not None:
             self.r.count(ex.backend, 101)
+        self.r.waiting.pop(self, None)
         self.tunnel = conn
         self.upgrading = None
         self.exchanges.clear()
@@ -586,6 +599,10 @@ class ClientConnection(asyncio.Protocol):
                 ex.close = True
                 self._pump()
 
+    def evict(self) -> None:
+        """Closed to make room for new connections (it was waiting for a request)."""
+        self._close()
+
     def drain(self) -> None:
         """Stop: close now if idle, else after the response in flight."""
         self.draining = True
@@ -597,6 +614,7 @@ class ClientConnection(asyncio.Protocol):
             return
         self.closed = True
         self.r.conns.discard(self)
+        self.r.waiting.pop(self, None)
         for ex in self.exchanges:
             self._abandon(ex)
         self.exchanges.clear()

@@ -7,6 +7,7 @@ allowed to hold memory or a connection for ever.
 
 from __future__ import annotations
 
+import resource
 from dataclasses import dataclass
 
 CONTROLLER = "procorch.io/ingress"
@@ -38,6 +39,15 @@ class IngressSettings:
     """Header fields in one request; beyond it 431."""
     max_connections: int = 16384
     """Client connections open at once; further ones are closed at accept."""
+    max_waiting_connections: int = 0
+    """Client connections open without a request in progress (not yet through their first
+    request head, or idle between requests); beyond it the oldest is closed, so slow or silent
+    clients cannot hold every file descriptor. 0 derives it from the open-files limit: a
+    quarter of it."""
+    waiting_grace: float = 1.0
+    """Waiting connections younger than this are not closed to make room until there are
+    twice ``max_waiting_connections`` of them (a burst accepted at once holds real clients
+    that have not sent their request yet)."""
     max_pending_bytes: int = 256 * 1024
     """Request bytes read ahead of the upstream (while connecting, or pipelined) before the
     router stops reading from that client."""
@@ -80,3 +90,12 @@ class IngressSettings:
     connection (idempotent methods only)."""
     read_buffer_high: int = 256 * 1024
     """Write-buffer high-water mark on both sides: above it, the other side stops being read."""
+
+    def waiting_bound(self) -> int:
+        """``max_waiting_connections``, or a quarter of the open-files limit (at least 16)."""
+        if self.max_waiting_connections > 0:
+            return self.max_waiting_connections
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            return self.max_connections
+        return max(16, min(self.max_connections, soft // 4))
