@@ -86,7 +86,9 @@ async def test_slow_heads_and_bodies_get_408_and_idle_connections_are_closed(
                 answer = await reader.read()
             return answer, time.monotonic() - started
         except ConnectionError:
-            return b"", time.monotonic() - started
+            # Our next byte met the closed socket and the reset came back; what the router
+            # answered before closing is still in the buffer (asyncio raises before it).
+            return bytes(reader._buffer), time.monotonic() - started  # noqa: SLF001
         finally:
             writer.close()
 
