@@ -6,10 +6,10 @@ objects:
 
 * names sorted per namespace, kept sorted as objects come and go (``bisect``), so a list is a
   walk in key order, never a sort;
-* label postings, ``(key, value) -> namespace -> names``, so a label selector's equality and
-  set terms (``app=web``, ``tier in (a,b)``) pick their candidates without looking at the
-  others. The caller still checks the whole selector on the candidates (``!=``, ``notin``,
-  ``exists`` and field selectors are not indexed).
+* label postings, ``(key, value) -> namespace -> sorted names``, so a label selector's
+  equality and set terms (``app=web``, ``tier in (a,b)``) pick their candidates, already in
+  order, without looking at the others. The caller still checks the whole selector on the
+  candidates (``!=``, ``notin``, ``exists`` and field selectors are not indexed).
 
 Everything it holds is bounded by what exists: an object's entries leave with it.
 
@@ -19,6 +19,7 @@ Concurrency: single event loop; mutated only by the store when a commit is appli
 from __future__ import annotations
 
 import bisect
+import builtins
 from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
@@ -40,7 +41,8 @@ class ResourceIndex:
     def __init__(self) -> None:
         self._objects: dict[str, dict[str, Stored]] = {}  # namespace -> name -> Stored
         self._names: dict[str, list[str]] = {}  # namespace -> sorted names
-        self._postings: dict[tuple[str, str], dict[str, set[str]]] = {}
+        # (key, value) -> namespace -> names with that label, sorted
+        self._postings: dict[tuple[str, str], dict[str, list[str]]] = {}
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -61,7 +63,8 @@ class ResourceIndex:
                 self._unpost(key, value, namespace, name)
         for key, value in new.items():
             if old.get(key) != value and isinstance(value, str):
-                self._postings.setdefault((key, value), {}).setdefault(namespace, set()).add(name)
+                names = self._postings.setdefault((key, value), {}).setdefault(namespace, [])
+                bisect.insort(names, name)
 
     def remove(self, namespace: str, name: str) -> None:
         by_name = self._objects.get(namespace)
@@ -85,7 +88,9 @@ class ResourceIndex:
         names = by_namespace.get(namespace)
         if names is None:
             return
-        names.discard(name)
+        at = bisect.bisect_left(names, name)
+        if at < len(names) and names[at] == name:
+            del names[at]
         if not names:
             del by_namespace[namespace]
             if not by_namespace:
@@ -107,26 +112,31 @@ class ResourceIndex:
             if not by_name:
                 continue
             if labels:
-                out.extend(by_name[n] for n in sorted(self._candidates(ns, labels)))
+                out.extend(by_name[n] for n in self._candidates(ns, labels))
             else:
                 out.extend(by_name[n] for n in self._names[ns])
         return out
 
-    def _candidates(self, namespace: str, labels: LabelTerms) -> set[str]:
-        """Names in ``namespace`` whose labels satisfy every term, smallest set first."""
-        sets: list[set[str]] = []
+    def _candidates(self, namespace: str, labels: LabelTerms) -> builtins.list[str]:
+        """Names in ``namespace`` whose labels satisfy every term, in order. The common
+        selector, one key and one value (``app=web``), is one posting list as it stands."""
+        lists: builtins.list[builtins.list[str]] = []
         for key, values in labels.items():
-            union: set[str] = set()
-            for value in values:
-                union |= self._postings.get((key, value), {}).get(namespace, set())
-            if not union:
-                return set()
-            sets.append(union)
-        sets.sort(key=len)
-        result = set(sets[0])
-        for other in sets[1:]:
-            result &= other
-        return result
+            if len(values) == 1:
+                (value,) = values
+                names = self._postings.get((key, value), {}).get(namespace, [])
+            else:
+                names = sorted(
+                    n for v in values for n in self._postings.get((key, v), {}).get(namespace, ())
+                )
+            if not names:
+                return []
+            lists.append(names)
+        lists.sort(key=len)
+        if len(lists) == 1:
+            return lists[0]
+        others = [set(names) for names in lists[1:]]
+        return [n for n in lists[0] if all(n in other for other in others)]
 
     def count(self, namespace: str | None = None) -> int:
         if namespace is not None:

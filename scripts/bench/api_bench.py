@@ -158,6 +158,13 @@ async def main() -> None:
     parser.add_argument("--no-node", action="store_true", help="the bare control plane")
     parser.add_argument("--only", choices=("basic", "mixed", "memory"), default=None)
     parser.add_argument("--duration", type=float, default=60.0, help="of the mixed load")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        action="append",
+        help="pace the mixed load at this many operations/s (repeatable; default: as fast "
+        "as it goes, then 1,000/s)",
+    )
     args = parser.parse_args()
     extra = ["--no-node"] if args.no_node else []
     lines = ["| measurement | result |", "|---|---|"]
@@ -175,10 +182,13 @@ async def main() -> None:
                     + " |"
                 )
             if args.only in (None, "mixed"):
-                result = await mixed_load(session, server, proc, duration=args.duration)
-                lines += report(result)
-                for error in result.errors[:5]:
-                    print("error:", error, file=sys.stderr)
+                for i, rate in enumerate(args.rate or [0.0, 1000.0]):
+                    result = await mixed_load(
+                        session, server, proc, ns=f"mix{i}", duration=args.duration, rate=rate
+                    )
+                    lines += report(result)
+                    for error in result.errors[:5]:
+                        print("error:", error, file=sys.stderr)
     print("\n".join(lines))
 
 

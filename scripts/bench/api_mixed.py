@@ -56,6 +56,7 @@ class MixedResult:
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: list[str] = field(default_factory=list)
     server_cpu: float = 0.0
+    rate_asked: float = 0.0
 
     @property
     def operations(self) -> int:
@@ -98,6 +99,7 @@ class Plan:
     first_seed: int
     start_at: float  # time.time() at which every process starts
     duration: float
+    interval: float  # seconds between one client's operations (0: as fast as it can)
 
 
 def _run_plan(plan: Plan) -> tuple[dict[str, list[float]], list[str]]:
@@ -123,9 +125,16 @@ async def _clients(plan: Plan) -> tuple[dict[str, list[float]], list[str]]:
         while time.time() < plan.start_at:
             await asyncio.sleep(0.01)
         deadline = plan.start_at + plan.duration
+        due = time.perf_counter() + rng.uniform(0, plan.interval)
         while time.time() < deadline:
+            if plan.interval:
+                # Open loop: each operation is due at a fixed pace and timed from when it
+                # was due, so time queued behind a slow server counts in its latency.
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                started, due = due, due + plan.interval
+            else:
+                started = time.perf_counter()
             kind = rng.choices(kinds, weights)[0]
-            started = time.perf_counter()
             try:
                 if kind == "create":
                     i = next(counter)
@@ -173,9 +182,11 @@ async def mixed_load(
     clients: int = 50,
     processes: int = 2,
     duration: float = 60.0,
+    rate: float = 0.0,
 ) -> MixedResult:
     """The mixed load from ``processes`` load-generating processes (lean clients, see
-    http_lite.py) sharing ``clients`` connections."""
+    http_lite.py) sharing ``clients`` connections: as fast as they can, or at ``rate``
+    operations per second in all (open loop)."""
     names = await preload(session, server.url, ns, objects)
     start_at = time.time() + 2.0
     share = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
@@ -190,6 +201,7 @@ async def mixed_load(
             first_seed=sum(share[:i]),
             start_at=start_at,
             duration=duration,
+            interval=clients / rate if rate else 0.0,
         )
         for i, count in enumerate(share)
     ]
@@ -203,7 +215,7 @@ async def mixed_load(
         outcomes = await asyncio.gather(*futures)
         server_cpu = proc.cpu_percent()
         measured = time.perf_counter() - cpu_started
-    result = MixedResult(duration=duration, server_cpu=server_cpu)
+    result = MixedResult(duration=duration, server_cpu=server_cpu, rate_asked=rate)
     for latencies, errors in outcomes:
         for kind, values in latencies.items():
             result.latencies[kind].extend(values)
@@ -216,14 +228,15 @@ def report(result: MixedResult) -> list[str]:
     def p(kind: str, q: float) -> str:
         return f"{percentile(result.latencies[kind], q) * 1000:.1f}"
 
+    pace = f"paced at {result.rate_asked:,.0f}/s" if result.rate_asked else "as fast as they can"
     lines = [
-        f"| mixed load, 50 clients in 2 processes, {result.duration:.0f} s: operations/s | "
+        f"| mixed load, 50 clients in 2 processes ({pace}), {result.duration:.0f} s: operations/s | "
         f"{result.rate:,.0f} ({result.operations:,} ops, {len(result.errors)} errors, "
         f"server CPU {result.server_cpu:.0f} %) |"
     ]
     for kind in WEIGHTS:
         lines.append(
-            f"| mixed load: {kind} (n={len(result.latencies[kind]):,}) | "
+            f"| mixed load ({pace}): {kind} (n={len(result.latencies[kind]):,}) | "
             f"p50 {p(kind, 50)} ms, p99 {p(kind, 99)} ms |"
         )
     return lines
