@@ -6,7 +6,8 @@ descriptors, watched with ``loop.add_reader``/``add_writer``, while the asyncio 
 owns the source socket is paused (it no longer reads) and the one that owns the destination
 socket has nothing buffered (so the byte order is kept). Flow control is the pipe: when the
 destination cannot take more, the pump stops reading the source until it can. ``on_read`` is
-called after each read from the source (the connection quick-ACKs the endpoint's socket there).
+called after each read from the source (the connection's ACK bookkeeping, see
+:mod:`procorch.proxy.acks`).
 
 :data:`AVAILABLE` says whether the platform has it; elsewhere connections stay on the asyncio
 Protocol path, which is correct everywhere, only slower for bulk transfers.

@@ -9,9 +9,9 @@ control both ways (a side whose peer's buffer is full stops being read until it 
 half-close (a FIN is passed on with ``write_eof``, the other direction goes on), and an idle
 timeout checked by the proxy's sweeper. A direction that carries bulk data (one read of at
 least ``splice_threshold`` bytes) switches to :class:`~procorch.proxy.splice.SplicePump`.
-The first read from the endpoint after bytes were sent to it gets its ACK sent at once
-(``TCP_QUICKACK``, see :meth:`UpstreamConnection.quickack`), so that an endpoint writing one
-response in two sends with Nagle on is not held 40 ms on a keep-alive connection.
+Every read from the endpoint, and every send to it, is told to the connection's
+:class:`~procorch.proxy.acks.EndpointAcks`, which quick-ACKs the endpoint when its Service's
+endpoints have been seen waiting for our delayed ACKs.
 
 Concurrency: protocol callbacks on the event loop, plus one short task per connection while
 it connects (cancelled if the connection is closed first).
@@ -20,13 +20,13 @@ it connects (cancelled if the connection is closed first).
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from procorch.proxy import splice
+from procorch.proxy.acks import EndpointAcks
 from procorch.proxy.balancer import Balancer, ServiceStats
 from procorch.proxy.endpoints import Addr
 
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 _LINGER_RESET = struct.pack("ii", 1, 0)
 _C2U, _U2C = 0, 1
-_TCP_QUICKACK: int = getattr(socket, "TCP_QUICKACK", 0)  # Linux only; 0: not here
 
 
 class ClientConnection(asyncio.Protocol):
@@ -60,7 +59,7 @@ class ClientConnection(asyncio.Protocol):
         "early",
         "task",
         "threshold",
-        "ack_due",
+        "acks",
     )
 
     def __init__(self, proxy: ServiceProxy, listener: Listener) -> None:
@@ -83,8 +82,7 @@ class ClientConnection(asyncio.Protocol):
         self.splice_pending = [False, False]
         self.early: list[bytes] = []  # what the client sent before the upstream was there
         self.task: asyncio.Task[None] | None = None
-        # Bytes went to the endpoint since we last read from it: quick-ACK the next read.
-        self.ack_due = False
+        self.acks: EndpointAcks | None = None  # the upstream's, once connected
         # A read this large moves its direction to splice (never, without splice).
         self.threshold = (
             proxy.settings.splice_threshold
@@ -139,13 +137,14 @@ class ClientConnection(asyncio.Protocol):
             transport.set_write_buffer_limits(high=settings.write_buffer_high)
             self.upstream = transport
             self.upstream_protocol = protocol
+            self.acks = protocol.acks
             self.connecting = False
             if self.early:
                 data = b"".join(self.early)
                 self.early.clear()
                 transport.write(data)
                 self.stats.bytes_in += len(data)
-                self.ack_due = True
+                protocol.acks.due = True
             if self.client_eof:
                 self._send_eof(transport)
             self._resume_client()
@@ -166,7 +165,9 @@ class ClientConnection(asyncio.Protocol):
                 self.client.pause_reading()
             return
         upstream.write(data)
-        self.ack_due = True
+        acks = self.acks
+        if acks is not None:
+            acks.due = True
         size = len(data)
         self.stats.bytes_in += size
         self.touched = True
@@ -289,13 +290,15 @@ class ClientConnection(asyncio.Protocol):
             self.threshold = 1 << 62
             return False
         stats = self.stats
+        acks = self.acks
         on_read: Callable[[], None] | None = None
         if direction == _C2U:
 
             def on_bytes(count: int) -> None:
                 stats.bytes_in += count
                 self.touched = True
-                self.ack_due = True
+                if acks is not None:
+                    acks.due = True
 
         else:
 
@@ -303,7 +306,7 @@ class ClientConnection(asyncio.Protocol):
                 stats.bytes_out += count
                 self.touched = True
 
-            on_read = self._upstream_read
+            on_read = acks.read if acks is not None else None
 
         try:
             pump = splice.SplicePump(
@@ -323,16 +326,6 @@ class ClientConnection(asyncio.Protocol):
         self.stats.spliced += 1
         pump.start()
         return True
-
-    def _upstream_read(self) -> None:
-        """The endpoint's spliced direction read something: quick-ACK it if it is the first
-        read since bytes went to the endpoint, as :meth:`UpstreamConnection.data_received`
-        does (small answers after a large one on a keep-alive connection go this way)."""
-        if self.ack_due:
-            self.ack_due = False
-            protocol = self.upstream_protocol
-            if protocol is not None:
-                protocol.quickack()
 
     def _pump_eof(self, direction: int) -> None:
         if direction == _C2U:
@@ -401,7 +394,7 @@ class ClientConnection(asyncio.Protocol):
 
 
 class UpstreamConnection(asyncio.Protocol):
-    __slots__ = ("conn", "transport", "client", "stats", "heard", "ack_sock", "can_ack")
+    __slots__ = ("conn", "transport", "client", "stats", "acks")
 
     def __init__(self, conn: ClientConnection) -> None:
         self.conn = conn
@@ -409,91 +402,26 @@ class UpstreamConnection(asyncio.Protocol):
         assert conn.client is not None
         self.client = conn.client
         self.stats = conn.stats
-        self.heard = False  # the endpoint has sent us something
-        # A duplicate of the socket, made at the first quick ACK and closed with the
-        # connection: the transport's own socket object is, on uvloop, a stand-in that builds
-        # and detaches a socket object for each call (2 µs a setsockopt, 0.5 µs on this one).
-        self.ack_sock: socket.socket | None = None
-        self.can_ack = bool(_TCP_QUICKACK)
+        self.acks = EndpointAcks(conn.stats)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
+        self.acks.transport = transport
         if self.conn.upstream_flow_paused:
             self.transport.pause_reading()
 
     def data_received(self, data: bytes) -> None:
-        # The hot path of responses: no call through the connection object.
-        conn = self.conn
-        if conn.ack_due:
-            conn.ack_due = False
-            if self.heard:
-                self.quickack()
-        self.heard = True
+        # The hot path of responses: no call through the connection object. The ACK side
+        # first: an endpoint that waits for our ACK to send the rest of its answer (Nagle on
+        # its side, delayed ACKs on ours) gets it now, see procorch.proxy.acks.
+        self.acks.read()
         self.client.write(data)
         size = len(data)
         self.stats.bytes_out += size
+        conn = self.conn
         conn.touched = True
         if size >= conn.threshold and not conn.connecting:
             conn._request_splice(_U2C)
-
-    def quickack(self) -> None:
-        """ACK what was just read now, not when the delayed-ACK timer fires (40 ms or more).
-
-        The race: an endpoint that writes one answer in two sends (Python's ``http.server`` on
-        HTTP/1.1 writes the head, then the body; many development servers do) has Nagle on, so
-        its second, small segment waits until the first is ACKed. On a keep-alive connection
-        we forward each request soon after the previous answer came, so Linux has put this
-        socket in delayed-ACK ("pingpong") mode, expecting our ACK to ride on our next data;
-        but we have nothing to send until the client has the whole answer, so the head is
-        ACKed only by the timer: 40 ms per request. TCP_NODELAY (ours, set by the loop) cannot
-        help: the Nagle is the endpoint's. Setting TCP_QUICKACK leaves pingpong mode and sends
-        the pending ACK at once; later reads ACK as they drain the socket until our next send
-        puts it back in pingpong mode (Linux clears quick-ACK by itself). Hence once per turn:
-        on the first read after bytes went to the endpoint (``ack_due``), one setsockopt per
-        request-answer exchange, whatever the number of reads. Not on the first answer of a
-        connection (``heard``): the kernel enters pingpong mode on a send only within its ACK
-        timeout of received data, a timeout it starts at the first data it receives, so a
-        fresh connection's first answer is ACKed at once. We do not know where an answer ends
-        (this is L4), so an exchange whose answer came whole in one read pays it too (~0.6 µs).
-
-        The client-facing socket is left alone: a client sending a request in two sends is
-        held by the same delayed ACK on the endpoint's side when it talks to it directly.
-        """
-        sock = self.ack_sock
-        if sock is None:
-            if not self.can_ack:
-                return
-            sock = self.ack_sock = self._dup_socket()
-            if sock is None:
-                self.can_ack = False
-                return
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
-        except OSError:
-            self._close_ack_socket()
-
-    def _dup_socket(self) -> socket.socket | None:
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return None
-        sock: Any = transport.get_extra_info("socket")
-        if sock is None:
-            return None
-        try:
-            fd = os.dup(sock.fileno())
-        except OSError:
-            return None
-        try:
-            return socket.socket(sock.family, sock.type, sock.proto, fd)
-        except OSError:
-            os.close(fd)
-            return None
-
-    def _close_ack_socket(self) -> None:
-        self.can_ack = False
-        sock, self.ack_sock = self.ack_sock, None
-        if sock is not None:
-            sock.close()
 
     def eof_received(self) -> bool:
         self.conn.upstream_eof_received()
@@ -506,6 +434,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.conn.upstream_resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._close_ack_socket()
+        self.acks.close()
         if self.conn.upstream is self.transport:
             self.conn.upstream_lost(exc)
