@@ -20,15 +20,16 @@ our system call), against ~0.5 µs with nothing to send, and a sixth of what the
 on a small request; without it the ACK rides on our next request for free. At L4 we do not
 know where an answer ends, so a read cannot tell whether the endpoint waits for more.
 
-So the proxy learns it, per Service. A pause as long as a delayed-ACK timeout (30-500 ms)
-between two reads of one answer, with nothing sent to the endpoint in between, is what an
-endpoint waiting for our ACK looks like; but an endpoint or a machine under load pauses too
-now and then. So it takes two answers in a row with such a pause on one connection (one
-count in ``ServiceStats.ack_stalls``); from then on, the first read of every answer on that
-Service's connections is quick-ACKed. Two exchanges per Service pay the 40 ms; the Services
-whose endpoints never pause pay one clock read per read. (A Service whose endpoints pause for
-their own reasons, a slow body after an early head, gets quick ACKs it does not need: a cost
-of microseconds on exchanges that take tens of milliseconds anyway.)
+So the proxy learns it, per Service. An endpoint waiting for our ACK shows as an answer whose
+first read was at most one segment and whose second read came a delayed-ACK timeout later
+(30-500 ms), with nothing sent to the endpoint in between; pauses later in an answer are
+flow control or the endpoint's own pace, and are not looked at. An endpoint or a machine
+under load pauses too now and then, so it takes two answers in a row paused so on one
+connection (one count in ``ServiceStats.ack_stalls``); from then on, the first read of every
+answer on that Service's connections is quick-ACKed. Two exchanges per Service pay the 40 ms;
+the Services whose endpoints never pause so pay a clock read per answer. (A Service whose
+endpoints pause for their own reasons, a slow body after an early head, gets quick ACKs it
+does not need: a cost of microseconds on exchanges that take tens of milliseconds anyway.)
 
 Concurrency: called from the connection's protocol and splice callbacks on the event loop.
 """
@@ -43,27 +44,20 @@ from typing import Any
 from procorch.proxy.balancer import ServiceStats
 
 _TCP_QUICKACK: int = getattr(socket, "TCP_QUICKACK", 0)  # Linux only; 0: not here
+_SEGMENT = 65535  # the most one TCP segment carries
 STALL_MIN = 0.03
-"""Seconds: the delayed-ACK timer fires after 40 ms at least (Linux's TCP_DELACK_MIN)."""
+"""Seconds: Linux's delayed-ACK timer fires 40 ms (TCP_DELACK_MIN) or more after the segment
+came; less some slack, as the pause is measured between our reads."""
 STALL_MAX = 0.5
-"""Seconds: ...and after 500 ms at most (TCP_DELACK_MAX); a longer pause is the endpoint's."""
+"""Seconds: ...and at most HZ/2 after (TCP_DELACK_MAX, 200 ms, in pingpong mode); a longer
+pause is the endpoint's own."""
 
 
 class EndpointAcks:
     """The ACK side of one endpoint-facing socket. :attr:`due` is set when bytes are sent to
     the endpoint; :meth:`read` is called after each read from it; :meth:`close` with it."""
 
-    __slots__ = (
-        "stats",
-        "transport",
-        "sock",
-        "can_ack",
-        "heard",
-        "due",
-        "last_read",
-        "paused",
-        "run",
-    )
+    __slots__ = ("stats", "transport", "sock", "can_ack", "heard", "due", "first_read", "run")
 
     def __init__(self, stats: ServiceStats) -> None:
         self.stats = stats
@@ -75,27 +69,33 @@ class EndpointAcks:
         self.can_ack = bool(_TCP_QUICKACK)
         self.heard = False  # the endpoint has sent us something
         self.due = False  # bytes went to the endpoint since the last read: an answer starts
-        self.last_read = 0.0
-        self.paused = False  # the answer being read paused as a delayed ACK would make it
-        self.run = 0  # answers in a row that paused so, on this connection
+        self.first_read = 0.0  # when the answer's first read came, if it was one segment
+        self.run = 0  # answers in a row whose second read waited for a delayed ACK
 
-    def read(self) -> None:
-        now = monotonic()
+    def read(self, size: int) -> None:
+        """``size`` bytes were read from the endpoint."""
         if self.due:
             # The first read of an answer: bytes went to the endpoint since the last read.
             self.due = False
-            if not self.paused:
-                self.run = 0
-            self.paused = False
             if self.heard and self.stats.ack_stalls:
                 self.quickack()
-        elif not self.paused and STALL_MIN <= now - self.last_read < STALL_MAX:
-            self.paused = True
-            self.run += 1
-            if self.run == 2:
-                self.stats.ack_stalls += 1
+            if self.first_read:
+                self.run = 0  # the last answer came whole in one read: nothing waited
+            if size <= _SEGMENT:
+                self.first_read = monotonic()
+            else:
+                self.first_read = 0.0
+                self.run = 0
+        elif self.first_read:
+            # Its second read: did it wait for our delayed ACK?
+            if STALL_MIN <= monotonic() - self.first_read < STALL_MAX:
+                self.run += 1
+                if self.run == 2:
+                    self.stats.ack_stalls += 1
+            else:
+                self.run = 0
+            self.first_read = 0.0
         self.heard = True
-        self.last_read = now
 
     def quickack(self) -> None:
         """ACK what was read now, not when the delayed-ACK timer fires."""

@@ -6,7 +6,7 @@ descriptors, watched with ``loop.add_reader``/``add_writer``, while the asyncio 
 owns the source socket is paused (it no longer reads) and the one that owns the destination
 socket has nothing buffered (so the byte order is kept). Flow control is the pipe: when the
 destination cannot take more, the pump stops reading the source until it can. ``on_read`` is
-called after each read from the source (the connection's ACK bookkeeping, see
+told the size of each read from the source (the connection's ACK bookkeeping, see
 :mod:`procorch.proxy.acks`).
 
 :data:`AVAILABLE` says whether the platform has it; elsewhere connections stay on the asyncio
@@ -64,7 +64,7 @@ class SplicePump:
         on_bytes: Callable[[int], None],
         on_eof: Callable[[], None],
         on_error: Callable[[OSError], None],
-        on_read: Callable[[], None] | None = None,
+        on_read: Callable[[int], None] | None = None,
     ) -> None:
         self._loop = loop
         self._src = -1
@@ -110,7 +110,7 @@ class SplicePump:
                 return
             self._pending += moved
             if self._on_read is not None:
-                self._on_read()
+                self._on_read(moved)
             if not self._drain():
                 return
 

@@ -291,7 +291,7 @@ class ClientConnection(asyncio.Protocol):
             return False
         stats = self.stats
         acks = self.acks
-        on_read: Callable[[], None] | None = None
+        on_read: Callable[[int], None] | None = None
         if direction == _C2U:
 
             def on_bytes(count: int) -> None:
@@ -414,9 +414,9 @@ class UpstreamConnection(asyncio.Protocol):
         # The hot path of responses: no call through the connection object. The ACK side
         # first: an endpoint that waits for our ACK to send the rest of its answer (Nagle on
         # its side, delayed ACKs on ours) gets it now, see procorch.proxy.acks.
-        self.acks.read()
-        self.client.write(data)
         size = len(data)
+        self.acks.read(size)
+        self.client.write(data)
         self.stats.bytes_out += size
         conn = self.conn
         conn.touched = True
