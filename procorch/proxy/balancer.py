@@ -37,6 +37,10 @@ class ServiceStats:
     """Ready endpoints now (over the Service's ports)."""
     spliced: int = 0
     """Connection directions moved to ``os.splice`` (bulk transfers)."""
+    ack_stalls: int = 0
+    """Times a connection saw two answers in a row whose second read came a delayed-ACK timeout
+    after the first: an endpoint waiting for our ACKs. From the first, the Service's connections
+    quick-ACK their endpoints (:mod:`procorch.proxy.acks`)."""
 
 
 @dataclass
@@ -143,6 +147,14 @@ def render_metrics(stats: dict[tuple[str, str], ServiceStats]) -> str:
             "counter",
             "Connection directions moved to zero-copy splice (bulk transfers).",
             "spliced",
+        ),
+        (
+            "ack_stalls_total",
+            "counter",
+            "Two answers in a row on one connection paused 30-500 ms after their first "
+            "segment (an endpoint waiting for our delayed ACK); from the first, the "
+            "Service's endpoints get quick ACKs.",
+            "ack_stalls",
         ),
     ]
     lines: list[str] = []

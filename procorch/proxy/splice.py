@@ -5,7 +5,9 @@ pipe → socket, never through Python buffers. It works on duplicates of the two
 descriptors, watched with ``loop.add_reader``/``add_writer``, while the asyncio transport that
 owns the source socket is paused (it no longer reads) and the one that owns the destination
 socket has nothing buffered (so the byte order is kept). Flow control is the pipe: when the
-destination cannot take more, the pump stops reading the source until it can.
+destination cannot take more, the pump stops reading the source until it can. ``on_read`` is
+told the size of each read from the source (the connection's ACK bookkeeping, see
+:mod:`procorch.proxy.acks`).
 
 :data:`AVAILABLE` says whether the platform has it; elsewhere connections stay on the asyncio
 Protocol path, which is correct everywhere, only slower for bulk transfers.
@@ -49,6 +51,7 @@ class SplicePump:
         "_on_bytes",
         "_on_eof",
         "_on_error",
+        "_on_read",
     )
 
     def __init__(
@@ -61,6 +64,7 @@ class SplicePump:
         on_bytes: Callable[[int], None],
         on_eof: Callable[[], None],
         on_error: Callable[[OSError], None],
+        on_read: Callable[[int], None] | None = None,
     ) -> None:
         self._loop = loop
         self._src = -1
@@ -83,6 +87,7 @@ class SplicePump:
         self._on_bytes = on_bytes
         self._on_eof = on_eof
         self._on_error = on_error
+        self._on_read = on_read
 
     def start(self) -> None:
         self._reading = True
@@ -104,6 +109,8 @@ class SplicePump:
                     self._finish()
                 return
             self._pending += moved
+            if self._on_read is not None:
+                self._on_read(moved)
             if not self._drain():
                 return
 

@@ -9,6 +9,9 @@ control both ways (a side whose peer's buffer is full stops being read until it 
 half-close (a FIN is passed on with ``write_eof``, the other direction goes on), and an idle
 timeout checked by the proxy's sweeper. A direction that carries bulk data (one read of at
 least ``splice_threshold`` bytes) switches to :class:`~procorch.proxy.splice.SplicePump`.
+Every read from the endpoint, and every send to it, is told to the connection's
+:class:`~procorch.proxy.acks.EndpointAcks`, which quick-ACKs the endpoint when its Service's
+endpoints have been seen waiting for our delayed ACKs.
 
 Concurrency: protocol callbacks on the event loop, plus one short task per connection while
 it connects (cancelled if the connection is closed first).
@@ -19,9 +22,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from procorch.proxy import splice
+from procorch.proxy.acks import EndpointAcks
 from procorch.proxy.balancer import Balancer, ServiceStats
 from procorch.proxy.endpoints import Addr
 
@@ -54,6 +59,7 @@ class ClientConnection(asyncio.Protocol):
         "early",
         "task",
         "threshold",
+        "acks",
     )
 
     def __init__(self, proxy: ServiceProxy, listener: Listener) -> None:
@@ -76,6 +82,7 @@ class ClientConnection(asyncio.Protocol):
         self.splice_pending = [False, False]
         self.early: list[bytes] = []  # what the client sent before the upstream was there
         self.task: asyncio.Task[None] | None = None
+        self.acks: EndpointAcks | None = None  # the upstream's, once connected
         # A read this large moves its direction to splice (never, without splice).
         self.threshold = (
             proxy.settings.splice_threshold
@@ -130,12 +137,14 @@ class ClientConnection(asyncio.Protocol):
             transport.set_write_buffer_limits(high=settings.write_buffer_high)
             self.upstream = transport
             self.upstream_protocol = protocol
+            self.acks = protocol.acks
             self.connecting = False
             if self.early:
                 data = b"".join(self.early)
                 self.early.clear()
                 transport.write(data)
                 self.stats.bytes_in += len(data)
+                protocol.acks.due = True
             if self.client_eof:
                 self._send_eof(transport)
             self._resume_client()
@@ -156,6 +165,9 @@ class ClientConnection(asyncio.Protocol):
                 self.client.pause_reading()
             return
         upstream.write(data)
+        acks = self.acks
+        if acks is not None:
+            acks.due = True
         size = len(data)
         self.stats.bytes_in += size
         self.touched = True
@@ -277,12 +289,24 @@ class ClientConnection(asyncio.Protocol):
         if src_sock is None or dst_sock is None:
             self.threshold = 1 << 62
             return False
-        counter = "bytes_in" if direction == _C2U else "bytes_out"
         stats = self.stats
+        acks = self.acks
+        on_read: Callable[[int], None] | None = None
+        if direction == _C2U:
 
-        def on_bytes(count: int) -> None:
-            setattr(stats, counter, getattr(stats, counter) + count)
-            self.touched = True
+            def on_bytes(count: int) -> None:
+                stats.bytes_in += count
+                self.touched = True
+                if acks is not None:
+                    acks.due = True
+
+        else:
+
+            def on_bytes(count: int) -> None:
+                stats.bytes_out += count
+                self.touched = True
+
+            on_read = acks.read if acks is not None else None
 
         try:
             pump = splice.SplicePump(
@@ -293,6 +317,7 @@ class ClientConnection(asyncio.Protocol):
                 on_bytes=on_bytes,
                 on_eof=lambda: self._pump_eof(direction),
                 on_error=lambda exc: self.reset(),
+                on_read=on_read,
             )
         except OSError:
             self.threshold = 1 << 62
@@ -369,7 +394,7 @@ class ClientConnection(asyncio.Protocol):
 
 
 class UpstreamConnection(asyncio.Protocol):
-    __slots__ = ("conn", "transport", "client", "stats")
+    __slots__ = ("conn", "transport", "client", "stats", "acks")
 
     def __init__(self, conn: ClientConnection) -> None:
         self.conn = conn
@@ -377,16 +402,21 @@ class UpstreamConnection(asyncio.Protocol):
         assert conn.client is not None
         self.client = conn.client
         self.stats = conn.stats
+        self.acks = EndpointAcks(conn.stats)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
+        self.acks.transport = transport
         if self.conn.upstream_flow_paused:
             self.transport.pause_reading()
 
     def data_received(self, data: bytes) -> None:
-        # The hot path of responses: no call through the connection object.
-        self.client.write(data)
+        # The hot path of responses: no call through the connection object. The ACK side
+        # first: an endpoint that waits for our ACK to send the rest of its answer (Nagle on
+        # its side, delayed ACKs on ours) gets it now, see procorch.proxy.acks.
         size = len(data)
+        self.acks.read(size)
+        self.client.write(data)
         self.stats.bytes_out += size
         conn = self.conn
         conn.touched = True
@@ -404,5 +434,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.conn.upstream_resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.acks.close()
         if self.conn.upstream is self.transport:
             self.conn.upstream_lost(exc)

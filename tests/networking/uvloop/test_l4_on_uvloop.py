@@ -8,6 +8,10 @@ import asyncio
 
 import uvloop
 
+from tests.networking.test_l4_delayed_acks import (  # noqa: F401
+    test_keep_alive_responses_written_in_two_sends_are_not_held_by_delayed_acks,
+    test_the_socket_kept_for_quick_acks_is_closed_with_its_connection,
+)
 from tests.networking.test_l4_proxy import (  # noqa: F401
     test_a_client_that_does_not_read_stops_the_endpoint_being_read,
     test_a_refused_connect_is_retried_on_another_endpoint,
