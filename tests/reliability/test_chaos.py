@@ -202,7 +202,7 @@ async def _restarter(up: UpProcess, stop: asyncio.Event, restarts: list[float]) 
 async def test_clients_stay_served_while_pods_are_killed_and_the_deployment_restarted(
     tmp_path: Path,
 ) -> None:
-    seconds = 10.0 * trials(2) if scaled() else 20.0
+    seconds = 10.0 * trials(2) if scaled() else 15.0
     seconds = float(os.environ.get("PROCORCH_RELIABILITY_CHAOS_SECONDS", seconds))
     data = tmp_path / "data"
     async with node_dir_cleanup(data), procorch_up(data) as up:
