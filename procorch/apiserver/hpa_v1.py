@@ -17,7 +17,7 @@ from aiohttp import web
 
 from procorch.api import errors, resources
 from procorch.apiserver.auth import User
-from procorch.apiserver.http import _write_options, read_object
+from procorch.apiserver.options import read_object, write_options
 from procorch.apiserver.service import ApiService
 
 PREFIX = "/apis/autoscaling/v1/"
@@ -172,7 +172,7 @@ class AutoscalingV1:
                 }
             )
         if request.method == "POST" and not name:
-            options = _write_options(request)
+            options = write_options(request)
             body, _, _ = await read_object(request, HPAS, options)
             if not isinstance(body, dict):
                 raise errors.BadRequest("the request body must be a HorizontalPodAutoscaler")

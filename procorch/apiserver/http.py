@@ -27,9 +27,10 @@ from procorch.api.resources import ResourceType
 from procorch.apiserver import decode, discovery, openapi
 from procorch.apiserver.auth import Attributes, User, forbidden_message
 from procorch.apiserver.connections import ConnectionGuard, ConnectionLimits
+from procorch.apiserver.options import delete_options, read_object, truthy, write_options
 from procorch.apiserver.paging import Pager
 from procorch.apiserver.printers import to_table
-from procorch.apiserver.service import ApiService, DeleteOptions, WriteOptions
+from procorch.apiserver.service import ApiService
 from procorch.kit.logging import get_logger
 from procorch.store.base import Stored, WatchClosed
 
@@ -166,121 +167,6 @@ def resolve(path: str) -> RequestInfo | None:
     return RequestInfo(
         rt=rt, namespace=namespace, name=name, subresource=sub, legacy_watch=legacy_watch
     )
-
-
-def _truthy(value: str | None) -> bool:
-    return value in ("true", "1", "True")
-
-
-def _field_manager(request: web.Request) -> str:
-    manager = request.query.get("fieldManager", "")
-    if manager:
-        if len(manager) > 128:
-            raise errors.BadRequest("fieldManager: Too long: may not be more than 128 bytes")
-        return manager
-    agent = request.headers.get("User-Agent", "unknown")
-    return agent.split("/", 1)[0][:128] or "unknown"
-
-
-def _write_options(request: web.Request) -> WriteOptions:
-    validation = request.query.get("fieldValidation", "Warn") or "Warn"
-    if validation not in ("Strict", "Warn", "Ignore"):
-        raise errors.BadRequest(
-            f"fieldValidation must be one of Ignore, Warn or Strict; got {validation!r}"
-        )
-    dry = request.query.getall("dryRun", [])
-    for value in dry:
-        if value != "All":
-            raise errors.BadRequest(
-                f'dryRun: Unsupported value: "{value}": supported values: "All"'
-            )
-    return WriteOptions(
-        dry_run=bool(dry),
-        field_manager=_field_manager(request),
-        field_validation=validation,  # type: ignore[arg-type]
-        force=_truthy(request.query.get("force")),
-    )
-
-
-async def read_object(
-    request: web.Request, rt: ResourceType, opts: WriteOptions, *, patch: bool = False
-) -> tuple[Any, str, list[str]]:
-    """The body of a write (decoded within :mod:`.decode`'s limits), its media type, and the
-    warnings it earns: duplicate keys are refused under ``fieldValidation=Strict`` and
-    reported under ``Warn``, as kube-apiserver's strict decoding does."""
-    body = await decode.read_body(request, patch=patch)
-    warnings: list[str] = []
-    if body.duplicates:
-        if opts.field_validation == "Strict":
-            raise decode.duplicate_fields_error(
-                kind=rt.kind, api_version=rt.api_version, duplicates=body.duplicates
-            )
-        if opts.field_validation == "Warn":
-            warnings = [f'duplicate field "{key}"' for key in body.duplicates]
-    return body.value, body.content_type, warnings
-
-
-async def _delete_body(request: web.Request) -> dict[str, Any]:
-    """The DeleteOptions a DELETE may carry as its body (JSON, YAML or protobuf)."""
-    if not request.can_read_body:
-        return {}
-    body = await decode.read_body(request) if request.content_length != 0 else None
-    if body is None or body.value is None:
-        return {}
-    if not isinstance(body.value, dict):
-        raise errors.BadRequest("the body of a DELETE must be a DeleteOptions object")
-    return body.value
-
-
-def _typed(body: dict[str, Any], path: str, kind: type, words: str) -> Any:
-    """The field at the end of ``path`` in ``body`` if it is absent, null or of ``kind``;
-    otherwise 400, as decoding into DeleteOptions fails in Kubernetes."""
-    value = body.get(path.rpartition(".")[2])
-    if value is None:
-        return None
-    matches = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
-    if not matches:
-        raise errors.BadRequest(f"DeleteOptions.{path}: {words}")
-    return value
-
-
-def _delete_options(request: web.Request, body: dict[str, Any]) -> DeleteOptions:
-    opts = DeleteOptions()
-    grace = _typed(body, "gracePeriodSeconds", int, "must be an integer")
-    if grace is not None:
-        opts.grace_period_seconds = grace
-    policy = _typed(body, "propagationPolicy", str, "must be a string")
-    orphan = _typed(body, "orphanDependents", bool, "must be a boolean")
-    if policy:
-        opts.propagation_policy = policy
-    elif orphan is True:
-        opts.propagation_policy = "Orphan"
-    elif orphan is False:
-        opts.propagation_policy = "Background"
-    pre = _typed(body, "preconditions", dict, "must be an object") or {}
-    opts.precondition_uid = _typed(pre, "preconditions.uid", str, "must be a string")
-    opts.precondition_rv = _typed(pre, "preconditions.resourceVersion", str, "must be a string")
-    dry_run = _typed(body, "dryRun", list, "must be a list of strings")
-    if dry_run:
-        opts.dry_run = True
-    query = request.query
-    if query.get("gracePeriodSeconds"):
-        try:
-            opts.grace_period_seconds = int(query["gracePeriodSeconds"])
-        except ValueError:
-            raise errors.BadRequest("gracePeriodSeconds must be an integer") from None
-    if query.get("propagationPolicy"):
-        opts.propagation_policy = query["propagationPolicy"]  # type: ignore[assignment]
-    if query.get("orphanDependents") in ("true", "false") and not opts.propagation_policy:
-        opts.propagation_policy = "Orphan" if query["orphanDependents"] == "true" else "Background"
-    if query.getall("dryRun", []):
-        opts.dry_run = True
-    if opts.propagation_policy not in (None, "Background", "Foreground", "Orphan"):
-        raise errors.BadRequest(
-            f'propagationPolicy: Unsupported value: "{opts.propagation_policy}": supported '
-            'values: "Foreground", "Background", "Orphan"'
-        )
-    return opts
 
 
 class ApiServer:
@@ -550,7 +436,7 @@ class ApiServer:
             return await handler(request, user, rt, info.namespace, info.name)
         if info.subresource in ("log", "eviction", "binding") and handler is None:
             if info.subresource == "binding" and method == "POST":
-                options = _write_options(request)
+                options = write_options(request)
                 body, _, _ = await read_object(request, rt, options)
                 bound = await self.service.bind(user, info.namespace, info.name, body, options)
                 return _json_response(orjson.dumps(bound), status=201)
@@ -559,13 +445,13 @@ class ApiServer:
             )
         if method == "GET":
             if info.name:
-                if info.legacy_watch or _truthy(query.get("watch")):
+                if info.legacy_watch or truthy(query.get("watch")):
                     return await self._watch(request, user, info, name=info.name)
                 stored = self.service.get(
                     user, rt, info.namespace, info.name, subresource=info.subresource
                 )
                 return self._encode_object(request, rt, stored)
-            if info.legacy_watch or _truthy(query.get("watch")):
+            if info.legacy_watch or truthy(query.get("watch")):
                 return await self._watch(request, user, info)
             return await self._list(request, user, info)
         if method == "POST":
@@ -573,7 +459,7 @@ class ApiServer:
                 raise errors.MethodNotAllowed(
                     "the server does not allow this method on the requested resource"
                 )
-            options = _write_options(request)
+            options = write_options(request)
             new_obj, _, warnings = await read_object(request, rt, options)
             result = await self.service.create(user, rt, info.namespace, new_obj, options)
             return _json_response(
@@ -584,7 +470,7 @@ class ApiServer:
                 raise errors.MethodNotAllowed(
                     "the server does not allow this method on the requested resource"
                 )
-            options = _write_options(request)
+            options = write_options(request)
             new_obj, _, warnings = await read_object(request, rt, options)
             result = await self.service.update(
                 user,
@@ -601,7 +487,7 @@ class ApiServer:
                 raise errors.MethodNotAllowed(
                     "the server does not allow this method on the requested resource"
                 )
-            options = _write_options(request)
+            options = write_options(request)
             patch_body, content_type, warnings = await read_object(request, rt, options, patch=True)
             result = await self.service.patch(
                 user,
@@ -619,7 +505,7 @@ class ApiServer:
                 warnings=warnings + result.warnings,
             )
         if method == "DELETE":
-            deletion = _delete_options(request, await _delete_body(request))
+            deletion = await delete_options(request)
             if not info.name:
                 deleted = await self.service.delete_collection(
                     user,
@@ -767,8 +653,8 @@ class ApiServer:
             timeout = float(query.get("timeoutSeconds") or self.watch_timeout)
         except ValueError:
             raise errors.BadRequest("timeoutSeconds must be a number") from None
-        bookmarks = _truthy(query.get("allowWatchBookmarks"))
-        initial_events = _truthy(query.get("sendInitialEvents"))
+        bookmarks = truthy(query.get("allowWatchBookmarks"))
+        initial_events = truthy(query.get("sendInitialEvents"))
         rv = query.get("resourceVersion", "")
         as_, version = _accept_as(request)
         table = as_ == "Table"
