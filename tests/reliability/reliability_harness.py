@@ -710,3 +710,18 @@ def restart_patch() -> dict[str, Any]:
 def tally(values: list[str]) -> str:
     """The most common of ``values``, counted: for failure messages."""
     return ", ".join(f"{n}× {v}" for v, n in Counter(values).most_common(5))
+
+
+async def serve_web(up: UpProcess, *, replicas: int) -> dict[str, Any]:
+    """The web app as a Deployment of ``replicas`` behind Service ``web`` and an Ingress for
+    host ``web.test``; the Service as created."""
+    client = up.client()
+    try:
+        await client.create(
+            DEPLOYMENTS, deployment("web", replicas=replicas, web=True), namespace="default"
+        )
+        svc = await client.create(SERVICES, service("web"), namespace="default")
+        await client.create(INGRESSES, ingress("web"), namespace="default")
+        return svc
+    finally:
+        await client.close()

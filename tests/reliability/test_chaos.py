@@ -41,12 +41,8 @@ import psutil
 import pytest
 from reliability_harness import (
     DEPLOYMENTS,
-    INGRESSES,
     PODS,
-    SERVICES,
     UpProcess,
-    deployment,
-    ingress,
     node_dir_cleanup,
     node_processes,
     procorch_up,
@@ -54,7 +50,7 @@ from reliability_harness import (
     restart_patch,
     rolled_out,
     scaled,
-    service,
+    serve_web,
     settled_audit,
     tally,
     trials,
@@ -207,13 +203,9 @@ async def test_clients_stay_served_while_pods_are_killed_and_the_deployment_rest
     data = tmp_path / "data"
     async with node_dir_cleanup(data), procorch_up(data) as up:
         await up.wait_ready()
+        svc = await serve_web(up, replicas=REPLICAS)
         client = up.client()
         try:
-            await client.create(
-                DEPLOYMENTS, deployment("web", replicas=REPLICAS, web=True), namespace="default"
-            )
-            svc = await client.create(SERVICES, service("web"), namespace="default")
-            await client.create(INGRESSES, ingress("web"), namespace="default")
             await wait_for(lambda: rolled_out(client, "web"), timeout=60, what="rolled out")
         finally:
             await client.close()

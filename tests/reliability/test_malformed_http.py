@@ -26,16 +26,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 from reliability_harness import (
-    DEPLOYMENTS,
-    INGRESSES,
-    SERVICES,
     UpProcess,
-    deployment,
-    ingress,
     node_dir_cleanup,
     procorch_up,
     report,
-    service,
+    serve_web,
     trials,
     wait_for,
 )
@@ -603,15 +598,7 @@ async def test_malformed_requests_to_the_ingress_never_get_a_5xx_or_a_hang(
     data = tmp_path / "data"
     async with node_dir_cleanup(data), procorch_up(data) as up:
         await up.wait_ready()
-        client = up.client()
-        try:
-            await client.create(
-                DEPLOYMENTS, deployment("web", replicas=1, web=True), namespace="default"
-            )
-            await client.create(SERVICES, service("web"), namespace="default")
-            await client.create(INGRESSES, ingress("web"), namespace="default")
-        finally:
-            await client.close()
+        await serve_web(up, replicas=1)
 
         async def routed() -> bool:
             await _ingress_canary(up)

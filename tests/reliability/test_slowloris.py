@@ -20,19 +20,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 from reliability_harness import (
-    DEPLOYMENTS,
-    INGRESSES,
     OPEN_RATE,
-    SERVICES,
     SILENT_CLIENTS,
     SLOW_CLIENTS,
-    deployment,
-    ingress,
     node_dir_cleanup,
     procorch_up,
     raise_own_open_files,
     report,
-    service,
+    serve_web,
     slowloris,
     trials,
     wait_for,
@@ -123,15 +118,7 @@ async def test_the_ingress_serves_its_clients_through_a_slowloris_attack_under_a
     data = tmp_path / "data"
     async with node_dir_cleanup(data), procorch_up(data, open_files=FD_LIMIT) as up:
         await up.wait_ready()
-        client = up.client()
-        try:
-            await client.create(
-                DEPLOYMENTS, deployment("web", replicas=1, web=True), namespace="default"
-            )
-            await client.create(SERVICES, service("web"), namespace="default")
-            await client.create(INGRESSES, ingress("web"), namespace="default")
-        finally:
-            await client.close()
+        await serve_web(up, replicas=1)
 
         async def get() -> None:
             connector = aiohttp.TCPConnector(force_close=True)
