@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import resource
 import socket
 import ssl
 from collections.abc import Callable
@@ -41,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from procorch.kit.logging import get_logger
+from procorch.kit.oldest import OldestFirst, share_of_open_files
 
 log = get_logger("apiserver.connections")
 
@@ -66,10 +66,7 @@ class ConnectionLimits:
     def unauthenticated_bound(self) -> int:
         if self.max_unauthenticated > 0:
             return self.max_unauthenticated
-        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft == resource.RLIM_INFINITY:
-            return 1024
-        return max(16, min(1024, soft // 5))
+        return share_of_open_files(5, maximum=1024)
 
 
 class GuardedConnection(asyncio.Protocol):
@@ -82,7 +79,6 @@ class GuardedConnection(asyncio.Protocol):
         # uvloop's transports are not asyncio.Transport subclasses: typed as Any.
         self.transport: Any = None
         self.handler: asyncio.Protocol | None = None
-        self.accepted_at = guard.loop.time()
         self.authenticated = False
         self.busy = 0  # requests whose head has arrived and whose handler has not returned
         self.head_started = 0.0  # loop time the pending request head became due
@@ -152,18 +148,22 @@ class ConnectionGuard:
         self.handler_factory = handler_factory
         self.ssl_context = ssl_context
         self.limits = limits or ConnectionLimits()
-        self.max_unauthenticated = self.limits.unauthenticated_bound()
         self.loop = asyncio.get_running_loop()
         self.port = 0
         self._listener: socket.socket | None = None
         # Insertion order is accept order: the first entry is the oldest.
-        self._unauthenticated: dict[GuardedConnection, None] = {}
+        self._unauthenticated: OldestFirst[GuardedConnection] = OldestFirst(
+            limit=self.limits.unauthenticated_bound(),
+            grace=self.limits.grace,
+            evict=GuardedConnection.abort,
+            clock=self.loop.time,
+            what="unauthenticated API connections",
+        )
         self._open: set[GuardedConnection] = set()
         self._by_transport: dict[Any, GuardedConnection] = {}
         self._handshakes: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._accept_paused = False
-        self.evicted = 0
         self.timed_out = 0
 
     async def listen(self, host: str, port: int, *, backlog: int = 1024) -> int:
@@ -202,7 +202,7 @@ class ConnectionGuard:
         conn = self._by_transport.get(transport)
         if conn is not None and not conn.authenticated:
             conn.authenticated = True
-            self._unauthenticated.pop(conn, None)
+            self._unauthenticated.discard(conn)
 
     @property
     def open_connections(self) -> int:
@@ -211,6 +211,10 @@ class ConnectionGuard:
     @property
     def unauthenticated_connections(self) -> int:
         return len(self._unauthenticated)
+
+    @property
+    def evicted(self) -> int:
+        return self._unauthenticated.evicted
 
     # -- accepting ---------------------------------------------------------------------------
 
@@ -234,8 +238,7 @@ class ConnectionGuard:
     def _admit(self, sock: socket.socket) -> None:
         conn = GuardedConnection(self, sock)
         self._open.add(conn)
-        self._unauthenticated[conn] = None
-        self._make_room(now=conn.accepted_at)
+        self._unauthenticated.add(conn)
         task = self.loop.create_task(self._serve(conn), name="apiserver/tls-handshake")
         self._handshakes.add(task)
         task.add_done_callback(self._handshakes.discard)
@@ -259,23 +262,10 @@ class ConnectionGuard:
             conn.sock.close()
             self._forget(conn)
 
-    def _make_room(self, *, now: float) -> None:
-        excess = len(self._unauthenticated) - self.max_unauthenticated
-        if excess <= 0:
-            return
-        spare_young = len(self._unauthenticated) <= 2 * self.max_unauthenticated
-        settled = now - self.limits.grace
-        for oldest in list(self._unauthenticated)[:excess]:
-            if spare_young and oldest.accepted_at > settled:
-                break
-            self._evict(oldest)
-
     def _out_of_descriptors(self) -> None:
         """``accept`` found no descriptor: close the oldest unauthenticated connection, and
         stop accepting until the loop has released it."""
-        if self._unauthenticated:
-            self._evict(next(iter(self._unauthenticated)))
-        else:
+        if not self._unauthenticated.evict_oldest():
             log.warning("no file descriptor left to accept an API connection")
         if not self._accept_paused and self._listener is not None:
             self._accept_paused = True
@@ -287,20 +277,9 @@ class ConnectionGuard:
         if self._listener is not None:
             self.loop.add_reader(self._listener.fileno(), self._accept)
 
-    def _evict(self, conn: GuardedConnection) -> None:
-        self._unauthenticated.pop(conn, None)
-        self.evicted += 1
-        if self.evicted == 1 or self.evicted % 1000 == 0:
-            log.warning(
-                "closing the oldest unauthenticated API connections to admit new ones",
-                limit=self.max_unauthenticated,
-                evicted=self.evicted,
-            )
-        conn.abort()
-
     def _forget(self, conn: GuardedConnection) -> None:
         self._open.discard(conn)
-        self._unauthenticated.pop(conn, None)
+        self._unauthenticated.discard(conn)
         if conn.transport is not None:
             self._by_transport.pop(conn.transport, None)
 

@@ -172,13 +172,13 @@ async def test_beyond_the_bound_the_oldest_connection_waiting_for_a_request_is_c
             assert (await reader.read()).startswith(b"HTTP/1.1 200")
             assert await idle_reader.read() == b""
         writer.close()
-        assert router.evicted == 1
+        assert router.waiting.evicted == 1
         # Three silent ones wait; two more come: the first silent one goes.
         for _ in range(2):
             silent.append(await asyncio.open_connection("127.0.0.1", router.port))
         async with asyncio.timeout(3):
             assert await silent[0][0].read() == b""
-        assert router.evicted == 2
+        assert router.waiting.evicted == 2
     finally:
         idle_writer.close()
         for _, w in silent:

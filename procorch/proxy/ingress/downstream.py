@@ -114,7 +114,7 @@ class ClientConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.r.conns.discard(self)
-        self.r.waiting.pop(self, None)
+        self.r.waiting.discard(self)
         for ex in self.exchanges:
             self._abandon(ex)
         self.exchanges.clear()
@@ -216,7 +216,7 @@ class ClientConnection(asyncio.Protocol):
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self.r.waiting.pop(self, None)
+        self.r.waiting.discard(self)
         self.head_started = 0.0
         self._head_bytes = 0
         ex = new_exchange(
@@ -492,7 +492,7 @@ class ClientConnection(asyncio.Protocol):
         ex = conn.ex
         if ex is not None:
             self.r.count(ex.backend, 101)
-        self.r.waiting.pop(self, None)
+        self.r.waiting.discard(self)
         self.tunnel = conn
         self.upgrading = None
         self.exchanges.clear()
@@ -614,7 +614,7 @@ class ClientConnection(asyncio.Protocol):
             return
         self.closed = True
         self.r.conns.discard(self)
-        self.r.waiting.pop(self, None)
+        self.r.waiting.discard(self)
         for ex in self.exchanges:
             self._abandon(ex)
         self.exchanges.clear()

@@ -26,9 +26,9 @@ coarse clock the data plane reads), the status writer, and one short task per up
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import ssl
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -36,6 +36,7 @@ from procorch.api.resources import must
 from procorch.client.base import Client
 from procorch.client.informer import Informer
 from procorch.kit.logging import get_logger
+from procorch.kit.oldest import OldestFirst
 from procorch.kit.tasks import TaskSet, wait_cancelled
 from procorch.proxy.balancer import label_value
 from procorch.proxy.endpoints import SERVICE_NAME_LABEL, EndpointIndex
@@ -75,12 +76,15 @@ class IngressRouter:
         self.settings = settings or IngressSettings()
         self.tasks = TaskSet("ingress", on_crash=on_crash)
         self.conns: set[ClientConnection] = set()
-        self.waiting: dict[ClientConnection, float] = {}
-        """Client connections without a request in progress, oldest first, with the loop time
-        each began waiting: the ones closed to make room (:meth:`waiting_for_request`)."""
-        self.max_waiting = self.settings.waiting_bound()
-        self.evicted = 0
-        """Waiting connections closed to make room, for tests and logs."""
+        self.waiting: OldestFirst[ClientConnection] = OldestFirst(
+            limit=self.settings.waiting_bound(),
+            grace=self.settings.waiting_grace,
+            evict=lambda conn: conn.evict(),
+            clock=time.monotonic,
+            what="connections waiting for a request",
+        )
+        """Client connections without a request in progress, oldest first: the ones closed to
+        make room (:meth:`waiting_for_request`)."""
         self.clock = 0.0
         """Loop time, refreshed by the sweeper: what the data plane stamps its timers with."""
         self.table = routes.RouteTable()
@@ -112,7 +116,6 @@ class IngressRouter:
         self._servers: list[Any] = []
         self._connecting: set[asyncio.Task[None]] = set()
         self._rebuild_handle: asyncio.Handle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     def count(self, backend: routes.Backend | None, status: int) -> None:
         key = (backend, status)
@@ -154,9 +157,8 @@ class IngressRouter:
     async def start(self) -> None:
         s = self.settings
         loop = asyncio.get_running_loop()
-        self._loop = loop
         self.clock = loop.time()
-        self.max_waiting = s.waiting_bound()  # after procorch raised its open-files limit
+        self.waiting.limit = s.waiting_bound()  # after procorch raised its open-files limit
         if s.create_default_class:
             await ensure_default_class(self.client, s.class_name)
         for informer in (self.ingresses, self.classes, self.secrets):
@@ -285,30 +287,9 @@ class IngressRouter:
 
     def waiting_for_request(self, conn: ClientConnection) -> None:
         """``conn`` has no request in progress (just accepted, or idle after a response): it
-        becomes the youngest waiting connection. Beyond ``max_waiting`` of them the oldest are
-        closed, sparing those younger than ``waiting_grace`` until there are twice as many:
-        slow and silent clients (a slowloris) cannot hold every descriptor, and a real client,
-        which sends its request as soon as it connects, leaves the pool at once."""
-        waiting = self.waiting
-        waiting.pop(conn, None)
-        assert self._loop is not None
-        now = waiting[conn] = self._loop.time()
-        excess = len(waiting) - self.max_waiting
-        if excess <= 0:
-            return
-        spare_young = len(waiting) <= 2 * self.max_waiting
-        settled = now - self.settings.waiting_grace
-        for oldest, since in list(itertools.islice(waiting.items(), excess)):
-            if spare_young and since > settled:
-                break
-            self.evicted += 1
-            if self.evicted == 1 or self.evicted % 1000 == 0:
-                log.warning(
-                    "closing the oldest connections waiting for a request to admit new ones",
-                    limit=self.max_waiting,
-                    evicted=self.evicted,
-                )
-            oldest.evict()
+        becomes the youngest waiting connection, and the oldest go if there are too many
+        (:class:`~procorch.kit.oldest.OldestFirst`)."""
+        self.waiting.add(conn)
 
     def _retire(self, addr: Addr) -> None:
         self.pool.retire(addr)

@@ -7,8 +7,9 @@ allowed to hold memory or a connection for ever.
 
 from __future__ import annotations
 
-import resource
 from dataclasses import dataclass
+
+from procorch.kit.oldest import share_of_open_files
 
 CONTROLLER = "procorch.io/ingress"
 """``spec.controller`` of the IngressClasses this router serves."""
@@ -95,7 +96,4 @@ class IngressSettings:
         """``max_waiting_connections``, or a quarter of the open-files limit (at least 16)."""
         if self.max_waiting_connections > 0:
             return self.max_waiting_connections
-        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft == resource.RLIM_INFINITY:
-            return self.max_connections
-        return max(16, min(self.max_connections, soft // 4))
+        return share_of_open_files(4, maximum=self.max_connections)
