@@ -62,7 +62,19 @@ async def test_ready_unready_and_terminating_pods_get_their_conditions(
         "127.1.200.3": {"ready": True, "serving": True, "terminating": False},
     }
     assert slice_["endpoints"][0]["targetRef"]["name"] == "a"
-    eps = await plane.admin.get(ENDPOINTS, "web", namespace="default")
+    # The Endpoints object is a separate write after the slice's: wait for it too.
+    eps: dict[str, Any] = {}
+
+    async def endpoints_written() -> bool:
+        nonlocal eps
+        eps = await plane.admin.get(ENDPOINTS, "web", namespace="default")
+        subsets = eps.get("subsets") or [{}]
+        found = len(subsets[0].get("addresses") or []) + len(
+            subsets[0].get("notReadyAddresses") or []
+        )
+        return found == 3
+
+    await eventually(endpoints_written, timeout=5.0)
     assert eps["metadata"]["labels"]["endpointslice.kubernetes.io/skip-mirror"] == "true"
     assert eps["subsets"] == [
         {
