@@ -73,4 +73,4 @@ def test_removing_every_object_leaves_no_postings_names_or_namespaces() -> None:
         index.remove(f"ns{i % 4}", f"o{i}")
     assert index.count() == 0
     assert index.namespaces() == set()
-    assert index._postings == {} and index._names == {} and index._objects == {}
+    assert index._postings == {} and index._runs == {} and index._objects == {}
