@@ -58,7 +58,7 @@ def media_type(header: str) -> str:
     return header.split(";")[0].strip().lower()
 
 
-async def read_body(request: web.Request, *, patch: bool = False) -> Body:
+async def read_body(request: web.BaseRequest, *, patch: bool = False) -> Body:
     """Read and decode the body of ``request`` (a patch when ``patch``), within the limits."""
     length = request.content_length
     if length is not None and length > MAX_BODY:

@@ -145,7 +145,7 @@ class AutoscalingV1:
     def __init__(self, service: ApiService) -> None:
         self.service = service
 
-    async def handle(self, request: web.Request, user: User) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest, user: User) -> web.StreamResponse:
         parts = [p for p in request.path[len(PREFIX) :].split("/") if p]
         namespace = ""
         if len(parts) >= 2 and parts[0] == "namespaces":

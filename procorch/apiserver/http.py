@@ -12,6 +12,7 @@ Concurrency: one aiohttp server on the event loop; watch handlers hold a stream 
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -38,6 +39,10 @@ log = get_logger("apiserver")
 
 JSON = "application/json"
 WATCH_CHUNK_BYTES = 256 * 1024
+# The start of a watch event's JSON line, before the object: by event type.
+_EVENT_HEAD = {
+    t: b'{"type":"' + t.encode() + b'","object":' for t in ("ADDED", "MODIFIED", "DELETED")
+}
 """Events already waiting are written together up to about this much."""
 ANONYMOUS_PATHS = {"/livez", "/readyz", "/healthz", "/version"}
 # Kinds whose DELETE answers with the deleted object rather than a Status (as in Kubernetes,
@@ -46,7 +51,7 @@ RETURNS_DELETED_OBJECT = {"Pod", "Service", "PersistentVolumeClaim", "ServiceAcc
 
 # A pods/log handler and friends are provided by whoever can reach the node (the agent).
 SubresourceHandler = Callable[
-    [web.Request, User, ResourceType, str, str], Awaitable[web.StreamResponse]
+    [web.BaseRequest, User, ResourceType, str, str], Awaitable[web.StreamResponse]
 ]
 
 
@@ -109,7 +114,7 @@ def warning_header(text: str) -> str:
     return '299 - "' + "".join(out) + '"'
 
 
-def _accept_as(request: web.Request) -> tuple[str, str]:
+def _accept_as(request: web.BaseRequest) -> tuple[str, str]:
     """What representation the client wants: ('Table'|'PartialObjectMetadata'|'', version)."""
     accept = request.headers.get("Accept", "")
     for part in accept.split(","):
@@ -191,7 +196,7 @@ class ApiServer:
         # Paths served by something other than the store (metrics.k8s.io from the nodes):
         # path prefix -> handler(request, user).
         self.prefix_handlers: dict[
-            str, Callable[[web.Request, User], Awaitable[web.StreamResponse]]
+            str, Callable[[web.BaseRequest, User], Awaitable[web.StreamResponse]]
         ] = {}
         # Texts appended to ``/metrics`` (Prometheus exposition format) by the components that
         # share this process, e.g. the Service proxy's per-Service counters: name -> render().
@@ -199,29 +204,37 @@ class ApiServer:
         self.requests_total: dict[tuple[str, int], int] = {}
         self.server_address = "127.0.0.1:0"
         self.limits = limits or ConnectionLimits()
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
         self.connections: ConnectionGuard | None = None
         self.port = 0
         self.open_watches = 0
+        # Whether to log each request (at debug level), decided at start: asking the logger
+        # per request costs a bound logger per request (the logger is a lazy proxy).
+        self._log_requests = False
 
     # -- lifecycle ---------------------------------------------------------------------------
-
-    def app(self) -> web.Application:
-        app = web.Application(
-            client_max_size=decode.MAX_BODY, handler_args={"max_field_size": 16384}
-        )
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        return app
 
     async def start(
         self, *, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None
     ) -> int:
-        runner = web.AppRunner(
-            self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
+        # aiohttp's low-level server, not an Application: one handler serves every path, so
+        # a router, middlewares and signals would be work per request for nothing.
+        loop = asyncio.get_running_loop()
+        self._log_requests = log.is_enabled_for(logging.DEBUG)
+
+        def make_request(
+            message: Any, payload: Any, protocol: Any, writer: Any, task: Any
+        ) -> web.BaseRequest:
+            return web.BaseRequest(
+                message, payload, protocol, writer, task, loop, client_max_size=decode.MAX_BODY
+            )
+
+        server = web.Server(
+            self.handle, request_factory=make_request, max_field_size=16384, access_log=None
         )
+        runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
-        assert runner.server is not None
-        guard = ConnectionGuard(runner.server, ssl_context=ssl_context, limits=self.limits)
+        guard = ConnectionGuard(server, ssl_context=ssl_context, limits=self.limits)
         self.port = await guard.listen(host, port, backlog=1024)
         self._runner, self.connections = runner, guard
         self.server_address = f"{host}:{self.port}"
@@ -242,7 +255,7 @@ class ApiServer:
 
     # -- dispatch ----------------------------------------------------------------------------
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
         guard = self.connections
         if guard is not None:
@@ -269,16 +282,17 @@ class ApiServer:
                 guard.request_finished(request.transport)
         key = (request.method, response.status)
         self.requests_total[key] = self.requests_total.get(key, 0) + 1
-        log.debug(
-            "request",
-            method=request.method,
-            path=request.path,
-            status=response.status,
-            ms=round((time.perf_counter() - started) * 1000, 2),
-        )
+        if self._log_requests:
+            log.debug(
+                "request",
+                method=request.method,
+                path=request.path,
+                status=response.status,
+                ms=round((time.perf_counter() - started) * 1000, 2),
+            )
         return response
 
-    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+    async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
         if path in ANONYMOUS_PATHS:
             return self._non_resource(path)
@@ -395,7 +409,7 @@ class ApiServer:
             text=text, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
         )
 
-    def _discovery_root(self, request: web.Request, *, core: bool) -> web.Response:
+    def _discovery_root(self, request: web.BaseRequest, *, core: bool) -> web.Response:
         aggregated = discovery.wants_aggregated(request.headers.get("Accept", ""))
         if aggregated:
             return _json_response(discovery.aggregated(core), content_type=aggregated)
@@ -426,7 +440,7 @@ class ApiServer:
         raise errors.NotFound("the server could not find the requested resource", details={})
 
     async def _resource(
-        self, request: web.Request, user: User, info: RequestInfo
+        self, request: web.BaseRequest, user: User, info: RequestInfo
     ) -> web.StreamResponse:
         method = request.method
         query = request.query
@@ -542,7 +556,7 @@ class ApiServer:
     # -- encoding ----------------------------------------------------------------------------
 
     def _encode_object(
-        self, request: web.Request, rt: ResourceType, stored: Stored
+        self, request: web.BaseRequest, rt: ResourceType, stored: Stored
     ) -> web.Response:
         as_, version = _accept_as(request)
         if as_ == "Table":
@@ -559,7 +573,7 @@ class ApiServer:
             return _json_response(orjson.dumps(_partial(stored.object, version)))
         return _json_response(stored.raw)
 
-    async def _list(self, request: web.Request, user: User, info: RequestInfo) -> web.Response:
+    async def _list(self, request: web.BaseRequest, user: User, info: RequestInfo) -> web.Response:
         query = request.query
         try:
             limit = int(query.get("limit") or 0)
@@ -602,7 +616,7 @@ class ApiServer:
 
     def _encode_list(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         rt: ResourceType,
         items: list[Stored],
         revision: int,
@@ -635,14 +649,15 @@ class ApiServer:
         head = orjson.dumps(
             {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": list_meta}
         )
-        # Splice the stored JSON of every item in, without decoding or re-encoding it.
-        body = head[:-1] + b',"items":[' + b",".join(s.raw for s in items) + b"]}"
+        # Splice the stored JSON of every item in, without decoding or re-encoding it: one
+        # copy of each (a list of thousands of objects is megabytes).
+        body = b"".join((head[:-1], b',"items":[', b",".join([s.raw for s in items]), b"]}"))
         return _json_response(body)
 
     # -- watch -------------------------------------------------------------------------------
 
     async def _watch(
-        self, request: web.Request, user: User, info: RequestInfo, *, name: str = ""
+        self, request: web.BaseRequest, user: User, info: RequestInfo, *, name: str = ""
     ) -> web.StreamResponse:
         query = request.query
         field_selector = query.get("fieldSelector", "")
@@ -682,11 +697,8 @@ class ApiServer:
         initial_end_sent = not initial_events
         last_bookmark = time.monotonic()
 
-        def encode(event: tuple[str, Stored]) -> bytes:
+        def encode_table(etype: str, stored: Stored) -> bytes:
             nonlocal first_table
-            etype, stored = event
-            if not table:
-                return b'{"type":"' + etype.encode() + b'","object":' + stored.raw + b"}\n"
             tbl = to_table(
                 info.rt,
                 [stored.object],
@@ -699,6 +711,26 @@ class ApiServer:
                 tbl["columnDefinitions"] = []
             first_table = False
             return orjson.dumps({"type": etype, "object": tbl}) + b"\n"
+
+        def chunk_from(event: tuple[str, Stored]) -> bytes:
+            """``event`` and everything already waiting after it (a list's initial objects,
+            a burst of writes), up to WATCH_CHUNK_BYTES: one TLS record run and one send,
+            not one per event. The stored JSON goes in as it is, copied once."""
+            parts: list[bytes] = []
+            size = 0
+            next_event: tuple[str, Stored] | None = event
+            while next_event is not None:
+                etype, stored = next_event
+                if table:
+                    parts.append(encode_table(etype, stored))
+                    size += len(parts[-1])
+                else:
+                    parts += (_EVENT_HEAD[etype], stored.raw, b"}\n")
+                    size += len(stored.raw) + 32
+                if size >= WATCH_CHUNK_BYTES:
+                    break
+                next_event = stream.poll()
+            return b"".join(parts)
 
         try:
             while True:
@@ -729,14 +761,7 @@ class ApiServer:
                         await response.write(self._bookmark(info.rt, stream.revision))
                         last_bookmark = time.monotonic()
                     continue
-                # Everything already waiting (a list's initial objects, a burst of writes)
-                # goes out in one chunk: one TLS record and one send, not one per event.
-                chunk = [encode(event)]
-                size = len(chunk[0])
-                while size < WATCH_CHUNK_BYTES and (more := stream.poll()) is not None:
-                    chunk.append(encode(more))
-                    size += len(chunk[-1])
-                await response.write(b"".join(chunk))
+                await response.write(chunk_from(event))
         except (ConnectionResetError, ConnectionError):
             pass
         finally:

@@ -128,7 +128,7 @@ class NodeProxy:
     # -- pods/log ----------------------------------------------------------------------------
 
     async def pod_log(
-        self, request: web.Request, user: User, rt: ResourceType, namespace: str, name: str
+        self, request: web.BaseRequest, user: User, rt: ResourceType, namespace: str, name: str
     ) -> web.StreamResponse:
         self.service.authorize(user, "get", rt, namespace=namespace, name=name, subresource="log")
         pod = self.service.get(user, PODS, namespace, name).object
@@ -185,7 +185,7 @@ class NodeProxy:
     def handles(self, path: str) -> bool:
         return path.startswith(f"/apis/{METRICS_GROUP}/{METRICS_VERSION}/")
 
-    async def metrics(self, request: web.Request, user: User) -> web.Response:
+    async def metrics(self, request: web.BaseRequest, user: User) -> web.Response:
         if request.method != "GET":
             raise errors.MethodNotAllowed(
                 "the server does not allow this method on the requested resource"

@@ -23,7 +23,7 @@ def truthy(value: str | None) -> bool:
     return value in ("true", "1", "True")
 
 
-def _field_manager(request: web.Request) -> str:
+def _field_manager(request: web.BaseRequest) -> str:
     manager = request.query.get("fieldManager", "")
     if manager:
         if len(manager) > 128:
@@ -33,7 +33,7 @@ def _field_manager(request: web.Request) -> str:
     return agent.split("/", 1)[0][:128] or "unknown"
 
 
-def write_options(request: web.Request) -> WriteOptions:
+def write_options(request: web.BaseRequest) -> WriteOptions:
     validation = request.query.get("fieldValidation", "Warn") or "Warn"
     if validation not in ("Strict", "Warn", "Ignore"):
         raise errors.BadRequest(
@@ -54,7 +54,7 @@ def write_options(request: web.Request) -> WriteOptions:
 
 
 async def read_object(
-    request: web.Request, rt: ResourceType, opts: WriteOptions, *, patch: bool = False
+    request: web.BaseRequest, rt: ResourceType, opts: WriteOptions, *, patch: bool = False
 ) -> tuple[Any, str, list[str]]:
     """The body of a write (decoded within :mod:`.decode`'s limits), its media type, and the
     warnings it earns: duplicate keys are refused under ``fieldValidation=Strict`` and
@@ -71,7 +71,7 @@ async def read_object(
     return body.value, body.content_type, warnings
 
 
-async def _delete_body(request: web.Request) -> dict[str, Any]:
+async def _delete_body(request: web.BaseRequest) -> dict[str, Any]:
     """The DeleteOptions a DELETE may carry as its body (JSON, YAML or protobuf)."""
     if not request.can_read_body:
         return {}
@@ -95,7 +95,7 @@ def _typed(body: dict[str, Any], path: str, kind: type, words: str) -> Any:
     return value
 
 
-async def delete_options(request: web.Request) -> DeleteOptions:
+async def delete_options(request: web.BaseRequest) -> DeleteOptions:
     """DeleteOptions from the body a DELETE may carry and from the query, which wins."""
     body = await _delete_body(request)
     opts = DeleteOptions()

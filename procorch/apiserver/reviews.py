@@ -63,7 +63,7 @@ class SelfReviews:
     def __init__(self, authorizer: Authorizer) -> None:
         self.authorizer = authorizer
 
-    async def handle(self, request: web.Request, user: User) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest, user: User) -> web.StreamResponse:
         path = request.path.rstrip("/")
         group, _, resource = path[len("/apis/") :].partition("/v1/")
         handlers = {
