@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import resource
 import ssl
 import subprocess
@@ -108,6 +109,9 @@ async def test_idle_unauthenticated_connections_are_bounded_oldest_first_and_cli
 ) -> None:
     guard = plane.http.connections
     assert guard is not None
+    # This is about the bound, not the head deadline: the idle connections must not reach
+    # LIMITS' 1 s deadline while the test looks at them one by one (0.2 s each when open).
+    guard.limits = dataclasses.replace(LIMITS, header_timeout=30.0)
     context = ssl.create_default_context(cadata=plane.ca_pem.decode())
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session:
         # An authenticated keep-alive connection first: it is never counted or evicted.
