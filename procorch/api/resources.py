@@ -112,7 +112,10 @@ def _rt(
 _ALL = ("all",)
 _LOG = Subresource("log", kind="Pod", verbs=("get",))
 _BINDING = Subresource("binding", kind="Binding", verbs=("create",))
-_EVICTION = Subresource("eviction", kind="Eviction", group="policy", verbs=("create",))
+# kubectl drain evicts only when discovery names the Eviction's group and version here.
+_EVICTION = Subresource(
+    "eviction", kind="Eviction", group="policy", version="v1", verbs=("create",)
+)
 _FINALIZE = Subresource("finalize", verbs=("update",))
 
 RESOURCES: tuple[ResourceType, ...] = (
@@ -175,6 +178,8 @@ RESOURCES: tuple[ResourceType, ...] = (
         categories=_ALL,
         subs=(STATUS,),
     ),
+    # policy/v1
+    _rt("policy", "PodDisruptionBudget", "poddisruptionbudgets", short=("pdb",), subs=(STATUS,)),
     # rbac.authorization.k8s.io/v1
     _rt("rbac.authorization.k8s.io", "Role", "roles"),
     _rt("rbac.authorization.k8s.io", "RoleBinding", "rolebindings"),
@@ -190,6 +195,7 @@ GROUP_ORDER: tuple[str, ...] = (
     "discovery.k8s.io",
     "coordination.k8s.io",
     "autoscaling",
+    "policy",
     "rbac.authorization.k8s.io",
 )
 

@@ -454,6 +454,13 @@ class ApiServer:
                 body, _, _ = await read_object(request, rt, options)
                 bound = await self.service.bind(user, info.namespace, info.name, body, options)
                 return _json_response(orjson.dumps(bound), status=201)
+            if info.subresource == "eviction" and method == "POST":
+                options = write_options(request)
+                body, _, _ = await read_object(request, rt, options)
+                evicted = await self.service.evict(
+                    user, info.namespace, info.name, body, dry_run=options.dry_run
+                )
+                return _json_response(orjson.dumps(evicted), status=201)
             raise errors.NotFound(
                 f"the server could not find the requested resource ({info.subresource})", details={}
             )

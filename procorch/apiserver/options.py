@@ -16,7 +16,7 @@ from aiohttp import web
 from procorch.api import errors
 from procorch.api.resources import ResourceType
 from procorch.apiserver import decode
-from procorch.apiserver.service import DeleteOptions, WriteOptions
+from procorch.apiserver.verbs_common import DeleteOptions, WriteOptions
 
 
 def truthy(value: str | None) -> bool:
@@ -95,9 +95,9 @@ def _typed(body: dict[str, Any], path: str, kind: type, words: str) -> Any:
     return value
 
 
-async def delete_options(request: web.BaseRequest) -> DeleteOptions:
-    """DeleteOptions from the body a DELETE may carry and from the query, which wins."""
-    body = await _delete_body(request)
+def deletion_from_body(body: dict[str, Any]) -> DeleteOptions:
+    """DeleteOptions from a DeleteOptions object (a DELETE's body, an Eviction's
+    ``deleteOptions``); a field of the wrong type is a 400 naming it."""
     opts = DeleteOptions()
     grace = _typed(body, "gracePeriodSeconds", int, "must be an integer")
     if grace is not None:
@@ -116,6 +116,20 @@ async def delete_options(request: web.BaseRequest) -> DeleteOptions:
     dry_run = _typed(body, "dryRun", list, "must be a list of strings")
     if dry_run:
         opts.dry_run = True
+    return opts
+
+
+def check_propagation(opts: DeleteOptions) -> None:
+    if opts.propagation_policy not in (None, "Background", "Foreground", "Orphan"):
+        raise errors.BadRequest(
+            f'propagationPolicy: Unsupported value: "{opts.propagation_policy}": supported '
+            'values: "Foreground", "Background", "Orphan"'
+        )
+
+
+async def delete_options(request: web.BaseRequest) -> DeleteOptions:
+    """DeleteOptions from the body a DELETE may carry and from the query, which wins."""
+    opts = deletion_from_body(await _delete_body(request))
     query = request.query
     if query.get("gracePeriodSeconds"):
         try:
@@ -128,9 +142,5 @@ async def delete_options(request: web.BaseRequest) -> DeleteOptions:
         opts.propagation_policy = "Orphan" if query["orphanDependents"] == "true" else "Background"
     if query.getall("dryRun", []):
         opts.dry_run = True
-    if opts.propagation_policy not in (None, "Background", "Foreground", "Orphan"):
-        raise errors.BadRequest(
-            f'propagationPolicy: Unsupported value: "{opts.propagation_policy}": supported '
-            'values: "Foreground", "Background", "Orphan"'
-        )
+    check_propagation(opts)
     return opts

@@ -1,4 +1,4 @@
-"""The API's verbs over the store: get, list, watch, create, update, patch, delete.
+"""The API's verbs over the store: get, list, watch, create, update, patch, delete, evict.
 
 This is the transport-free heart of the API server. The HTTP layer (:mod:`.http`) decodes a
 request into a call here and encodes the result; the in-process client calls the same methods
@@ -22,7 +22,7 @@ from procorch.apiserver.verbs_common import (
     Result,
     WriteOptions,
 )
-from procorch.apiserver.verbs_delete import DeletionVerbs
+from procorch.apiserver.verbs_evict import EvictionVerbs
 from procorch.apiserver.verbs_list import ListVerbs
 from procorch.apiserver.verbs_patch import PatchVerbs
 from procorch.apiserver.verbs_watch import WatchStream, WatchVerbs
@@ -40,5 +40,5 @@ __all__ = [
 ]
 
 
-class ApiService(PatchVerbs, DeletionVerbs, WatchVerbs, ListVerbs):
+class ApiService(PatchVerbs, EvictionVerbs, WatchVerbs, ListVerbs):
     """Every verb of the API, for one store."""

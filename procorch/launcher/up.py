@@ -33,6 +33,7 @@ from procorch.client.manifests import Manifest
 from procorch.client.manifests import load as load_manifests
 from procorch.controllers.cronjob import CronJobController
 from procorch.controllers.deployment import DeploymentController
+from procorch.controllers.disruption import DisruptionController
 from procorch.controllers.endpoints import EndpointsController
 from procorch.controllers.gc import GarbageCollector
 from procorch.controllers.hpa import HorizontalPodAutoscalerController
@@ -155,6 +156,7 @@ class Procorch:
             PVCProtectionController(self.client, self.informers),
             PVCBinder(self.client, self.informers),
             EndpointsController(self.client, self.informers),
+            DisruptionController(self.client, self.informers),
             ReplicaSetController(self.client, self.informers),
             DeploymentController(self.client, self.informers),
             HorizontalPodAutoscalerController(

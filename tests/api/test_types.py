@@ -834,6 +834,24 @@ metadata: {name: web-7c9f8d6b5-x2kqp, namespace: shop}
 target: {apiVersion: v1, kind: Node, name: node-1}
 ---
 apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: web, namespace: shop, generation: 2}
+spec:
+  maxUnavailable: 25%
+  selector: {matchLabels: {app: web}}
+  unhealthyPodEvictionPolicy: AlwaysAllow
+status:
+  observedGeneration: 2
+  disruptionsAllowed: 1
+  currentHealthy: 4
+  desiredHealthy: 3
+  expectedPods: 4
+  disruptedPods: {web-7c9f8d6b5-x2kqp: "2026-12-07T05:30:00Z"}
+  conditions:
+  - {type: DisruptionAllowed, status: "True", reason: SufficientPods, message: "",
+     observedGeneration: 2, lastTransitionTime: "2026-12-07T05:30:00Z"}
+---
+apiVersion: policy/v1
 kind: Eviction
 metadata: {name: web-7c9f8d6b5-x2kqp, namespace: shop}
 deleteOptions:
@@ -1247,6 +1265,7 @@ CLIENT_ROOTS = {
     "HorizontalPodAutoscaler": "V2HorizontalPodAutoscaler",
     "Scale": "V1Scale",
     "Eviction": "V1Eviction",
+    "PodDisruptionBudget": "V1PodDisruptionBudget",
     "Role": "V1Role",
     "RoleBinding": "V1RoleBinding",
     "ClusterRole": "V1ClusterRole",

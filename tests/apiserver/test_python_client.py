@@ -87,6 +87,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
             "maxReplicas": 3,
         }
     },
+    "PodDisruptionBudget": {"spec": {"minAvailable": 1, "selector": {"matchLabels": {"a": "b"}}}},
     "Role": {"rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]},
     "RoleBinding": {
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
@@ -107,6 +108,7 @@ API_CLASSES = {
     "discovery.k8s.io": "DiscoveryV1Api",
     "coordination.k8s.io": "CoordinationV1Api",
     "autoscaling": "AutoscalingV2Api",
+    "policy": "PolicyV1Api",
     "rbac.authorization.k8s.io": "RbacAuthorizationV1Api",
 }
 

@@ -79,6 +79,7 @@ KINDS: dict[tuple[str, str], str] = {
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): "authorization.SelfSubjectAccessReview",
     ("authorization.k8s.io/v1", "SelfSubjectRulesReview"): "authorization.SelfSubjectRulesReview",
     ("policy/v1", "PodDisruptionBudget"): "policy.PodDisruptionBudget",
+    ("policy/v1", "Eviction"): "policy.Eviction",
     ("scheduling.k8s.io/v1", "PriorityClass"): "scheduling.PriorityClass",
 }
 
@@ -105,6 +106,10 @@ def decode(body: bytes) -> dict[str, Any]:
     except (WireError, _Malformed) as err:
         raise BadRequest(f"malformed protobuf envelope (runtime.Unknown): {err}") from err
     message = KINDS.get((api_version, kind))
+    if message is None and kind == "DeleteOptions":
+        # Registered in every group version (metav1.AddToGroupVersion): a typed client's
+        # DELETE body says its own group version.
+        message = "meta.DeleteOptions"
     if message is None:
         raise UnsupportedMediaType(
             f'cannot decode kind "{kind}" in version "{api_version}" from '

@@ -30,6 +30,11 @@ META: dict[str, str] = {
     ),
     "LabelSelector": "1 matchLabels{}; 2 matchExpressions*:LabelSelectorRequirement",
     "LabelSelectorRequirement": "1 key; 2 operator; 3 values*",
+    "DeleteOptions": (
+        "1 gracePeriodSeconds?:int; 2 preconditions?:Preconditions; 3 orphanDependents?:bool; "
+        "4 propagationPolicy?; 5 dryRun*; 6 ignoreStoreReadErrorWithClusterBreakingPotential?:bool"
+    ),
+    "Preconditions": "1 uid?; 2 resourceVersion?",
 }
 
 APPS: dict[str, str] = {
@@ -282,6 +287,7 @@ AUTHORIZATION: dict[str, str] = {
 }
 
 POLICY: dict[str, str] = {
+    "Eviction": "1 metadata:meta.ObjectMeta; 2 deleteOptions?:meta.DeleteOptions",
     "PodDisruptionBudget": (
         "1 metadata:meta.ObjectMeta; 2 spec:PodDisruptionBudgetSpec; "
         "3 status:PodDisruptionBudgetStatus"

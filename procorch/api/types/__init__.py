@@ -31,7 +31,7 @@ from procorch.api.types.core import (
 from procorch.api.types.discovery import EndpointSlice
 from procorch.api.types.meta import DeleteOptions
 from procorch.api.types.networking import Ingress, IngressClass
-from procorch.api.types.policy import Eviction
+from procorch.api.types.policy import Eviction, PodDisruptionBudget
 from procorch.api.types.rbac import ClusterRole, ClusterRoleBinding, Role, RoleBinding
 
 _RBAC = "rbac.authorization.k8s.io/v1"
@@ -59,6 +59,7 @@ MODELS: dict[tuple[str, str], type[K8sModel]] = {
     ("autoscaling/v2", "HorizontalPodAutoscaler"): HorizontalPodAutoscaler,
     ("autoscaling/v1", "Scale"): Scale,
     ("policy/v1", "Eviction"): Eviction,
+    ("policy/v1", "PodDisruptionBudget"): PodDisruptionBudget,
     (_RBAC, "Role"): Role,
     (_RBAC, "RoleBinding"): RoleBinding,
     (_RBAC, "ClusterRole"): ClusterRole,

@@ -16,7 +16,16 @@ from typing import Any
 
 from procorch.api.errors import Cause, invalid
 from procorch.api.resources import by_kind
-from procorch.api.validation import apps, autoscaling, batch, cluster, config, networking, rbac
+from procorch.api.validation import (
+    apps,
+    autoscaling,
+    batch,
+    cluster,
+    config,
+    networking,
+    policy,
+    rbac,
+)
 from procorch.api.validation._base import as_dict
 from procorch.api.validation.containers import COMMAND_REQUIRED
 from procorch.api.validation.meta import (
@@ -57,6 +66,7 @@ VALIDATORS: dict[tuple[str, str], Validator] = {
     ("discovery.k8s.io/v1", "EndpointSlice"): cluster.validate_endpoint_slice,
     ("coordination.k8s.io/v1", "Lease"): cluster.validate_lease,
     ("autoscaling/v2", "HorizontalPodAutoscaler"): autoscaling.validate_hpa,
+    ("policy/v1", "PodDisruptionBudget"): policy.validate_pdb,
     ("rbac.authorization.k8s.io/v1", "Role"): rbac.validate_role,
     ("rbac.authorization.k8s.io/v1", "ClusterRole"): rbac.validate_cluster_role,
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): rbac.validate_role_binding,

@@ -1,5 +1,5 @@
-"""Printers for workload kinds: Deployment and ReplicaSet (apps), Job and CronJob (batch) and
-HorizontalPodAutoscaler (autoscaling).
+"""Printers for workload kinds: Deployment and ReplicaSet (apps), Job and CronJob (batch),
+HorizontalPodAutoscaler (autoscaling), PodDisruptionBudget (policy).
 
 Columns and cells follow Kubernetes' server-side printers. Pure functions.
 """
@@ -293,10 +293,48 @@ def hpa_cells(hpa: Obj, now: datetime) -> list[Cell]:
     ]
 
 
+# ------------------------------------------------------------------ PodDisruptionBudget
+
+PDB_COLUMNS = (
+    NAME,
+    Column(
+        "Min Available",
+        description="The minimum number or percentage of available pods this budget requires.",
+    ),
+    Column(
+        "Max Unavailable",
+        description="The maximum number or percentage of unavailable pods this budget requires.",
+    ),
+    Column(
+        "Allowed Disruptions",
+        type="integer",
+        description="Calculated number of pods that may be disrupted at this time.",
+    ),
+    AGE,
+)
+
+
+def pdb_cells(pdb: Obj, now: datetime) -> list[Cell]:
+    spec, status = m(pdb.get("spec")), m(pdb.get("status"))
+
+    def budget(key: str) -> str:
+        value = spec.get(key)
+        return "N/A" if value is None else s(value)
+
+    return [
+        name_of(pdb),
+        budget("minAvailable"),
+        budget("maxUnavailable"),
+        i(status.get("disruptionsAllowed")),
+        created_age(pdb, now),
+    ]
+
+
 PRINTERS = {
     "apps/deployments": Printer(DEPLOYMENT_COLUMNS, deployment_cells),
     "apps/replicasets": Printer(REPLICASET_COLUMNS, replicaset_cells),
     "batch/jobs": Printer(JOB_COLUMNS, job_cells),
     "batch/cronjobs": Printer(CRONJOB_COLUMNS, cronjob_cells),
     "autoscaling/horizontalpodautoscalers": Printer(HPA_COLUMNS, hpa_cells),
+    "policy/poddisruptionbudgets": Printer(PDB_COLUMNS, pdb_cells),
 }
