@@ -251,6 +251,7 @@ class NodeManager:
             not force
             and comparable == self._last_status
             and time.monotonic() - self._last_write < 60
+            and not await self._conditions_overwritten(status)
         ):
             return
         await self.client.patch(
@@ -258,6 +259,22 @@ class NodeManager:
         )
         self._last_status = comparable
         self._last_write = time.monotonic()
+
+    async def _conditions_overwritten(self, status: dict[str, Any]) -> bool:
+        """Whether the Node's conditions in the API differ from ours: the node lifecycle
+        controller sets them ``Unknown`` while it does not hear from us (a partition, a
+        stopped agent), and a node that is back must say Ready at once, as kubelet compares
+        with the Node it reads rather than with what it last wrote."""
+        try:
+            node = await self.client.get(NODES, self.settings.node_name)
+        except errors.ApiError:
+            return False
+
+        def statuses(conditions: Any) -> dict[str, str]:
+            return {str(c.get("type")): str(c.get("status")) for c in conditions or []}
+
+        stored = statuses((node.get("status") or {}).get("conditions"))
+        return stored != statuses(status.get("conditions"))
 
     async def mark_not_ready(self) -> None:
         """Say the node is going away (a graceful agent stop)."""

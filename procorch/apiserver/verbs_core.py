@@ -19,6 +19,7 @@ from procorch.api.meta import deep_copy, generate_name, new_uid, rfc3339
 from procorch.api.patch.managed import update_managed_fields
 from procorch.api.resources import ResourceType, by_key
 from procorch.api.shape import check_shape
+from procorch.api.taints import with_default_tolerations
 from procorch.api.types import schema_for
 from procorch.api.validation import validate
 from procorch.apiserver import scale, strategy
@@ -311,13 +312,22 @@ class ServiceCore:
         belongs to no manager): the namespace must exist and not be terminating
         (NamespaceLifecycle); a PersistentVolumeClaim gets the ``kubernetes.io/pvc-protection``
         finalizer (StorageObjectInUseProtection), which the pvc-protection controller removes
-        once no pod uses the claim."""
+        once no pod uses the claim; a pod tolerates the not-ready and unreachable NoExecute
+        taints for 300 s unless it says otherwise (DefaultTolerationSeconds)."""
         if rt.kind == "PersistentVolumeClaim":
             finalizers = obj["metadata"].setdefault("finalizers", [])
             if isinstance(finalizers, list) and PVC_PROTECTION_FINALIZER not in finalizers:
                 finalizers.append(PVC_PROTECTION_FINALIZER)
         if rt.kind == "Ingress":
             self._default_ingress_class(obj)
+        if rt.kind == "Pod" and isinstance(obj.get("spec"), dict):
+            # DefaultTolerationSeconds: five minutes on a node that is not ready or that
+            # nobody hears from, then the node lifecycle controller evicts the pod.
+            spec = obj["spec"]
+            tolerations = spec.get("tolerations")
+            spec["tolerations"] = with_default_tolerations(
+                tolerations if isinstance(tolerations, list) else []
+            )
         if not rt.namespaced:
             return
         namespace = str(obj["metadata"].get("namespace") or "")

@@ -17,6 +17,7 @@ import click
 
 from procorch import __version__
 from procorch.cli.common import DATA_DIR_ENV, run_async
+from procorch.kit.durations import parse_duration
 from procorch.kit.logging import configure
 
 
@@ -121,6 +122,13 @@ def cli() -> None:
     help="Do not print the containers' output (it is still in `kubectl logs`).",
 )
 @click.option(
+    "--node-monitor-grace-period",
+    default="50s",
+    show_default=True,
+    help="How long a node may go without a heartbeat before it is Unknown and tainted "
+    "unreachable (a duration: 40s, 1m).",
+)
+@click.option(
     "--log-format",
     type=click.Choice(["console", "json"]),
     default="console",
@@ -149,6 +157,7 @@ def up(
     watch: bool,
     detach: bool,
     no_logs: bool,
+    node_monitor_grace_period: str,
     log_format: str,
     log_level: str,
 ) -> None:
@@ -178,6 +187,10 @@ def up(
         watched = [Path("Procfile"), Path(".env"), *env_files]
     elif env_files or formation:
         raise click.UsageError("-e and -m apply to a Procfile; there is none here")
+    try:
+        grace_period = parse_duration(node_monitor_grace_period)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--node-monitor-grace-period") from None
     config = UpConfig(
         data_dir=data_dir,
         api_host=api_host,
@@ -195,6 +208,7 @@ def up(
         reload=reload,
         node_name=node_name,
         agent={"max_pods": max_pods},
+        node_monitor_grace_period=grace_period,
     )
 
     def ready(procorch: Any) -> None:

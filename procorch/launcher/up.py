@@ -40,6 +40,7 @@ from procorch.controllers.hpa import HorizontalPodAutoscalerController
 from procorch.controllers.job import JobController
 from procorch.controllers.job_ttl import TTLAfterFinishedController
 from procorch.controllers.namespace import NamespaceController
+from procorch.controllers.nodelifecycle import LifecycleSettings, NodeLifecycleController
 from procorch.controllers.pvcbinder import PVCBinder
 from procorch.controllers.pvcprotection import PVCProtectionController
 from procorch.controllers.replicaset import ReplicaSetController
@@ -80,6 +81,8 @@ class UpConfig:
     node_name: str | None = None
     agent: dict[str, Any] = field(default_factory=dict)
     """Overrides of :class:`~procorch.agent.settings.AgentSettings` fields."""
+    node_monitor_grace_period: float = LifecycleSettings.grace_period
+    """Seconds without a heartbeat before a node is Unknown (``--node-monitor-grace-period``)."""
     objects: list[dict[str, Any]] = field(default_factory=list)
     """Objects to apply with the files (a Procfile's Deployments)."""
     procfile: bool = False
@@ -157,6 +160,11 @@ class Procorch:
             PVCBinder(self.client, self.informers),
             EndpointsController(self.client, self.informers),
             DisruptionController(self.client, self.informers),
+            NodeLifecycleController(
+                self.client,
+                self.informers,
+                LifecycleSettings(grace_period=self.config.node_monitor_grace_period),
+            ),
             ReplicaSetController(self.client, self.informers),
             DeploymentController(self.client, self.informers),
             HorizontalPodAutoscalerController(

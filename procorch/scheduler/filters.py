@@ -38,6 +38,12 @@ from procorch.api.selectors import (
     Requirement,
     new_requirement,
 )
+from procorch.api.taints import (
+    NO_EXECUTE,
+    NO_SCHEDULE,
+    UNSCHEDULABLE,
+    tolerated,
+)
 from procorch.scheduler import resources
 from procorch.scheduler.cache import NodeInfo, controller_uid
 from procorch.scheduler.resources import Amounts
@@ -49,11 +55,8 @@ NO_NODES_AVAILABLE = "no nodes available to schedule pods"
 
 TAINT_NOT_READY = "node.kubernetes.io/not-ready"
 TAINT_UNREACHABLE = "node.kubernetes.io/unreachable"
-TAINT_UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
+TAINT_UNSCHEDULABLE = UNSCHEDULABLE
 
-NO_SCHEDULE = "NoSchedule"
-NO_EXECUTE = "NoExecute"
-PREFER_NO_SCHEDULE = "PreferNoSchedule"
 _FILTERED_EFFECTS = (NO_SCHEDULE, NO_EXECUTE)
 
 _OPERATORS = {
@@ -76,27 +79,6 @@ def reason_untolerated_taint(taint: Mapping[str, Any]) -> str:
 
 
 # -- taints and tolerations ----------------------------------------------------------------
-
-
-def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
-    """Whether one toleration tolerates one taint (``Toleration.ToleratesTaint``): an empty
-    effect matches every effect, an empty key (only valid with ``Exists``) every key."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != taint.get("key"):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True
-    if operator == "Equal":
-        return (toleration.get("value") or "") == (taint.get("value") or "")
-    return False
-
-
-def tolerated(tolerations: Iterable[Mapping[str, Any]], taint: Mapping[str, Any]) -> bool:
-    return any(tolerates(t, taint) for t in tolerations)
 
 
 def untolerated_taint(

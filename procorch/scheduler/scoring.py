@@ -24,8 +24,9 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from procorch.api.taints import PREFER_NO_SCHEDULE, tolerated
 from procorch.scheduler.cache import NodeInfo
-from procorch.scheduler.filters import PREFER_NO_SCHEDULE, PodConstraints, tolerated
+from procorch.scheduler.filters import PodConstraints
 from procorch.scheduler.resources import CPU, MEMORY
 
 MAX_NODE_SCORE = 100

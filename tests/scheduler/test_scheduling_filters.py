@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from procorch.api.taints import tolerates
 from procorch.scheduler.cache import NodeInfo, PodEntry
 from procorch.scheduler.filters import (
     NO_NODES_AVAILABLE,
@@ -16,7 +17,6 @@ from procorch.scheduler.filters import (
     fit_reasons,
     pod_constraints,
     required_terms,
-    tolerates,
     untolerated_taint,
 )
 from procorch.scheduler.resources import (

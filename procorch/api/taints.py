@@ -1,0 +1,60 @@
+"""Taints and tolerations: whether a toleration tolerates a taint, and the taints Kubernetes
+puts on nodes by condition. Shared by the scheduler, the node lifecycle controller and
+admission. Pure functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+NO_SCHEDULE = "NoSchedule"
+NO_EXECUTE = "NoExecute"
+PREFER_NO_SCHEDULE = "PreferNoSchedule"
+
+NOT_READY = "node.kubernetes.io/not-ready"
+UNREACHABLE = "node.kubernetes.io/unreachable"
+UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
+
+DEFAULT_TOLERATION_SECONDS = 300
+"""What the DefaultTolerationSeconds admission plugin gives a pod for the not-ready and
+unreachable NoExecute taints (``--default-not-ready-toleration-seconds`` and
+``--default-unreachable-toleration-seconds``)."""
+
+
+def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
+    """Whether one toleration tolerates one taint (``Toleration.ToleratesTaint``): an empty
+    effect matches every effect, an empty key (only valid with ``Exists``) every key."""
+    effect = toleration.get("effect") or ""
+    if effect and effect != taint.get("effect"):
+        return False
+    key = toleration.get("key") or ""
+    if key and key != taint.get("key"):
+        return False
+    operator = toleration.get("operator") or "Equal"
+    if operator == "Exists":
+        return True
+    if operator == "Equal":
+        return (toleration.get("value") or "") == (taint.get("value") or "")
+    return False
+
+
+def tolerated(tolerations: Iterable[Mapping[str, Any]], taint: Mapping[str, Any]) -> bool:
+    return any(tolerates(t, taint) for t in tolerations)
+
+
+def with_default_tolerations(tolerations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``tolerations`` plus the DefaultTolerationSeconds plugin's two, each added only when
+    no toleration already covers its NoExecute taint."""
+    out = list(tolerations)
+    for key in (NOT_READY, UNREACHABLE):
+        if not tolerated(tolerations, {"key": key, "effect": NO_EXECUTE}):
+            out.append(
+                {
+                    "key": key,
+                    "operator": "Exists",
+                    "effect": NO_EXECUTE,
+                    "tolerationSeconds": DEFAULT_TOLERATION_SECONDS,
+                }
+            )
+    return out
