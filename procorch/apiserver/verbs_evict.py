@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from procorch.api import errors
+from procorch.api.conditions import is_ready
 from procorch.api.meta import deep_copy, rfc3339
 from procorch.api.resources import must
 from procorch.api.selectors import label_selector_from_dict
@@ -40,13 +41,6 @@ MAX_DISRUPTED_PODS = 2000
 VIOLATES_BUDGET = "Cannot evict pod as it would violate the pod's disruption budget."
 
 _SUCCESS = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
-
-
-def _ready(pod: dict[str, Any]) -> bool:
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (pod.get("status") or {}).get("conditions") or []
-    )
 
 
 def _budget_exhausted(message: str, budget: str) -> errors.TooManyRequests:
@@ -127,7 +121,7 @@ class EvictionVerbs(DeletionVerbs):
         name = obj["metadata"]["name"]
         spec, status = obj.get("spec") or {}, obj.get("status") or {}
         healthy, desired = status.get("currentHealthy", 0), status.get("desiredHealthy", 0)
-        if not _ready(pod):
+        if not is_ready(pod):
             if spec.get("unhealthyPodEvictionPolicy") == "AlwaysAllow":
                 return False
             if healthy >= desired > 0:

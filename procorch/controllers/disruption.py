@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from procorch.api import errors
+from procorch.api.conditions import is_ready
 from procorch.api.meta import controller_ref, parse_time, rfc3339
 from procorch.api.resources import must
 from procorch.api.selectors import label_selector_from_dict
@@ -45,13 +46,6 @@ DISRUPTION_TIMEOUT = timedelta(minutes=2)
 SUFFICIENT_PODS = "SufficientPods"
 INSUFFICIENT_PODS = "InsufficientPods"
 SYNC_FAILED = "SyncFailed"
-
-
-def pod_ready(pod: Obj) -> bool:
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (pod.get("status") or {}).get("conditions") or []
-    )
 
 
 def scaled(value: int | str, total: int) -> int:
@@ -142,7 +136,7 @@ class DisruptionController(Controller[str]):
         healthy = sum(
             1
             for p in pods
-            if pod_ready(p)
+            if is_ready(p)
             and not p["metadata"].get("deletionTimestamp")
             and p["metadata"].get("name") not in disrupted
         )

@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from procorch.api.conditions import is_ready as pod_ready
+
 Obj = dict[str, Any]
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -51,13 +53,6 @@ def selector_matches(service: Obj, labels: dict[str, str] | None) -> bool:
         return False
     labels = labels or {}
     return all(labels.get(k) == v for k, v in selector.items())
-
-
-def pod_ready(pod: Obj) -> bool:
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (pod.get("status") or {}).get("conditions") or []
-    )
 
 
 def pod_is_endpoint(pod: Obj, *, include_terminating: bool) -> bool:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from procorch.api.conditions import is_ready
 from procorch.api.meta import deep_copy, owner_ref, parse_time, rfc3339
 
 Obj = dict[str, Any]
@@ -50,13 +51,6 @@ def is_active(pod: Obj) -> bool:
 def is_terminating(pod: Obj) -> bool:
     """Being deleted and not finished yet (``controller.CountTerminatingPods``)."""
     return is_deleting(pod) and not is_terminal(pod)
-
-
-def is_ready(pod: Obj) -> bool:
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (pod.get("status") or {}).get("conditions") or []
-    )
 
 
 def has_tracking_finalizer(pod: Obj) -> bool:

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from procorch.api import errors
+from procorch.api.conditions import condition as _condition
 from procorch.api.meta import parse_time, rfc3339
 from procorch.api.resources import must
 from procorch.api.taints import NO_EXECUTE, NO_SCHEDULE, NOT_READY, UNREACHABLE, tolerates
@@ -214,13 +215,6 @@ class NodeLifecycleController(Controller[str]):
                 node=node_name,
             )
         return next_due
-
-
-def _condition(node: Obj, kind: str) -> Obj | None:
-    for condition in (node.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == kind:
-            return dict(condition)
-    return None
 
 
 def _eviction_due(pod: Obj, taints: list[Obj], now: datetime) -> float | None:

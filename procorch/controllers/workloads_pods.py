@@ -14,24 +14,14 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from procorch.api.conditions import condition as pod_condition
+from procorch.api.conditions import is_ready
 from procorch.api.meta import deep_copy, owner_ref, parse_time
 
 Obj = dict[str, Any]
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 _PHASE_ORDER = {"Pending": 0, "Unknown": 1, "Running": 2}
-
-
-def pod_condition(pod: Obj, ctype: str) -> Obj | None:
-    for cond in (pod.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == ctype:
-            return dict(cond)
-    return None
-
-
-def is_ready(pod: Obj) -> bool:
-    cond = pod_condition(pod, "Ready")
-    return cond is not None and cond.get("status") == "True"
 
 
 def ready_since(pod: Obj) -> datetime | None:
