@@ -41,6 +41,7 @@ from procorch.controllers.job import JobController
 from procorch.controllers.job_ttl import TTLAfterFinishedController
 from procorch.controllers.namespace import NamespaceController
 from procorch.controllers.nodelifecycle import LifecycleSettings, NodeLifecycleController
+from procorch.controllers.podgc import PodGarbageCollector
 from procorch.controllers.pvcbinder import PVCBinder
 from procorch.controllers.pvcprotection import PVCProtectionController
 from procorch.controllers.replicaset import ReplicaSetController
@@ -155,6 +156,7 @@ class Procorch:
         for controller in (
             NamespaceController(self.client, self.informers),
             GarbageCollector(self.client, self.informers),
+            PodGarbageCollector(self.client, self.informers),
             ServiceAccountController(self.client, self.informers, ca_pem=self.control_plane.ca_pem),
             PVCProtectionController(self.client, self.informers),
             PVCBinder(self.client, self.informers),

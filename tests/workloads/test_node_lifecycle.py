@@ -4,7 +4,7 @@ it is heard from again.
 
 The local node is a real agent running real processes. The node that fails, "ghost", is
 played by the test through the API, as an agent on another machine would be: it registers a
-Node, renews its Lease and reports its pods Running, then goes silent.
+Node, renews its Lease and reports its pods Running, then goes silent; at the end it is deleted, and the pods left on it are collected.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pytest
 
 from procorch.api.meta import rfc3339, rfc3339_micro
 from procorch.api.resources import must
+from procorch.controllers import podgc
 from procorch.launcher.up import Procorch, UpConfig
 from tests.agent.conftest import FAST, Cluster, ready
 from tests.workloads.conftest import deployment, eventually, pods_of, processes
@@ -31,7 +32,8 @@ GHOST = "ghost"
 
 
 @pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cluster]:
+    monkeypatch.setattr(podgc, "DEFAULT_SETTINGS", podgc.PodGCSettings(quarantine=1.0))
     agent = {**FAST, "lease_renew_interval": 0.3, "node_status_interval": 0.5}
     instance = Procorch(
         UpConfig(
@@ -232,6 +234,22 @@ async def test_a_silent_node_is_tainted_its_pods_evicted_and_replaced_elsewhere(
             return not (node.get("spec") or {}).get("taints")
 
         await eventually(untainted, what="the taints removed")
+
+        # The node goes for good: its pods, Terminating since their eviction, are removed
+        # (PodGC) once it has stayed deleted for the quarantine.
+        stop.set()
+        await beating
+        left = {p["metadata"]["name"]: p for p in await pods_of(cluster, "far")}
+        assert all(left[p["metadata"]["name"]]["metadata"].get("deletionTimestamp") for p in far)
+        await cluster.client.delete(NODES, GHOST)
+
+        async def collected() -> bool:
+            names = {p["metadata"]["name"] for p in await pods_of(cluster, "far")}
+            return names.isdisjoint(p["metadata"]["name"] for p in far)
+
+        await eventually(collected, timeout=15, what="the gone node's pods deleted")
+        live = await pods_of(cluster, "far")
+        assert len(live) == 2 and all(p["spec"]["nodeName"] == local for p in live)
     finally:
         stop.set()
         with contextlib.suppress(Exception):
