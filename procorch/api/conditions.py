@@ -1,5 +1,5 @@
-"""Reading ``status.conditions`` (pods, nodes and the rest): one condition by type, and
-whether an object is Ready. Pure functions."""
+"""``status.conditions`` (pods, nodes and the rest): one condition by type, whether an
+object is Ready, and a list with one condition replaced. Pure functions."""
 
 from __future__ import annotations
 
@@ -18,3 +18,9 @@ def is_ready(obj: dict[str, Any]) -> bool:
     """Its Ready condition is "True" (a pod that serves, a node that runs pods)."""
     cond = condition(obj, "Ready")
     return cond is not None and cond.get("status") == "True"
+
+
+def replaced(conditions: Any, new: dict[str, Any]) -> list[dict[str, Any]]:
+    """``conditions`` (a status's list, or None) with ``new`` in place of any of its type."""
+    kept = [c for c in conditions or [] if isinstance(c, dict) and c.get("type") != new["type"]]
+    return [*kept, new]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from procorch.api import errors
+from procorch.api.conditions import replaced
 from procorch.api.errors import Warnings
 from procorch.api.meta import deep_copy, new_uid, rfc3339
 from procorch.api.patch.managed import server_side_apply
@@ -245,18 +246,13 @@ class PatchVerbs(ServiceCore):
             if extra:
                 pod["metadata"].setdefault("annotations", {}).update(extra)
             status = pod.setdefault("status", {})
-            conditions = [
-                c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"
-            ]
-            conditions.append(
-                {
-                    "type": "PodScheduled",
-                    "status": "True",
-                    "lastProbeTime": None,
-                    "lastTransitionTime": rfc3339(),
-                }
-            )
-            status["conditions"] = conditions
+            scheduled = {
+                "type": "PodScheduled",
+                "status": "True",
+                "lastProbeTime": None,
+                "lastTransitionTime": rfc3339(),
+            }
+            status["conditions"] = replaced(status.get("conditions"), scheduled)
             if opts is not None and opts.dry_run:
                 break
             try:

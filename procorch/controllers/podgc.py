@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from procorch.api import errors
+from procorch.api.conditions import replaced
 from procorch.api.meta import rfc3339
 from procorch.api.resources import must
 from procorch.client.base import Client
@@ -103,19 +104,14 @@ class PodGarbageCollector(Controller[str]):
         namespace, name = meta.get("namespace", ""), meta["name"]
         if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
             status = dict(pod.get("status") or {})
-            conditions = [
-                c for c in status.get("conditions") or [] if c.get("type") != "DisruptionTarget"
-            ]
-            conditions.append(
-                {
-                    "type": "DisruptionTarget",
-                    "status": "True",
-                    "reason": DELETION_BY_POD_GC,
-                    "message": "PodGC: node no longer exists",
-                    "lastTransitionTime": rfc3339(),
-                }
-            )
-            status.update(phase="Failed", conditions=conditions)
+            disruption = {
+                "type": "DisruptionTarget",
+                "status": "True",
+                "reason": DELETION_BY_POD_GC,
+                "message": "PodGC: node no longer exists",
+                "lastTransitionTime": rfc3339(),
+            }
+            status.update(phase="Failed", conditions=replaced(status.get("conditions"), disruption))
             try:
                 await self.client.update_status(
                     PODS, {**pod, "status": status}, namespace=namespace
