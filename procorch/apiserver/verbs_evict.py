@@ -43,10 +43,9 @@ VIOLATES_BUDGET = "Cannot evict pod as it would violate the pod's disruption bud
 _SUCCESS = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
 
 
-def _budget_exhausted(message: str, budget: str) -> errors.TooManyRequests:
+def _budget_exhausted(cause: str) -> errors.TooManyRequests:
     return errors.TooManyRequests(
-        VIOLATES_BUDGET if not message else message,
-        details={"causes": [{"reason": "DisruptionBudget", "message": budget}]},
+        VIOLATES_BUDGET, details={"causes": [{"reason": "DisruptionBudget", "message": cause}]}
     )
 
 
@@ -128,7 +127,7 @@ class EvictionVerbs(DeletionVerbs):
                 return False
         if status.get("observedGeneration", 0) < obj["metadata"].get("generation", 1):
             raise _budget_exhausted(
-                "", f"The disruption budget {name} is still being processed by the server."
+                f"The disruption budget {name} is still being processed by the server."
             )
         allowed = status.get("disruptionsAllowed", 0)
         if allowed < 0:
@@ -139,7 +138,6 @@ class EvictionVerbs(DeletionVerbs):
             )
         if allowed == 0:
             raise _budget_exhausted(
-                "",
                 f"The disruption budget {name} needs {desired} healthy pods and has "
                 f"{healthy} currently",
             )

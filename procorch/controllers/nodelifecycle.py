@@ -96,9 +96,15 @@ class NodeLifecycleController(Controller[str]):
             self.queue.add(meta.get("name", ""))
 
     def _on_pod(self, etype: str, obj: Obj, old: Obj | None) -> None:
-        node = (obj.get("spec") or {}).get("nodeName")
-        if node and etype != "DELETED":
-            self.queue.add(node)
+        # Only a pod on a node with a NoExecute taint has anything to wait for here; every
+        # other pod event (a rollout writes many) would reconcile its node for nothing.
+        name = (obj.get("spec") or {}).get("nodeName")
+        if not name or etype == "DELETED":
+            return
+        node = self.informers.get(NODES).get(name)
+        taints = ((node or {}).get("spec") or {}).get("taints") or []
+        if any(t.get("effect") == NO_EXECUTE for t in taints):
+            self.queue.add(name)
 
     # -- reconcile ---------------------------------------------------------------------------
 

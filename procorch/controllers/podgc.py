@@ -59,8 +59,12 @@ class PodGarbageCollector(Controller[str]):
         self._absent_since: dict[str, float] = {}  # node name -> time.monotonic() first missed
 
     def setup(self) -> None:
-        self.watch(NODES).add_handler(lambda etype, obj, old: self.queue.add(_ALL))
+        self.watch(NODES).add_handler(self._on_node)
         self.watch(PODS).add_handler(self._on_pod)
+
+    def _on_node(self, etype: str, obj: Obj, old: Obj | None) -> None:
+        if etype == "DELETED":  # only a node that goes leaves pods behind
+            self.queue.add(_ALL)
 
     def _on_pod(self, etype: str, obj: Obj, old: Obj | None) -> None:
         if etype == "DELETED":

@@ -50,6 +50,15 @@ class _Run:
     def __len__(self) -> int:
         return len(self.names)
 
+    @classmethod
+    def merged(cls, runs: builtins.list[_Run]) -> _Run:
+        """The union of runs whose names are disjoint (one label key's several values)."""
+        merged = cls()
+        pairs = sorted((n, s) for run in runs for n, s in zip(run.names, run.items, strict=True))
+        merged.names = [n for n, _ in pairs]
+        merged.items = [s for _, s in pairs]
+        return merged
+
     def put(self, name: str, stored: Stored) -> None:
         at = bisect.bisect_left(self.names, name)
         if at < len(self.names) and self.names[at] == name:
@@ -147,28 +156,21 @@ class ResourceIndex:
     def _candidates(self, namespace: str, labels: LabelTerms) -> builtins.list[Stored]:
         """Objects in ``namespace`` whose labels satisfy every term, in name order. The
         common selector, one key and one value (``app=web``), is one posting as it stands."""
-        runs: builtins.list[builtins.list[tuple[str, Stored]] | _Run] = []
+        runs: builtins.list[_Run] = []
         for key, values in labels.items():
-            run: builtins.list[tuple[str, Stored]] | _Run | None
-            if len(values) == 1:
-                (value,) = values
-                run = self._postings.get((key, value), {}).get(namespace)
-            else:
-                run = sorted(
-                    pair
-                    for v in values
-                    if (posting := self._postings.get((key, v), {}).get(namespace)) is not None
-                    for pair in zip(posting.names, posting.items, strict=True)
-                )
+            postings = self._postings
+            found = [r for v in values if (r := postings.get((key, v), {}).get(namespace))]
+            run = found[0] if len(found) == 1 else _Run.merged(found)
             if not run:
                 return []
             runs.append(run)
         runs.sort(key=len)
-        first, others = runs[0], [_names_of(run) for run in runs[1:]]
-        pairs = zip(first.names, first.items, strict=True) if isinstance(first, _Run) else first
-        if not others:
-            return first.items if isinstance(first, _Run) else [s for _, s in first]
-        return [s for n, s in pairs if all(n in names for names in others)]
+        first, rest = runs[0], [set(run.names) for run in runs[1:]]
+        if not rest:
+            return first.items
+        return [
+            s for n, s in zip(first.names, first.items, strict=True) if all(n in r for r in rest)
+        ]
 
     def count(self, namespace: str | None = None) -> int:
         if namespace is not None:
@@ -181,7 +183,3 @@ class ResourceIndex:
     def __iter__(self) -> Iterator[Stored]:
         for by_name in self._objects.values():
             yield from by_name.values()
-
-
-def _names_of(run: builtins.list[tuple[str, Stored]] | _Run) -> set[str]:
-    return set(run.names) if isinstance(run, _Run) else {n for n, _ in run}
