@@ -6,23 +6,34 @@ the disk; SQLite is the durable record that is read once at start-up.
 Writes are batched (group commit). A batch takes every write that is waiting, checks each
 one's preconditions against the state as the writes before it in the same batch leave it,
 gives each the next revision, and commits the whole batch in one SQLite transaction with
-``synchronous=FULL`` on a dedicated thread (so the event loop never waits on an fsync). Only
-after the commit returns are the writes applied to memory, published to watchers and
-acknowledged — so an acknowledged write survives ``kill -9`` and power loss, and 50 concurrent
-writers cost one fsync, not fifty. The batch's statements run on the event loop (they only fill
-the WAL's page cache); the COMMIT, which fsyncs, runs on the writer thread. One batch is in
-flight at a time; the writes that arrive meanwhile make the next, started as soon as it
-returns.
+``synchronous=FULL``. Only after the commit returns are the writes applied to memory,
+published to watchers and acknowledged — so an acknowledged write survives ``kill -9`` and
+power loss, and 50 concurrent writers cost one fsync, not fifty. One batch is in flight at a
+time; the writes that arrive meanwhile make the next, started as soon as it returns.
 
 The path is callbacks, not a writer task, because each hand-off between tasks costs a turn
 of the event loop, and under load a turn is the time it takes to serve every request that
-is ready (tens of milliseconds with 50 busy clients). A write waits three turns: the one
-that submits it, the one that stages its batch (so the writes of the same turn share it),
-and the one that receives the commit from the thread and acknowledges it.
+is ready (tens of milliseconds with 50 busy clients). A writer resumes two turns after the one
+in which it submits: the next stages, commits and acknowledges the batch of every write
+submitted in that turn, and the one after runs the woken writers.
+
+Where the COMMIT runs depends on the disk. A COMMIT (its fsync) took 0.2-0.4 ms on the
+project's benchmark machine, much less than a turn, so by default it runs on the
+event loop: handing it to a thread costs the batch at least one more turn (the thread's
+completion is only seen at the loop's next poll) plus up to the interpreter's 5 ms switch
+interval for the thread to take the GIL back. When
+the smoothed COMMIT time passes ``inline_commit_limit`` (a slow or busy disk), COMMITs go to
+the writer thread for a second, and one more inline COMMIT then looks again. WAL checkpoints,
+the one part of a write that can take milliseconds, never run on the loop: SQLite's
+automatic checkpoint is off, and a second connection on the checkpoint thread runs a
+passive checkpoint every ``checkpoint_rows`` rows written (about SQLite's default of 1,000
+WAL pages), which never blocks the writer.
 
 Concurrency: all public methods run on the event loop; only ``_commit``/``_load``/``_close_db``
 run on the writer thread, touching nothing but the SQLite connection, and never while the loop
-uses it (a batch's COMMIT is the only thing in flight between staging and ``_committed``).
+uses it (a batch's COMMIT is the only thing in flight between staging and ``_committed``, and
+an inline COMMIT is never started while one is in flight).
+``_checkpoint`` runs on its own thread with its own connection, which nothing else touches.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ import builtins
 import contextlib
 import functools
 import sqlite3
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -104,6 +116,8 @@ class SQLiteStore(Store):
         history_size: int = 10_000,
         max_watch_backlog: int = 100_000,
         max_batch: int = 1_000,
+        inline_commit_limit: float = 0.002,
+        checkpoint_rows: int = 1_000,
     ) -> None:
         self.path = path
         self._history_size = history_size
@@ -114,10 +128,20 @@ class SQLiteStore(Store):
         self._conn: sqlite3.Connection | None = None
         self._rows_per_statement = 199
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        self._checkpointer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-wal")
+        self._checkpoint_conn: sqlite3.Connection | None = None  # the checkpoint thread's
+        self._checkpoint_rows = checkpoint_rows
+        self._rows_since_checkpoint = 0
+        self._checkpointing = False
         self._pending: deque[_Op] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flush_scheduled = False
         self._in_flight = False  # a batch's COMMIT is on the writer thread
+        self._inline_commit_limit = inline_commit_limit
+        self._commit_seconds: float | None = None  # recent inline COMMITs, smoothed
+        self._inline_after = 0.0  # monotonic time before which COMMITs go to the thread
+        self.inline_commits = 0  # for tests and benchmarks, as are these
+        self.checkpoints = 0
         self._drained: asyncio.Event | None = None  # set when nothing is pending or in flight
         self._hub: WatchHub | None = None
         self._closing = False
@@ -158,6 +182,9 @@ class SQLiteStore(Store):
         if self._hub is not None:
             self._hub.close_all()
         loop = asyncio.get_running_loop()
+        # Queued behind a checkpoint in progress, if any.
+        await asyncio.wrap_future(self._checkpointer.submit(self._close_checkpoint_conn))
+        self._checkpointer.shutdown()
         await loop.run_in_executor(self._executor, self._close_db)
         self._executor.shutdown(wait=True)
 
@@ -165,6 +192,7 @@ class SQLiteStore(Store):
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint
         conn.executescript(_SCHEMA)
         # Five bound values per row; SQLite builds before 3.32 allow only 999 per statement.
         limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
@@ -180,8 +208,13 @@ class SQLiteStore(Store):
 
     def _close_db(self) -> None:
         if self._conn is not None:
-            self._conn.close()
+            self._conn.close()  # the last connection's close checkpoints the whole WAL
             self._conn = None
+
+    def _close_checkpoint_conn(self) -> None:
+        if self._checkpoint_conn is not None:
+            self._checkpoint_conn.close()
+            self._checkpoint_conn = None
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -274,16 +307,73 @@ class SQLiteStore(Store):
             self._drained.set()
 
     def _start_commit(self, planned: builtins.list[tuple[_Op, Stored, Stored | None]]) -> None:
-        """Stage the batch on the loop and hand its COMMIT to the writer thread, whose
-        completion comes back to :meth:`_committed` on the loop."""
+        """Stage the batch on the loop and COMMIT it: here, acknowledging at once, or on the
+        writer thread, whose completion comes back to :meth:`_committed` on the loop."""
         loop = self._loop
         assert loop is not None
         revision = planned[-1][1].revision
         self._stage([(op.kind, op.key, stored) for op, stored, _ in planned], revision)
+        if self._commits_inline():
+            started = time.perf_counter()
+            try:
+                self._commit()
+            except Exception as exc:  # noqa: BLE001 - every waiting writer gets the error
+                self._failed(planned, exc)
+                return
+            self._timed_inline(time.perf_counter() - started)
+            self._apply(planned, revision)
+            self._wrote(len(planned))
+            return
         done = self._executor.submit(self._commit)
         self._in_flight = True
         committed = functools.partial(self._committed, planned=planned, revision=revision)
         done.add_done_callback(lambda done: loop.call_soon_threadsafe(committed, done))
+
+    def _commits_inline(self) -> bool:
+        return self._inline_commit_limit > 0 and time.monotonic() >= self._inline_after
+
+    def _timed_inline(self, seconds: float) -> None:
+        self.inline_commits += 1
+        last = self._commit_seconds
+        # Weighted so that one COMMIT that waited on the disk (10 ms was seen) does not
+        # send the next second's COMMITs to the thread; a disk that stays slow does.
+        smoothed = seconds if last is None else 0.9 * last + 0.1 * seconds
+        if smoothed > self._inline_commit_limit:
+            # The disk got slow: the thread for a while, then one inline COMMIT to see.
+            self._inline_after = time.monotonic() + 1.0
+            self._commit_seconds = None
+            log.debug("commits go to the writer thread", ms=round(smoothed * 1000, 2))
+        else:
+            self._commit_seconds = smoothed
+
+    def _wrote(self, rows: int) -> None:
+        """Count rows into the WAL; past ``checkpoint_rows``, checkpoint it on its thread."""
+        self._rows_since_checkpoint += rows
+        if self._rows_since_checkpoint < self._checkpoint_rows or self._checkpointing:
+            return
+        loop = self._loop
+        assert loop is not None
+        self._rows_since_checkpoint = 0
+        self._checkpointing = True
+        done = self._checkpointer.submit(self._checkpoint)
+        done.add_done_callback(lambda done: loop.call_soon_threadsafe(self._checkpointed, done))
+
+    def _checkpoint(self) -> None:
+        """On the checkpoint thread: copy the WAL's committed pages into the database file.
+        PASSIVE waits for no one; the next transaction after a complete one restarts the WAL."""
+        if self._checkpoint_conn is None:
+            self._checkpoint_conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False
+            )
+            self._checkpoint_conn.execute("PRAGMA synchronous=FULL")
+        self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def _checkpointed(self, done: Future[None]) -> None:
+        self._checkpointing = False
+        self.checkpoints += 1
+        error = done.exception()
+        if error is not None:  # the WAL grows until the next one; no write is lost
+            log.warning("WAL checkpoint failed", error=repr(error))
 
     def _committed(
         self,
@@ -299,6 +389,7 @@ class SQLiteStore(Store):
             error = done.exception()
             if error is None:
                 self._apply(planned, revision)
+                self._wrote(len(planned))
             else:
                 self._failed(planned, error)
         finally:

@@ -122,6 +122,62 @@ async def test_a_batch_that_writes_one_key_several_times_stores_its_final_state(
         await reopened.close()
 
 
+async def test_a_slow_commit_sends_the_next_commits_to_the_writer_thread(tmp_path: Path) -> None:
+    # Any real COMMIT is slower than a nanosecond: the first runs on the loop, is found
+    # slow, and the commits of the next second go to the writer thread.
+    store = SQLiteStore(tmp_path / "store.db", inline_commit_limit=1e-9)
+    await store.start()
+    try:
+        for i in range(20):
+            await store.create(key(f"s{i}"), cm(f"s{i}"))
+        assert store.commits == 20
+        assert store.inline_commits == 1
+    finally:
+        await store.close()
+    reopened = SQLiteStore(tmp_path / "store.db", inline_commit_limit=0)  # 0: never inline
+    await reopened.start()
+    try:
+        assert reopened.count("core/configmaps", "default") == 20
+        await reopened.create(key("t"), cm("t"))
+        assert reopened.inline_commits == 0
+        assert reopened.get(key("t")) is not None
+    finally:
+        await reopened.close()
+
+
+async def _wal_bytes_after_writes(path: Path, checkpoint_rows: int) -> tuple[int, int]:
+    store = SQLiteStore(path, checkpoint_rows=checkpoint_rows)
+    await store.start()
+    try:
+        for round_ in range(30):
+            await asyncio.gather(
+                *(
+                    store.create(key(f"w{round_}-{i}"), cm(f"w{round_}-{i}", "x" * 500))
+                    for i in range(100)
+                )
+            )
+            async with asyncio.timeout(10):  # each round's checkpoint, if one is due
+                while store._checkpointing:
+                    await asyncio.sleep(0.001)
+        return Path(f"{path}-wal").stat().st_size, store.checkpoints
+    finally:
+        await store.close()
+
+
+async def test_checkpoints_keep_the_wal_bounded_and_lose_nothing(tmp_path: Path) -> None:
+    bounded, checkpoints = await _wal_bytes_after_writes(tmp_path / "a.db", checkpoint_rows=500)
+    unbounded, none = await _wal_bytes_after_writes(tmp_path / "b.db", checkpoint_rows=10**9)
+    assert none == 0 and checkpoints >= 5
+    assert bounded * 3 < unbounded, (bounded, unbounded)
+    reopened = SQLiteStore(tmp_path / "a.db")
+    await reopened.start()
+    try:
+        assert reopened.count("core/configmaps", "default") == 3000
+        assert reopened.revision == 3000
+    finally:
+        await reopened.close()
+
+
 def test_acknowledged_write_survives_kill_9(tmp_path: Path) -> None:
     """A child process acknowledges writes on stdout and is SIGKILLed right after."""
     script = textwrap.dedent(f"""
