@@ -20,10 +20,11 @@ class RangeFull(Exception):
 
 class PodIPAllocator:
     def __init__(self, cidr: str) -> None:
-        self.network = ipaddress.IPv4Network(cidr)
+        """``cidr`` empty: no addresses yet (the node waits for its pod CIDR)."""
+        self.network = ipaddress.IPv4Network(cidr or "0.0.0.0/32")
         # Skip the network and the first address (kept for the node's own use).
         self._first = int(self.network.network_address) + 2
-        self._last = int(self.network.broadcast_address) - 1
+        self._last = int(self.network.broadcast_address) - 1 if cidr else self._first - 1
         self._next = self._first
         self._owners: dict[str, str] = {}  # ip -> owner (pod uid)
         self._by_owner: dict[str, str] = {}
@@ -49,6 +50,8 @@ class PodIPAllocator:
         if existing is not None:
             return existing
         size = self._last - self._first + 1
+        if size <= 0:
+            raise RangeFull("the node has no pod CIDR yet")
         for i in range(size):
             candidate = self._first + (self._next - self._first + i) % size
             ip = str(ipaddress.IPv4Address(candidate))

@@ -202,8 +202,12 @@ class NodeManager:
         }
 
     async def register(self) -> None:
+        """Create (or take over) this node's Node, wait for its pod CIDR, report status."""
         name = self.settings.node_name
-        spec = {"podCIDR": self.settings.pod_cidr, "podCIDRs": [self.settings.pod_cidr]}
+        # A pod CIDR set by hand is registered as kubelet's --pod-cidr is; otherwise the
+        # control plane's node IPAM gives one (see procorch.controllers.nodeipam).
+        own = self.settings.pod_cidr
+        spec = {"podCIDR": own, "podCIDRs": [own]} if own else {}
         body: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Node",
@@ -232,17 +236,39 @@ class NodeManager:
                     }
                 },
             )
-            if not (node.get("spec") or {}).get("podCIDR"):
+            if spec and not _pod_cidr(node):
                 node = await self.client.patch(NODES, name, {"spec": spec})
             log.info("took over existing node", node=name)
         self.uid = str(node["metadata"]["uid"])
+        cidr = _pod_cidr(node) or await self._wait_for_pod_cidr(node)
         # Kubernetes' pod CIDR of an existing node wins over our setting.
-        cidr = (node.get("spec") or {}).get("podCIDR")
-        if cidr and cidr != self.settings.pod_cidr:
-            log.warning("node keeps its pod CIDR", pod_cidr=cidr, setting=self.settings.pod_cidr)
-            self.settings.pod_cidr = cidr
+        if own and cidr != own:
+            log.warning("node keeps its pod CIDR", pod_cidr=cidr, setting=own)
+        self.settings.pod_cidr = cidr
         await self.update_status(force=True)
         await self.renew_lease()
+
+    async def _wait_for_pod_cidr(self, node: dict[str, Any]) -> str:
+        """Until the control plane's node IPAM has given the Node a pod CIDR (kubelet waits
+        for one the same way before it starts pods)."""
+        name = self.settings.node_name
+        log.info("waiting for the control plane to give the node a pod CIDR", node=name)
+        rv = str(node["metadata"].get("resourceVersion") or "")
+        while True:
+            try:
+                async for event in self.client.watch(
+                    NODES, field_selector=f"metadata.name={name}", resource_version=rv
+                ):
+                    if event.type == "BOOKMARK":
+                        continue
+                    if event.type == "DELETED":
+                        raise errors.NotFound(f'nodes "{name}" was deleted while registering')
+                    if cidr := _pod_cidr(event.object):
+                        log.info("node has its pod CIDR", node=name, pod_cidr=cidr)
+                        return cidr
+                    rv = event.resource_version
+            except errors.Gone:
+                rv = ""
 
     async def update_status(self, *, force: bool = False, ready: bool = True) -> None:
         status = self._status(ready=ready)
@@ -342,6 +368,10 @@ class NodeManager:
                 next_lease = retry if next_lease <= now else min(next_lease, retry)
                 if next_status <= now:
                     next_status = retry
+
+
+def _pod_cidr(node: dict[str, Any]) -> str:
+    return str((node.get("spec") or {}).get("podCIDR") or "")
 
 
 def _without_times(status: dict[str, Any]) -> dict[str, Any]:

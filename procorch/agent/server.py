@@ -2,8 +2,9 @@
 
 The API server serves ``pods/log`` and ``metrics.k8s.io`` by calling this endpoint on the node
 that runs the pod, as Kubernetes' API server calls kubelet; its address is in the Node's
-``status.addresses`` and ``status.daemonEndpoints.kubeletEndpoint.Port``. Requests must carry
-the bearer token the agent was configured with.
+``status.addresses`` and ``status.daemonEndpoints.kubeletEndpoint.Port``. It is served over
+TLS with the node's certificate, and only to a client certificate of the API server's
+(``kube-apiserver-kubelet-client``, or ``system:masters``) signed by the cluster CA.
 
 * ``GET /containerLogs/{namespace}/{pod}/{container}`` with kubectl's options (``follow``,
   ``previous``, ``tailLines``, ``sinceSeconds``, ``sinceTime``, ``timestamps``,
@@ -19,7 +20,7 @@ a slow client never slows a container.
 
 from __future__ import annotations
 
-import hmac
+import ssl
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ from aiohttp import web
 from procorch.agent.containers import State
 from procorch.agent.runtime.logs import parse_time, read_log
 from procorch.kit.logging import get_logger
+from procorch.kit.pki import KUBELET_CLIENT, MASTERS_GROUP, subject_of
 
 if TYPE_CHECKING:
     from procorch.agent.agent import Agent
@@ -53,6 +55,16 @@ def _truthy(value: str | None) -> bool:
     return (value or "").lower() in ("true", "1", "yes")
 
 
+def _api_server(request: web.Request) -> bool:
+    """Whether the peer presented the API server's certificate (verified in the handshake)."""
+    transport = request.transport
+    peercert = transport.get_extra_info("peercert") if transport is not None else None
+    if not peercert:
+        return False
+    name, organizations = subject_of(peercert)
+    return name == KUBELET_CLIENT or MASTERS_GROUP in organizations
+
+
 class KubeletServer:
     def __init__(self, agent: Agent, *, host: str, port: int) -> None:
         self.agent = agent
@@ -67,7 +79,9 @@ class KubeletServer:
         app.router.add_get("/stats/summary", self._summary)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+        site = web.TCPSite(
+            runner, self.host, self.port, reuse_address=True, ssl_context=self._tls()
+        )
         await site.start()
         self._runner = runner
         sockets = getattr(site._server, "sockets", None)  # noqa: SLF001 - aiohttp keeps it here
@@ -80,13 +94,22 @@ class KubeletServer:
             await self._runner.cleanup()
             self._runner = None
 
+    def _tls(self) -> ssl.SSLContext | None:
+        settings = self.agent.settings
+        if not (settings.tls_cert_file and settings.tls_key_file and settings.client_ca_file):
+            log.warning("the agent endpoint has no TLS credentials: it serves only /healthz")
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
+        context.load_verify_locations(cafile=str(settings.client_ca_file))
+        context.verify_mode = ssl.CERT_OPTIONAL  # /healthz needs none; the rest is checked below
+        context.num_tickets = 0
+        return context
+
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        token = self.agent.settings.kubelet_token
-        if token and request.path != "/healthz":
-            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-            if not hmac.compare_digest(given.encode(), token.encode()):
-                return _status(401, "Unauthorized", "Unauthorized")
+        if request.path != "/healthz" and not _api_server(request):
+            return _status(401, "Unauthorized", "Unauthorized")
         response: web.StreamResponse = await handler(request)
         return response
 

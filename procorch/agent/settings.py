@@ -14,8 +14,9 @@ class AgentSettings:
     node_name: str = field(default_factory=lambda: socket.gethostname().lower())
     node_ip: str = "127.0.0.1"
     """The node's InternalIP: where NodePorts listen and what ``status.hostIP`` says."""
-    pod_cidr: str = "127.1.0.0/16"
-    """Pod IPs come from this loopback range (all of 127.0.0.0/8 reaches ``lo`` on Linux)."""
+    pod_cidr: str = ""
+    """Pod IPs come from this loopback range (all of 127.0.0.0/8 reaches ``lo`` on Linux);
+    empty: the one the control plane gives the Node (its ``spec.podCIDR``)."""
     labels: dict[str, str] = field(default_factory=dict)
     max_pods: int = 110
     """``status.allocatable.pods``, Kubernetes' default."""
@@ -33,9 +34,16 @@ class AgentSettings:
 
     kubelet_host: str = "127.0.0.1"
     kubelet_port: int = 0
-    """The agent's HTTP endpoint (logs, stats) that the API server calls; 0 picks a free port."""
-    kubelet_token: str = ""
-    """Bearer token the API server presents to the agent's endpoint."""
+    """The agent's HTTPS endpoint (logs, stats) that the API server calls; 0 picks a free
+    port."""
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    """The node's certificate (``system:node:<name>``, for its node IP) and key: the
+    endpoint serves with them (kubelet's ``--tls-cert-file``)."""
+    client_ca_file: Path | None = None
+    """The cluster CA: the endpoint accepts only the API server's kubelet-client certificate
+    signed by it (kubelet's ``--client-ca-file``). Without these three files the endpoint
+    answers nothing but ``/healthz``."""
 
     node_status_interval: float = 10.0
     """Seconds between Node status updates (conditions, capacity)."""

@@ -1,11 +1,15 @@
 """Authentication (bearer tokens) and the authorization seam.
 
-Every API request carries ``Authorization: Bearer <token>``. :class:`TokenAuthenticator` maps
-tokens to users; the admin token that ``procorch up`` writes into the kubeconfig belongs to
-``procorch-admin`` in ``system:masters``. Tokens are compared in constant time and never logged.
+Every API request carries ``Authorization: Bearer <token>`` or a client certificate signed by
+the cluster CA. :class:`TokenAuthenticator` maps tokens to users; the admin token that
+``procorch up`` writes into the kubeconfig belongs to ``procorch-admin`` in ``system:masters``;
+the join token's secret to ``system:bootstrap:node`` in ``system:bootstrappers``, which may
+only ask for a node certificate; a node's certificate to ``system:node:<name>`` in
+``system:nodes``. Tokens are compared in constant time and never logged.
 
 :class:`Authorizer` decides whether a user may perform a verb on a resource; the default lets
-``system:masters`` do everything (RBAC plugs in behind the same interface).
+``system:masters`` do everything and a node what it needs (RBAC plugs in behind the same
+interface).
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from procorch.api import errors
+from procorch.kit.pki import MASTERS_GROUP, NODE_USER_PREFIX, NODES_GROUP, subject_of
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,7 @@ class User:
 
     @property
     def is_admin(self) -> bool:
-        return "system:masters" in self.groups
+        return MASTERS_GROUP in self.groups
 
 
 ADMIN = User(name="procorch-admin", groups=("system:masters", "system:authenticated"))
@@ -60,13 +65,87 @@ class Authorizer(Protocol):
         ...
 
 
-class MastersOnly:
-    """Allows ``system:masters`` everything and everyone else nothing."""
+NODE_LEASE_NAMESPACE = "kube-node-lease"
+READ_VERBS = frozenset({"get", "list", "watch"})
+# What a node's agent, Service proxy and Ingress router read: (group, resource).
+NODE_READS = frozenset(
+    {
+        ("", "pods"),
+        ("", "nodes"),
+        ("", "services"),
+        ("", "endpoints"),
+        ("", "configmaps"),
+        ("", "secrets"),
+        ("", "persistentvolumeclaims"),
+        ("", "persistentvolumes"),
+        ("", "namespaces"),
+        ("", "serviceaccounts"),
+        ("discovery.k8s.io", "endpointslices"),
+        ("batch", "jobs"),
+        ("networking.k8s.io", "ingresses"),
+        ("networking.k8s.io", "ingressclasses"),
+        ("coordination.k8s.io", "leases"),
+    }
+)
+NODE_HEALTH_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
+
+
+def node_name_of(user: User) -> str | None:
+    """The node a ``system:node:<name>`` user in ``system:nodes`` is, else None."""
+    if NODES_GROUP in user.groups and user.name.startswith(NODE_USER_PREFIX):
+        return user.name[len(NODE_USER_PREFIX) :] or None
+    return None
+
+
+class MastersAndNodes:
+    """``system:masters`` may do everything; a node what its agent and proxies need, in the
+    spirit of Kubernetes' Node authorizer: read what its pods and proxies use; write its own
+    Node and heartbeat Lease, its pods' status, pod deletion, Events, and the status of
+    Services and Ingresses it serves. Everyone else nothing (RBAC plugs in here).
+
+    Names on create are checked by :func:`node_restriction` (the attributes carry none)."""
 
     def allowed(self, user: User, attrs: Attributes) -> tuple[bool, str]:
         if user.is_admin:
             return True, ""
+        node = node_name_of(user)
+        if node is not None and _node_may(node, attrs):
+            return True, ""
         return False, "no RBAC policy matched"
+
+
+def _node_may(node: str, attrs: Attributes) -> bool:
+    verb, what, sub = attrs.verb, (attrs.group, attrs.resource), attrs.subresource
+    if not attrs.is_resource:
+        return verb == "get" and attrs.path in NODE_HEALTH_PATHS
+    if verb in READ_VERBS and not sub and what in NODE_READS:
+        return True
+    own = attrs.name == node
+    if what == ("", "nodes"):
+        return verb == "create" or (own and verb in ("get", "update", "patch"))
+    if what == ("coordination.k8s.io", "leases") and attrs.namespace == NODE_LEASE_NAMESPACE:
+        return verb == "create" or (own and verb in ("get", "update", "patch"))
+    if what == ("", "pods"):
+        # Kubernetes also checks that the pod is bound to this node (NodeRestriction).
+        return (verb == "delete" and not sub) or (sub == "status" and verb in ("update", "patch"))
+    if what in (("", "events"), ("events.k8s.io", "events")):
+        return verb in ("create", "update", "patch")
+    if what in (("", "services"), ("networking.k8s.io", "ingresses")):
+        return sub == "status" and verb in ("get", "update", "patch")
+    return False
+
+
+def node_restriction(user: User, group: str, resource: str, name: str) -> None:
+    """On create: a node registers only its own Node and heartbeat Lease (NodeRestriction)."""
+    node = node_name_of(user)
+    if node is None or (group, resource) not in (("", "nodes"), ("coordination.k8s.io", "leases")):
+        return
+    if name != node:
+        raise errors.Forbidden(
+            f'{resource} "{name}" is forbidden: node "{node}" is not allowed to modify '
+            f'{resource} "{name}"',
+            details={"name": name, "kind": resource, "group": group},
+        )
 
 
 class TokenAuthenticator:
@@ -76,8 +155,15 @@ class TokenAuthenticator:
     def add(self, token: str, user: User) -> None:
         self._tokens[token] = user
 
-    def authenticate(self, header: str | None) -> User:
+    def authenticate(self, header: str | None, peercert: dict[str, Any] | None = None) -> User:
+        """The user of a bearer token, else of a client certificate that the TLS handshake
+        verified against the cluster CA (``CN`` is the name, each ``O`` a group, as
+        Kubernetes' x509 authenticator maps them)."""
         if not header:
+            if peercert:
+                name, organizations = subject_of(peercert)
+                if name:
+                    return User(name=name, groups=(*organizations, "system:authenticated"))
             raise errors.Unauthorized("Unauthorized")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():

@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from procorch.kit.pki import key_pem, new_key
+
 CA_DAYS = 3650
 SERVING_DAYS = 825
 RENEW_BEFORE = dt.timedelta(days=30)
@@ -33,13 +35,19 @@ class Pki:
     ca_cert: Path
     serving_cert: Path
     serving_key: Path
+    ca_key: Path
 
     def ca_pem(self) -> bytes:
         return self.ca_cert.read_bytes()
 
     def server_context(self) -> ssl.SSLContext:
+        """The API's TLS: its serving certificate, and client certificates signed by the CA
+        accepted when given (nodes authenticate with theirs), as kube-apiserver's
+        ``--client-ca-file`` does; clients without one (bearer tokens) are unaffected."""
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.serving_cert, self.serving_key)
+        context.verify_mode = ssl.CERT_OPTIONAL
+        context.load_verify_locations(cafile=str(self.ca_cert))
         # No TLS 1.3 session tickets: issuing OpenSSL's default two took 200 of a handshake's
         # 440 us of server CPU here, and Kubernetes clients never resume a session (client-go
         # and kubectl set no session cache; urllib3 and aiohttp keep none), so every watch
@@ -53,12 +61,6 @@ def _write_private(path: Path, data: bytes) -> None:
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
     os.chmod(path, 0o600)
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
 
 
 def _now() -> dt.datetime:
@@ -94,7 +96,7 @@ def _make_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivate
         )
         .sign(key, hashes.SHA256())
     )
-    _write_private(directory / "ca.key", _key_pem(key))
+    _write_private(directory / "ca.key", key_pem(key))
     (directory / "ca.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return cert, key
 
@@ -143,7 +145,12 @@ def ensure_pki(directory: Path, *, hosts: list[str]) -> Pki:
     os.chmod(directory, 0o700)
     loaded = _load_ca(directory)
     ca_cert, ca_key = loaded if loaded is not None else _make_ca(directory)
-    pki = Pki(directory / "ca.crt", directory / "apiserver.crt", directory / "apiserver.key")
+    pki = Pki(
+        directory / "ca.crt",
+        directory / "apiserver.crt",
+        directory / "apiserver.key",
+        directory / "ca.key",
+    )
     dns, ips = wanted_names(hosts)
     try:
         current = x509.load_pem_x509_certificate(pki.serving_cert.read_bytes())
@@ -174,6 +181,116 @@ def ensure_pki(directory: Path, *, hosts: list[str]) -> Pki:
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    _write_private(pki.serving_key, _key_pem(key))
+    _write_private(pki.serving_key, key_pem(key))
     pki.serving_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return pki
+
+
+# -- client and node certificates ---------------------------------------------------------
+
+CLIENT_DAYS = 365
+
+
+def sign(
+    pki: Pki,
+    public_key: ec.EllipticCurvePublicKey,
+    *,
+    common_name: str,
+    organizations: tuple[str, ...] = (),
+    hosts: tuple[str, ...] = (),
+    server: bool = False,
+    days: int = CLIENT_DAYS,
+) -> bytes:
+    """A certificate for ``public_key`` signed by the cluster CA: client authentication, plus
+    server authentication for ``hosts`` (IP addresses or names) when ``server``."""
+    loaded = _load_ca(pki.ca_cert.parent)
+    if loaded is None:
+        raise ValueError("the cluster CA is missing")
+    ca_cert, ca_key = loaded
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    attributes += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
+    usages = [ExtendedKeyUsageOID.CLIENT_AUTH] + (
+        [ExtendedKeyUsageOID.SERVER_AUTH] if server else []
+    )
+    now = _now()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name(attributes))
+        .issuer_name(ca_cert.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+    )
+    if server and hosts:
+        names: list[x509.GeneralName] = []
+        for host in hosts:
+            try:
+                names.append(x509.IPAddress(ipaddress.ip_address(host)))
+            except ValueError:
+                names.append(x509.DNSName(host))
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def issue(
+    pki: Pki,
+    directory: Path,
+    stem: str,
+    *,
+    common_name: str,
+    organizations: tuple[str, ...] = (),
+    hosts: tuple[str, ...] = (),
+    server: bool = False,
+) -> tuple[Path, Path]:
+    """Key and certificate files ``<stem>.key``/``<stem>.crt`` in ``directory``, made anew
+    unless the ones there are this CA's, for this subject and these hosts, and not within 30
+    days of expiry. Returns (certificate, key)."""
+    cert_path, key_path = directory / f"{stem}.crt", directory / f"{stem}.key"
+    if _still_good(pki, cert_path, key_path, common_name, hosts):
+        return cert_path, key_path
+    directory.mkdir(parents=True, exist_ok=True)
+    key = new_key()
+    cert = sign(
+        pki,
+        key.public_key(),
+        common_name=common_name,
+        organizations=organizations,
+        hosts=hosts,
+        server=server,
+    )
+    _write_private(key_path, key_pem(key))
+    cert_path.write_bytes(cert)
+    return cert_path, key_path
+
+
+def _still_good(
+    pki: Pki, cert_path: Path, key_path: Path, common_name: str, hosts: tuple[str, ...]
+) -> bool:
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        ca = x509.load_pem_x509_certificate(pki.ca_pem())
+    except (FileNotFoundError, ValueError):
+        return False
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    wanted_dns = {h for h in hosts if not _is_ip(h)}
+    wanted_ips = {str(ipaddress.ip_address(h)) for h in hosts if _is_ip(h)}
+    return (
+        key_path.exists()
+        and cert.issuer == ca.subject
+        and bool(names)
+        and names[0].value == common_name
+        and cert.not_valid_after_utc - _now() > RENEW_BEFORE
+        and (not hosts or _covers(cert, wanted_dns, wanted_ips))
+    )
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

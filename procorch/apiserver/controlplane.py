@@ -14,16 +14,32 @@ from procorch.apiserver.allocators import (
     api_service_names,
     ensure_kubernetes_service,
 )
-from procorch.apiserver.auth import ADMIN, SYSTEM, TokenAuthenticator, load_or_create_token
-from procorch.apiserver.certs import ensure_pki
+from procorch.apiserver.auth import (
+    ADMIN,
+    SYSTEM,
+    TokenAuthenticator,
+    load_or_create_token,
+)
+from procorch.apiserver.certs import Pki, ensure_pki, issue
 from procorch.apiserver.hpa_v1 import PREFIX as HPA_V1_PREFIX
 from procorch.apiserver.hpa_v1 import AutoscalingV1
 from procorch.apiserver.http import ApiServer
+from procorch.apiserver.join import BOOTSTRAP_USER, JoinEndpoints
+from procorch.apiserver.join import load_or_create_token as load_or_create_join_token
 from procorch.apiserver.nodeproxy import METRICS_PREFIX, NodeProxy, register_discovery
 from procorch.apiserver.reviews import AUTHN_PREFIX, AUTHZ_PREFIX, SelfReviews
 from procorch.apiserver.reviews import register_discovery as register_reviews
 from procorch.apiserver.service import ApiService
 from procorch.kit.logging import get_logger
+from procorch.kit.pki import (
+    CA_PATH,
+    JOIN_PATH,
+    KUBELET_CLIENT,
+    MASTERS_GROUP,
+    NODES_GROUP,
+    JoinToken,
+    node_user,
+)
 from procorch.store.sqlite import SQLiteStore
 
 log = get_logger("controlplane")
@@ -40,11 +56,15 @@ class ControlPlane:
         port: int = 0,
         tls: bool = True,
         service_cidr: str = DEFAULT_SERVICE_CIDR,
+        advertise_address: str = "",
     ) -> None:
         self.data_dir = data_dir
         self.tls = tls
         self.ca_pem = b""
+        self.pki: Pki | None = None
+        self.join_token: JoinToken | None = None
         self.host = host
+        self.advertise_address = advertise_address
         self.requested_port = port
         self.store = SQLiteStore(data_dir / "store.db")
         self.service = ApiService(self.store, service_cidr=service_cidr)
@@ -61,19 +81,33 @@ class ControlPlane:
         self.http.prefix_handlers[AUTHN_PREFIX] = reviews.handle
         self.admin_token = ""
 
-    def set_kubelet_token(self, token: str) -> None:
-        """The token the API server presents to node agents (for logs and metrics), and serve
-        ``metrics.k8s.io`` from them."""
-        self.node_proxy.kubelet_token = token
-        register_discovery()
-        self.http.prefix_handlers[METRICS_PREFIX] = self.node_proxy.metrics
-
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        if host in ("0.0.0.0", "[::]"):
+        """Where clients, kubeconfigs and joining nodes reach the API: the advertised address,
+        else the bound one (loopback for a wildcard)."""
+        host = self.advertise_address or self.host
+        if host in ("0.0.0.0", "::"):
             host = "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host
         return f"{'https' if self.tls else 'http'}://{host}:{self.http.port}"
+
+    def issue_node_credentials(
+        self, node_name: str, node_ip: str, directory: Path
+    ) -> tuple[Path, Path, Path]:
+        """(certificate, key, CA) files for a node whose agent runs in this process, as a
+        joining node gets them (see :mod:`procorch.apiserver.join`)."""
+        if self.pki is None:
+            raise RuntimeError("node credentials need TLS")
+        cert, key = issue(
+            self.pki,
+            directory,
+            "node",
+            common_name=node_user(node_name),
+            organizations=(NODES_GROUP,),
+            hosts=(node_ip, node_name),
+            server=True,
+        )
+        return cert, key, self.pki.ca_cert
 
     async def start(self) -> None:
         await self.store.start()
@@ -84,12 +118,37 @@ class ControlPlane:
         if self.tls:
             pki = ensure_pki(
                 self.data_dir / "pki",
-                hosts=[self.host, *api_service_names(self.service.allocators)],
+                hosts=[
+                    self.host,
+                    *([self.advertise_address] if self.advertise_address else []),
+                    *api_service_names(self.service.allocators),
+                ],
             )
+            self.pki = pki
             self.ca_pem = pki.ca_pem()
             context = pki.server_context()
+            self._serve_nodes(pki)
         await self.http.start(host=self.host, port=self.requested_port, ssl_context=context)
         await ensure_kubernetes_service(self.service, host=self.host, port=self.http.port)
+
+    def _serve_nodes(self, pki: Pki) -> None:
+        """The join token and endpoints, the API server's credentials towards node agents,
+        and ``metrics.k8s.io`` served from the nodes."""
+        self.join_token = load_or_create_join_token(self.data_dir, pki.ca_pem())
+        self.authenticator.add(self.join_token.secret, BOOTSTRAP_USER)
+        join = JoinEndpoints(pki)
+        self.http.anonymous_handlers[CA_PATH] = join.ca
+        self.http.prefix_handlers[JOIN_PATH] = join.node_certificate
+        cert, key = issue(
+            pki,
+            pki.ca_cert.parent,
+            "apiserver-kubelet-client",
+            common_name=KUBELET_CLIENT,
+            organizations=(MASTERS_GROUP,),
+        )
+        self.node_proxy.use_tls(pki.ca_cert, cert, key)
+        register_discovery()
+        self.http.prefix_handlers[METRICS_PREFIX] = self.node_proxy.metrics
 
     async def _bootstrap(self) -> None:
         namespaces = resources.by_key("core/namespaces")

@@ -180,7 +180,7 @@ class ApiServer:
     def __init__(
         self,
         service: ApiService,
-        authenticate: Callable[[str | None], User],
+        authenticate: Callable[[str | None, dict[str, Any] | None], User],
         *,
         bookmark_interval: float = 60.0,
         watch_timeout: float = 1800.0,
@@ -193,6 +193,10 @@ class ApiServer:
         self.pager = Pager()
         self.ready = False
         self.subresource_handlers: dict[tuple[str, str], SubresourceHandler] = {}
+        # Paths anyone may read, before authentication (the CA a join token pins).
+        self.anonymous_handlers: dict[
+            str, Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+        ] = {}
         # Paths served by something other than the store (metrics.k8s.io from the nodes):
         # path prefix -> handler(request, user).
         self.prefix_handlers: dict[
@@ -296,7 +300,15 @@ class ApiServer:
         path = request.path.rstrip("/") or "/"
         if path in ANONYMOUS_PATHS:
             return self._non_resource(path)
-        user = self.authenticate(request.headers.get("Authorization"))
+        anonymous = self.anonymous_handlers.get(path)
+        if anonymous is not None:
+            return await anonymous(request)
+        header = request.headers.get("Authorization")
+        # A client certificate, looked at only without a token (the TLS handshake verified it).
+        transport = request.transport
+        user = self.authenticate(
+            header, None if header or transport is None else transport.get_extra_info("peercert")
+        )
         if self.connections is not None:
             self.connections.authenticated(request.transport)
         if path == "/api" or path == "/apis":

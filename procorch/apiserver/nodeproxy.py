@@ -2,7 +2,7 @@
 
 As in Kubernetes, these are not in the store: the API server finds the node that runs the pod
 (its Node's InternalIP and ``daemonEndpoints.kubeletEndpoint.Port``) and calls the node agent's
-endpoint (:mod:`procorch.agent.server`) with the kubelet token, streaming the answer back.
+endpoint (:mod:`procorch.agent.server`) over mutual TLS, streaming the answer back.
 ``kubectl logs`` (with ``-f``, ``--previous``, ``--tail``, ``--since``, ``--timestamps``,
 ``--limit-bytes``) and ``kubectl top pod|node`` work through here.
 
@@ -12,7 +12,9 @@ Concurrency: aiohttp handlers; one shared client session to the nodes.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -84,13 +86,21 @@ def _now() -> str:
 class NodeProxy:
     def __init__(self, service: ApiService) -> None:
         self.service = service
-        self.kubelet_token = ""
+        self.tls: ssl.SSLContext | None = None
+        """Verifies agents' serving certificates with the cluster CA and presents the API
+        server's kubelet-client certificate (see :mod:`procorch.apiserver.join`)."""
         self._session: aiohttp.ClientSession | None = None
+
+    def use_tls(self, ca_file: Path, cert_file: Path, key_file: Path) -> None:
+        context = ssl.create_default_context(cafile=str(ca_file))
+        context.load_cert_chain(cert_file, key_file)
+        self.tls = context
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=None, connect=5, sock_read=None)
+                timeout=aiohttp.ClientTimeout(total=None, connect=5, sock_read=None),
+                connector=aiohttp.TCPConnector(ssl=self.tls or False),
             )
         return self._session
 
@@ -98,9 +108,6 @@ class NodeProxy:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-    def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.kubelet_token}"} if self.kubelet_token else {}
 
     def _endpoint(self, node_name: str) -> str:
         node = self.service.store.get(self.service.key(NODES, "", node_name))
@@ -122,8 +129,10 @@ class NodeProxy:
             raise errors.ServiceUnavailable(
                 f"node {node_name} has no reachable agent endpoint (is its agent running?)"
             )
+        if self.tls is None:
+            raise errors.ServiceUnavailable("the API server has no credentials for node agents")
         host = f"[{address}]" if ":" in str(address) else address
-        return f"http://{host}:{port}"
+        return f"https://{host}:{port}"
 
     # -- pods/log ----------------------------------------------------------------------------
 
@@ -158,7 +167,7 @@ class NodeProxy:
         params = {k: request.query[k] for k in LOG_QUERY if k in request.query}
         url = f"{self._endpoint(str(node))}/containerLogs/{namespace}/{name}/{container}"
         try:
-            upstream = await self.session().get(url, params=params, headers=self._headers())
+            upstream = await self.session().get(url, params=params)
         except (aiohttp.ClientError, OSError) as exc:
             raise errors.ServiceUnavailable(
                 f"cannot reach the agent of node {node} for logs: {exc}"
@@ -234,7 +243,7 @@ class NodeProxy:
             try:
                 url = f"{self._endpoint(name)}/stats/summary"
                 async with asyncio.timeout(5):
-                    async with self.session().get(url, headers=self._headers()) as resp:
+                    async with self.session().get(url) as resp:
                         if resp.status != 200:
                             return name, None
                         return name, orjson.loads(await resp.read())

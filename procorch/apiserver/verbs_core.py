@@ -24,7 +24,14 @@ from procorch.api.types import schema_for
 from procorch.api.validation import validate
 from procorch.apiserver import scale, strategy
 from procorch.apiserver.allocators import DEFAULT_SERVICE_CIDR, ServiceAllocators
-from procorch.apiserver.auth import Attributes, Authorizer, MastersOnly, User, forbidden_message
+from procorch.apiserver.auth import (
+    Attributes,
+    Authorizer,
+    MastersAndNodes,
+    User,
+    forbidden_message,
+    node_restriction,
+)
 from procorch.apiserver.filters import ObjectFilter
 from procorch.apiserver.verbs_common import (
     RETRIES,
@@ -51,7 +58,7 @@ class ServiceCore:
         service_cidr: str = DEFAULT_SERVICE_CIDR,
     ) -> None:
         self.store = store
-        self.authorizer: Authorizer = authorizer or MastersOnly()
+        self.authorizer: Authorizer = authorizer or MastersAndNodes()
         # Services' cluster IPs and node ports (allocated around the store write).
         self.allocators = ServiceAllocators(store, service_cidr=service_cidr)
 
@@ -148,6 +155,7 @@ class ServiceCore:
         generated = not meta.get("name") and bool(meta.get("generateName"))
         if generated:
             meta["name"] = generate_name(str(meta["generateName"]))
+        node_restriction(user, rt.group, rt.plural, str(meta.get("name") or ""))
         requested = self._as_requested(rt, obj)
         strategy.prepare_create(rt, obj)
         return await self._create_prepared(

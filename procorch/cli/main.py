@@ -21,6 +21,23 @@ from procorch.kit.durations import parse_duration
 from procorch.kit.logging import configure
 
 
+def log_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--log-format`` and ``--log-level`` of procorch's own logs."""
+    command = click.option(
+        "--log-level",
+        type=click.Choice(["debug", "info", "warning", "error"]),
+        default="info",
+        show_default=True,
+    )(command)
+    return click.option(
+        "--log-format",
+        type=click.Choice(["console", "json"]),
+        default="console",
+        show_default=True,
+        help="Format of procorch's own logs.",
+    )(command)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="procorch")
 def cli() -> None:
@@ -51,7 +68,30 @@ def cli() -> None:
     show_default=True,
     help="Port of the Kubernetes API on 127.0.0.1 (0 picks a free one).",
 )
-@click.option("--api-host", default="127.0.0.1", show_default=True, help="Address the API binds.")
+@click.option(
+    "--api-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the API binds (0.0.0.0 or a host address lets other machines' nodes join).",
+)
+@click.option(
+    "--advertise-address",
+    default="",
+    help="The API's address for joining nodes and kubeconfigs (default: --api-host).",
+)
+@click.option(
+    "--cluster-cidr",
+    default="127.0.0.0/10",
+    show_default=True,
+    help="Each node's pod CIDR is taken from this range.",
+)
+@click.option(
+    "--node-cidr-mask-size",
+    type=int,
+    default=16,
+    show_default=True,
+    help="Prefix length of each node's pod CIDR.",
+)
 @click.option(
     "--ingress-port",
     type=int,
@@ -87,7 +127,7 @@ def cli() -> None:
 @click.option(
     "--no-node",
     is_flag=True,
-    help="Run only the control plane: no scheduler and no local node agent.",
+    help="Run only the control plane (no local node): nodes join with `procorch agent`.",
 )
 @click.option(
     "-e",
@@ -128,24 +168,15 @@ def cli() -> None:
     help="How long a node may go without a heartbeat before it is Unknown and tainted "
     "unreachable (a duration: 40s, 1m).",
 )
-@click.option(
-    "--log-format",
-    type=click.Choice(["console", "json"]),
-    default="console",
-    show_default=True,
-    help="Format of procorch's own logs.",
-)
-@click.option(
-    "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"]),
-    default="info",
-    show_default=True,
-)
+@log_options
 def up(
     files: tuple[Path, ...],
     data_dir: Path,
     api_port: int,
     api_host: str,
+    advertise_address: str,
+    cluster_cidr: str,
+    node_cidr_mask_size: int,
     ingress_port: int,
     ingress_tls_port: int,
     service_cidr: str,
@@ -198,10 +229,14 @@ def up(
         ingress_port=ingress_port,
         ingress_tls_port=None if ingress_tls_port < 0 else ingress_tls_port,
         service_cidr=service_cidr,
+        cluster_cidr=cluster_cidr,
+        node_cidr_mask_size=node_cidr_mask_size,
+        advertise_address=advertise_address,
         files=list(files),
         objects=objects,
         procfile=procfile_mode,
         node=not no_node,
+        remote_nodes=True,
         show_output=not no_logs,
         show_progress=True,
         watch=watched if watch else [],
@@ -216,6 +251,90 @@ def up(
 
     code = run_async(run_up(config, on_ready=ready))
     sys.exit(code)
+
+
+@cli.command()
+@click.option(
+    "--server",
+    required=True,
+    help="The control plane's API, https://HOST:PORT (its --advertise-address).",
+)
+@click.option(
+    "--token",
+    envvar="PROCORCH_TOKEN",
+    default=None,
+    help="The join token from the control plane's <data-dir>/node-token ($PROCORCH_TOKEN).",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="A file holding the join token.",
+)
+@click.option("--node-name", default="", help="Name of this node (default: the hostname).")
+@click.option(
+    "--node-ip",
+    default="127.0.0.1",
+    show_default=True,
+    help="This machine's address that the control plane reaches (the node's InternalIP).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=Path(".procorch-agent"),
+    show_default=True,
+    help="Where the node's credentials, pod volumes and logs live.",
+)
+@click.option("--ingress-port", type=int, default=8080, show_default=True)
+@click.option(
+    "--ingress-tls-port",
+    type=int,
+    default=8443,
+    show_default=True,
+    help="-1 turns the Ingress HTTPS listener off.",
+)
+@click.option("--max-pods", type=int, default=110, show_default=True)
+@log_options
+def agent(
+    server: str,
+    token: str | None,
+    token_file: Path | None,
+    node_name: str,
+    node_ip: str,
+    data_dir: Path,
+    ingress_port: int,
+    ingress_tls_port: int,
+    max_pods: int,
+    log_format: str,
+    log_level: str,
+) -> None:
+    """Run one node of a control plane on another machine: join it with the token, then run
+    this machine's pods, its Service proxy and its Ingress router."""
+    from procorch.launcher.agent import AgentConfig, run_agent
+
+    if token_file is not None:
+        try:
+            token = token_file.read_text().strip()
+        except OSError as exc:
+            raise click.BadParameter(str(exc), param_hint="--token-file") from None
+    if not token:
+        raise click.UsageError("a join token is needed: --token, --token-file or $PROCORCH_TOKEN")
+    configure(fmt=log_format, level=log_level)  # type: ignore[arg-type]
+    config = AgentConfig(
+        server=server,
+        token=token,
+        data_dir=data_dir,
+        node_name=node_name,
+        node_ip=node_ip,
+        ingress_port=ingress_port,
+        ingress_tls_port=None if ingress_tls_port < 0 else ingress_tls_port,
+        agent={"max_pods": max_pods},
+    )
+
+    def ready(node: Any) -> None:
+        click.echo(f"node {node.settings.node_name} joined {server}", err=True)
+
+    sys.exit(run_async(run_agent(config, on_ready=ready)))
 
 
 def main() -> None:

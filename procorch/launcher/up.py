@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -40,6 +38,7 @@ from procorch.controllers.hpa import HorizontalPodAutoscalerController
 from procorch.controllers.job import JobController
 from procorch.controllers.job_ttl import TTLAfterFinishedController
 from procorch.controllers.namespace import NamespaceController
+from procorch.controllers.nodeipam import IpamSettings, NodeIpamController
 from procorch.controllers.nodelifecycle import LifecycleSettings, NodeLifecycleController
 from procorch.controllers.podgc import PodGarbageCollector
 from procorch.controllers.pvcbinder import PVCBinder
@@ -51,9 +50,14 @@ from procorch.kit.gcpolicy import GcPolicy
 from procorch.kit.limits import raise_open_files_limit
 from procorch.kit.logging import get_logger
 from procorch.kit.tasks import TaskSet
+from procorch.launcher.signals import stop_on_signals
+from procorch.proxy.ingress.settings import IngressSettings
+from procorch.proxy.ingress.status import ensure_default_class
+from procorch.scheduler import Scheduler
 
 if TYPE_CHECKING:
     from procorch.agent.agent import Agent
+    from procorch.launcher.node import NodeComponents
     from procorch.proxy.ingress import IngressRouter
     from procorch.proxy.l4 import ServiceProxy
 
@@ -74,11 +78,21 @@ class UpConfig:
     """Overrides of :class:`~procorch.proxy.ingress.IngressSettings` fields."""
     service_cidr: str = "127.96.0.0/12"
     """Services' cluster IPs come from this range (all of 127.0.0.0/8 reaches ``lo``)."""
+    cluster_cidr: str = IpamSettings.cluster_cidr
+    """Each Node's pod CIDR comes out of this range (``--cluster-cidr``)..."""
+    node_cidr_mask_size: int = IpamSettings.node_cidr_mask_size
+    """...in subnets of this prefix length (``--node-cidr-mask-size``)."""
+    advertise_address: str = ""
+    """The API's address for nodes and kubeconfigs (default: ``api_host``)."""
     service_proxy: dict[str, Any] = field(default_factory=dict)
     """Overrides of :class:`~procorch.proxy.settings.ProxySettings` fields."""
     files: list[Path] = field(default_factory=list)
     node: bool = True
-    """Run the local node (agent and scheduler); False gives a bare control plane."""
+    """Run the local node (and the scheduler)."""
+    remote_nodes: bool = False
+    """Serve nodes that join with ``procorch agent`` (as ``procorch up`` always does): the
+    scheduler runs even without a local node, and the control plane keeps the default
+    IngressClass. False with ``node=False`` gives a bare control plane (for tests)."""
     node_name: str | None = None
     agent: dict[str, Any] = field(default_factory=dict)
     """Overrides of :class:`~procorch.agent.settings.AgentSettings` fields."""
@@ -109,6 +123,7 @@ class Procorch:
             host=config.api_host,
             port=config.api_port,
             service_cidr=config.service_cidr,
+            advertise_address=config.advertise_address,
         )
         service = self.control_plane.service
         self.client: Client = LocalClient(service, user=SYSTEM)
@@ -117,9 +132,7 @@ class Procorch:
         self.crash_reason = ""
         self.tasks = TaskSet("controllers", on_crash=self._on_crash)
         self.informers = InformerFactory(self.client, self.tasks)
-        self.agent: Agent | None = None
-        self.ingress: IngressRouter | None = None
-        self.service_proxy: ServiceProxy | None = None
+        self.node: NodeComponents | None = None
         self.events = EventRecorder(self.client, component="procorch")
         self.started = False
 
@@ -162,6 +175,14 @@ class Procorch:
             PVCBinder(self.client, self.informers),
             EndpointsController(self.client, self.informers),
             DisruptionController(self.client, self.informers),
+            NodeIpamController(
+                self.client,
+                self.informers,
+                IpamSettings(
+                    cluster_cidr=self.config.cluster_cidr,
+                    node_cidr_mask_size=self.config.node_cidr_mask_size,
+                ),
+            ),
             NodeLifecycleController(
                 self.client,
                 self.informers,
@@ -177,64 +198,75 @@ class Procorch:
             TTLAfterFinishedController(self.client, self.informers),
         ):
             self.tasks.start(controller.name, controller.run())
+        if self.config.node or self.config.remote_nodes:
+            self._start_scheduler()
+        if self.config.remote_nodes:
+            # For joined nodes' Ingress routers (which may not create cluster objects).
+            await ensure_default_class(self.client, IngressSettings.class_name)
         if self.config.node:
             await self._start_node()
         self.started = True
         log.info("procorch is up", api=self.api_url, kubeconfig=str(self.kubeconfig_path))
 
-    async def _start_node(self) -> None:
-        from procorch.agent.agent import Agent
-        from procorch.agent.settings import AgentSettings
-        from procorch.scheduler import Scheduler
-
-        token = secrets.token_urlsafe(32)
-        self.control_plane.set_kubelet_token(token)
+    def _start_scheduler(self) -> None:
         scheduler_events = EventRecorder(self.client, component="default-scheduler")
         self.tasks.start("scheduler-events", scheduler_events.run())
         self.tasks.start("scheduler", Scheduler(self.client, events=scheduler_events).run())
-        settings = AgentSettings(data_dir=self.data_dir, kubelet_token=token, **self.config.agent)
+
+    async def _start_node(self) -> None:
+        from procorch.agent.settings import AgentSettings
+        from procorch.launcher.node import NodeComponents, NodeConfig
+
+        settings = AgentSettings(data_dir=self.data_dir, **self.config.agent)
         if self.config.node_name:
             settings.node_name = self.config.node_name
-        await self._start_service_proxy(settings.node_ip, settings.node_name)
-        self.agent = Agent(self.client, settings, on_crash=self._on_crash)
-        await self.agent.start()
-        if self.config.show_output:
-            from procorch.launcher.console import OutputMux, default_name, procfile_names
-
-            mux = OutputMux(name_of=procfile_names() if self.config.procfile else default_name)
-            self.agent.on_output(
-                lambda w, container, stream, data: mux.feed(
-                    w.namespace, w.name, container, len(w.init) + len(w.app), stream, data
-                )
-            )
-            await self.agent.follow_output(True)
-        await self._start_ingress()
-
-    async def _start_service_proxy(self, node_ip: str, node_name: str) -> None:
-        """The node's L4 Service proxy (kube-proxy's part), before any pod runs."""
-        from procorch.proxy.l4 import ServiceProxy
-        from procorch.proxy.settings import ProxySettings
-
-        proxy_settings = ProxySettings(
-            node_ip=node_ip, node_name=node_name, **self.config.service_proxy
+        cert, key, ca = self.control_plane.issue_node_credentials(
+            settings.node_name, settings.node_ip, settings.node_dir / "pki"
         )
-        self.service_proxy = ServiceProxy(self.client, proxy_settings, on_crash=self._on_crash)
-        await self.service_proxy.start()
-        # Its per-Service counters are served at the API server's /metrics
+        settings.tls_cert_file, settings.tls_key_file, settings.client_ca_file = cert, key, ca
+        self.node = NodeComponents(
+            self.client,
+            NodeConfig(
+                agent=settings,
+                ingress_port=self.config.ingress_port,
+                ingress_tls_port=self.config.ingress_tls_port,
+                ingress=self.config.ingress,
+                service_proxy=self.config.service_proxy,
+            ),
+            on_crash=self._on_crash,
+        )
+        await self.node.start(before_ingress=self._show_output)
+        # The node's counters are served at the API server's /metrics
         # (`kubectl get --raw /metrics`).
-        self.control_plane.http.metrics_sources["service-proxy"] = self.service_proxy.metrics_text
+        sources = self.control_plane.http.metrics_sources
+        assert self.node.service_proxy is not None and self.node.ingress is not None
+        sources["service-proxy"] = self.node.service_proxy.metrics_text
+        sources["ingress"] = self.node.ingress.metrics_text
 
-    async def _start_ingress(self) -> None:
-        from procorch.proxy.ingress import IngressRouter, IngressSettings
+    async def _show_output(self, agent: Agent) -> None:
+        if not self.config.show_output:
+            return
+        from procorch.launcher.console import OutputMux, default_name, procfile_names
 
-        ingress = IngressSettings(
-            port=self.config.ingress_port,
-            tls_port=self.config.ingress_tls_port,
-            **self.config.ingress,
+        mux = OutputMux(name_of=procfile_names() if self.config.procfile else default_name)
+        agent.on_output(
+            lambda w, container, stream, data: mux.feed(
+                w.namespace, w.name, container, len(w.init) + len(w.app), stream, data
+            )
         )
-        self.ingress = IngressRouter(self.client, ingress, on_crash=self._on_crash)
-        await self.ingress.start()
-        self.control_plane.http.metrics_sources["ingress"] = self.ingress.metrics_text
+        await agent.follow_output(True)
+
+    @property
+    def agent(self) -> Agent | None:
+        return self.node.agent if self.node is not None else None
+
+    @property
+    def ingress(self) -> IngressRouter | None:
+        return self.node.ingress if self.node is not None else None
+
+    @property
+    def service_proxy(self) -> ServiceProxy | None:
+        return self.node.service_proxy if self.node is not None else None
 
     async def apply_files(
         self, files: list[Path], objects: list[dict[str, Any]] | None = None
@@ -248,17 +280,11 @@ class Procorch:
         """Stop in reverse start order; safe to call more than once."""
         log.info("stopping procorch")
         began = time.monotonic()
-        if self.ingress is not None:
-            self.control_plane.http.metrics_sources.pop("ingress", None)
-            await self.ingress.stop()
-            self.ingress = None
-        if self.service_proxy is not None:
-            self.control_plane.http.metrics_sources.pop("service-proxy", None)
-            await self.service_proxy.stop()
-            self.service_proxy = None
-        if self.agent is not None:
-            await self.agent.stop(graceful=True)
-            self.agent = None
+        if self.node is not None:
+            for source in ("ingress", "service-proxy"):
+                self.control_plane.http.metrics_sources.pop(source, None)
+            await self.node.stop()
+            self.node = None
         await self.tasks.stop(timeout=10.0)
         await self.control_plane.stop()
         if self.started:
@@ -275,25 +301,12 @@ class Procorch:
 
 async def run_up(config: UpConfig, *, on_ready: Any = None) -> int:
     """Run until SIGINT/SIGTERM; returns the exit code."""
-    loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    signals = 0
+    with stop_on_signals(stop, "shutting down"):
+        return await _run_up(config, stop, on_ready)
 
-    def on_signal(signum: int) -> None:
-        nonlocal signals
-        signals += 1
-        if signals == 1:
-            log.info(
-                "received signal; shutting down (again to force)",
-                signal=signal.Signals(signum).name,
-            )
-            stop.set()
-        else:
-            log.warning("second signal: forcing exit")
-            os._exit(130)
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig)
+async def _run_up(config: UpConfig, stop: asyncio.Event, on_ready: Any) -> int:
     procorch = Procorch(config)
     gc_policy = GcPolicy()
     code = 0
@@ -366,8 +379,6 @@ async def run_up(config: UpConfig, *, on_ready: Any = None) -> int:
         await procorch.stop()
         if running_pid(procorch.data_dir) == os.getpid():
             pid_file.unlink(missing_ok=True)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
     return code
 
 

@@ -427,9 +427,9 @@ async def test_procorch_restart_keeps_or_reruns_pods(tmp_path, graceful: bool) -
         assert not any(psutil.pid_exists(p) for p in pid_before)
     else:
         # As if procorch crashed: the agent lets go without stopping anything.
-        assert first.agent is not None
-        await first.agent.stop(graceful=False)
-        first.agent = None
+        assert first.node is not None and first.node.agent is not None
+        await first.node.agent.stop(graceful=False)
+        first.node.agent = None
         await first.stop()
         assert all(psutil.pid_exists(p) for p in pid_before)
     second = Procorch(config)

@@ -128,7 +128,10 @@ async def test_a_budget_that_allows_no_disruption_blocks_drain(
 
 
 async def test_eviction_spends_the_budget_then_answers_429(cluster: Cluster) -> None:
-    await cluster.apply(deployment("spent", replicas=3, command=["sleep", "613"]))
+    # Pods that take two seconds to stop, so that an evicted one is still Terminating when
+    # it is evicted again below.
+    slow_stop = "trap 'sleep 2; exit 0' TERM; sleep 613 & wait"
+    await cluster.apply(deployment("spent", replicas=3, command=["sh", "-c", slow_stop]))
     await eventually(lambda: all_ready(cluster, "spent", 3), what="3 ready pods")
     await cluster.client.create(
         PDBS, budget("spend", "spent", maxUnavailable="34%"), namespace="default"

@@ -58,6 +58,9 @@ async def ensure_default_class(client: Client, name: str) -> None:
         log.info("created the default IngressClass", name=name)
     except errors.AlreadyExists:
         pass
+    except errors.Forbidden:
+        # A joined node may not create cluster objects; its control plane makes this one.
+        log.debug("may not create the default IngressClass", name=name)
 
 
 class StatusWriter:

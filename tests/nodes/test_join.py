@@ -1,0 +1,199 @@
+"""Nodes on other hosts: ``procorch agent`` joins a control plane over the network.
+
+Each host is a network namespace of its own (see conftest). The control plane runs in the
+test's process, on the bridge's address; agents run as real ``procorch agent`` processes on
+their hosts, with the node token, and talk to the API over HTTPS with their own certificates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from procorch.api import errors
+from procorch.api.resources import must
+from procorch.client.http import HttpClient
+from procorch.kit.pki import JoinToken
+from procorch.launcher.up import Procorch
+from tests.conftest import KUBECTL, Kubectl
+from tests.nodes.conftest import HostNetwork, join
+from tests.workloads.conftest import eventually
+
+NODES = must("core/nodes")
+PODS = must("core/pods")
+DEPLOYMENTS = must("apps/deployments")
+
+
+async def ready_nodes(plane: Procorch, *names: str) -> dict[str, dict[str, Any]]:
+    async def check() -> dict[str, dict[str, Any]] | None:
+        nodes = {n["metadata"]["name"]: n for n in (await plane.admin.list(NODES)).items}
+        for name in names:
+            conditions = (nodes.get(name) or {}).get("status", {}).get("conditions") or []
+            if not any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+                return None
+        return nodes
+
+    result: dict[str, dict[str, Any]] = await eventually(
+        check, timeout=60, what=f"nodes {names} Ready"
+    )
+    return result
+
+
+def web(replicas: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "web",
+                            "command": [
+                                "sh",
+                                "-c",
+                                'echo "hello from $POD_IP"; exec sleep 600',
+                            ],
+                            "env": [
+                                {
+                                    "name": "POD_IP",
+                                    "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
+                                }
+                            ],
+                        }
+                    ]
+                },
+            },
+        },
+    }
+
+
+async def test_agents_on_two_hosts_join_run_spread_pods_and_serve_their_logs(
+    network: HostNetwork, control_plane: Procorch, tmp_path: Path
+) -> None:
+    plane = control_plane
+    hosts = [network.add_host("node-a"), network.add_host("node-b")]
+    for host in hosts:
+        await join(network, plane, host, tmp_path)
+    nodes = await ready_nodes(plane, "node-a", "node-b")
+
+    # Each node has its own pod CIDR from the cluster CIDR, and its host's address.
+    cidrs = {name: ipaddress.ip_network(n["spec"]["podCIDR"]) for name, n in nodes.items()}
+    assert not cidrs["node-a"].overlaps(cidrs["node-b"]), cidrs
+    for host in hosts:
+        addresses = nodes[host.name]["status"]["addresses"]
+        assert {"type": "InternalIP", "address": host.address} in addresses
+
+    await plane.admin.create(DEPLOYMENTS, web(4), namespace="default")
+
+    async def running() -> list[dict[str, Any]] | None:
+        pods = (await plane.admin.list(PODS, namespace="default")).items
+        ok = len(pods) == 4 and all(
+            (p.get("status") or {}).get("phase") == "Running" and p["status"].get("podIP")
+            for p in pods
+        )
+        return pods if ok else None
+
+    pods = await eventually(running, timeout=60, what="4 pods Running")
+    by_node: dict[str, list[dict[str, Any]]] = {}
+    for pod in pods:
+        by_node.setdefault(pod["spec"]["nodeName"], []).append(pod)
+    assert sorted(len(v) for v in by_node.values()) == [2, 2], by_node.keys()
+    ips = [p["status"]["podIP"] for p in pods]
+    assert len(set(ips)) == 4
+    for pod in pods:
+        node = pod["spec"]["nodeName"]
+        assert ipaddress.ip_address(pod["status"]["podIP"]) in cidrs[node]
+        assert pod["status"]["hostIP"] == next(h.address for h in hosts if h.name == node)
+
+    # kubectl logs reaches the agent on the pod's host (mutual TLS, through the API server).
+    if KUBECTL is not None:
+        kubectl = Kubectl(plane.kubeconfig_path, tmp_path / "kube-cache")
+        for pod in pods:
+            name, ip = pod["metadata"]["name"], pod["status"]["podIP"]
+
+            async def logged(name: str = name, ip: str = ip) -> str | None:
+                out = await kubectl("logs", name, check=False)
+                return out.stdout if f"hello from {ip}\n" == out.stdout else None
+
+            await eventually(logged, timeout=20, what=f"kubectl logs {name}")
+
+
+async def test_a_node_holds_its_own_identity_and_nothing_more(
+    network: HostNetwork, control_plane: Procorch, tmp_path: Path
+) -> None:
+    plane = control_plane
+    host = network.add_host("node-a")
+    await join(network, plane, host, tmp_path)
+    await ready_nodes(plane, "node-a")
+
+    pki = tmp_path / "node-a" / "agent" / "pki"
+    # The agent never holds the admin token; its key is private to it.
+    admin_token = (plane.data_dir / "admin-token").read_text().strip()
+    for path in (tmp_path / "node-a").rglob("*"):
+        if path.is_file():
+            assert admin_token.encode() not in path.read_bytes(), path
+    assert (pki / "node.key").stat().st_mode & 0o077 == 0
+
+    # With the node's certificate: system:node:node-a in system:nodes; it may read pods and
+    # write its own Node, but not another's, and create no workloads.
+    node = HttpClient(
+        plane.api_url,
+        ca_data=(pki / "ca.crt").read_bytes(),
+        client_cert=(pki / "node.crt", pki / "node.key"),
+    )
+    try:
+        await node.list(PODS, namespace="default")
+        await node.patch(NODES, "node-a", {"metadata": {"labels": {"mine": "yes"}}})
+        with pytest.raises(errors.Forbidden) as refused:
+            await node.create(
+                NODES, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-z"}}
+            )
+        assert 'node "node-a" is not allowed to modify nodes "node-z"' in str(refused.value)
+        with pytest.raises(errors.Forbidden) as refused:
+            await node.create(DEPLOYMENTS, web(1), namespace="default")
+        assert 'User "system:node:node-a" cannot create resource "deployments"' in str(
+            refused.value
+        )
+    finally:
+        await node.close()
+
+
+async def test_a_wrong_token_a_wrong_ca_or_no_server_is_a_clear_error_and_registers_nothing(
+    network: HostNetwork, control_plane: Procorch, tmp_path: Path
+) -> None:
+    plane = control_plane
+    host = network.add_host("node-x")
+    good = JoinToken.parse((plane.data_dir / "node-token").read_text())
+    cases = {
+        "wrong secret": (
+            str(JoinToken(good.ca_hash, "not-the-secret-at-all")),
+            None,
+            "refused the join token (401 Unauthorized)",
+        ),
+        "wrong CA": (
+            str(JoinToken("0" * 64, good.secret)),
+            None,
+            "is not the one the token pins",
+        ),
+        "no server": (str(good), f"https://{network.prefix}.250:6443", "cannot reach"),
+        "not a token": ("hunter2", None, "not a procorch join token"),
+    }
+    for case, (token, server, message) in cases.items():
+        log = tmp_path / f"{host.name}.log"
+        log.unlink(missing_ok=True)
+        proc = await join(network, plane, host, tmp_path, token=token, server=server)
+        code = await asyncio.wait_for(proc.wait(), 60)
+        output = log.read_text()
+        assert code == 2, (case, code, output)
+        assert message in output, (case, output)
+        assert "nothing was registered" in output, (case, output)
+    assert (await plane.admin.list(NODES)).items == []
