@@ -294,6 +294,13 @@ def up(
     help="-1 turns the Ingress HTTPS listener off.",
 )
 @click.option("--max-pods", type=int, default=110, show_default=True)
+@click.option(
+    "--node-lease-duration-seconds",
+    type=click.IntRange(min=1),
+    default=40,
+    show_default=True,
+    help="The node's heartbeat Lease duration; renewed every quarter of it, as kubelet does.",
+)
 @log_options
 def agent(
     server: str,
@@ -305,6 +312,7 @@ def agent(
     ingress_port: int,
     ingress_tls_port: int,
     max_pods: int,
+    node_lease_duration_seconds: int,
     log_format: str,
     log_level: str,
 ) -> None:
@@ -328,7 +336,11 @@ def agent(
         node_ip=node_ip,
         ingress_port=ingress_port,
         ingress_tls_port=None if ingress_tls_port < 0 else ingress_tls_port,
-        agent={"max_pods": max_pods},
+        agent={
+            "max_pods": max_pods,
+            "lease_duration": node_lease_duration_seconds,
+            "lease_renew_interval": node_lease_duration_seconds / 4,
+        },
     )
 
     def ready(node: Any) -> None:

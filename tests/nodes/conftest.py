@@ -25,6 +25,8 @@ import pytest
 from procorch.launcher.up import Procorch, UpConfig
 
 IP = shutil.which("ip")
+GRACE = 5.0
+"""The control plane's --node-monitor-grace-period here; agents renew every second."""
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -94,6 +96,11 @@ class HostNetwork:
         host.procs.append(proc)
         return proc
 
+    def pids(self, host: Host) -> list[int]:
+        """Every process in the host's namespace."""
+        out = _ip("netns", "pids", host.netns, check=False).stdout
+        return [int(pid) for pid in out.split()]
+
     def link(self, host: Host, up: bool) -> None:
         """Cut a host off the network (its processes keep running), or join it back."""
         index = self.hosts.index(host) + 2
@@ -116,11 +123,10 @@ class HostNetwork:
         await self.stop_processes()
         for host in self.hosts:
             # Whatever is left in the namespace (a container, the node supervisor) goes too.
-            pids = _ip("netns", "pids", host.netns, check=False).stdout.split()
-            for pid in pids:
+            for pid in self.pids(host):
                 try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
                     pass
             _ip("netns", "del", host.netns, check=False)
         _ip("link", "del", self.bridge, check=False)
@@ -152,6 +158,8 @@ async def control_plane(network: HostNetwork, tmp_path: Path) -> AsyncIterator[P
             api_port=0,
             node=False,
             remote_nodes=True,
+            # Agents here renew their Lease every second (see join).
+            node_monitor_grace_period=GRACE,
         )
     )
     await plane.start()
@@ -191,5 +199,7 @@ async def join(
         "0",
         "--ingress-tls-port",
         "-1",
+        "--node-lease-duration-seconds",
+        "4",
         log=tmp_path / f"{host.name}.log",
     )

@@ -1,0 +1,131 @@
+"""A node that drops off the network while its processes run: NotReady, its pods evicted and
+replaced on a live node, and fenced (stopped) when it comes back.
+
+Hosts are network namespaces (see conftest); taking a host's veth down cuts it off without
+stopping anything on it. The control plane's grace period is 5 s and the pods tolerate the
+unreachable taint for 5 s.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from procorch.api.resources import must
+from procorch.launcher.up import Procorch
+from tests.nodes.conftest import HostNetwork, join
+from tests.nodes.test_join import ready_nodes
+from tests.workloads.conftest import eventually
+
+PODS = must("core/pods")
+NODES = must("core/nodes")
+DEPLOYMENTS = must("apps/deployments")
+MARK = "sleep 617"
+
+
+def tolerant(replicas: int) -> dict[str, Any]:
+    tolerations = [
+        {
+            "key": f"node.kubernetes.io/{taint}",
+            "operator": "Exists",
+            "effect": "NoExecute",
+            "tolerationSeconds": 5,
+        }
+        for taint in ("unreachable", "not-ready")
+    ]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "tolerant", "namespace": "default"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "tolerant"}},
+            "template": {
+                "metadata": {"labels": {"app": "tolerant"}},
+                "spec": {
+                    "tolerations": tolerations,
+                    "containers": [{"name": "c", "command": MARK.split()}],
+                },
+            },
+        },
+    }
+
+
+def marked(network: HostNetwork, host: Any) -> list[int]:
+    """The containers' processes on ``host``."""
+    found = []
+    for pid in network.pids(host):
+        try:
+            if " ".join(psutil.Process(pid).cmdline()) == MARK:
+                found.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+def ready_condition(node: dict[str, Any]) -> str:
+    conditions = (node.get("status") or {}).get("conditions") or []
+    return next((c["status"] for c in conditions if c["type"] == "Ready"), "")
+
+
+async def test_a_node_cut_off_is_replaced_elsewhere_and_stops_its_pods_when_it_is_back(
+    network: HostNetwork, control_plane: Procorch, tmp_path: Path
+) -> None:
+    plane = control_plane
+    a, b = network.add_host("node-a"), network.add_host("node-b")
+    for host in (a, b):
+        await join(network, plane, host, tmp_path)
+    await ready_nodes(plane, "node-a", "node-b")
+    await plane.admin.create(DEPLOYMENTS, tolerant(2), namespace="default")
+
+    async def pods() -> list[dict[str, Any]]:
+        return (await plane.admin.list(PODS, namespace="default")).items
+
+    async def one_each() -> list[dict[str, Any]] | None:
+        running = [p for p in await pods() if (p.get("status") or {}).get("phase") == "Running"]
+        nodes = sorted(p["spec"]["nodeName"] for p in running)
+        return running if nodes == ["node-a", "node-b"] else None
+
+    before = await eventually(one_each, timeout=60, what="one pod Running on each node")
+    on_a = next(p for p in before if p["spec"]["nodeName"] == "node-a")["metadata"]["name"]
+    assert len(marked(network, a)) == 1
+
+    network.link(a, up=False)  # node-a's processes keep running
+
+    async def unknown() -> bool:
+        return ready_condition(await plane.admin.get(NODES, "node-a")) == "Unknown"
+
+    await eventually(unknown, timeout=30, what="node-a Unknown")
+
+    async def replaced() -> list[dict[str, Any]] | None:
+        current = await pods()
+        evicted = next((p for p in current if p["metadata"]["name"] == on_a), None)
+        running_on_b = [
+            p
+            for p in current
+            if p["spec"].get("nodeName") == "node-b"
+            and (p.get("status") or {}).get("phase") == "Running"
+            and not p["metadata"].get("deletionTimestamp")
+        ]
+        terminating = evicted is not None and evicted["metadata"].get("deletionTimestamp")
+        return running_on_b if terminating and len(running_on_b) == 2 else None
+
+    await eventually(replaced, timeout=40, what="node-a's pod evicted and replaced on node-b")
+    # Cut off, node-a has not heard: its container still runs (as on Kubernetes).
+    assert len(marked(network, a)) == 1
+
+    network.link(a, up=True)
+
+    async def fenced() -> bool:
+        names = {p["metadata"]["name"] for p in await pods()}
+        return on_a not in names and not marked(network, a)
+
+    await eventually(fenced, timeout=60, what="node-a stopped its evicted pod")
+    assert len(marked(network, b)) == 2
+
+    async def back() -> bool:
+        return ready_condition(await plane.admin.get(NODES, "node-a")) == "True"
+
+    await eventually(back, timeout=60, what="node-a Ready again")
