@@ -6,7 +6,7 @@ On start the agent registers its Node (or takes over the one a previous run left
 MemoryPressure, DiskPressure, PIDPressure and Ready. Then, as kubelet does, it renews a Lease
 named after the node in ``kube-node-lease`` every ``lease_renew_interval`` seconds (the cheap
 heartbeat), and re-reads the machine every ``node_status_interval`` seconds, writing the Node's
-status only when something changed or a minute has passed.
+status only when something changed or ``node_status_report_frequency`` (5 minutes) passed.
 
 Concurrency: :meth:`NodeManager.run` is one task; :meth:`register` is awaited before it.
 """
@@ -276,7 +276,7 @@ class NodeManager:
         if (
             not force
             and comparable == self._last_status
-            and time.monotonic() - self._last_write < 60
+            and time.monotonic() - self._last_write < self.settings.node_status_report_frequency
             and not await self._conditions_overwritten(status)
         ):
             return

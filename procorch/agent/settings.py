@@ -46,7 +46,10 @@ class AgentSettings:
     answers nothing but ``/healthz``."""
 
     node_status_interval: float = 10.0
-    """Seconds between Node status updates (conditions, capacity)."""
+    """Seconds between looks at the machine for the Node's status (conditions, capacity)..."""
+    node_status_report_frequency: float = 300.0
+    """...which is written when it changed, else this often (kubelet's
+    ``nodeStatusReportFrequency``): the Lease is the heartbeat."""
     lease_duration: int = 40
     lease_renew_interval: float = 10.0
     """The heartbeat Lease in kube-node-lease, as kubelet renews it."""
