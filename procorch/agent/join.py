@@ -4,8 +4,8 @@ The token (``K10<sha256 of the CA>::node:<secret>``, see :mod:`procorch.apiserve
 pins the server's CA. The agent reads the CA from the server's ``/cacerts`` and trusts it only
 if its hash is the pinned one; from then on every byte goes over TLS verified with it. It
 makes a key that never leaves this machine, sends a CSR with the token's secret, and keeps
-the certificate it gets (``system:node:<name>``) with the key and the CA in
-``<data-dir>/agent/pki``. A restarted agent reuses them while they are this CA's, this node's,
+what it gets (the certificate its endpoint serves with, and the node token it acts on the API
+with, both ``system:node:<name>``) with the key and the CA in ``<data-dir>/agent/pki``. A restarted agent reuses them while they are this CA's, this node's,
 for this node IP, and more than 30 days from expiry. Nothing is registered before this
 succeeds, and every failure says what to check.
 """
@@ -46,14 +46,22 @@ class JoinError(Exception):
 class NodeCredentials:
     ca_file: Path
     cert_file: Path
+    """The agent endpoint's serving certificate (``system:node:<name>``, for its IP)."""
     key_file: Path
+    token_file: Path
+    """The node's bearer token on the API (``system:node:<name>``)."""
 
     def ca_pem(self) -> bytes:
         return self.ca_file.read_bytes()
 
+    def token(self) -> str:
+        return self.token_file.read_text().strip()
+
 
 def credentials_in(directory: Path) -> NodeCredentials:
-    return NodeCredentials(directory / "ca.crt", directory / "node.crt", directory / "node.key")
+    return NodeCredentials(
+        directory / "ca.crt", directory / "node.crt", directory / "node.key", directory / "token"
+    )
 
 
 async def join(
@@ -103,6 +111,7 @@ async def join(
     os.chmod(directory, 0o700)
     _write(creds.key_file, key_pem(key), private=True)
     _write(creds.cert_file, str(answer["certificate"]).encode())
+    _write(creds.token_file, str(answer["token"]).encode(), private=True)
     _write(creds.ca_file, ca_pem)
     return creds
 
@@ -138,7 +147,9 @@ def _still_good(creds: NodeCredentials, token: JoinToken, node_name: str, node_i
     try:
         cert = x509.load_pem_x509_certificate(creds.cert_file.read_bytes())
         ca_pem = creds.ca_pem()
-        if not creds.key_file.exists() or ca_fingerprint(ca_pem) != token.ca_hash:
+        if not creds.key_file.exists() or not creds.token_file.exists():
+            return False
+        if ca_fingerprint(ca_pem) != token.ca_hash:
             return False
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except (OSError, ValueError, x509.ExtensionNotFound):

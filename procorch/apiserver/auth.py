@@ -1,11 +1,11 @@
 """Authentication (bearer tokens) and the authorization seam.
 
-Every API request carries ``Authorization: Bearer <token>`` or a client certificate signed by
-the cluster CA. :class:`TokenAuthenticator` maps tokens to users; the admin token that
+Every API request carries ``Authorization: Bearer <token>``. :class:`TokenAuthenticator` maps tokens to users; the admin token that
 ``procorch up`` writes into the kubeconfig belongs to ``procorch-admin`` in ``system:masters``;
 the join token's secret to ``system:bootstrap:node`` in ``system:bootstrappers``, which may
-only ask for a node certificate; a node's certificate to ``system:node:<name>`` in
-``system:nodes``. Tokens are compared in constant time and never logged.
+only join; a node token (:meth:`TokenAuthenticator.node_token`) to ``system:node:<name>``
+in ``system:nodes``. (No client certificates on the API port: asking every client for one
+cost 500 us per TLS handshake here, client and server together.) Tokens are compared in constant time and never logged.
 
 :class:`Authorizer` decides whether a user may perform a verb on a resource; the default lets
 ``system:masters`` do everything and a node what it needs (RBAC plugs in behind the same
@@ -14,15 +14,16 @@ interface).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from procorch.api import errors
-from procorch.kit.pki import MASTERS_GROUP, NODE_USER_PREFIX, NODES_GROUP, subject_of
+from procorch.kit.pki import MASTERS_GROUP, NODE_USER_PREFIX, NODES_GROUP
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,9 @@ NODE_READS = frozenset(
 NODE_HEALTH_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
 
 
+NODE_GROUPS = (NODES_GROUP, "system:authenticated")
+
+
 def node_name_of(user: User) -> str | None:
     """The node a ``system:node:<name>`` user in ``system:nodes`` is, else None."""
     if NODES_GROUP in user.groups and user.name.startswith(NODE_USER_PREFIX):
@@ -148,27 +152,43 @@ def node_restriction(user: User, group: str, resource: str, name: str) -> None:
         )
 
 
+NODE_TOKEN_PREFIX = "procorch-node."
+
+
 class TokenAuthenticator:
     def __init__(self) -> None:
         self._tokens: dict[str, User] = {}
+        self._node_key = b""
 
     def add(self, token: str, user: User) -> None:
         self._tokens[token] = user
 
-    def authenticate(self, header: str | None, peercert: dict[str, Any] | None = None) -> User:
-        """The user of a bearer token, else of a client certificate that the TLS handshake
-        verified against the cluster CA (``CN`` is the name, each ``O`` a group, as
-        Kubernetes' x509 authenticator maps them)."""
+    def sign_nodes_with(self, key: bytes) -> None:
+        """Accept node tokens signed with ``key`` (see :meth:`node_token`)."""
+        self._node_key = key
+
+    def node_token(self, node: str) -> str:
+        """``procorch-node.<name>.<HMAC-SHA256 of the name>``: the bearer token a joined node
+        acts with (``system:node:<name>`` in ``system:nodes``), checked without any state.
+        (Until ServiceAccount-style signed tokens exist it has no expiry; a new key in the
+        data dir revokes every node's.)"""
+        if not self._node_key:
+            raise RuntimeError("no node token key")
+        mac = hmac.new(self._node_key, node.encode(), hashlib.sha256).hexdigest()
+        return f"{NODE_TOKEN_PREFIX}{node}.{mac}"
+
+    def authenticate(self, header: str | None) -> User:
         if not header:
-            if peercert:
-                name, organizations = subject_of(peercert)
-                if name:
-                    return User(name=name, groups=(*organizations, "system:authenticated"))
             raise errors.Unauthorized("Unauthorized")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise errors.Unauthorized("Unauthorized")
         token = token.strip()
+        if token.startswith(NODE_TOKEN_PREFIX) and self._node_key:
+            node = token[len(NODE_TOKEN_PREFIX) :].rpartition(".")[0]
+            if node and hmac.compare_digest(self.node_token(node).encode(), token.encode()):
+                return User(name=f"{NODE_USER_PREFIX}{node}", groups=NODE_GROUPS)
+            raise errors.Unauthorized("Unauthorized")
         for known, user in self._tokens.items():
             if hmac.compare_digest(known.encode(), token.encode()):
                 return user
@@ -203,3 +223,18 @@ def load_or_create_token(path: Path) -> str:
         fh.write(token + "\n")
     os.chmod(path, 0o600)
     return token
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """32 random bytes kept in the data dir (mode 0600), made on first use."""
+    try:
+        key = bytes.fromhex(path.read_text().strip())
+        if len(key) == 32:
+            return key
+    except (OSError, ValueError):
+        pass
+    key = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key.hex() + "\n")
+    return key

@@ -41,13 +41,8 @@ class Pki:
         return self.ca_cert.read_bytes()
 
     def server_context(self) -> ssl.SSLContext:
-        """The API's TLS: its serving certificate, and client certificates signed by the CA
-        accepted when given (nodes authenticate with theirs), as kube-apiserver's
-        ``--client-ca-file`` does; clients without one (bearer tokens) are unaffected."""
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.serving_cert, self.serving_key)
-        context.verify_mode = ssl.CERT_OPTIONAL
-        context.load_verify_locations(cafile=str(self.ca_cert))
         # No TLS 1.3 session tickets: issuing OpenSSL's default two took 200 of a handshake's
         # 440 us of server CPU here, and Kubernetes clients never resume a session (client-go
         # and kubectl set no session cache; urllib3 and aiohttp keep none), so every watch

@@ -18,6 +18,7 @@ from procorch.apiserver.auth import (
     ADMIN,
     SYSTEM,
     TokenAuthenticator,
+    load_or_create_key,
     load_or_create_token,
 )
 from procorch.apiserver.certs import Pki, ensure_pki, issue
@@ -136,7 +137,8 @@ class ControlPlane:
         and ``metrics.k8s.io`` served from the nodes."""
         self.join_token = load_or_create_join_token(self.data_dir, pki.ca_pem())
         self.authenticator.add(self.join_token.secret, BOOTSTRAP_USER)
-        join = JoinEndpoints(pki)
+        self.authenticator.sign_nodes_with(load_or_create_key(self.data_dir / "node-token-key"))
+        join = JoinEndpoints(pki, self.authenticator.node_token)
         self.http.anonymous_handlers[CA_PATH] = join.ca
         self.http.prefix_handlers[JOIN_PATH] = join.node_certificate
         cert, key = issue(

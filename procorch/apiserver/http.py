@@ -180,7 +180,7 @@ class ApiServer:
     def __init__(
         self,
         service: ApiService,
-        authenticate: Callable[[str | None, dict[str, Any] | None], User],
+        authenticate: Callable[[str | None], User],
         *,
         bookmark_interval: float = 60.0,
         watch_timeout: float = 1800.0,
@@ -303,12 +303,7 @@ class ApiServer:
         anonymous = self.anonymous_handlers.get(path)
         if anonymous is not None:
             return await anonymous(request)
-        header = request.headers.get("Authorization")
-        # A client certificate, looked at only without a token (the TLS handshake verified it).
-        transport = request.transport
-        user = self.authenticate(
-            header, None if header or transport is None else transport.get_extra_info("peercert")
-        )
+        user = self.authenticate(request.headers.get("Authorization"))
         if self.connections is not None:
             self.connections.authenticated(request.transport)
         if path == "/api" or path == "/apis":

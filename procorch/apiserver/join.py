@@ -9,10 +9,10 @@ as ``kube-public/cluster-info`` is on kubeadm clusters) and checks that its hash
 the token before it trusts anything the server says, so joining is never trust-on-first-use.
 Then, over TLS verified with that CA, it presents the secret (a bootstrap token: user
 ``system:bootstrap:node`` in ``system:bootstrappers``, allowed nothing but this) and a CSR of
-its own key, and gets back a certificate for ``system:node:<name>`` in ``system:nodes`` that
-serves both as its client certificate to the API and as the serving certificate of its agent
-endpoint (for its node IP). The agent never sees the admin token, and its key never leaves
-its machine.
+its own key, and gets back a certificate for ``system:node:<name>`` in ``system:nodes``, the
+serving certificate of its agent endpoint (for its node IP), and a node token with which it
+acts on the API as ``system:node:<name>``. The agent never sees the admin token, and its key
+never leaves its machine.
 
 The API server talks to agents' endpoints with a client certificate of its own
 (``kube-apiserver-kubelet-client`` in ``system:masters``, as kubeadm names it), and checks
@@ -24,6 +24,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -63,15 +64,16 @@ def load_or_create_token(data_dir: Path, ca_pem: bytes) -> JoinToken:
 class JoinEndpoints:
     """``GET /cacerts`` (anonymous) and ``POST /procorch/v1/node-certificate`` (bootstrap)."""
 
-    def __init__(self, pki: Pki) -> None:
+    def __init__(self, pki: Pki, node_token: Callable[[str], str]) -> None:
         self.pki = pki
+        self.node_token = node_token
 
     async def ca(self, request: web.BaseRequest) -> web.StreamResponse:
         return web.Response(body=self.pki.ca_pem(), content_type="application/x-pem-file")
 
     async def node_certificate(self, request: web.BaseRequest, user: User) -> web.StreamResponse:
         """Sign a joining node's CSR: ``{"nodeName", "nodeIP", "csr"}`` →
-        ``{"certificate", "ca"}`` (PEM)."""
+        ``{"certificate", "ca"}`` (PEM) and the node's API ``token``."""
         if request.method != "POST":
             raise errors.MethodNotAllowed(
                 "the server does not allow this method on the requested resource"
@@ -106,7 +108,11 @@ class JoinEndpoints:
             hosts=(str(node_ip), name),
             server=True,
         )
-        answer = {"certificate": certificate.decode(), "ca": self.pki.ca_pem().decode()}
+        answer = {
+            "certificate": certificate.decode(),
+            "ca": self.pki.ca_pem().decode(),
+            "token": self.node_token(name),
+        }
         return web.Response(
             status=201, body=orjson.dumps(answer), headers={"Content-Type": "application/json"}
         )

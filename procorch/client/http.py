@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import ssl
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -45,18 +44,13 @@ class HttpClient(Client):
         session: aiohttp.ClientSession | None = None,
         ca_data: bytes = b"",
         insecure: bool = False,
-        client_cert: tuple[Path, Path] | None = None,
     ) -> None:
-        """``client_cert``: (certificate, key) files presented instead of a token (a node's)."""
         self.server = server.rstrip("/")
         self._ssl: ssl.SSLContext | bool = True
         if insecure:
             self._ssl = False
-        elif ca_data or client_cert:
-            context = ssl.create_default_context(cadata=ca_data.decode() if ca_data else None)
-            if client_cert is not None:
-                context.load_cert_chain(*client_cert)
-            self._ssl = context
+        elif ca_data:
+            self._ssl = ssl.create_default_context(cadata=ca_data.decode())
         self.token = token
         self.field_manager = field_manager
         self.timeout = timeout

@@ -2,8 +2,8 @@
 
 Joins with the token (see :mod:`procorch.agent.join`), then runs the node's components
 (:mod:`procorch.launcher.node`: Service proxy, agent with its supervisor process, Ingress
-router) against the API over HTTPS with the node's own certificate; it never holds the admin
-token. The first SIGINT/SIGTERM stops every pod and the node goes NotReady; a second forces
+router) against the API over HTTPS with the node's own token (``system:node:<name>``); it never
+holds the admin token. The first SIGINT/SIGTERM stops every pod and the node goes NotReady; a second forces
 an exit (the supervisor process then stops the containers on its own).
 """
 
@@ -85,8 +85,8 @@ class RemoteNode:
         settings.client_ca_file = creds.ca_file
         self.client = HttpClient(
             self.config.server,
+            token=creds.token(),
             ca_data=creds.ca_pem(),
-            client_cert=(creds.cert_file, creds.key_file),
             field_manager="procorch-agent",
         )
         self.components = NodeComponents(

@@ -143,12 +143,13 @@ async def test_a_node_holds_its_own_identity_and_nothing_more(
             assert admin_token.encode() not in path.read_bytes(), path
     assert (pki / "node.key").stat().st_mode & 0o077 == 0
 
-    # With the node's certificate: system:node:node-a in system:nodes; it may read pods and
+    # With the node's token: system:node:node-a in system:nodes; it may read pods and
     # write its own Node, but not another's, and create no workloads.
+    assert (pki / "token").stat().st_mode & 0o077 == 0
     node = HttpClient(
         plane.api_url,
+        token=(pki / "token").read_text().strip(),
         ca_data=(pki / "ca.crt").read_bytes(),
-        client_cert=(pki / "node.crt", pki / "node.key"),
     )
     try:
         await node.list(PODS, namespace="default")
@@ -163,6 +164,15 @@ async def test_a_node_holds_its_own_identity_and_nothing_more(
         assert 'User "system:node:node-a" cannot create resource "deployments"' in str(
             refused.value
         )
+        # A token for another node name with this node's signature is refused.
+        forged = HttpClient(
+            plane.api_url,
+            token=(pki / "token").read_text().strip().replace("node-a", "node-z", 1),
+            ca_data=(pki / "ca.crt").read_bytes(),
+        )
+        with pytest.raises(errors.Unauthorized):
+            await forged.list(PODS, namespace="default")
+        await forged.close()
     finally:
         await node.close()
 
