@@ -3,11 +3,14 @@ replaced on a live node, and fenced (stopped) when it comes back.
 
 Hosts are network namespaces (see conftest); taking a host's veth down cuts it off without
 stopping anything on it. The control plane's grace period is 5 s and the pods tolerate the
-unreachable taint for 5 s.
+unreachable taint for 3 s.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,7 @@ def tolerant(replicas: int) -> dict[str, Any]:
             "key": f"node.kubernetes.io/{taint}",
             "operator": "Exists",
             "effect": "NoExecute",
-            "tolerationSeconds": 5,
+            "tolerationSeconds": 3,
         }
         for taint in ("unreachable", "not-ready")
     ]
@@ -129,3 +132,55 @@ async def test_a_node_cut_off_is_replaced_elsewhere_and_stops_its_pods_when_it_i
         return ready_condition(await plane.admin.get(NODES, "node-a")) == "True"
 
     await eventually(back, timeout=60, what="node-a Ready again")
+
+
+async def test_a_node_whose_every_process_dies_is_replaced_and_cleans_up_when_restarted(
+    network: HostNetwork, control_plane: Procorch, tmp_path: Path
+) -> None:
+    plane = control_plane
+    a, b = network.add_host("node-a"), network.add_host("node-b")
+    for host in (a, b):
+        await join(network, plane, host, tmp_path)
+    await ready_nodes(plane, "node-a", "node-b")
+    await plane.admin.create(DEPLOYMENTS, tolerant(2), namespace="default")
+
+    async def running_on(node: str) -> list[dict[str, Any]]:
+        return [
+            p
+            for p in (await plane.admin.list(PODS, namespace="default")).items
+            if p["spec"].get("nodeName") == node
+            and (p.get("status") or {}).get("phase") == "Running"
+            and not p["metadata"].get("deletionTimestamp")
+        ]
+
+    async def one_each() -> bool:
+        return len(await running_on("node-a")) == 1 and len(await running_on("node-b")) == 1
+
+    await eventually(one_each, timeout=60, what="one pod Running on each node")
+    on_a = (await running_on("node-a"))[0]["metadata"]["name"]
+
+    # The machine dies: agent, supervisor and containers, all at once.
+    for pid in network.pids(a):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    a.procs.clear()
+
+    async def replaced() -> bool:
+        return len(await running_on("node-b")) == 2
+
+    await eventually(replaced, timeout=40, what="node-a's pod replaced on node-b")
+    evicted = await plane.admin.get(PODS, on_a, namespace="default")
+    assert evicted["metadata"].get("deletionTimestamp"), "evicted, waiting for its node"
+
+    # The agent starts again with the same data dir: it finishes the evicted pod (whose
+    # process is gone) and reports Ready; nothing runs twice.
+    await join(network, plane, a, tmp_path)
+
+    async def cleaned_up() -> bool:
+        names = {p["metadata"]["name"] for p in (await plane.admin.list(PODS)).items}
+        node = await plane.admin.get(NODES, "node-a")
+        return on_a not in names and ready_condition(node) == "True"
+
+    await eventually(cleaned_up, timeout=60, what="node-a back and its evicted pod gone")
+    assert not marked(network, a)
+    assert len(marked(network, b)) == 2
