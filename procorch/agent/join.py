@@ -1,27 +1,23 @@
 """A node joins a control plane: from a join token to credentials of its own.
 
-The token (``K10<sha256 of the CA>::node:<secret>``, see :mod:`procorch.apiserver.join`)
-pins the server's CA. The agent reads the CA from the server's ``/cacerts`` and trusts it only
-if its hash is the pinned one; from then on every byte goes over TLS verified with it. It
-makes a key that never leaves this machine, sends a CSR with the token's secret, and keeps
-what it gets (the certificate its endpoint serves with, and the node token it acts on the API
-with, both ``system:node:<name>``) with the key and the CA in ``<data-dir>/agent/pki``. A restarted agent reuses them while they are this CA's, this node's,
-for this node IP, and more than 30 days from expiry. Nothing is registered before this
-succeeds, and every failure says what to check.
+The token (``K10<sha256 of the CA>::node:<secret>``, see :mod:`procorch.apiserver.join`) pins the
+server's CA. The agent reads the CA from the server's ``/cacerts`` and trusts it only if its hash is
+the pinned one; from then on every byte goes over TLS verified with it. It makes a key that never
+leaves this machine, sends a CSR with the token's secret, and keeps what it gets (the certificate
+its endpoint serves with, and the node token it acts on the API with, both ``system:node:<name>``)
+with the key and the CA in ``<data-dir>/agent/pki``. A restarted agent reuses them while they are
+this CA's, this node's, for this node IP, and more than 30 days from expiry. Nothing is registered
+before this succeeds, and every failure says what to check.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-from cryptography import x509
-from cryptography.x509.oid import NameOID
 
 from procorch.kit.pki import (
     CA_PATH,
@@ -29,13 +25,13 @@ from procorch.kit.pki import (
     NODES_GROUP,
     JoinToken,
     ca_fingerprint,
+    certificate_fresh,
     certificate_request,
     key_pem,
     new_key,
     node_user,
+    write_private,
 )
-
-RENEW_BEFORE = dt.timedelta(days=30)
 
 
 class JoinError(Exception):
@@ -109,9 +105,9 @@ async def join(
             raise JoinError(f"cannot reach {server}: {exc or type(exc).__name__}") from None
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
-    _write(creds.key_file, key_pem(key), private=True)
+    write_private(creds.key_file, key_pem(key))
     _write(creds.cert_file, str(answer["certificate"]).encode())
-    _write(creds.token_file, str(answer["token"]).encode(), private=True)
+    write_private(creds.token_file, str(answer["token"]).encode())
     _write(creds.ca_file, ca_pem)
     return creds
 
@@ -145,24 +141,20 @@ async def _pinned_ca(session: aiohttp.ClientSession, server: str, token: JoinTok
 
 def _still_good(creds: NodeCredentials, token: JoinToken, node_name: str, node_ip: str) -> bool:
     try:
-        cert = x509.load_pem_x509_certificate(creds.cert_file.read_bytes())
         ca_pem = creds.ca_pem()
-        if not creds.key_file.exists() or not creds.token_file.exists():
-            return False
-        if ca_fingerprint(ca_pem) != token.ca_hash:
-            return False
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (OSError, ValueError, x509.ExtensionNotFound):
+        return (
+            creds.key_file.exists()
+            and creds.token_file.exists()
+            and ca_fingerprint(ca_pem) == token.ca_hash
+            and certificate_fresh(
+                creds.cert_file.read_bytes(),
+                ca_pem,
+                common_name=node_user(node_name),
+                hosts=(node_ip,),
+            )
+        )
+    except (OSError, ValueError):
         return False
-    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    ips = {str(a) for a in san.get_values_for_type(x509.IPAddress)}
-    left = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
-    return (
-        bool(names)
-        and names[0].value == node_user(node_name)
-        and str(ipaddress.ip_address(node_ip)) in ips
-        and left > RENEW_BEFORE
-    )
 
 
 async def _message(resp: aiohttp.ClientResponse) -> str:
@@ -173,7 +165,8 @@ async def _message(resp: aiohttp.ClientResponse) -> str:
         return (await resp.text())[:200]
 
 
-def _write(path: Path, data: bytes, *, private: bool = False) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+def _write(path: Path, data: bytes) -> None:
+    """Public material (certificates) readable by all, as the cluster CA is."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)

@@ -1,29 +1,28 @@
 """Authentication (bearer tokens) and the authorization seam.
 
-Every API request carries ``Authorization: Bearer <token>``. :class:`TokenAuthenticator` maps tokens to users; the admin token that
-``procorch up`` writes into the kubeconfig belongs to ``procorch-admin`` in ``system:masters``;
-the join token's secret to ``system:bootstrap:node`` in ``system:bootstrappers``, which may
-only join; a node token (:meth:`TokenAuthenticator.node_token`) to ``system:node:<name>``
-in ``system:nodes``. (No client certificates on the API port: asking every client for one
-cost 500 us per TLS handshake here, client and server together.) Tokens are compared in constant time and never logged.
+Every API request carries ``Authorization: Bearer <token>``. :class:`TokenAuthenticator` maps tokens
+to users; the admin token that ``procorch up`` writes into the kubeconfig belongs to
+``procorch-admin`` in ``system:masters``; the join token's secret to ``system:bootstrap:node`` in
+``system:bootstrappers``, which may only join; a node token (:meth:`TokenAuthenticator.node_token`)
+to ``system:node:<name>`` in ``system:nodes``. (No client certificates on the API port: asking every
+client for one cost 500 us per TLS handshake here, client and server together.) Tokens are compared
+in constant time and never logged.
 
 :class:`Authorizer` decides whether a user may perform a verb on a resource; the default lets
-``system:masters`` do everything and a node what it needs (RBAC plugs in behind the same
-interface).
+``system:masters`` do everything and a node what it needs (RBAC plugs in behind the same interface).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from procorch.api import errors
-from procorch.kit.pki import MASTERS_GROUP, NODE_USER_PREFIX, NODES_GROUP
+from procorch.kit.pki import MASTERS_GROUP, NODE_USER_PREFIX, NODES_GROUP, write_private
 
 
 @dataclass(frozen=True)
@@ -218,10 +217,7 @@ def load_or_create_token(path: Path) -> str:
             return token
     token = secrets.token_urlsafe(32)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token + "\n")
-    os.chmod(path, 0o600)
+    write_private(path, f"{token}\n".encode())
     return token
 
 
@@ -234,7 +230,5 @@ def load_or_create_key(path: Path) -> bytes:
     except (OSError, ValueError):
         pass
     key = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key.hex() + "\n")
+    write_private(path, f"{key.hex()}\n".encode())
     return key

@@ -23,11 +23,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from procorch.kit.pki import key_pem, new_key
+from procorch.kit.pki import certificate_fresh, key_pem, new_key, write_private
 
 CA_DAYS = 3650
 SERVING_DAYS = 825
-RENEW_BEFORE = dt.timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -49,13 +48,6 @@ class Pki:
         # that reconnects paid for tickets nobody used.
         context.num_tickets = 0
         return context
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.chmod(path, 0o600)
 
 
 def _now() -> dt.datetime:
@@ -91,7 +83,7 @@ def _make_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivate
         )
         .sign(key, hashes.SHA256())
     )
-    _write_private(directory / "ca.key", key_pem(key))
+    write_private(directory / "ca.key", key_pem(key))
     (directory / "ca.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return cert, key
 
@@ -125,16 +117,6 @@ def wanted_names(extra_hosts: list[str]) -> tuple[set[str], set[str]]:
     return dns, ips
 
 
-def _covers(cert: x509.Certificate, dns: set[str], ips: set[str]) -> bool:
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return False
-    have_dns = set(san.get_values_for_type(x509.DNSName))
-    have_ips = {str(a) for a in san.get_values_for_type(x509.IPAddress)}
-    return dns <= have_dns and ips <= have_ips
-
-
 def ensure_pki(directory: Path, *, hosts: list[str]) -> Pki:
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
@@ -148,14 +130,10 @@ def ensure_pki(directory: Path, *, hosts: list[str]) -> Pki:
     )
     dns, ips = wanted_names(hosts)
     try:
-        current = x509.load_pem_x509_certificate(pki.serving_cert.read_bytes())
-        fresh = (
-            current.not_valid_after_utc - _now() > RENEW_BEFORE
-            and current.issuer == ca_cert.subject
-            and _covers(current, dns, ips)
-            and pki.serving_key.exists()
+        fresh = pki.serving_key.exists() and certificate_fresh(
+            pki.serving_cert.read_bytes(), pki.ca_pem(), hosts=dns | ips
         )
-    except (FileNotFoundError, ValueError):
+    except FileNotFoundError:
         fresh = False
     if fresh:
         return pki
@@ -176,7 +154,7 @@ def ensure_pki(directory: Path, *, hosts: list[str]) -> Pki:
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    _write_private(pki.serving_key, key_pem(key))
+    write_private(pki.serving_key, key_pem(key))
     pki.serving_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return pki
 
@@ -245,8 +223,13 @@ def issue(
     unless the ones there are this CA's, for this subject and these hosts, and not within 30
     days of expiry. Returns (certificate, key)."""
     cert_path, key_path = directory / f"{stem}.crt", directory / f"{stem}.key"
-    if _still_good(pki, cert_path, key_path, common_name, hosts):
-        return cert_path, key_path
+    try:
+        if key_path.exists() and certificate_fresh(
+            cert_path.read_bytes(), pki.ca_pem(), common_name=common_name, hosts=hosts
+        ):
+            return cert_path, key_path
+    except FileNotFoundError:
+        pass
     directory.mkdir(parents=True, exist_ok=True)
     key = new_key()
     cert = sign(
@@ -257,35 +240,6 @@ def issue(
         hosts=hosts,
         server=server,
     )
-    _write_private(key_path, key_pem(key))
+    write_private(key_path, key_pem(key))
     cert_path.write_bytes(cert)
     return cert_path, key_path
-
-
-def _still_good(
-    pki: Pki, cert_path: Path, key_path: Path, common_name: str, hosts: tuple[str, ...]
-) -> bool:
-    try:
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        ca = x509.load_pem_x509_certificate(pki.ca_pem())
-    except (FileNotFoundError, ValueError):
-        return False
-    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    wanted_dns = {h for h in hosts if not _is_ip(h)}
-    wanted_ips = {str(ipaddress.ip_address(h)) for h in hosts if _is_ip(h)}
-    return (
-        key_path.exists()
-        and cert.issuer == ca.subject
-        and bool(names)
-        and names[0].value == common_name
-        and cert.not_valid_after_utc - _now() > RENEW_BEFORE
-        and (not hosts or _covers(cert, wanted_dns, wanted_ips))
-    )
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

@@ -22,7 +22,6 @@ their serving certificates against the same CA.
 from __future__ import annotations
 
 import ipaddress
-import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +36,7 @@ from procorch.api.validation.formats import is_dns1123_subdomain
 from procorch.apiserver import decode
 from procorch.apiserver.auth import User
 from procorch.apiserver.certs import Pki, sign
-from procorch.kit.pki import NODES_GROUP, JoinToken, ca_fingerprint, node_user
+from procorch.kit.pki import NODES_GROUP, JoinToken, ca_fingerprint, node_user, write_private
 
 TOKEN_FILE = "node-token"
 BOOTSTRAPPERS = "system:bootstrappers"
@@ -54,10 +53,7 @@ def load_or_create_token(data_dir: Path, ca_pem: bytes) -> JoinToken:
     except (OSError, ValueError):
         pass
     token = JoinToken(ca_hash=ca_fingerprint(ca_pem), secret=secret or secrets.token_hex(24))
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(f"{token}\n")
-    os.chmod(path, 0o600)
+    write_private(path, f"{token}\n".encode())
     return token
 
 

@@ -4,9 +4,14 @@ identities they carry (Kubernetes' own: ``system:node:<name>`` in ``system:nodes
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import ipaddress
+import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -90,3 +95,52 @@ def subject_of(peercert: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
             elif attribute == "organizationName":
                 organizations.append(value)
     return common_name, tuple(organizations)
+
+
+RENEW_BEFORE = dt.timedelta(days=30)
+"""A certificate this close to expiry is made anew."""
+
+
+def certificate_fresh(
+    cert_pem: bytes, ca_pem: bytes, *, common_name: str = "", hosts: Iterable[str] = ()
+) -> bool:
+    """Whether a certificate was issued by this CA, for ``common_name`` (when given) and
+    every one of ``hosts`` (IP addresses or DNS names), with more than ``RENEW_BEFORE`` left."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        ca = x509.load_pem_x509_certificate(ca_pem)
+    except ValueError:
+        return False
+    if cert.issuer != ca.subject:
+        return False
+    if cert.not_valid_after_utc - dt.datetime.now(dt.UTC) <= RENEW_BEFORE:
+        return False
+    if common_name:
+        names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        if not names or names[0].value != common_name:
+            return False
+    wanted = set(hosts)
+    if not wanted:
+        return True
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    have = set(san.get_values_for_type(x509.DNSName))
+    have |= {str(a) for a in san.get_values_for_type(x509.IPAddress)}
+    return {_canonical(h) for h in wanted} <= have
+
+
+def _canonical(host: str) -> str:
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a secret (key, token) readable by its owner only, whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.chmod(path, 0o600)

@@ -1,10 +1,10 @@
 """``procorch agent``: one node of a control plane that runs elsewhere.
 
 Joins with the token (see :mod:`procorch.agent.join`), then runs the node's components
-(:mod:`procorch.launcher.node`: Service proxy, agent with its supervisor process, Ingress
-router) against the API over HTTPS with the node's own token (``system:node:<name>``); it never
-holds the admin token. The first SIGINT/SIGTERM stops every pod and the node goes NotReady; a second forces
-an exit (the supervisor process then stops the containers on its own).
+(:mod:`procorch.launcher.node`: Service proxy, agent with its supervisor process, Ingress router)
+against the API over HTTPS with the node's own token (``system:node:<name>``); it never holds the
+admin token. The first SIGINT/SIGTERM stops every pod and the node goes NotReady; a second forces an
+exit (the supervisor process then stops the containers on its own).
 """
 
 from __future__ import annotations

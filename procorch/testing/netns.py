@@ -1,12 +1,12 @@
 """Several hosts on one Linux machine, for tests and benchmarks of multi-node clusters.
 
 :class:`HostNetwork` makes a bridge with an address of its own (where a control plane on this
-machine listens) and, per host, a network namespace with its own loopback and a veth on that
-bridge, with an address only there; :meth:`HostNetwork.run` starts ``python -m procorch ...``
-(``procorch agent``) on a host, in its network namespace only (the file system, /sys and
-cgroups stay the machine's, as on a real host). :meth:`HostNetwork.remove` stops and removes it all: every
-process in a host's namespace is killed, the namespaces and the bridge deleted. Needs root
-and iproute2's ``ip``; :func:`available` says whether this machine can.
+machine listens) and, per host, a network namespace with its own loopback and a veth on that bridge,
+with an address only there; :meth:`HostNetwork.run` starts ``python -m procorch ...`` (``procorch
+agent``) on a host, in its network namespace only (the file system, /sys and cgroups stay the
+machine's, as on a real host). :meth:`HostNetwork.remove` stops and removes it all: every process in
+a host's namespace is killed, the namespaces and the bridge deleted. Needs root and iproute2's
+``ip``; :func:`available` says whether this machine can.
 """
 
 from __future__ import annotations

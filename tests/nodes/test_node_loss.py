@@ -18,7 +18,7 @@ import psutil
 
 from procorch.api.resources import must
 from procorch.launcher.up import Procorch
-from tests.nodes.conftest import HostNetwork, join
+from tests.nodes.conftest import Host, HostNetwork, join
 from tests.nodes.test_join import ready_nodes
 from tests.workloads.conftest import eventually
 
@@ -73,27 +73,37 @@ def ready_condition(node: dict[str, Any]) -> str:
     return next((c["status"] for c in conditions if c["type"] == "Ready"), "")
 
 
-async def test_a_node_cut_off_is_replaced_elsewhere_and_stops_its_pods_when_it_is_back(
-    network: HostNetwork, control_plane: Procorch, tmp_path: Path
-) -> None:
-    plane = control_plane
+async def two_nodes_one_pod_each(
+    network: HostNetwork, plane: Procorch, tmp_path: Path
+) -> tuple[Host, Host, str]:
+    """Hosts node-a and node-b joined, and the ``tolerant`` Deployment with one pod Running
+    on each: (node-a, node-b, the name of node-a's pod)."""
     a, b = network.add_host("node-a"), network.add_host("node-b")
     for host in (a, b):
         await join(network, plane, host, tmp_path)
     await ready_nodes(plane, "node-a", "node-b")
     await plane.admin.create(DEPLOYMENTS, tolerant(2), namespace="default")
 
-    async def pods() -> list[dict[str, Any]]:
-        return (await plane.admin.list(PODS, namespace="default")).items
-
     async def one_each() -> list[dict[str, Any]] | None:
-        running = [p for p in await pods() if (p.get("status") or {}).get("phase") == "Running"]
+        pods = (await plane.admin.list(PODS, namespace="default")).items
+        running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
         nodes = sorted(p["spec"]["nodeName"] for p in running)
         return running if nodes == ["node-a", "node-b"] else None
 
-    before = await eventually(one_each, timeout=60, what="one pod Running on each node")
-    on_a = next(p for p in before if p["spec"]["nodeName"] == "node-a")["metadata"]["name"]
+    running = await eventually(one_each, timeout=60, what="one pod Running on each node")
+    on_a = next(p for p in running if p["spec"]["nodeName"] == "node-a")["metadata"]["name"]
+    return a, b, str(on_a)
+
+
+async def test_a_node_cut_off_is_replaced_elsewhere_and_stops_its_pods_when_it_is_back(
+    network: HostNetwork, control_plane: Procorch, tmp_path: Path
+) -> None:
+    plane = control_plane
+    a, b, on_a = await two_nodes_one_pod_each(network, plane, tmp_path)
     assert len(marked(network, a)) == 1
+
+    async def pods() -> list[dict[str, Any]]:
+        return (await plane.admin.list(PODS, namespace="default")).items
 
     network.link(a, up=False)  # node-a's processes keep running
 
@@ -138,11 +148,7 @@ async def test_a_node_whose_every_process_dies_is_replaced_and_cleans_up_when_re
     network: HostNetwork, control_plane: Procorch, tmp_path: Path
 ) -> None:
     plane = control_plane
-    a, b = network.add_host("node-a"), network.add_host("node-b")
-    for host in (a, b):
-        await join(network, plane, host, tmp_path)
-    await ready_nodes(plane, "node-a", "node-b")
-    await plane.admin.create(DEPLOYMENTS, tolerant(2), namespace="default")
+    a, b, on_a = await two_nodes_one_pod_each(network, plane, tmp_path)
 
     async def running_on(node: str) -> list[dict[str, Any]]:
         return [
@@ -152,12 +158,6 @@ async def test_a_node_whose_every_process_dies_is_replaced_and_cleans_up_when_re
             and (p.get("status") or {}).get("phase") == "Running"
             and not p["metadata"].get("deletionTimestamp")
         ]
-
-    async def one_each() -> bool:
-        return len(await running_on("node-a")) == 1 and len(await running_on("node-b")) == 1
-
-    await eventually(one_each, timeout=60, what="one pod Running on each node")
-    on_a = (await running_on("node-a"))[0]["metadata"]["name"]
 
     # The machine dies: agent, supervisor and containers, all at once.
     for pid in network.pids(a):
