@@ -158,6 +158,8 @@ RESOURCES: tuple[ResourceType, ...] = (
         subs=(STATUS, SCALE),
     ),
     _rt("apps", "ReplicaSet", "replicasets", short=("rs",), categories=_ALL, subs=(STATUS, SCALE)),
+    _rt("apps", "DaemonSet", "daemonsets", short=("ds",), categories=_ALL, subs=(STATUS,)),
+    _rt("apps", "ControllerRevision", "controllerrevisions"),
     # batch/v1
     _rt("batch", "Job", "jobs", categories=_ALL, subs=(STATUS,)),
     _rt("batch", "CronJob", "cronjobs", short=("cj",), categories=_ALL, subs=(STATUS,)),

@@ -1,6 +1,6 @@
 """Taints and tolerations: whether a toleration tolerates a taint, and the taints Kubernetes
-puts on nodes by condition. Shared by the scheduler, the node lifecycle controller and
-admission. Pure functions.
+puts on nodes by condition. Shared by the scheduler, the node lifecycle and DaemonSet
+controllers and admission. Pure functions.
 """
 
 from __future__ import annotations
@@ -41,6 +41,28 @@ def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
 
 def tolerated(tolerations: Iterable[Mapping[str, Any]], taint: Mapping[str, Any]) -> bool:
     return any(tolerates(t, taint) for t in tolerations)
+
+
+def condition_taint(ready: str) -> dict[str, str] | None:
+    """The NoSchedule taint Kubernetes puts on a node whose Ready status is ``ready``
+    (TaintNodesByCondition): ``not-ready`` for "False", ``unreachable`` for "Unknown" or a
+    missing condition; None for a ready node."""
+    if ready == "True":
+        return None
+    return {"key": NOT_READY if ready == "False" else UNREACHABLE, "effect": NO_SCHEDULE}
+
+
+def with_condition_taint(
+    taints: Iterable[Mapping[str, Any]], ready: str
+) -> list[Mapping[str, Any]]:
+    """A node's taints plus the one its readiness implies, unless it already has it."""
+    out = list(taints)
+    implied = condition_taint(ready)
+    if implied is None or any(
+        t.get("key") == implied["key"] and t.get("effect") == NO_SCHEDULE for t in out
+    ):
+        return out
+    return [*out, implied]
 
 
 def with_default_tolerations(tolerations: list[dict[str, Any]]) -> list[dict[str, Any]]:

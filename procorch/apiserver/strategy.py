@@ -14,6 +14,10 @@ from procorch.api.meta import deep_copy
 from procorch.api.quantity import parse_quantity
 from procorch.api.resources import ResourceType
 
+# A DaemonSet's template generation (``spec.templateGeneration`` before apps/v1), which its
+# pods carry as the ``pod-template-generation`` label.
+TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
+
 # Kinds whose status a create may set (Kubernetes lets nodes, events-like kinds do so).
 _STATUS_ON_CREATE = {"Node", "Endpoints", "EndpointSlice", "Lease", "Event"}
 
@@ -40,6 +44,8 @@ def prepare_create(rt: ResourceType, obj: dict[str, Any]) -> None:
         spec["finalizers"] = finalizers
     if rt.kind == "Job":
         generate_job_selector(obj)
+    if rt.kind == "DaemonSet":
+        obj["metadata"].setdefault("annotations", {})[TEMPLATE_GENERATION] = "1"
 
 
 def rename(rt: ResourceType, obj: dict[str, Any]) -> None:
@@ -61,6 +67,13 @@ def initial_status(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
     # Fields Go always serializes (no omitempty); typed clients require them.
     if kind == "ReplicaSet":
         return {"replicas": 0}
+    if kind == "DaemonSet":
+        return {
+            "currentNumberScheduled": 0,
+            "numberMisscheduled": 0,
+            "desiredNumberScheduled": 0,
+            "numberReady": 0,
+        }
     if kind == "HorizontalPodAutoscaler":
         return {"currentReplicas": 0, "desiredReplicas": 0}
     return {}
@@ -82,6 +95,22 @@ def prepare_update(rt: ResourceType, new: dict[str, Any], old: dict[str, Any]) -
         if _spec_part(new) != _spec_part(old):
             generation += 1
         new["metadata"]["generation"] = generation
+    if rt.kind == "DaemonSet":
+        _bump_template_generation(new, old)
+
+
+def _bump_template_generation(new: dict[str, Any], old: dict[str, Any]) -> None:
+    """A changed template counts one more template generation (``daemonSetStrategy``)."""
+    old_value = (old["metadata"].get("annotations") or {}).get(TEMPLATE_GENERATION)
+    try:
+        generation = int(old_value) if old_value is not None else 0
+    except ValueError:
+        generation = 0
+    old_template = (old.get("spec") or {}).get("template")
+    if (new.get("spec") or {}).get("template") != old_template:
+        generation += 1
+    if generation:
+        new["metadata"].setdefault("annotations", {})[TEMPLATE_GENERATION] = str(generation)
 
 
 def prepare_status_update(new_body: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:

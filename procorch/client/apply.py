@@ -43,6 +43,7 @@ _KIND_ORDER = [
     "Pod",
     "ReplicaSet",
     "Deployment",
+    "DaemonSet",
     "Job",
     "CronJob",
     "HorizontalPodAutoscaler",

@@ -26,7 +26,14 @@ NAMESPACES = must("core/namespaces")
 KUBERNETES_FINALIZER = "kubernetes"
 
 # Deleting these first lets owners take their dependents down in order, and events last.
-_ORDER = ["apps/deployments", "batch/cronjobs", "apps/replicasets", "batch/jobs", "core/pods"]
+_ORDER = [
+    "apps/deployments",
+    "apps/daemonsets",
+    "batch/cronjobs",
+    "apps/replicasets",
+    "batch/jobs",
+    "core/pods",
+]
 
 # The conditions Kubernetes' namespace deleter maintains, in its order, with the reason and
 # message each carries while nothing is wrong (status "False").

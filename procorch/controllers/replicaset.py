@@ -40,6 +40,7 @@ from procorch.controllers.workloads_pods import (
     pod_from_template,
     pods_to_delete,
     seconds_until_available,
+    slow_start,
 )
 from procorch.controllers.workloads_refs import (
     CONTROLLER_INDEX,
@@ -271,7 +272,7 @@ class ReplicaSetController(Controller[Key]):
         if diff < 0:
             count = min(-diff, BURST_REPLICAS)
             self.expectations.expect_creations(key, count)
-            created, error = await self._slow_start(rs, count)
+            created, error = await slow_start(count, lambda _: self._create_pod(rs))
             if count - created > 0:
                 self.expectations.lower_creations(key, count - created)
             if error is not None:
@@ -289,28 +290,6 @@ class ReplicaSetController(Controller[Key]):
                     raise failure
             if failures:
                 raise failures[0]
-
-    async def _slow_start(self, rs: Obj, count: int) -> tuple[int, errors.ApiError | None]:
-        """Create ``count`` pods in batches of 1, 2, 4, ...; stop after a batch with a failure."""
-        created = 0
-        batch = min(count, 1)
-        remaining = count
-        while batch > 0:
-            results = await asyncio.gather(
-                *(self._create_pod(rs) for _ in range(batch)), return_exceptions=True
-            )
-            failures = [r for r in results if isinstance(r, BaseException)]
-            created += batch - len(failures)
-            for failure in failures:
-                if not isinstance(failure, errors.ApiError):
-                    raise failure
-            if failures:
-                first = failures[0]
-                assert isinstance(first, errors.ApiError)
-                return created, first
-            remaining -= batch
-            batch = min(2 * batch, remaining)
-        return created, None
 
     async def _create_pod(self, rs: Obj) -> None:
         pod = pod_from_template((rs.get("spec") or {}).get("template") or {}, rs)

@@ -50,6 +50,10 @@ class Expectations:
     def expect_deletions(self, key: Hashable, uids: Iterable[str]) -> None:
         self._by_key[key] = _Expected(deletes=set(uids), at=self._clock())
 
+    def expect(self, key: Hashable, creations: int, deletion_uids: Iterable[str]) -> None:
+        """Both at once, for a sync that creates and deletes (a DaemonSet's)."""
+        self._by_key[key] = _Expected(adds=creations, deletes=set(deletion_uids), at=self._clock())
+
     def creation_observed(self, key: Hashable) -> None:
         exp = self._by_key.get(key)
         if exp is not None and exp.adds > 0:

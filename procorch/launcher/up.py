@@ -30,6 +30,7 @@ from procorch.client.local import LocalClient
 from procorch.client.manifests import Manifest
 from procorch.client.manifests import load as load_manifests
 from procorch.controllers.cronjob import CronJobController
+from procorch.controllers.daemonset import DaemonSetController
 from procorch.controllers.deployment import DeploymentController
 from procorch.controllers.disruption import DisruptionController
 from procorch.controllers.endpoints import EndpointsController
@@ -190,6 +191,7 @@ class Procorch:
             ),
             ReplicaSetController(self.client, self.informers),
             DeploymentController(self.client, self.informers),
+            DaemonSetController(self.client, self.informers),
             HorizontalPodAutoscalerController(
                 self.client, self.informers, metrics=self.control_plane.node_proxy.pod_metrics
             ),

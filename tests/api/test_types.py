@@ -790,6 +790,48 @@ status:
   conditions: [{type: ReplicaFailure, status: "False", lastTransitionTime: "2026-01-12T10:00:00Z"}]
 ---
 apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: node-agent
+  namespace: shop
+  annotations: {deprecated.daemonset.template.generation: "2"}
+spec:
+  selector: {matchLabels: {app: node-agent}}
+  template:
+    metadata: {labels: {app: node-agent}}
+    spec:
+      nodeSelector: {role: edge}
+      containers: [{name: agent, command: [sleep, infinity]}]
+  updateStrategy:
+    type: RollingUpdate
+    rollingUpdate: {maxUnavailable: 0, maxSurge: 25%}
+  minReadySeconds: 5
+  revisionHistoryLimit: 3
+status:
+  currentNumberScheduled: 3
+  numberMisscheduled: 0
+  desiredNumberScheduled: 3
+  numberReady: 2
+  observedGeneration: 2
+  updatedNumberScheduled: 1
+  numberAvailable: 2
+  numberUnavailable: 1
+  collisionCount: 1
+  conditions: [{type: Example, status: "False", lastTransitionTime: "2026-01-12T10:00:00Z"}]
+---
+apiVersion: apps/v1
+kind: ControllerRevision
+metadata:
+  name: node-agent-6c5899cb8b
+  namespace: shop
+  labels: {app: node-agent, controller-revision-hash: 6c5899cb8b}
+  ownerReferences: [{apiVersion: apps/v1, kind: DaemonSet, name: node-agent, uid: ds-1,
+                     controller: true, blockOwnerDeletion: true}]
+data: {spec: {template: {$patch: replace, metadata: {labels: {app: node-agent}},
+       spec: {containers: [{name: agent, command: [sleep, infinity]}]}}}}
+revision: 2
+---
+apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web, namespace: shop, generation: 4}
 spec:
@@ -918,7 +960,7 @@ def test_model_for_is_none_for_kinds_not_served() -> None:
     assert model_for("apps/v1", "StatefulSet") is None
     assert model_for("v1", "Deployment") is None  # right kind, wrong group
     assert model_for("autoscaling/v1", "HorizontalPodAutoscaler") is None
-    assert schema_for("apps/v1", "DaemonSet") is None
+    assert schema_for("apps/v1", "StatefulSet") is None
 
 
 def test_delete_options_decode_under_any_group_version() -> None:
@@ -1256,6 +1298,8 @@ CLIENT_ROOTS = {
     "Binding": "V1Binding",
     "Deployment": "V1Deployment",
     "ReplicaSet": "V1ReplicaSet",
+    "DaemonSet": "V1DaemonSet",
+    "ControllerRevision": "V1ControllerRevision",
     "Job": "V1Job",
     "CronJob": "V1CronJob",
     "Ingress": "V1Ingress",

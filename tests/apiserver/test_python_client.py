@@ -47,6 +47,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "spec": {"paused": True, "selector": {"matchLabels": {"app": "x"}}, "template": TEMPLATE}
     },
     "ReplicaSet": {"spec": {"selector": {"matchLabels": {"app": "x"}}, "template": TEMPLATE}},
+    "DaemonSet": {"spec": {"selector": {"matchLabels": {"app": "x"}}, "template": TEMPLATE}},
+    "ControllerRevision": {"data": {"spec": {"template": TEMPLATE}}, "revision": 1},
     "Job": {"spec": {"template": {"spec": {**POD_SPEC, "restartPolicy": "Never"}}}},
     "CronJob": {
         "spec": {
@@ -181,7 +183,11 @@ async def test_python_client_drives_every_kind(api_client, rt: ResourceType) -> 
                 if raced.status != 409:
                     raise
                 time.sleep(0.02)
-        assert replaced.metadata.annotations == {"replaced": "yes"}
+        # A DaemonSet's template generation is the server's to keep, as in Kubernetes.
+        server_kept = (
+            {"deprecated.daemonset.template.generation": "1"} if rt.kind == "DaemonSet" else {}
+        )
+        assert replaced.metadata.annotations == {"replaced": "yes", **server_kept}
         stale = dict(fresh, metadata=dict(fresh["metadata"]))
         with pytest.raises(ApiException) as conflict:
             verbs.call("replace", name, body=stale)

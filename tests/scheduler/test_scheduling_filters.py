@@ -6,17 +6,15 @@ from typing import Any
 
 import pytest
 
+from procorch.api.nodeaffinity import affinity_matches, compile_term, required_terms
 from procorch.api.taints import tolerates
 from procorch.scheduler.cache import NodeInfo, PodEntry
 from procorch.scheduler.filters import (
     NO_NODES_AVAILABLE,
-    affinity_matches,
-    compile_term,
     failure_message,
     filter_node,
     fit_reasons,
     pod_constraints,
-    required_terms,
     untolerated_taint,
 )
 from procorch.scheduler.resources import (

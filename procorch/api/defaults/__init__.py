@@ -32,6 +32,7 @@ DEFAULTERS: dict[tuple[str, str], Defaulter] = {
     ("v1", "Node"): core.node,
     ("apps/v1", "Deployment"): workloads.deployment,
     ("apps/v1", "ReplicaSet"): workloads.replica_set,
+    ("apps/v1", "DaemonSet"): workloads.daemon_set,
     ("batch/v1", "Job"): workloads.job,
     ("batch/v1", "CronJob"): workloads.cron_job,
     ("autoscaling/v2", "HorizontalPodAutoscaler"): other.horizontal_pod_autoscaler,

@@ -1,7 +1,8 @@
-"""Defaults for the workload kinds: Deployment, ReplicaSet (apps/v1), Job, CronJob (batch/v1),
-and the pod templates inside them.
+"""Defaults for the workload kinds: Deployment, ReplicaSet, DaemonSet (apps/v1), Job, CronJob
+(batch/v1), and the pod templates inside them.
 
 Mirrors Kubernetes 1.32's ``SetDefaults_Deployment``, ``SetDefaults_ReplicaSet``,
+``SetDefaults_DaemonSet``,
 ``SetDefaults_Job`` (JobPodReplacementPolicy and JobBackoffLimitPerIndex on, as in 1.32) and
 ``SetDefaults_CronJob``. A CronJob's job template gets only pod-template defaults, as in
 Kubernetes. :func:`generate_job_selector` is the Job registry's selector generation.
@@ -46,6 +47,24 @@ def replica_set(obj: dict[str, Any]) -> None:
     if spec is None:
         return
     set_missing(spec, "replicas", 1)
+    pod_template(spec.get("template"))
+
+
+def daemon_set(obj: dict[str, Any]) -> None:
+    spec = _dict(obj, "spec")
+    if spec is None:
+        return
+    strategy = _dict(spec, "updateStrategy")
+    if strategy is None:
+        strategy = spec["updateStrategy"] = {}
+    set_if_empty(strategy, "type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        rolling = _dict(strategy, "rollingUpdate")
+        if rolling is None:
+            rolling = strategy["rollingUpdate"] = {}
+        set_missing(rolling, "maxUnavailable", 1)
+        set_missing(rolling, "maxSurge", 0)
+    set_missing(spec, "revisionHistoryLimit", 10)
     pod_template(spec.get("template"))
 
 

@@ -61,6 +61,7 @@ KINDS: dict[tuple[str, str], str] = {
     },
     ("apps/v1", "Deployment"): "apps.Deployment",
     ("apps/v1", "ReplicaSet"): "apps.ReplicaSet",
+    ("apps/v1", "DaemonSet"): "apps.DaemonSet",
     ("batch/v1", "Job"): "batch.Job",
     ("batch/v1", "CronJob"): "batch.CronJob",
     ("networking.k8s.io/v1", "Ingress"): "networking.Ingress",

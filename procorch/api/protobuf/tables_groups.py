@@ -64,6 +64,21 @@ APPS: dict[str, str] = {
     ),
     "ReplicaSetCondition": "1 type; 2 status; 3 lastTransitionTime:Time; 4 reason; 5 message",
     "RollingUpdateDeployment": "1 maxUnavailable?:IntOrString; 2 maxSurge?:IntOrString",
+    "DaemonSet": "1 metadata:meta.ObjectMeta; 2 spec:DaemonSetSpec; 3 status:DaemonSetStatus",
+    "DaemonSetSpec": (
+        "1 selector?:meta.LabelSelector; 2 template:core.PodTemplateSpec; "
+        "3 updateStrategy:DaemonSetUpdateStrategy; 4 minReadySeconds:int; "
+        "6 revisionHistoryLimit?:int"
+    ),
+    "DaemonSetUpdateStrategy": "1 type; 2 rollingUpdate?:RollingUpdateDaemonSet",
+    "RollingUpdateDaemonSet": "1 maxUnavailable?:IntOrString; 2 maxSurge?:IntOrString",
+    "DaemonSetStatus": (
+        "1 currentNumberScheduled:int; 2 numberMisscheduled:int; 3 desiredNumberScheduled:int; "
+        "4 numberReady:int; 5 observedGeneration:int; 6 updatedNumberScheduled:int; "
+        "7 numberAvailable:int; 8 numberUnavailable:int; 9 collisionCount?:int; "
+        "10 conditions*:DaemonSetCondition"
+    ),
+    "DaemonSetCondition": "1 type; 2 status; 3 lastTransitionTime:Time; 4 reason; 5 message",
 }
 
 BATCH: dict[str, str] = {

@@ -10,7 +10,7 @@ bodies of subresources and options are here too: ``Scale``, ``Binding``, ``Evict
 from __future__ import annotations
 
 from procorch.api.schema import SchemaNode, node_for
-from procorch.api.types.apps import Deployment, ReplicaSet
+from procorch.api.types.apps import ControllerRevision, DaemonSet, Deployment, ReplicaSet
 from procorch.api.types.autoscaling import HorizontalPodAutoscaler, Scale
 from procorch.api.types.base import K8sModel
 from procorch.api.types.batch import CronJob, Job
@@ -50,6 +50,8 @@ MODELS: dict[tuple[str, str], type[K8sModel]] = {
     ("v1", "Binding"): Binding,
     ("apps/v1", "Deployment"): Deployment,
     ("apps/v1", "ReplicaSet"): ReplicaSet,
+    ("apps/v1", "DaemonSet"): DaemonSet,
+    ("apps/v1", "ControllerRevision"): ControllerRevision,
     ("batch/v1", "Job"): Job,
     ("batch/v1", "CronJob"): CronJob,
     ("networking.k8s.io/v1", "Ingress"): Ingress,

@@ -1,11 +1,12 @@
-"""apps/v1 kinds: Deployment and ReplicaSet, with their spec, strategy and status types.
+"""apps/v1 kinds: Deployment, ReplicaSet, DaemonSet and ControllerRevision, with their spec,
+strategy and status types.
 
 Pure data.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from procorch.api.schema import ListMap, RetainKeys
 from procorch.api.types.base import (
@@ -99,3 +100,61 @@ class ReplicaSetStatus(K8sModel):
 class ReplicaSet(K8sObject):
     spec: ReplicaSetSpec | None = None
     status: ReplicaSetStatus | None = None
+
+
+# --- DaemonSet ------------------------------------------------------------------------------
+
+
+class RollingUpdateDaemonSet(K8sModel):
+    maxUnavailable: IntOrString | None = None
+    maxSurge: IntOrString | None = None
+
+
+class DaemonSetUpdateStrategy(K8sModel):
+    type: str | None = None
+    rollingUpdate: RollingUpdateDaemonSet | None = None
+
+
+class DaemonSetSpec(K8sModel):
+    selector: LabelSelectorAtomic | None = None
+    template: PodTemplateSpec | None = None
+    updateStrategy: DaemonSetUpdateStrategy | None = None
+    minReadySeconds: Int32 | None = None
+    revisionHistoryLimit: Int32 | None = None
+
+
+class DaemonSetCondition(K8sModel):
+    type: str | None = None
+    status: str | None = None
+    lastTransitionTime: Time | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+class DaemonSetStatus(K8sModel):
+    currentNumberScheduled: Int32 | None = None
+    numberMisscheduled: Int32 | None = None
+    desiredNumberScheduled: Int32 | None = None
+    numberReady: Int32 | None = None
+    observedGeneration: Int64 | None = None
+    updatedNumberScheduled: Int32 | None = None
+    numberAvailable: Int32 | None = None
+    numberUnavailable: Int32 | None = None
+    collisionCount: Int32 | None = None
+    conditions: Annotated[list[DaemonSetCondition] | None, ListMap("type")] = None
+
+
+class DaemonSet(K8sObject):
+    spec: DaemonSetSpec | None = None
+    status: DaemonSetStatus | None = None
+
+
+# --- ControllerRevision ---------------------------------------------------------------------
+
+
+class ControllerRevision(K8sObject):
+    """An immutable snapshot of a controller's template (a DaemonSet's, here): ``data`` is
+    any JSON (a ``runtime.RawExtension``), ``revision`` its number in the history."""
+
+    data: Any = None
+    revision: Int64 | None = None

@@ -59,6 +59,8 @@ VALIDATORS: dict[tuple[str, str], Validator] = {
     ("v1", "PersistentVolumeClaim"): cluster.validate_pvc,
     ("apps/v1", "Deployment"): apps.validate_deployment,
     ("apps/v1", "ReplicaSet"): apps.validate_replica_set,
+    ("apps/v1", "DaemonSet"): apps.validate_daemon_set,
+    ("apps/v1", "ControllerRevision"): apps.validate_controller_revision,
     ("batch/v1", "Job"): batch.validate_job,
     ("batch/v1", "CronJob"): batch.validate_cron_job,
     ("networking.k8s.io/v1", "Ingress"): networking.validate_ingress,

@@ -1,7 +1,9 @@
-"""Deployment and ReplicaSet (apps/v1): selector against template, replicas, strategy,
-history and progress limits; the selector is immutable in apps/v1.
+"""Deployment, ReplicaSet, DaemonSet and ControllerRevision (apps/v1): selector against
+template, replicas, update strategy, history and progress limits; the selector is immutable
+in apps/v1, and so is a ControllerRevision's data.
 
-Mirrors Kubernetes' ``ValidateDeploymentSpec`` and ``ValidateReplicaSetSpec``.
+Mirrors Kubernetes' ``ValidateDeploymentSpec``, ``ValidateReplicaSetSpec``,
+``ValidateDaemonSetSpec`` and ``ValidateControllerRevision``.
 Pure data.
 """
 
@@ -50,7 +52,8 @@ def _int_or_percent_value(value: Any) -> int:
 
 
 def _selector_and_template(spec: dict[str, Any], kind: str, path: str) -> Causes:
-    """What Deployments and ReplicaSets share: selector, template, restart policy."""
+    """What Deployments, ReplicaSets and DaemonSets share: selector, template, restart
+    policy."""
     causes: Causes = []
     selector = spec.get("selector")
     if selector is None:
@@ -59,10 +62,9 @@ def _selector_and_template(spec: dict[str, Any], kind: str, path: str) -> Causes
         causes += validate_label_selector(selector, child(path, "selector"))
         if selector_is_empty(selector):
             # Kubernetes says "deployment" for ReplicaSets too.
+            noun = "daemonset" if kind == "DaemonSet" else "deployment"
             causes.append(
-                invalid(
-                    child(path, "selector"), selector, "empty selector is invalid for deployment"
-                )
+                invalid(child(path, "selector"), selector, f"empty selector is invalid for {noun}")
             )
     if not selector_is_valid(selector):
         causes.append(invalid(child(path, "selector"), selector, "invalid label selector"))
@@ -92,11 +94,13 @@ def _selector_and_template(spec: dict[str, Any], kind: str, path: str) -> Causes
             not_supported(child(template_path, "spec", "restartPolicy"), restart, ["Always"])
         )
     if present(template_spec, "activeDeadlineSeconds"):
+        deadline_path = child(template_path, "spec", "activeDeadlineSeconds")
+        message = f"activeDeadlineSeconds in {kind} is not Supported"
         causes.append(
-            forbidden(
-                child(template_path, "spec", "activeDeadlineSeconds"),
-                f"activeDeadlineSeconds in {kind} is not Supported",
-            )
+            # Kubernetes words the same rule as Invalid for DaemonSets.
+            invalid(deadline_path, template_spec["activeDeadlineSeconds"], message)
+            if kind == "DaemonSet"
+            else forbidden(deadline_path, message)
         )
     return causes
 
@@ -189,4 +193,70 @@ def validate_replica_set(obj: dict[str, Any], old: dict[str, Any] | None = None)
         causes += immutable(
             "spec.selector", spec.get("selector"), as_dict(old.get("spec")).get("selector")
         )
+    return causes
+
+
+def _daemon_set_strategy(strategy: Any, path: str) -> Causes:
+    """``ValidateDaemonSetUpdateStrategy``: OnDelete, or RollingUpdate with exactly one of
+    maxUnavailable and maxSurge non-zero."""
+    strategy = as_dict(strategy)
+    kind = strategy.get("type")
+    if kind == "OnDelete":
+        return []
+    if kind != "RollingUpdate":
+        return [not_supported(path, strategy, ["RollingUpdate", "OnDelete"])]
+    if not present(strategy, "rollingUpdate"):
+        return [required(child(path, "rollingUpdate"))]
+    rolling = as_dict(strategy["rollingUpdate"])
+    rolling_path = child(path, "rollingUpdate")
+    causes: Causes = []
+    for name in ("maxUnavailable", "maxSurge"):
+        value = rolling.get(name, 0)
+        causes += _int_or_percent(value, child(rolling_path, name))
+        if isinstance(value, str) and not formats.is_valid_percent(value) and int(value[:-1]) > 100:
+            causes.append(invalid(child(rolling_path, name), value, "must not be greater than 100%"))
+    has_unavailable = _int_or_percent_value(rolling.get("maxUnavailable", 0)) != 0
+    has_surge = _int_or_percent_value(rolling.get("maxSurge", 0)) != 0
+    if has_unavailable and has_surge:
+        causes.append(
+            invalid(
+                child(rolling_path, "maxSurge"),
+                rolling.get("maxSurge"),
+                "may not be set when maxUnavailable is non-zero",
+            )
+        )
+    elif not has_unavailable and not has_surge:
+        causes.append(
+            required(child(rolling_path, "maxUnavailable"), "cannot be 0 when maxSurge is 0")
+        )
+    return causes
+
+
+def validate_daemon_set(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Causes:
+    causes = validate_object_meta(
+        obj.get("metadata"), namespaced=True, name_fn=name_is_dns_subdomain
+    )
+    spec = as_dict(obj.get("spec"))
+    causes += _selector_and_template(spec, "DaemonSet", "spec")
+    causes += nonnegative("spec.minReadySeconds", spec.get("minReadySeconds"))
+    causes += _daemon_set_strategy(spec.get("updateStrategy"), "spec.updateStrategy")
+    causes += nonnegative("spec.revisionHistoryLimit", spec.get("revisionHistoryLimit"))
+    if old is not None:
+        causes += immutable(
+            "spec.selector", spec.get("selector"), as_dict(old.get("spec")).get("selector")
+        )
+    return causes
+
+
+def validate_controller_revision(
+    obj: dict[str, Any], old: dict[str, Any] | None = None
+) -> Causes:
+    causes = validate_object_meta(
+        obj.get("metadata"), namespaced=True, name_fn=name_is_dns_subdomain
+    )
+    if obj.get("data") is None:
+        causes.append(required("data", "data is mandatory"))
+    causes += nonnegative("revision", obj.get("revision"))
+    if old is not None:
+        causes += immutable("data", obj.get("data"), old.get("data"))
     return causes

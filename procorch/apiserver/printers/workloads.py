@@ -1,4 +1,5 @@
-"""Printers for workload kinds: Deployment and ReplicaSet (apps), Job and CronJob (batch),
+"""Printers for workload kinds: Deployment, ReplicaSet, DaemonSet and ControllerRevision
+(apps), Job and CronJob (batch),
 HorizontalPodAutoscaler (autoscaling), PodDisruptionBudget (policy).
 
 Columns and cells follow Kubernetes' server-side printers. Pure functions.
@@ -11,7 +12,11 @@ from datetime import datetime
 from typing import Any
 
 from procorch.api import errors
-from procorch.api.selectors import format_label_selector, label_selector_from_dict
+from procorch.api.selectors import (
+    format_label_selector,
+    format_labels,
+    label_selector_from_dict,
+)
 from procorch.apiserver.printers._base import (
     AGE,
     CONTAINERS,
@@ -95,6 +100,60 @@ def replicaset_cells(rs: Obj, now: datetime) -> list[Cell]:
         images,
         format_label_selector(_selector(spec)),
     ]
+
+
+DAEMONSET_COLUMNS = (
+    NAME,
+    Column("Desired", type="integer", description="Nodes that should run the daemon pod."),
+    Column("Current", type="integer", description="Nodes running at least one daemon pod."),
+    Column("Ready", type="integer", description="Nodes whose daemon pod is ready."),
+    Column("Up-to-date", type="integer", description="Nodes running the current template."),
+    Column("Available", type="integer", description="Nodes whose pod is ready for minReadySeconds."),
+    Column("Node Selector", description="The template's nodeSelector."),
+    AGE,
+    CONTAINERS,
+    IMAGES,
+    SELECTOR,
+)
+
+
+def daemonset_cells(ds: Obj, now: datetime) -> list[Cell]:
+    spec, status = m(ds.get("spec")), m(ds.get("status"))
+    names, images = layout_containers(template_containers(ds, "spec"))
+    node_selector = dig(ds, "spec", "template", "spec", "nodeSelector")
+    return [
+        name_of(ds),
+        i(status.get("desiredNumberScheduled")),
+        i(status.get("currentNumberScheduled")),
+        i(status.get("numberReady")),
+        i(status.get("updatedNumberScheduled")),
+        i(status.get("numberAvailable")),
+        format_labels(node_selector if isinstance(node_selector, Mapping) else None),
+        created_age(ds, now),
+        names,
+        images,
+        format_label_selector(_selector(spec)),
+    ]
+
+
+CONTROLLER_REVISION_COLUMNS = (
+    NAME,
+    Column("Controller", description="Controller of the object"),
+    Column("Revision", description="Revision indicates the revision of the state represented."),
+    AGE,
+)
+
+
+def controller_revision_cells(revision: Obj, now: datetime) -> list[Cell]:
+    controller = "<none>"
+    for ref in lst(dig(revision, "metadata", "ownerReferences")):
+        ref = m(ref)
+        if ref.get("controller") is True:
+            group = s(ref.get("apiVersion")).rpartition("/")[0]
+            kind = s(ref.get("kind")).lower() + (f".{group}" if group else "")
+            controller = f"{kind}/{s(ref.get('name'))}"
+            break
+    return [name_of(revision), controller, i(revision.get("revision")), created_age(revision, now)]
 
 
 def _selector(spec: Obj) -> Mapping[str, Any] | None:
@@ -333,6 +392,8 @@ def pdb_cells(pdb: Obj, now: datetime) -> list[Cell]:
 PRINTERS = {
     "apps/deployments": Printer(DEPLOYMENT_COLUMNS, deployment_cells),
     "apps/replicasets": Printer(REPLICASET_COLUMNS, replicaset_cells),
+    "apps/daemonsets": Printer(DAEMONSET_COLUMNS, daemonset_cells),
+    "apps/controllerrevisions": Printer(CONTROLLER_REVISION_COLUMNS, controller_revision_cells),
     "batch/jobs": Printer(JOB_COLUMNS, job_cells),
     "batch/cronjobs": Printer(CRONJOB_COLUMNS, cronjob_cells),
     "autoscaling/horizontalpodautoscalers": Printer(HPA_COLUMNS, hpa_cells),
