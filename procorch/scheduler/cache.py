@@ -19,11 +19,12 @@ and the scheduling loop, never across an ``await``.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from procorch.scheduler import resources
+from procorch.scheduler.interpod import PodTerms, compile_pod
 from procorch.scheduler.resources import Amounts
 
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
@@ -50,6 +51,9 @@ class PodEntry:
     nonzero_cpu: int
     nonzero_memory: int
     owner: str
+    terms: PodTerms = field(default_factory=lambda: PodTerms("", {}))
+    """Its labels and affinity terms, for placing other pods relative to it."""
+    terminating: bool = False
     assumed: bool = False
 
     @classmethod
@@ -65,6 +69,8 @@ class PodEntry:
             nonzero_cpu=cpu,
             nonzero_memory=memory,
             owner=controller_uid(pod),
+            terms=compile_pod(pod),
+            terminating=bool(meta.get("deletionTimestamp")),
             assumed=assumed,
         )
 
@@ -150,6 +156,10 @@ class SchedulerCache:
     def __init__(self) -> None:
         self._nodes: dict[str, NodeInfo] = {}
         self._pods: dict[str, PodEntry] = {}
+        # Placed pods with required anti-affinity terms (every new pod is checked against
+        # them) and with preferred or required affinity terms (they score new pods).
+        self.anti_affinity_holders: dict[str, PodEntry] = {}
+        self.preference_holders: dict[str, PodEntry] = {}
 
     # -- nodes --------------------------------------------------------------------------------
 
@@ -182,6 +192,10 @@ class SchedulerCache:
     def pod(self, uid: str) -> PodEntry | None:
         return self._pods.get(uid)
 
+    def placed(self) -> Collection[PodEntry]:
+        """Every pod counted on a node (a live view: do not hold it across changes)."""
+        return self._pods.values()
+
     def is_assumed(self, uid: str) -> bool:
         entry = self._pods.get(uid)
         return entry is not None and entry.assumed
@@ -211,6 +225,8 @@ class SchedulerCache:
         entry = self._pods.pop(uid, None)
         if entry is None:
             return False
+        self.anti_affinity_holders.pop(uid, None)
+        self.preference_holders.pop(uid, None)
         info = self._nodes.get(entry.node)
         if info is not None:
             info.remove_pod(entry)
@@ -233,6 +249,11 @@ class SchedulerCache:
     def _place(self, entry: PodEntry) -> None:
         self.remove_pod(entry.uid)
         self._pods[entry.uid] = entry
+        terms = entry.terms
+        if terms.anti_affinity:
+            self.anti_affinity_holders[entry.uid] = entry
+        if terms.preferred_affinity or terms.preferred_anti_affinity or terms.affinity:
+            self.preference_holders[entry.uid] = entry
         info = self._nodes.get(entry.node)
         if info is None:
             info = self._nodes[entry.node] = NodeInfo(entry.node)

@@ -12,7 +12,10 @@ and a node is rejected by the first filter it fails, as the framework does:
    takes no pods except those that tolerate that taint, as in Kubernetes;
 3. NodeAffinity: ``spec.nodeSelector`` and the required node affinity terms;
 4. NodeResourcesFit: pod count, cpu, memory, ephemeral-storage and extended resources
-   against ``status.allocatable`` minus what the pods already there request.
+   against ``status.allocatable`` minus what the pods already there request;
+5. PodTopologySpread and InterPodAffinity (:mod:`.interpod`): the pod's hard spread
+   constraints, its required pod affinity and anti-affinity, and the required
+   anti-affinity of the pods already placed.
 
 :func:`failure_message` renders the ``FitError`` text (``0/3 nodes are available: 1
 Insufficient cpu, 2 node(s) didn't match Pod's node affinity/selector.``).
@@ -23,8 +26,8 @@ Pure data: no I/O; a :class:`PodConstraints` is compiled once per attempt and is
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from procorch.api.nodeaffinity import (
@@ -40,8 +43,9 @@ from procorch.api.taints import (
     tolerated,
     with_condition_taint,
 )
-from procorch.scheduler import resources
-from procorch.scheduler.cache import NodeInfo, controller_uid
+from procorch.scheduler import interpod, resources
+from procorch.scheduler.cache import NodeInfo, PodEntry, controller_uid
+from procorch.scheduler.interpod import NodeView, PodTerms, Prefiltered, compile_pod
 from procorch.scheduler.resources import Amounts
 
 REASON_UNSCHEDULABLE = "node(s) were unschedulable"
@@ -52,7 +56,6 @@ NO_NODES_AVAILABLE = "no nodes available to schedule pods"
 TAINT_UNSCHEDULABLE = UNSCHEDULABLE
 
 _FILTERED_EFFECTS = (NO_SCHEDULE, NO_EXECUTE)
-
 
 
 def reason_insufficient(resource: str) -> str:
@@ -99,6 +102,8 @@ class PodConstraints:
     required: tuple[SelectorTerm | None, ...] | None
     preferred: tuple[tuple[int, SelectorTerm], ...]
     owner: str
+    terms: PodTerms = field(default_factory=lambda: PodTerms("", {}))
+    """Inter-pod affinity and topology spread (:mod:`.interpod`)."""
 
 
 def pod_constraints(pod: Mapping[str, Any]) -> PodConstraints:
@@ -114,7 +119,33 @@ def pod_constraints(pod: Mapping[str, Any]) -> PodConstraints:
         required=required_terms(pod),
         preferred=preferred_terms(pod),
         owner=controller_uid(pod),
+        terms=compile_pod(pod),
     )
+
+
+def relate_to_others(
+    pod: PodConstraints,
+    nodes: Sequence[NodeInfo],
+    placed: Iterable[PodEntry],
+    anti_affinity_holders: Collection[PodEntry],
+) -> Prefiltered | None:
+    """What the inter-pod filters need for this attempt; None when no rule relates this
+    pod to others (no affinity or hard spread of its own, no placed pod's anti-affinity)."""
+    terms = pod.terms
+    if not (terms.affinity or terms.anti_affinity or terms.hard_spread or anti_affinity_holders):
+        return None
+    views = [
+        NodeView(
+            info.name,
+            info.labels,
+            eligible=affinity_matches(
+                pod.node_selector, pod.required, name=info.name, labels=info.labels
+            ),
+            untainted=untolerated_taint(info.taints, pod.tolerations) is None,
+        )
+        for info in nodes
+    ]
+    return interpod.prefilter(terms, views, placed, anti_affinity_holders=anti_affinity_holders)
 
 
 # -- resources -------------------------------------------------------------------------------
@@ -144,9 +175,11 @@ def fit_reasons(
 # -- all filters -----------------------------------------------------------------------------
 
 
-def filter_node(pod: PodConstraints, info: NodeInfo) -> list[str]:
+def filter_node(
+    pod: PodConstraints, info: NodeInfo, others: Prefiltered | None = None
+) -> list[str]:
     """The reasons ``info`` cannot take the pod, from the first filter it fails; empty
-    when the pod fits."""
+    when the pod fits. ``others`` is :func:`relate_to_others` of this attempt."""
     if info.unschedulable and not tolerated(
         pod.tolerations, {"key": TAINT_UNSCHEDULABLE, "effect": NO_SCHEDULE}
     ):
@@ -156,12 +189,16 @@ def filter_node(pod: PodConstraints, info: NodeInfo) -> list[str]:
         return [reason_untolerated_taint(taint)]
     if not affinity_matches(pod.node_selector, pod.required, name=info.name, labels=info.labels):
         return [REASON_NODE_AFFINITY]
-    return fit_reasons(
+    reasons = fit_reasons(
         pod.requests,
         allocatable=info.allocatable,
         requested=info.requested,
         pod_count=len(info.pods),
     )
+    if reasons or others is None:
+        return reasons
+    reason = interpod.filter_node(pod.terms, others, info)
+    return [reason] if reason is not None else []
 
 
 def failure_message(num_nodes: int, node_reasons: Iterable[Sequence[str]]) -> str:

@@ -39,9 +39,14 @@ from procorch.client.informer import Informer
 from procorch.kit.logging import get_logger
 from procorch.kit.tasks import TaskSet
 from procorch.scheduler.cache import TERMINAL_PHASES, SchedulerCache
-from procorch.scheduler.filters import failure_message, filter_node, pod_constraints
+from procorch.scheduler.filters import (
+    failure_message,
+    filter_node,
+    pod_constraints,
+    relate_to_others,
+)
 from procorch.scheduler.queue import Key, QueueClosed, SchedulingQueue
-from procorch.scheduler.scoring import select_node
+from procorch.scheduler.scoring import relative_scores, select_node
 from procorch.scheduler.settings import SchedulerSettings
 
 PODS = must("core/pods")
@@ -126,6 +131,9 @@ class Scheduler:
         # uid -> the Unschedulable message this scheduler last wrote, so a retry that comes
         # to the same conclusion before the informer shows the write does not repeat it.
         self._reported: dict[str, str] = {}
+        # Unschedulable pods that other pods' placement decides (affinity, spread): tried
+        # again when a pod is bound or its labels change.
+        self._waiting_for_pods: set[Key] = set()
         self._tasks: TaskSet | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -215,18 +223,27 @@ class Scheduler:
             return None
         constraints = pod_constraints(pod)
         nodes = self.cache.nodes()
+        others = relate_to_others(
+            constraints, nodes, self.cache.placed(), self.cache.anti_affinity_holders.values()
+        )
         feasible = []
         rejections = []
         for info in nodes:
-            reasons = filter_node(constraints, info)
+            reasons = filter_node(constraints, info, others)
             if reasons:
                 rejections.append(reasons)
             else:
                 feasible.append(info)
         if not feasible:
             self.queue.unschedulable(key)
+            if others is not None:
+                # Another pod's arrival can make room here (affinity, spread).
+                self._waiting_for_pods.add(key)
             return _Unschedulable(pod, failure_message(len(nodes), rejections))
-        chosen = select_node(constraints, feasible, self._rng)
+        relative = relative_scores(
+            constraints, feasible, self.cache.placed(), self.cache.preference_holders.values()
+        )
+        chosen = select_node(constraints, feasible, self._rng, relative)
         self.cache.assume(pod, chosen.name)
         self.queue.remove(key)
         return _Binding(pod, chosen.name)
@@ -339,14 +356,29 @@ class Scheduler:
         if etype == "DELETED":
             self._reported.pop(uid, None)
             self.queue.remove(key)
+            self._waiting_for_pods.discard(key)
             if self.cache.remove_pod(uid):
                 self.queue.move_all()
             return
         if (pod.get("spec") or {}).get("nodeName"):
             self._reported.pop(uid, None)
             self.queue.remove(key)
+            self._waiting_for_pods.discard(key)
+            known = self.cache.pod(uid)
+            # New here, our own placement confirmed, or relabelled: pods waiting on
+            # others may fit now.
+            arrived = (
+                known is None
+                or known.assumed
+                or known.terms.labels != ((pod.get("metadata") or {}).get("labels") or {})
+            )
             if self.cache.set_pod(pod):
                 self.queue.move_all()
+            elif arrived and self._waiting_for_pods:
+                for waiting in self._waiting_for_pods:
+                    if waiting in self.queue:
+                        self.queue.activate(waiting)
+                self._waiting_for_pods.clear()
             return
         if self.cache.is_assumed(uid):
             return  # our binding is on its way

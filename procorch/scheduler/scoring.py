@@ -5,14 +5,17 @@ Nodes are ranked by a key compared in order, highest first:
 1. ``PreferNoSchedule`` taints: fewer the pod does not tolerate is better (kube-scheduler's
    TaintToleration score, its most heavily weighted one): such a node is used only when
    spreading and room cannot be had elsewhere;
-2. spreading: fewer pods of the same controller (the pod's controlling ownerReference) is
-   better, so replicas land on different nodes (kube-scheduler's default topology spread
-   over hostnames);
+2. spreading: for a pod with ``topologySpreadConstraints``, fewer matching pods in the
+   node's domains under its ``ScheduleAnyway`` constraints; for any other pod, fewer pods
+   of the same controller (the pod's controlling ownerReference) on the node, so replicas
+   land on different nodes (kube-scheduler's default topology spread over hostnames);
 3. the score: least allocated, 0-100, the share of CPU and memory left free after placing
    the pod (kube-scheduler's ``LeastAllocated``, with its 100m/200Mi stand-ins for
    containers that request nothing), *plus* the weights (1-100 each) of the pod's
    ``preferredDuringSchedulingIgnoredDuringExecution`` node affinity terms the node
-   matches, so a heavy preference outweighs load and a light one breaks near-ties;
+   matches, so a heavy preference outweighs load and a light one breaks near-ties, *plus*
+   twice the inter-pod affinity score (0-100 over the feasible nodes; kube-scheduler
+   weighs InterPodAffinity 2 to NodeResourcesFit's 1);
 
 and what is still tied is broken at random, as kube-scheduler's ``selectHost`` does.
 
@@ -22,10 +25,12 @@ Pure data: no I/O.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 
 from procorch.api.taints import PREFER_NO_SCHEDULE, tolerated
-from procorch.scheduler.cache import NodeInfo
+from procorch.scheduler import interpod
+from procorch.scheduler.cache import NodeInfo, PodEntry
 from procorch.scheduler.filters import PodConstraints
 from procorch.scheduler.resources import CPU, MEMORY
 
@@ -71,23 +76,65 @@ def score(pod: PodConstraints, info: NodeInfo) -> int:
     return least_allocated_score(pod, info) + preferred_affinity_score(pod, info)
 
 
-def rank(pod: PodConstraints, info: NodeInfo) -> tuple[int, int, int]:
+@dataclass(frozen=True)
+class Relative:
+    """Per node, the scores that depend on other pods (computed once per attempt)."""
+
+    affinity: dict[str, int]
+    spread: dict[str, int] | None
+    """The ScheduleAnyway penalty, for a pod with spread constraints; None otherwise."""
+
+
+def relative_scores(
+    pod: PodConstraints,
+    feasible: Sequence[NodeInfo],
+    placed: Iterable[PodEntry],
+    preference_holders: Collection[PodEntry],
+) -> Relative | None:
+    """None when no rule relates the pod's placement to other pods'."""
+    terms = pod.terms
+    prefers = bool(terms.preferred_affinity or terms.preferred_anti_affinity)
+    if not (prefers or terms.spread or preference_holders):
+        return None
+    placed = list(placed) if prefers or terms.spread else []
+    affinity = (
+        interpod.affinity_scores(terms, feasible, placed, preference_holders=preference_holders)
+        if prefers or preference_holders
+        else {}
+    )
+    spread = interpod.spread_penalty(terms, feasible, placed) if terms.spread else None
+    return Relative(affinity, spread)
+
+
+def rank(
+    pod: PodConstraints, info: NodeInfo, relative: Relative | None = None
+) -> tuple[int, int, int]:
     """The node's ranking key for ``pod``: higher is better."""
+    if relative is not None and relative.spread is not None:
+        spread = relative.spread.get(info.name, 0)
+    else:
+        spread = same_owner_pods(pod, info)
+    affinity = relative.affinity.get(info.name, 0) if relative is not None else 0
     return (
         -untolerated_prefer_no_schedule(pod, info),
-        -same_owner_pods(pod, info),
-        score(pod, info),
+        -spread,
+        score(pod, info) + 2 * affinity,
     )
 
 
-def select_node(pod: PodConstraints, feasible: Sequence[NodeInfo], rng: random.Random) -> NodeInfo:
+def select_node(
+    pod: PodConstraints,
+    feasible: Sequence[NodeInfo],
+    rng: random.Random,
+    relative: Relative | None = None,
+) -> NodeInfo:
     """The best of ``feasible`` (which must not be empty), ties broken by ``rng``."""
     if len(feasible) == 1:
         return feasible[0]
     best: list[NodeInfo] = []
     best_key: tuple[int, int, int] | None = None
     for info in feasible:
-        key = rank(pod, info)
+        key = rank(pod, info, relative)
         if best_key is None or key > best_key:
             best, best_key = [info], key
         elif key == best_key:

@@ -82,12 +82,15 @@ class Harness:
         *,
         requests: dict[str, str] | None = None,
         owner: dict[str, Any] | None = None,
+        labels: dict[str, str] | None = None,
         **spec: Any,
     ) -> dict[str, Any]:
         container: dict[str, Any] = {"name": "main", "command": ["sleep", "1000"]}
         if requests:
             container["resources"] = {"requests": requests}
         meta: dict[str, Any] = {"name": name}
+        if labels:
+            meta["labels"] = labels
         if owner is not None:
             meta["ownerReferences"] = [
                 {
