@@ -301,6 +301,13 @@ def up(
     show_default=True,
     help="The node's heartbeat Lease duration; renewed every quarter of it, as kubelet does.",
 )
+@click.option(
+    "--housekeeping-interval",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds between samples of every container's CPU and memory (kubectl top, HPA).",
+)
 @log_options
 def agent(
     server: str,
@@ -313,6 +320,7 @@ def agent(
     ingress_tls_port: int,
     max_pods: int,
     node_lease_duration_seconds: int,
+    housekeeping_interval: float,
     log_format: str,
     log_level: str,
 ) -> None:
@@ -340,6 +348,7 @@ def agent(
             "max_pods": max_pods,
             "lease_duration": node_lease_duration_seconds,
             "lease_renew_interval": node_lease_duration_seconds / 4,
+            "metrics_interval": housekeeping_interval,
         },
     )
 

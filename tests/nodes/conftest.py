@@ -68,7 +68,7 @@ async def join(
     server: str | None = None,
 ) -> asyncio.subprocess.Process:
     """``procorch agent`` on ``host`` with the control plane's token (or ``token``), renewing
-    its Lease every second."""
+    its Lease every second and sampling metrics every half second."""
     token_file = tmp_path / f"{host.name}.token"
     token_file.write_text(token or (plane.data_dir / "node-token").read_text())
     return await network.agent(
@@ -77,5 +77,5 @@ async def join(
         token_file=token_file,
         data_dir=tmp_path / host.name,
         log=tmp_path / f"{host.name}.log",
-        extra=("--node-lease-duration-seconds", "4"),
+        extra=("--node-lease-duration-seconds", "4", "--housekeeping-interval", "0.5"),
     )

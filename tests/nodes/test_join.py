@@ -125,6 +125,78 @@ async def test_agents_on_two_hosts_join_run_spread_pods_and_serve_their_logs(
                 return out.stdout if f"hello from {ip}\n" == out.stdout else None
 
             await eventually(logged, timeout=20, what=f"kubectl logs {name}")
+        await follow_logs_previous_logs_and_top(plane, kubectl, tmp_path)
+
+
+async def follow_logs_previous_logs_and_top(
+    plane: Procorch, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    """``kubectl logs -f`` and ``--previous``, ``kubectl top pod`` and ``top node`` for a pod
+    on another host: each goes through the API server to that node's agent."""
+    mark = tmp_path / "ticker-ran-once"
+    script = (
+        f"if [ -e {mark} ]; then i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.1; done;"
+        f" else touch {mark}; echo first run; exit 1; fi"
+    )
+    ticker = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "ticker", "namespace": "default"},
+        "spec": {
+            "nodeName": "node-b",
+            "containers": [{"name": "main", "command": ["sh", "-c", script]}],
+        },
+    }
+    await plane.admin.create(PODS, ticker, namespace="default")
+
+    async def restarted() -> bool:
+        pod = await plane.admin.get(PODS, "ticker", namespace="default")
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        return (
+            bool(statuses)
+            and statuses[0].get("restartCount", 0) >= 1
+            and bool((statuses[0].get("state") or {}).get("running"))
+        )
+
+    await eventually(restarted, timeout=30, what="ticker restarted once and running")
+    previous = await kubectl("logs", "ticker", "--previous")
+    assert previous.stdout == "first run\n"
+
+    # -f streams: lines written after kubectl started arrive while it runs.
+    assert KUBECTL is not None
+    follower = await asyncio.create_subprocess_exec(
+        KUBECTL,
+        f"--kubeconfig={plane.kubeconfig_path}",
+        "logs",
+        "-f",
+        "ticker",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert follower.stdout is not None
+    try:
+        async with asyncio.timeout(20):
+            first = int((await follower.stdout.readline()).split()[1])
+            seen = first
+            while seen < first + 20:  # two seconds' worth, at 10 lines a second
+                line = await follower.stdout.readline()
+                assert line.startswith(b"tick "), line
+                number = int(line.split()[1])
+                assert number == seen + 1, (seen, line)
+                seen = number
+    finally:
+        follower.kill()
+        await follower.wait()
+
+    async def topped(*args: str) -> str | None:
+        out = await kubectl("top", *args, "--no-headers", check=False)
+        return out.stdout if out.ok and out.stdout.strip() else None
+
+    pod_row = (await eventually(lambda: topped("pod", "ticker"), what="kubectl top pod")).split()
+    assert pod_row[0] == "ticker" and pod_row[1].endswith("m") and pod_row[2].endswith("Mi")
+    assert int(pod_row[2][:-2]) > 0, pod_row
+    node_row = (await eventually(lambda: topped("node", "node-b"), what="kubectl top node")).split()
+    assert node_row[0] == "node-b" and node_row[1].endswith("m"), node_row
 
 
 async def test_a_node_holds_its_own_identity_and_nothing_more(
