@@ -48,9 +48,9 @@ from procorch.api.meta import parse_time
 from procorch.api.resources import must
 from procorch.client.base import Client
 from procorch.client.events import EventRecorder
-from procorch.client.informer import Informer
 from procorch.kit.logging import get_logger
 from procorch.kit.tasks import TaskSet
+from procorch.reconcile.informer import Informer
 
 log = get_logger("agent")
 

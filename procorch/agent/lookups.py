@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from procorch.client.informer import Informer
+from procorch.reconcile.informer import Informer
 
 
 def _env_name(service: str) -> str:

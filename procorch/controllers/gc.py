@@ -19,8 +19,8 @@ from typing import Any
 
 from procorch.api import errors, resources
 from procorch.api.resources import RESOURCES, ResourceType
-from procorch.client.informer import Informer
-from procorch.controllers.runtime import Controller
+from procorch.reconcile.controller import Controller
+from procorch.reconcile.informer import Informer
 
 Key = tuple[str, str, str]
 

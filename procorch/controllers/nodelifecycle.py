@@ -36,7 +36,8 @@ from procorch.api.meta import parse_time, rfc3339
 from procorch.api.resources import must
 from procorch.api.taints import NO_EXECUTE, NO_SCHEDULE, NOT_READY, UNREACHABLE, tolerates
 from procorch.client.base import Client
-from procorch.controllers.runtime import Controller, InformerFactory
+from procorch.reconcile.controller import Controller
+from procorch.reconcile.factory import InformerFactory
 
 Obj = dict[str, Any]
 

@@ -44,7 +44,6 @@ from procorch.controllers.podgc import PodGarbageCollector
 from procorch.controllers.pvcbinder import PVCBinder
 from procorch.controllers.pvcprotection import PVCProtectionController
 from procorch.controllers.replicaset import ReplicaSetController
-from procorch.controllers.runtime import InformerFactory
 from procorch.controllers.serviceaccounts import ServiceAccountController
 from procorch.kit.gcpolicy import GcPolicy
 from procorch.kit.limits import raise_open_files_limit
@@ -53,6 +52,7 @@ from procorch.kit.tasks import TaskSet
 from procorch.launcher.signals import stop_on_signals
 from procorch.proxy.ingress.settings import IngressSettings
 from procorch.proxy.ingress.status import ensure_default_class
+from procorch.reconcile.factory import InformerFactory
 from procorch.scheduler import Scheduler
 
 if TYPE_CHECKING:

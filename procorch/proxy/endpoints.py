@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from procorch.client.informer import Informer
+from procorch.reconcile.informer import Informer
 
 Addr = tuple[str, int]
 Obj = dict[str, Any]

@@ -41,13 +41,13 @@ from procorch.api import errors
 from procorch.api.resources import must
 from procorch.client.base import Client
 from procorch.client.events import EventRecorder
-from procorch.client.informer import Informer
 from procorch.kit.logging import get_logger
 from procorch.kit.tasks import TaskSet
 from procorch.proxy.balancer import Balancer, ServiceStats, render_metrics
 from procorch.proxy.endpoints import SERVICE_NAME_LABEL, Addr, EndpointIndex, ServiceKey
 from procorch.proxy.settings import ProxySettings
 from procorch.proxy.tcp import ClientConnection
+from procorch.reconcile.informer import Informer
 
 log = get_logger("proxy.l4")
 

@@ -35,9 +35,9 @@ from procorch.api.meta import rfc3339
 from procorch.api.resources import must
 from procorch.client.base import Client
 from procorch.client.events import EventRecorder
-from procorch.client.informer import Informer
 from procorch.kit.logging import get_logger
 from procorch.kit.tasks import TaskSet
+from procorch.reconcile.informer import Informer
 from procorch.scheduler.cache import TERMINAL_PHASES, SchedulerCache
 from procorch.scheduler.filters import failure_message, filter_node, pod_constraints
 from procorch.scheduler.queue import Key, QueueClosed, SchedulingQueue

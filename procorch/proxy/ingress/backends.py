@@ -21,9 +21,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from procorch.client.informer import Informer
 from procorch.proxy.endpoints import Addr, EndpointIndex, ServiceKey
 from procorch.proxy.ingress.routes import Backend
+from procorch.reconcile.informer import Informer
 
 Obj = dict[str, Any]
 

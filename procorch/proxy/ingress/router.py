@@ -34,7 +34,6 @@ from typing import Any
 
 from procorch.api.resources import must
 from procorch.client.base import Client
-from procorch.client.informer import Informer
 from procorch.kit.logging import get_logger
 from procorch.kit.oldest import OldestFirst
 from procorch.kit.tasks import TaskSet, wait_cancelled
@@ -53,6 +52,7 @@ from procorch.proxy.ingress.status import (
 )
 from procorch.proxy.ingress.tls import Certificates
 from procorch.proxy.ingress.upstream import Pool
+from procorch.reconcile.informer import Informer
 
 log = get_logger("proxy.ingress")
 

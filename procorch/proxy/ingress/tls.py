@@ -24,8 +24,8 @@ import tempfile
 from collections.abc import Iterable
 from typing import Any
 
-from procorch.client.informer import Informer
 from procorch.kit.logging import get_logger
+from procorch.reconcile.informer import Informer
 
 log = get_logger("proxy.ingress.tls")
 
