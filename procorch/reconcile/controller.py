@@ -20,7 +20,7 @@ from procorch.api.resources import ResourceType
 from procorch.client.base import Client
 from procorch.kit.logging import get_logger
 from procorch.reconcile.factory import InformerFactory
-from procorch.reconcile.informer import Informer
+from procorch.reconcile.views import InformerView
 from procorch.reconcile.workqueue import Backoff, ShutDown, WorkQueue
 
 K = TypeVar("K", bound=Hashable)
@@ -39,14 +39,14 @@ class Controller(abc.ABC, Generic[K]):
         self.informers = informers
         self.queue: WorkQueue[K] = WorkQueue(name=self.name, backoff=Backoff(base=0.005, cap=60.0))
         self.log = get_logger(f"controller.{self.name}")
-        self._watched: list[Informer] = []
+        self._watched: list[InformerView] = []
 
-    def watch(self, rt: ResourceType) -> Informer:
-        """The shared informer for ``rt``; the controller waits for it to sync."""
-        informer = self.informers.get(rt)
-        if informer not in self._watched:
-            self._watched.append(informer)
-        return informer
+    def watch(self, rt: ResourceType) -> InformerView:
+        """A view of the process's informer for ``rt``; the controller waits for it to
+        sync."""
+        view = self.informers.get(rt)
+        self._watched.append(view)
+        return view
 
     @abc.abstractmethod
     def setup(self) -> None:
