@@ -1,15 +1,17 @@
 """The node agent (procorch's kubelet): runs the pods bound to its node as processes.
 
 It is an API client like every other component: it registers its Node and keeps a heartbeat
-Lease, watches the pods whose ``spec.nodeName`` is its node (plus the ConfigMaps, Secrets,
-claims and Services they use), runs one :class:`~procorch.agent.podworker.PodWorker` per pod,
-and writes pod status. Containers run in the node's container runtime
+Lease, reads the pods whose ``spec.nodeName`` is its node (plus the ConfigMaps, Secrets,
+claims and Services they use) through views of the process's informers
+(:class:`~procorch.reconcile.factory.InformerFactory`), runs one
+:class:`~procorch.agent.podworker.PodWorker` per pod, and writes pod status. Containers run in the node's container runtime
 (:mod:`procorch.agent.runtime`), by default a supervisor process that survives an agent crash:
 a restarted agent *adopts* the runs it finds there (never a duplicate) and stops the runs of
 pods that no longer exist (never an orphan). It serves container logs and resource usage to
 the API server over a small HTTP endpoint (:mod:`procorch.agent.server`).
 
-Start: runtime → endpoint → Node → informers → adoption → pod workers, heartbeat, metrics.
+Start: runtime → endpoint → Node → informers synced → adoption → pod workers, heartbeat,
+metrics.
 Stop (graceful): every pod is terminated as if deleted (preStop, SIGTERM, grace, SIGKILL) with
 its final status written, then the runtime is shut down. Stop (``graceful=False``, used when
 the agent's process is about to die anyway): containers are left to the supervisor process.
@@ -50,7 +52,7 @@ from procorch.client.base import Client
 from procorch.client.events import EventRecorder
 from procorch.kit.logging import get_logger
 from procorch.kit.tasks import TaskSet
-from procorch.reconcile.informer import Informer
+from procorch.reconcile.factory import InformerFactory
 
 log = get_logger("agent")
 
@@ -61,6 +63,9 @@ CLAIMS = must("core/persistentvolumeclaims")
 SERVICES = must("core/services")
 ENDPOINT_SLICES = must("discovery.k8s.io/endpointslices")
 JOBS = must("batch/jobs")
+UID_INDEX = "agent/uid"
+READY_IP_INDEX = "agent/ready-ip"
+SERVICE_INDEX = "agent/service"
 
 
 def _scope(settings: AgentSettings) -> str:
@@ -72,32 +77,30 @@ class Agent:
     def __init__(
         self,
         client: Client,
+        informers: InformerFactory,
         settings: AgentSettings,
         *,
-        recorder: EventRecorder | None = None,
+        events: EventRecorder,
         on_crash: Callable[[str, BaseException | None], None] | None = None,
     ) -> None:
         self.client = client
         self.settings = settings
         self.tasks = TaskSet(f"agent/{settings.node_name}", on_crash=on_crash)
-        self._own_recorder = recorder is None
-        self.recorder = recorder or EventRecorder(
-            client, component="kubelet", host=settings.node_name
-        )
+        self.recorder = events.for_component("kubelet", host=settings.node_name)
         self._runtime: Runtime | None = None
         self.server = KubeletServer(self, host=settings.kubelet_host, port=settings.kubelet_port)
         self.node: NodeManager = NodeManager(client, settings, kubelet_port=0)
-        self.pods = Informer(client, PODS, field_selector=f"spec.nodeName={settings.node_name}")
-        self.pods.add_index("uid", lambda o: [str(o["metadata"].get("uid") or "")])
-        self.config_maps = Informer(client, CONFIGMAPS)
-        self.secrets = Informer(client, SECRETS)
-        self.claims = Informer(client, CLAIMS)
-        self.services = Informer(client, SERVICES)
+        self.pods = informers.get(PODS, field_selector=f"spec.nodeName={settings.node_name}")
+        self.pods.add_index(UID_INDEX, _uid)
+        self.config_maps = informers.get(CONFIGMAPS)
+        self.secrets = informers.get(SECRETS)
+        self.claims = informers.get(CLAIMS)
+        self.services = informers.get(SERVICES)
         # Which pod IPs some EndpointSlice publishes as ready (see wait_unpublished).
-        self.endpoint_slices = Informer(client, ENDPOINT_SLICES)
-        self.endpoint_slices.add_index("ready-ip", _ready_addresses)
-        self.endpoint_slices.add_index("service", _slice_service)
-        self.jobs = Informer(client, JOBS)
+        self.endpoint_slices = informers.get(ENDPOINT_SLICES)
+        self.endpoint_slices.add_index(READY_IP_INDEX, _ready_addresses)
+        self.endpoint_slices.add_index(SERVICE_INDEX, _slice_service)
+        self.jobs = informers.get(JOBS)
         self._unpublished = asyncio.Event()
         self.lookups = CacheLookups(
             config_maps=self.config_maps,
@@ -132,18 +135,6 @@ class Agent:
         }
         await self.node.register()
         self.ipam = PodIPAllocator(settings.pod_cidr)
-        if self._own_recorder:
-            self.tasks.start("events", self.recorder.run())
-        for name, informer in (
-            ("configmaps", self.config_maps),
-            ("secrets", self.secrets),
-            ("claims", self.claims),
-            ("services", self.services),
-            ("endpointslices", self.endpoint_slices),
-            ("jobs", self.jobs),
-            ("pods", self.pods),
-        ):
-            self.tasks.start(f"informer:{name}", informer.run())
         await asyncio.gather(
             *(i.synced.wait() for i in (self.pods, self.config_maps, self.secrets, self.claims))
         )
@@ -216,8 +207,17 @@ class Agent:
         self._worker_tasks.clear()
         if graceful:
             await self.node.mark_not_ready()
-        if self._own_recorder:
-            await self.recorder.flush(timeout=1.0)
+        await self.recorder.flush(timeout=1.0)
+        for view in (
+            self.pods,
+            self.config_maps,
+            self.secrets,
+            self.claims,
+            self.services,
+            self.endpoint_slices,
+            self.jobs,
+        ):
+            view.close()
         await self.tasks.stop(timeout=5.0)
         for task in list(self._background):
             task.cancel()
@@ -418,7 +418,7 @@ class Agent:
             kind, _, name = item.partition("/")
             kind = kind.lower()
             if kind in ("service", "svc", "services"):
-                slices = self.endpoint_slices.by_index("service", f"{namespace}/{name}")
+                slices = self.endpoint_slices.by_index(SERVICE_INDEX, f"{namespace}/{name}")
                 if not any(_ready_addresses(s) for s in slices):
                     missing.append(f"service/{name} (no ready endpoint)")
             elif kind in ("job", "jobs"):
@@ -435,7 +435,7 @@ class Agent:
 
     def published(self, ip: str) -> bool:
         """Whether some EndpointSlice lists ``ip`` as a ready endpoint."""
-        return bool(ip) and bool(self.endpoint_slices.by_index("ready-ip", ip))
+        return bool(ip) and bool(self.endpoint_slices.by_index(READY_IP_INDEX, ip))
 
     async def wait_unpublished(self, ip: str, *, timeout: float) -> bool:
         """Wait until no EndpointSlice lists ``ip`` as ready (the endpoints controller saw the
@@ -457,7 +457,7 @@ class Agent:
         self.ipam.release(uid)
 
     def pod_by_uid(self, uid: str) -> dict[str, Any] | None:
-        found = self.pods.by_index("uid", uid)
+        found = self.pods.by_index(UID_INDEX, uid)
         return found[0] if found else None
 
     def worker_for(self, namespace: str, name: str) -> PodWorker | None:
@@ -635,6 +635,10 @@ def _depends(pod: dict[str, Any]) -> bool:
     return bool(
         ((pod.get("metadata") or {}).get("annotations") or {}).get("procorch.io/depends-on")
     )
+
+
+def _uid(obj: dict[str, Any]) -> list[str]:
+    return [str(obj["metadata"].get("uid") or "")]
 
 
 def _slice_service(slice_: dict[str, Any]) -> list[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from procorch.reconcile.informer import Informer
+from procorch.reconcile.views import InformerView
 
 
 def _env_name(service: str) -> str:
@@ -51,10 +51,10 @@ class CacheLookups:
     def __init__(
         self,
         *,
-        config_maps: Informer,
-        secrets: Informer,
-        claims: Informer,
-        services: Informer,
+        config_maps: InformerView,
+        secrets: InformerView,
+        claims: InformerView,
+        services: InformerView,
     ) -> None:
         self._config_maps = config_maps
         self._secrets = secrets

@@ -158,6 +158,7 @@ class Procorch:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.data_dir, 0o700)
         await self.control_plane.start()
+        self.tasks.start("events", self.events.run())
         write_kubeconfig(
             self.kubeconfig_path,
             Credentials(
@@ -209,9 +210,8 @@ class Procorch:
         log.info("procorch is up", api=self.api_url, kubeconfig=str(self.kubeconfig_path))
 
     def _start_scheduler(self) -> None:
-        scheduler_events = EventRecorder(self.client, component="default-scheduler")
-        self.tasks.start("scheduler-events", scheduler_events.run())
-        self.tasks.start("scheduler", Scheduler(self.client, events=scheduler_events).run())
+        scheduler = Scheduler(self.client, self.informers, events=self.events)
+        self.tasks.start("scheduler", scheduler.run())
 
     async def _start_node(self) -> None:
         from procorch.agent.settings import AgentSettings
@@ -233,6 +233,8 @@ class Procorch:
                 ingress=self.config.ingress,
                 service_proxy=self.config.service_proxy,
             ),
+            informers=self.informers,
+            events=self.events,
             on_crash=self._on_crash,
         )
         await self.node.start(before_ingress=self._show_output)

@@ -72,11 +72,6 @@ class Informer:
 
     # -- configuration -----------------------------------------------------------------------
 
-    def add_handler(self, handler: Handler) -> None:
-        self.subscribe(handler)
-        for obj in list(self._cache.values()):
-            handler("ADDED", obj, None)
-
     def subscribe(self, handler: Handler) -> None:
         """Call ``handler`` for every change from now on (no replay of the cache)."""
         self._handlers = (*self._handlers, handler)

@@ -12,6 +12,7 @@ behaves as a private informer watching with the component's selectors would:
   object that starts or stops matching a selector (``DELETED`` carries the object as it is now,
   and the view's previous one);
 * :meth:`~InformerView.add_handler` first replays ``ADDED`` for every object the view sees;
+  a handler that raises is logged and the others go on, in the replay as in events;
 * ``synced`` is the shared informer's: set once its first list is in the cache.
 
 A view filters by the selectors it was asked for minus those the shared watch already applies
@@ -69,7 +70,7 @@ class InformerView:
             self._subscriber = self._deliver
             self._informer.subscribe(self._subscriber)
         for obj in self.list():
-            handler("ADDED", obj, None)
+            self._call(handler, "ADDED", obj, None)
 
     def add_index(self, name: str, func: IndexFunc) -> None:
         self._informer.add_index(name, func)
@@ -117,10 +118,13 @@ class InformerView:
             if not etype:
                 return
         for handler in self._handlers:
-            try:
-                handler(etype, obj, old)
-            except Exception:
-                log.exception("informer handler failed", resource=self.rt.key)
+            self._call(handler, etype, obj, old)
+
+    def _call(self, handler: Handler, etype: str, obj: Obj, old: Obj | None) -> None:
+        try:
+            handler(etype, obj, old)
+        except Exception:
+            log.exception("informer handler failed", resource=self.rt.key)
 
 
 def _as_selected(

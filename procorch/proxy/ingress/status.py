@@ -24,7 +24,7 @@ from procorch.api.resources import must
 from procorch.client.base import Client
 from procorch.kit.logging import get_logger
 from procorch.proxy.ingress.settings import CONTROLLER
-from procorch.reconcile.informer import Informer
+from procorch.reconcile.views import InformerView
 from procorch.reconcile.workqueue import Backoff, ShutDown, WorkQueue
 
 log = get_logger("proxy.ingress.status")
@@ -67,7 +67,7 @@ class StatusWriter:
     def __init__(
         self,
         client: Client,
-        ingresses: Informer,
+        ingresses: InformerView,
         *,
         desired: Callable[[Obj], LoadBalancer | None],
         ours: Callable[[Obj], LoadBalancer],
