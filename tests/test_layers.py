@@ -102,3 +102,37 @@ def test_the_process_runtime_does_not_import_the_client() -> None:
         for line in text.splitlines():
             if line.startswith(("from procorch.agent.", "import procorch.agent.")):
                 assert line.split()[1].startswith("procorch.agent.runtime"), (path, line)
+
+
+def module_imports(path: Path) -> set[str]:
+    """The dotted names ``path`` imports (``TYPE_CHECKING`` imports too), each ``from X import
+    y`` counted as both ``X`` and ``X.y``."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_the_agent_modules_import_one_another_without_a_cycle() -> None:
+    """The pod worker knows its node through a narrow interface, the agent's endpoint through a
+    protocol: neither imports the agent, which imports both."""
+    modules = {}
+    for path in (PACKAGE / "agent").rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {name: module_imports(path) & modules.keys() - {name} for name, path in modules.items()}
+
+    def cycle_from(start: str, path: list[str]) -> list[str] | None:
+        for nxt in sorted(graph[path[-1]]):
+            if nxt == start:
+                return [*path, start]
+            if nxt not in path and (found := cycle_from(start, [*path, nxt])):
+                return found
+        return None
+
+    cycles = [c for name in sorted(graph) if (c := cycle_from(name, [name]))]
+    assert not cycles, " → ".join(cycles[0])
