@@ -136,3 +136,15 @@ def test_the_agent_modules_import_one_another_without_a_cycle() -> None:
 
     cycles = [c for name in sorted(graph) if (c := cycle_from(name, [name]))]
     assert not cycles, " → ".join(cycles[0])
+
+
+def test_informers_are_built_only_by_the_factory() -> None:
+    """One watch per resource per process: components read through the factory's views and
+    never build an informer of their own."""
+    offenders = [
+        str(path.relative_to(PACKAGE))
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.relative_to(PACKAGE).parts[0] != "reconcile"
+        and "procorch.reconcile.informer" in module_imports(path)
+    ]
+    assert not offenders, offenders

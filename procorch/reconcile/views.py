@@ -52,6 +52,8 @@ class Selection:
 
 
 class InformerView:
+    """One component's reads and handlers on a shared informer (see the module docstring)."""
+
     def __init__(self, informer: Informer, selection: Selection | None) -> None:
         self._informer = informer
         self._selection = selection
