@@ -14,6 +14,9 @@ TLS with the node's certificate, and only to a client certificate of the API ser
   running container, from the agent's periodic samples.
 * ``GET /healthz``.
 
+It serves from the agent through :class:`NodePods` (its pod workers and resource samples),
+without importing it.
+
 Concurrency: aiohttp handlers on the agent's loop; a followed log is polled from its file, so
 a slow client never slows a container.
 """
