@@ -14,11 +14,22 @@ ALLOWED: dict[str, set[str]] = {
     "store": {"api", "kit"},
     "apiserver": {"api", "kit", "store"},
     "client": {"api", "kit", "apiserver"},
-    "controllers": {"api", "kit", "client"},
-    "scheduler": {"api", "kit", "client"},
-    "agent": {"api", "kit", "client"},
-    "proxy": {"api", "kit", "client"},
-    "launcher": {"api", "kit", "apiserver", "client", "controllers", "scheduler", "agent", "proxy"},
+    "reconcile": {"api", "kit", "client"},
+    "controllers": {"api", "kit", "client", "reconcile"},
+    "scheduler": {"api", "kit", "client", "reconcile"},
+    "agent": {"api", "kit", "client", "reconcile"},
+    "proxy": {"api", "kit", "client", "reconcile"},
+    "launcher": {
+        "api",
+        "kit",
+        "apiserver",
+        "client",
+        "reconcile",
+        "controllers",
+        "scheduler",
+        "agent",
+        "proxy",
+    },
     "cli": {"api", "kit", "client", "launcher"},
     "testing": {"api", "kit", "client", "launcher"},
 }
@@ -91,3 +102,49 @@ def test_the_process_runtime_does_not_import_the_client() -> None:
         for line in text.splitlines():
             if line.startswith(("from procorch.agent.", "import procorch.agent.")):
                 assert line.split()[1].startswith("procorch.agent.runtime"), (path, line)
+
+
+def module_imports(path: Path) -> set[str]:
+    """The dotted names ``path`` imports (``TYPE_CHECKING`` imports too), each ``from X import
+    y`` counted as both ``X`` and ``X.y``."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_the_agent_modules_import_one_another_without_a_cycle() -> None:
+    """The pod worker knows its node through a narrow interface, the agent's endpoint through a
+    protocol: neither imports the agent, which imports both."""
+    modules = {}
+    for path in (PACKAGE / "agent").rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {name: module_imports(path) & modules.keys() - {name} for name, path in modules.items()}
+
+    def cycle_from(start: str, path: list[str]) -> list[str] | None:
+        for nxt in sorted(graph[path[-1]]):
+            if nxt == start:
+                return [*path, start]
+            if nxt not in path and (found := cycle_from(start, [*path, nxt])):
+                return found
+        return None
+
+    cycles = [c for name in sorted(graph) if (c := cycle_from(name, [name]))]
+    assert not cycles, " → ".join(cycles[0])
+
+
+def test_informers_are_built_only_by_the_factory() -> None:
+    """One watch per resource per process: components read through the factory's views and
+    never build an informer of their own."""
+    offenders = [
+        str(path.relative_to(PACKAGE))
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.relative_to(PACKAGE).parts[0] != "reconcile"
+        and "procorch.reconcile.informer" in module_imports(path)
+    ]
+    assert not offenders, offenders

@@ -1,15 +1,17 @@
 """The node agent (procorch's kubelet): runs the pods bound to its node as processes.
 
 It is an API client like every other component: it registers its Node and keeps a heartbeat
-Lease, watches the pods whose ``spec.nodeName`` is its node (plus the ConfigMaps, Secrets,
-claims and Services they use), runs one :class:`~procorch.agent.podworker.PodWorker` per pod,
-and writes pod status. Containers run in the node's container runtime
+Lease, reads the pods whose ``spec.nodeName`` is its node (plus the ConfigMaps, Secrets,
+claims and Services they use) through views of the process's informers
+(:class:`~procorch.reconcile.factory.InformerFactory`), runs one
+:class:`~procorch.agent.podworker.PodWorker` per pod, and writes pod status. Containers run in the node's container runtime
 (:mod:`procorch.agent.runtime`), by default a supervisor process that survives an agent crash:
 a restarted agent *adopts* the runs it finds there (never a duplicate) and stops the runs of
 pods that no longer exist (never an orphan). It serves container logs and resource usage to
 the API server over a small HTTP endpoint (:mod:`procorch.agent.server`).
 
-Start: runtime → endpoint → Node → informers → adoption → pod workers, heartbeat, metrics.
+Start: runtime → endpoint → Node → informers synced → adoption → pod workers, heartbeat,
+metrics.
 Stop (graceful): every pod is terminated as if deleted (preStop, SIGTERM, grace, SIGKILL) with
 its final status written, then the runtime is shut down. Stop (``graceful=False``, used when
 the agent's process is about to die anyway): containers are left to the supervisor process.
@@ -27,7 +29,6 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -36,7 +37,8 @@ from procorch.agent.containers import FinishedRun, State
 from procorch.agent.ipam import PodIPAllocator
 from procorch.agent.lookups import CacheLookups
 from procorch.agent.node import NodeManager
-from procorch.agent.podworker import PodWorker
+from procorch.agent.podlogs import pod_log_dir
+from procorch.agent.podworker import PodHost, PodWorker
 from procorch.agent.runtime.api import LocalRuntime, Runtime
 from procorch.agent.runtime.shimclient import ShimRuntime
 from procorch.agent.runtime.spec import ContainerState, ExitStatus, RuntimeError_, Stats
@@ -48,9 +50,9 @@ from procorch.api.meta import parse_time
 from procorch.api.resources import must
 from procorch.client.base import Client
 from procorch.client.events import EventRecorder
-from procorch.client.informer import Informer
 from procorch.kit.logging import get_logger
 from procorch.kit.tasks import TaskSet
+from procorch.reconcile.factory import InformerFactory
 
 log = get_logger("agent")
 
@@ -72,38 +74,34 @@ class Agent:
     def __init__(
         self,
         client: Client,
+        informers: InformerFactory,
         settings: AgentSettings,
         *,
-        recorder: EventRecorder | None = None,
+        events: EventRecorder,
         on_crash: Callable[[str, BaseException | None], None] | None = None,
     ) -> None:
         self.client = client
         self.settings = settings
         self.tasks = TaskSet(f"agent/{settings.node_name}", on_crash=on_crash)
-        self._own_recorder = recorder is None
-        self.recorder = recorder or EventRecorder(
-            client, component="kubelet", host=settings.node_name
-        )
+        self.recorder = events.for_component("kubelet", host=settings.node_name)
         self._runtime: Runtime | None = None
         self.server = KubeletServer(self, host=settings.kubelet_host, port=settings.kubelet_port)
         self.node: NodeManager = NodeManager(client, settings, kubelet_port=0)
-        self.pods = Informer(client, PODS, field_selector=f"spec.nodeName={settings.node_name}")
-        self.pods.add_index("uid", lambda o: [str(o["metadata"].get("uid") or "")])
-        self.config_maps = Informer(client, CONFIGMAPS)
-        self.secrets = Informer(client, SECRETS)
-        self.claims = Informer(client, CLAIMS)
-        self.services = Informer(client, SERVICES)
-        # Which pod IPs some EndpointSlice publishes as ready (see wait_unpublished).
-        self.endpoint_slices = Informer(client, ENDPOINT_SLICES)
-        self.endpoint_slices.add_index("ready-ip", _ready_addresses)
-        self.endpoint_slices.add_index("service", _slice_service)
-        self.jobs = Informer(client, JOBS)
-        self._unpublished = asyncio.Event()
+        self.pods = informers.get(PODS, field_selector=f"spec.nodeName={settings.node_name}")
+        self.config_maps = informers.get(CONFIGMAPS)
+        self.secrets = informers.get(SECRETS)
+        self.claims = informers.get(CLAIMS)
+        self.services = informers.get(SERVICES)
+        self.endpoint_slices = informers.get(ENDPOINT_SLICES)
+        self.jobs = informers.get(JOBS)
         self.lookups = CacheLookups(
+            pods=self.pods,
             config_maps=self.config_maps,
             secrets=self.secrets,
             claims=self.claims,
             services=self.services,
+            endpoint_slices=self.endpoint_slices,
+            jobs=self.jobs,
         )
         self.volumes = VolumeManager(settings.node_dir, self.lookups)
         self.ipam = PodIPAllocator(settings.pod_cidr)
@@ -117,6 +115,8 @@ class Agent:
         self.base_env = {k: v for k, v in os.environ.items() if k != "PROCORCH_CONTAINER_ID"}
         self.started = False
         self.runtime_description: dict[str, str] = {}
+        self._host: PodHost | None = None
+        """What the pod workers use of the agent, from start on."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -132,18 +132,21 @@ class Agent:
         }
         await self.node.register()
         self.ipam = PodIPAllocator(settings.pod_cidr)
-        if self._own_recorder:
-            self.tasks.start("events", self.recorder.run())
-        for name, informer in (
-            ("configmaps", self.config_maps),
-            ("secrets", self.secrets),
-            ("claims", self.claims),
-            ("services", self.services),
-            ("endpointslices", self.endpoint_slices),
-            ("jobs", self.jobs),
-            ("pods", self.pods),
-        ):
-            self.tasks.start(f"informer:{name}", informer.run())
+        self._host = PodHost(
+            client=self.client,
+            settings=settings,
+            recorder=self.recorder,
+            runtime=self.runtime,
+            lookups=self.lookups,
+            volumes=self.volumes,
+            base_env=self.base_env,
+            node_allocatable=lambda: self.node.allocatable,
+            allocate_ip=self.allocate_ip,
+            register_run=self.register_run,
+            unregister_run=self.unregister_run,
+            cleanup_pod=self.cleanup_pod,
+            background=self.background,
+        )
         await asyncio.gather(
             *(i.synced.wait() for i in (self.pods, self.config_maps, self.secrets, self.claims))
         )
@@ -153,9 +156,9 @@ class Agent:
                 self.ipam.reserve(str(ip), str(pod["metadata"]["uid"]))
         await self._adopt()
         self.pods.add_handler(self._on_pod)
-        for informer in (self.config_maps, self.secrets, self.claims):
-            informer.add_handler(self._on_dependency)
-        self.endpoint_slices.add_handler(self._on_slice)
+        for view in (self.config_maps, self.secrets, self.claims):
+            view.add_handler(self._on_dependency)
+        self.endpoint_slices.add_handler(self._on_dependency_state)
         self.jobs.add_handler(self._on_dependency_state)
         self.tasks.start("node", self.node.run())
         self.tasks.start("metrics", self._sample_metrics())
@@ -216,8 +219,17 @@ class Agent:
         self._worker_tasks.clear()
         if graceful:
             await self.node.mark_not_ready()
-        if self._own_recorder:
-            await self.recorder.flush(timeout=1.0)
+        await self.recorder.flush(timeout=1.0)
+        for view in (
+            self.pods,
+            self.config_maps,
+            self.secrets,
+            self.claims,
+            self.services,
+            self.endpoint_slices,
+            self.jobs,
+        ):
+            view.close()
         await self.tasks.stop(timeout=5.0)
         for task in list(self._background):
             task.cancel()
@@ -351,7 +363,8 @@ class Agent:
     # -- workers -----------------------------------------------------------------------------
 
     def _make_worker(self, pod: dict[str, Any]) -> PodWorker:
-        worker = PodWorker(self, pod)
+        assert self._host is not None, "pod workers are made once the agent has started"
+        worker = PodWorker(self._host, pod)
         self.workers[worker.uid] = worker
         return worker
 
@@ -392,10 +405,6 @@ class Agent:
             if worker.namespace == namespace:
                 worker.wake()
 
-    def _on_slice(self, etype: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
-        self._unpublished.set()
-        self._on_dependency_state(etype, obj, old)
-
     def _on_dependency_state(
         self, etype: str, obj: dict[str, Any], old: dict[str, Any] | None
     ) -> None:
@@ -404,61 +413,9 @@ class Agent:
             if worker.deps_message:
                 worker.wake()
 
-    def unmet_dependencies(self, pod: dict[str, Any]) -> list[str]:
-        """What a pod's ``procorch.io/depends-on`` annotation names that is not ready yet:
-        ``service/x`` without a ready endpoint, ``job/x`` not complete."""
-        wanted = ((pod.get("metadata") or {}).get("annotations") or {}).get(
-            "procorch.io/depends-on", ""
-        )
-        namespace = str(pod["metadata"].get("namespace") or "default")
-        missing: list[str] = []
-        for item in (w.strip() for w in wanted.split(",")):
-            if not item:
-                continue
-            kind, _, name = item.partition("/")
-            kind = kind.lower()
-            if kind in ("service", "svc", "services"):
-                slices = self.endpoint_slices.by_index("service", f"{namespace}/{name}")
-                if not any(_ready_addresses(s) for s in slices):
-                    missing.append(f"service/{name} (no ready endpoint)")
-            elif kind in ("job", "jobs"):
-                job = self.jobs.get(name, namespace)
-                done = job is not None and any(
-                    c.get("type") == "Complete" and c.get("status") == "True"
-                    for c in (job.get("status") or {}).get("conditions") or []
-                )
-                if not done:
-                    missing.append(f"job/{name} (not complete)")
-            else:
-                missing.append(f"{item} (unknown kind: use service/NAME or job/NAME)")
-        return missing
-
-    def published(self, ip: str) -> bool:
-        """Whether some EndpointSlice lists ``ip`` as a ready endpoint."""
-        return bool(ip) and bool(self.endpoint_slices.by_index("ready-ip", ip))
-
-    async def wait_unpublished(self, ip: str, *, timeout: float) -> bool:
-        """Wait until no EndpointSlice lists ``ip`` as ready (the endpoints controller saw the
-        pod leave); False if that did not happen within ``timeout``."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while self.published(ip):
-            left = deadline - asyncio.get_running_loop().time()
-            if left <= 0:
-                log.warning("pod still published as a ready endpoint; stopping it anyway", ip=ip)
-                return False
-            self._unpublished.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(left):
-                    await self._unpublished.wait()
-        return True
-
     async def _cleanup_unknown(self, uid: str) -> None:
         self.volumes.cleanup(uid)
         self.ipam.release(uid)
-
-    def pod_by_uid(self, uid: str) -> dict[str, Any] | None:
-        found = self.pods.by_index("uid", uid)
-        return found[0] if found else None
 
     def worker_for(self, namespace: str, name: str) -> PodWorker | None:
         pod = self.pods.get(name, namespace)
@@ -475,17 +432,6 @@ class Agent:
             return str(existing)
         return self.ipam.allocate(uid)
 
-    def log_dir(self, pod: dict[str, Any]) -> Path:
-        meta = pod["metadata"]
-        return (
-            self.settings.node_dir
-            / "logs"
-            / f"{meta.get('namespace')}_{meta['name']}_{meta['uid']}"
-        )
-
-    def log_path(self, pod: dict[str, Any], container: str, attempt: int) -> Path:
-        return self.log_dir(pod) / container / f"{attempt}.log"
-
     async def cleanup_pod(self, worker: PodWorker) -> None:
         """Release what a terminated pod held: its runs in the runtime, IP, volumes, logs."""
         for record in (*worker.init, *worker.app):
@@ -497,7 +443,7 @@ class Agent:
                     await self._forget_run(rid)
         self.ipam.release(worker.uid)
         self.volumes.cleanup(worker.uid)
-        shutil.rmtree(self.log_dir(worker.pod), ignore_errors=True)
+        shutil.rmtree(pod_log_dir(self.settings.node_dir, worker.pod), ignore_errors=True)
 
     # -- runtime events ----------------------------------------------------------------------
 
@@ -635,21 +581,6 @@ def _depends(pod: dict[str, Any]) -> bool:
     return bool(
         ((pod.get("metadata") or {}).get("annotations") or {}).get("procorch.io/depends-on")
     )
-
-
-def _slice_service(slice_: dict[str, Any]) -> list[str]:
-    meta = slice_.get("metadata") or {}
-    name = (meta.get("labels") or {}).get("kubernetes.io/service-name")
-    return [f"{meta.get('namespace')}/{name}"] if name else []
-
-
-def _ready_addresses(slice_: dict[str, Any]) -> list[str]:
-    out: list[str] = []
-    for endpoint in slice_.get("endpoints") or []:
-        if (endpoint.get("conditions") or {}).get("ready") is False:
-            continue
-        out.extend(str(a) for a in endpoint.get("addresses") or [])
-    return out
 
 
 def _ts(value: Any) -> float | None:

@@ -12,6 +12,9 @@ otherwise volumes are made ready, init containers run one at a time to success, 
 container runs, restarted per ``restartPolicy`` with CrashLoopBackOff; a liveness failure
 restarts a container; ``activeDeadlineSeconds`` ends the pod.
 
+What a worker uses of its node is a :class:`PodHost`, which the agent makes at start: the
+client, the runtime, the caches, volumes and IPs, and nothing else of the agent.
+
 Concurrency: everything here runs in the worker's own task, so a pod is never synced twice at
 once; callbacks from the runtime and the probers run on the loop and only touch flags.
 """
@@ -22,14 +25,19 @@ import asyncio
 import contextlib
 import signal
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from procorch.agent import podstatus
 from procorch.agent.backoff import RestartBackoff
 from procorch.agent.containers import ContainerRecord, State
+from procorch.agent.lookups import CacheLookups
 from procorch.agent.podenv import ConfigError, command_line, container_env
+from procorch.agent.podlogs import container_log_path
 from procorch.agent.prober import ContainerProbes
 from procorch.agent.runtime import probes
+from procorch.agent.runtime.api import Runtime
 from procorch.agent.runtime.spec import (
     ContainerSpec,
     ContainerState,
@@ -37,31 +45,56 @@ from procorch.agent.runtime.spec import (
     RuntimeError_,
     StartError,
 )
+from procorch.agent.settings import AgentSettings
+from procorch.agent.volumes import VolumeManager
 from procorch.api import errors
 from procorch.api.meta import parse_time, rfc3339
 from procorch.api.quantity import bytes_of, cpu_millis
 from procorch.api.resources import must
+from procorch.client.base import Client
+from procorch.client.events import EventRecorder
 from procorch.kit.logging import get_logger
-
-if TYPE_CHECKING:
-    from procorch.agent.agent import Agent
 
 log = get_logger("agent.pod")
 
 PODS = must("core/pods")
 CONFIG_RETRY = 2.0
 DEPENDENCIES_CONDITION = "procorch.io/DependenciesReady"
-DEPENDS_ON = "procorch.io/depends-on"
 
 
 def run_id(uid: str, name: str, attempt: int) -> str:
     return f"{uid}_{name}_{attempt}"
 
 
+@dataclass(frozen=True)
+class PodHost:
+    """What a pod worker uses of its node, and nothing else: the agent makes one at start."""
+
+    client: Client
+    """For the pod's status, and its deletion once its processes are gone."""
+    settings: AgentSettings
+    recorder: EventRecorder
+    runtime: Runtime
+    lookups: CacheLookups
+    """The pod as cached, and what it reads and waits for."""
+    volumes: VolumeManager
+    base_env: Mapping[str, str]
+    """The environment every container starts from."""
+    node_allocatable: Callable[[], Mapping[str, str]]
+    allocate_ip: Callable[[dict[str, Any]], str]
+    register_run: Callable[[str, PodWorker], None]
+    """Send a run's exit and output to its worker: called before the run starts."""
+    unregister_run: Callable[[str], None]
+    cleanup_pod: Callable[[PodWorker], Awaitable[None]]
+    """Release what a terminated pod held: its runs, IP, volumes and logs."""
+    background: Callable[[Coroutine[Any, Any, Any]], None]
+    """Run a best-effort step owned by the agent (cancelled when it stops)."""
+
+
 class PodWorker:
-    def __init__(self, agent: Agent, pod: dict[str, Any]) -> None:
+    def __init__(self, host: PodHost, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
-        self.agent = agent
+        self.host = host
         self.uid = str(meta["uid"])
         self.namespace = str(meta.get("namespace") or "")
         self.name = str(meta["name"])
@@ -74,9 +107,9 @@ class PodWorker:
         self.app = [ContainerRecord(str(c["name"])) for c in spec.get("containers") or []]
         self.probes: dict[str, ContainerProbes] = {}
         self.backoff = RestartBackoff(
-            initial=agent.settings.crashloop_initial,
-            cap=agent.settings.crashloop_max,
-            reset=agent.settings.crashloop_reset,
+            initial=host.settings.crashloop_initial,
+            cap=host.settings.crashloop_max,
+            reset=host.settings.crashloop_reset,
         )
         self.pod_ip = ""
         self.start_time = str((pod.get("status") or {}).get("startTime") or "") or rfc3339()
@@ -132,7 +165,7 @@ class PodWorker:
             if record.run_id == container_id and record.state is State.RUNNING:
                 record.terminate(status)
                 if status.reason == "OOMKilled":
-                    self.agent.recorder.event(
+                    self.host.recorder.event(
                         self.pod,
                         "Warning",
                         "OOMKilled",
@@ -148,7 +181,7 @@ class PodWorker:
     # -- the loop ----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        resync = self.agent.settings.status_sync_interval
+        resync = self.host.settings.status_sync_interval
         try:
             while not self.finished:
                 timeout = resync
@@ -173,7 +206,7 @@ class PodWorker:
             self.probes.clear()
 
     async def sync(self) -> None:
-        current = self.agent.pod_by_uid(self.uid)
+        current = self.host.lookups.pod(self.uid)
         if current is None:
             await self.terminate(grace=0, delete=False)
             return
@@ -191,13 +224,13 @@ class PodWorker:
         if self._deadline_exceeded():
             self.final_reason = "DeadlineExceeded"
             self.final_message = "Pod was active on the node longer than the specified deadline"
-            self.agent.recorder.event(current, "Normal", "DeadlineExceeded", self.final_message)
+            self.host.recorder.event(current, "Normal", "DeadlineExceeded", self.final_message)
             await self._stop_all(grace=self._grace())
             self.final_phase = "Failed"
             await self.write_status()
             return
         if not self.pod_ip:
-            self.pod_ip = self.agent.allocate_ip(current)
+            self.pod_ip = self.host.allocate_ip(current)
         if not self._dependencies_ready():
             await self.write_status()
             return
@@ -222,12 +255,12 @@ class PodWorker:
         if self.deps_met or any(r.ever_ran() for r in (*self.init, *self.app)):
             self.deps_met = True
             return True
-        missing = self.agent.unmet_dependencies(self.pod)
+        missing = self.host.lookups.unmet_dependencies(self.pod)
         message = "waiting for " + ", ".join(missing) if missing else ""
         if message != self.deps_message:
             self.deps_message = message
             if missing:
-                self.agent.recorder.event(self.pod, "Normal", "WaitingForDependencies", message)
+                self.host.recorder.event(self.pod, "Normal", "WaitingForDependencies", message)
         if missing:
             return False
         self.deps_met = True
@@ -237,18 +270,18 @@ class PodWorker:
 
     async def _volumes(self) -> bool:
         try:
-            self.volume_paths = self.agent.volumes.prepare(self.pod)
+            self.volume_paths = self.host.volumes.prepare(self.pod)
         except ConfigError as exc:
             message = f"MountVolume.SetUp failed: {exc}"
             if message != self.volume_error:
-                self.agent.recorder.event(self.pod, "Warning", "FailedMount", message)
+                self.host.recorder.event(self.pod, "Warning", "FailedMount", message)
                 self.volume_error = message
             self.wake_after(CONFIG_RETRY)
             return False
         except OSError as exc:
             message = f"MountVolume.SetUp failed: {exc}"
             if message != self.volume_error:
-                self.agent.recorder.event(self.pod, "Warning", "FailedMount", message)
+                self.host.recorder.event(self.pod, "Warning", "FailedMount", message)
                 self.volume_error = message
             self.wake_after(CONFIG_RETRY)
             return False
@@ -319,7 +352,7 @@ class PodWorker:
                     f"back-off {_duration(delay)} restarting failed container={record.name} "
                     f"pod={self.key}",
                 )
-                self.agent.recorder.event(
+                self.host.recorder.event(
                     self.pod,
                     "Warning",
                     "BackOff",
@@ -346,20 +379,20 @@ class PodWorker:
 
     async def _start(self, record: ContainerRecord) -> None:
         container = self.spec_of(record)
-        agent = self.agent
+        host = self.host
         try:
             env = container_env(
                 self.pod,
                 container,
-                lookups=agent.lookups,
-                node_name=agent.settings.node_name,
+                lookups=host.lookups,
+                node_name=host.settings.node_name,
                 pod_ip=self.pod_ip,
-                host_ip=agent.settings.node_ip,
-                service_env=agent.lookups.service_env(self.namespace, self.pod),
-                node_allocatable=agent.node.allocatable,
+                host_ip=host.settings.node_ip,
+                service_env=host.lookups.service_env(self.namespace, self.pod),
+                node_allocatable=host.node_allocatable(),
             )
             argv = command_line(container, env)
-            mounts = agent.volumes.mounts(self.pod, container, self.volume_paths or {}, env=env)
+            mounts = host.volumes.mounts(self.pod, container, self.volume_paths or {}, env=env)
         except ConfigError as exc:
             self._failed_start(record, "CreateContainerConfigError", str(exc))
             return
@@ -374,8 +407,10 @@ class PodWorker:
         spec = ContainerSpec(
             id=rid,
             argv=argv,
-            env={**agent.base_env, **env},
-            log_path=str(agent.log_path(self.pod, record.name, attempt)),
+            env={**host.base_env, **env},
+            log_path=str(
+                container_log_path(host.settings.node_dir, self.pod, record.name, attempt)
+            ),
             cwd=container.get("workingDir") or None,
             tty=bool(container.get("tty")),
             stdin=bool(container.get("stdin")),
@@ -384,8 +419,8 @@ class PodWorker:
             cpu_limit_millis=cpu_millis(limits["cpu"]) if limits.get("cpu") else None,
             run_as_user=security.get("runAsUser"),
             run_as_group=security.get("runAsGroup"),
-            log_max_bytes=agent.settings.log_max_bytes,
-            log_max_files=agent.settings.log_max_files,
+            log_max_bytes=host.settings.log_max_bytes,
+            log_max_files=host.settings.log_max_files,
             labels={
                 "pod_uid": self.uid,
                 "namespace": self.namespace,
@@ -395,15 +430,15 @@ class PodWorker:
                 "init": "1" if record.init else "",
             },
         )
-        agent.register_run(rid, self)
+        host.register_run(rid, self)
         try:
-            state = await agent.runtime.start(spec)
+            state = await host.runtime.start(spec)
         except StartError as exc:
-            agent.unregister_run(rid)
+            host.unregister_run(rid)
             self._failed_start(record, "RunContainerError", str(exc))
             return
         except RuntimeError_ as exc:
-            agent.unregister_run(rid)
+            host.unregister_run(rid)
             self._failed_start(record, "RunContainerError", str(exc))
             return
         record.run(rid, state.started_at)
@@ -414,10 +449,10 @@ class PodWorker:
             record.terminate(early)
             self.wake()
         field_path = self._field_path(record)
-        agent.recorder.event(
+        host.recorder.event(
             self.pod, "Normal", "Created", f"Created container {record.name}", field_path=field_path
         )
-        agent.recorder.event(
+        host.recorder.event(
             self.pod, "Normal", "Started", f"Started container {record.name}", field_path=field_path
         )
         if record.running:
@@ -427,7 +462,7 @@ class PodWorker:
 
     def _failed_start(self, record: ContainerRecord, reason: str, message: str) -> None:
         if record.state is not State.WAITING or record.message != message:
-            self.agent.recorder.event(
+            self.host.recorder.event(
                 self.pod,
                 "Warning",
                 "Failed",
@@ -463,12 +498,12 @@ class PodWorker:
                 self.wake()
 
         def on_event(type_: str, reason: str, message: str) -> None:
-            self.agent.recorder.event(
+            self.host.recorder.event(
                 self.pod, type_, reason, message, field_path=self._field_path(record)
             )
 
         async def exec_runner(argv: list[str], timeout: float) -> tuple[int, bytes]:
-            result = await self.agent.runtime.exec(rid, argv, timeout=timeout)
+            result = await self.host.runtime.exec(rid, argv, timeout=timeout)
             return result.exit_code, result.output
 
         prober = ContainerProbes(
@@ -479,11 +514,11 @@ class PodWorker:
             on_change=on_change,
             on_liveness_failure=on_liveness_failure,
             on_event=on_event,
-            ready_settle=self.agent.settings.ready_settle,
+            ready_settle=self.host.settings.ready_settle,
         )
         old = self.probes.pop(record.name, None)
         if old is not None:
-            self.agent.background(old.stop())
+            self.host.background(old.stop())
         self.probes[record.name] = prober
         prober.start()
         record.started = prober.started
@@ -493,7 +528,7 @@ class PodWorker:
         why = self.live_failures.pop(record.name, None)
         if why is None or not record.running:
             return
-        self.agent.recorder.event(
+        self.host.recorder.event(
             self.pod, "Normal", "Killing", why, field_path=self._field_path(record)
         )
         await self._stop(record, grace=self._grace(), reason=why, event=False)
@@ -507,7 +542,7 @@ class PodWorker:
         try:
             async with asyncio.timeout(timeout):
                 if "exec" in handler:
-                    result = await self.agent.runtime.exec(
+                    result = await self.host.runtime.exec(
                         record.run_id, list(handler["exec"].get("command") or []), timeout=timeout
                     )
                     if result.exit_code != 0:
@@ -545,7 +580,7 @@ class PodWorker:
             return
         error = await self._hook(record, handler, timeout=self._grace() or 30.0)
         if error:
-            self.agent.recorder.event(
+            self.host.recorder.event(
                 self.pod,
                 "Warning",
                 "FailedPostStartHook",
@@ -558,7 +593,7 @@ class PodWorker:
 
     def _grace(self) -> float:
         value = (self.pod.get("spec") or {}).get("terminationGracePeriodSeconds")
-        return float(self.agent.settings.termination_grace_default if value is None else value)
+        return float(self.host.settings.termination_grace_default if value is None else value)
 
     async def _stop(
         self,
@@ -576,7 +611,7 @@ class PodWorker:
         if prober is not None:
             await prober.stop()
         if event:
-            self.agent.recorder.event(
+            self.host.recorder.event(
                 self.pod,
                 "Normal",
                 "Killing",
@@ -588,7 +623,7 @@ class PodWorker:
         if handler and grace > 0:
             error = await self._hook(record, handler, timeout=grace)
             if error:
-                self.agent.recorder.event(
+                self.host.recorder.event(
                     self.pod,
                     "Warning",
                     "FailedPreStopHook",
@@ -601,7 +636,7 @@ class PodWorker:
         # Kubernetes gives at least 2 s after a preStop hook that used up the grace period.
         left = max(left, 2.0 if handler and grace > 0 else 0.0)
         try:
-            status = await self.agent.runtime.stop(rid, grace=left, sig=signal.SIGTERM)
+            status = await self.host.runtime.stop(rid, grace=left, sig=signal.SIGTERM)
         except RuntimeError_ as exc:
             self.log.debug("stop failed", container=record.name, error=str(exc))
             status = ExitStatus(exit_code=137, reason="Error", finished_at=time.time(), signal=9)
@@ -629,12 +664,12 @@ class PodWorker:
         if first and delete:
             # Readiness drops, and the endpoints let go of the pod, before any signal is sent:
             # no new connection reaches a process that is about to stop.
-            was_published = self.agent.published(self.pod_ip)
+            was_published = self.host.lookups.published(self.pod_ip)
             await self.write_status()
             if was_published and self.pod_ip:
-                await self.agent.wait_unpublished(
+                await self.host.lookups.wait_unpublished(
                     self.pod_ip,
-                    timeout=min(self.agent.settings.endpoint_drain_timeout, grace),
+                    timeout=min(self.host.settings.endpoint_drain_timeout, grace),
                 )
         await self._stop_all(grace=grace, deadline=deadline)
         for record in (*self.init, *self.app):
@@ -649,10 +684,10 @@ class PodWorker:
                 self.final_phase = "Succeeded" if all(r.succeeded for r in self.app) else "Failed"
             with contextlib.suppress(errors.ApiError):
                 await self.write_status()
-        await self.agent.cleanup_pod(self)
+        await self.host.cleanup_pod(self)
         if delete:
             try:
-                await self.agent.client.delete(
+                await self.host.client.delete(
                     PODS, self.name, namespace=self.namespace, grace_period_seconds=0, uid=self.uid
                 )
             except (errors.NotFound, errors.Conflict):
@@ -662,14 +697,14 @@ class PodWorker:
     # -- status ------------------------------------------------------------------------------
 
     async def write_status(self) -> None:
-        if self.agent.pod_by_uid(self.uid) is None:
+        if self.host.lookups.pod(self.uid) is None:
             return
         status = podstatus.build(
             self.pod,
             init=self.init,
             app=self.app,
             pod_ip=self.pod_ip,
-            host_ip=self.agent.settings.node_ip,
+            host_ip=self.host.settings.node_ip,
             start_time=self.start_time,
             sandbox_ready=bool(self.pod_ip) and not self.volume_error,
             terminating=self.terminating,
@@ -712,7 +747,7 @@ class PodWorker:
             self._last_status = status
             return
         try:
-            await self.agent.client.patch(
+            await self.host.client.patch(
                 PODS,
                 self.name,
                 {"metadata": {"uid": self.uid}, "status": status},

@@ -14,6 +14,9 @@ TLS with the node's certificate, and only to a client certificate of the API ser
   running container, from the agent's periodic samples.
 * ``GET /healthz``.
 
+It serves from the agent through :class:`NodePods` (its pod workers and resource samples),
+without importing it.
+
 Concurrency: aiohttp handlers on the agent's loop; a followed log is polled from its file, so
 a slow client never slows a container.
 """
@@ -22,20 +25,39 @@ from __future__ import annotations
 
 import ssl
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
 
 from procorch.agent.containers import State
+from procorch.agent.podlogs import container_log_path
+from procorch.agent.podworker import PodWorker
 from procorch.agent.runtime.logs import parse_time, read_log
+from procorch.agent.settings import AgentSettings
 from procorch.kit.logging import get_logger
 from procorch.kit.pki import KUBELET_CLIENT, MASTERS_GROUP, subject_of
 
-if TYPE_CHECKING:
-    from procorch.agent.agent import Agent
-
 log = get_logger("agent.server")
+
+
+class NodePods(Protocol):
+    """What the endpoint serves from (the agent): its pod workers and resource samples."""
+
+    @property
+    def settings(self) -> AgentSettings: ...
+
+    @property
+    def workers(self) -> Mapping[str, PodWorker]: ...
+
+    def worker_for(self, namespace: str, name: str) -> PodWorker | None: ...
+
+    async def sample_once(self) -> None: ...
+
+    def usage(self, run_id: str) -> tuple[int, int] | None: ...
+
+    def node_summary(self) -> dict[str, Any]: ...
 
 
 def _status(code: int, reason: str, message: str) -> web.Response:
@@ -66,7 +88,7 @@ def _api_server(request: web.Request) -> bool:
 
 
 class KubeletServer:
-    def __init__(self, agent: Agent, *, host: str, port: int) -> None:
+    def __init__(self, agent: NodePods, *, host: str, port: int) -> None:
         self.agent = agent
         self.host = host
         self.port = port
@@ -147,7 +169,7 @@ class KubeletServer:
                 )
             run_id = record.run_id if record.state is not State.WAITING else record.last.run_id  # type: ignore[union-attr]
         attempt = int(run_id.rsplit("_", 1)[-1]) if "_" in run_id else 0
-        path = self.agent.log_path(worker.pod, container, attempt)
+        path = container_log_path(self.agent.settings.node_dir, worker.pod, container, attempt)
         since_ns: int | None = None
         try:
             if q.get("sinceTime"):

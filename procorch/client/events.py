@@ -7,12 +7,18 @@ the existing Event's ``count`` and ``lastTimestamp`` instead of creating another
 ``kubectl describe`` shows as ``(x5 over 2m)``. Events are best-effort: a failed write is logged
 at debug level and dropped.
 
-Concurrency: single event loop; :meth:`EventRecorder.run` is the one writer task.
+A process has one recorder: each of its components records through
+:meth:`EventRecorder.for_component`, which names the component (and host) in the Events it
+writes but shares the queue, the repeat cache and the writer task.
+
+Concurrency: single event loop; :meth:`EventRecorder.run` (of the recorder the others were
+made from) is the one writer task.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import time
 from collections import OrderedDict
@@ -42,6 +48,19 @@ class _Pending:
     reason: str
     message: str
     at: float
+    component: str
+    host: str
+
+
+class _Sink:
+    """The queue, the repeat cache and the drop count that recorders of one process share."""
+
+    def __init__(self, queue_size: int) -> None:
+        self.queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=queue_size)
+        # (component, host, involved uid, name, type, reason, message)
+        #   -> (event name, namespace, count, first seen)
+        self.seen: OrderedDict[tuple[str, ...], tuple[str, str, int, float]] = OrderedDict()
+        self.dropped = 0
 
 
 def involved_object(obj: dict[str, Any], *, field_path: str = "") -> dict[str, str]:
@@ -68,10 +87,20 @@ class EventRecorder:
         self.client = client
         self.component = component
         self.host = host
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=queue_size)
-        # (involved uid, type, reason, message) -> (event name, namespace, count, first seen)
-        self._seen: OrderedDict[tuple[str, ...], tuple[str, str, int, float]] = OrderedDict()
-        self.dropped = 0
+        self._sink = _Sink(queue_size)
+
+    def for_component(self, component: str, *, host: str = "") -> EventRecorder:
+        """A recorder that writes as ``component`` (on ``host``) through this one's queue and
+        writer task: run only this one."""
+        other = copy.copy(self)
+        other.component = component
+        other.host = host
+        return other
+
+    @property
+    def dropped(self) -> int:
+        """Events dropped because the queue was full."""
+        return self._sink.dropped
 
     def event(
         self,
@@ -86,17 +115,24 @@ class EventRecorder:
         ref = involved_object(obj, field_path=field_path)
         namespace = ref.get("namespace") or "default"
         pending = _Pending(
-            tuple(sorted(ref.items())), namespace, type_, reason, message[:1024], time.time()
+            tuple(sorted(ref.items())),
+            namespace,
+            type_,
+            reason,
+            message[:1024],
+            time.time(),
+            self.component,
+            self.host,
         )
         try:
-            self._queue.put_nowait(pending)
+            self._sink.queue.put_nowait(pending)
         except asyncio.QueueFull:
-            self.dropped += 1
+            self._sink.dropped += 1
 
     async def run(self) -> None:
         """Write queued events until cancelled."""
         while True:
-            pending = await self._queue.get()
+            pending = await self._sink.queue.get()
             try:
                 await self._write(pending)
             except asyncio.CancelledError:
@@ -107,14 +143,22 @@ class EventRecorder:
     async def flush(self, timeout: float = 2.0) -> None:
         """Wait (up to ``timeout``) until the queue is empty: for orderly shutdown and tests."""
         deadline = time.monotonic() + timeout
-        while not self._queue.empty() and time.monotonic() < deadline:
+        while not self._sink.queue.empty() and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
 
     async def _write(self, p: _Pending) -> None:
         ref = dict(p.involved)
-        key = (ref.get("uid", ""), ref.get("name", ""), p.type, p.reason, p.message)
+        key = (
+            p.component,
+            p.host,
+            ref.get("uid", ""),
+            ref.get("name", ""),
+            p.type,
+            p.reason,
+            p.message,
+        )
         stamp = rfc3339(_utc(p.at))
-        seen = self._seen.get(key)
+        seen = self._sink.seen.get(key)
         if seen is not None and p.at - seen[3] < _MERGE_WINDOW:
             name, namespace, count, first = seen
             try:
@@ -139,21 +183,22 @@ class EventRecorder:
             "reason": p.reason,
             "message": p.message,
             "type": p.type,
-            "source": {"component": self.component, **({"host": self.host} if self.host else {})},
+            "source": {"component": p.component, **({"host": p.host} if p.host else {})},
             "firstTimestamp": stamp,
             "lastTimestamp": stamp,
             "count": 1,
-            "reportingComponent": self.component,
-            "reportingInstance": self.host,
+            "reportingComponent": p.component,
+            "reportingInstance": p.host,
         }
         await self.client.create(EVENTS, body, namespace=p.namespace)
         self._remember(key, (name, p.namespace, 1, p.at))
 
     def _remember(self, key: tuple[str, ...], value: tuple[str, str, int, float]) -> None:
-        self._seen[key] = value
-        self._seen.move_to_end(key)
-        while len(self._seen) > _CACHE_SIZE:
-            self._seen.popitem(last=False)
+        seen = self._sink.seen
+        seen[key] = value
+        seen.move_to_end(key)
+        while len(seen) > _CACHE_SIZE:
+            seen.popitem(last=False)
 
 
 def _utc(ts: float) -> Any:

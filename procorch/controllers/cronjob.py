@@ -39,7 +39,8 @@ from procorch.controllers.cronjob_schedule import (
     most_recent_schedule_time,
     next_run_in,
 )
-from procorch.controllers.runtime import Controller, InformerFactory, key_of
+from procorch.reconcile.controller import Controller, key_of
+from procorch.reconcile.factory import InformerFactory
 
 CRONJOBS = must("batch/cronjobs")
 JOBS = must("batch/jobs")

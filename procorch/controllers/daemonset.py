@@ -37,7 +37,6 @@ from procorch.api.selectors import label_selector_from_dict
 from procorch.client.base import Client
 from procorch.client.events import EventRecorder
 from procorch.controllers import daemonset_util as rules
-from procorch.controllers.runtime import Controller, InformerFactory, PermanentError, key_of
 from procorch.controllers.workloads_expectations import Expectations
 from procorch.controllers.workloads_pods import seconds_until_available, slow_start
 from procorch.controllers.workloads_refs import (
@@ -46,7 +45,9 @@ from procorch.controllers.workloads_refs import (
     controller_index,
     namespace_terminating,
 )
-from procorch.kit.workqueue import Backoff
+from procorch.reconcile.controller import Controller, PermanentError, key_of
+from procorch.reconcile.factory import InformerFactory
+from procorch.reconcile.workqueue import Backoff
 
 DAEMON_SETS = must("apps/daemonsets")
 REVISIONS = must("apps/controllerrevisions")

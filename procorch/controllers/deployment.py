@@ -36,13 +36,14 @@ from procorch.client.base import Client
 from procorch.client.events import EventRecorder
 from procorch.controllers import deployment_scale, rollout
 from procorch.controllers import deployment_util as du
-from procorch.controllers.runtime import Controller, InformerFactory, PermanentError, key_of
 from procorch.controllers.workloads_refs import (
     CONTROLLER_INDEX,
     RefManager,
     controller_index,
     namespace_terminating,
 )
+from procorch.reconcile.controller import Controller, PermanentError, key_of
+from procorch.reconcile.factory import InformerFactory
 
 DEPLOYMENTS = must("apps/deployments")
 REPLICASETS = must("apps/replicasets")

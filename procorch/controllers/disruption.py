@@ -30,7 +30,7 @@ from procorch.api.conditions import is_ready
 from procorch.api.meta import controller_ref, parse_time, rfc3339
 from procorch.api.resources import must
 from procorch.api.selectors import label_selector_from_dict
-from procorch.controllers.runtime import Controller, PermanentError
+from procorch.reconcile.controller import Controller, PermanentError
 
 Obj = dict[str, Any]
 

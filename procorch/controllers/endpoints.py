@@ -30,7 +30,8 @@ from procorch.api import errors
 from procorch.api.resources import must
 from procorch.client.base import Client
 from procorch.controllers import endpointslices as es
-from procorch.controllers.runtime import Controller, InformerFactory, key_of
+from procorch.reconcile.controller import Controller, key_of
+from procorch.reconcile.factory import InformerFactory
 
 SERVICES = must("core/services")
 PODS = must("core/pods")

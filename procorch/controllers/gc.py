@@ -19,8 +19,8 @@ from typing import Any
 
 from procorch.api import errors, resources
 from procorch.api.resources import RESOURCES, ResourceType
-from procorch.client.informer import Informer
-from procorch.controllers.runtime import Controller
+from procorch.reconcile.controller import Controller
+from procorch.reconcile.views import InformerView
 
 Key = tuple[str, str, str]
 
@@ -42,7 +42,7 @@ class GarbageCollector(Controller[Key]):
 
     def setup(self) -> None:
         self._by_uid: dict[str, Key] = {}
-        self._informers: dict[str, Informer] = {}
+        self._informers: dict[str, InformerView] = {}
         for rt in RESOURCES:
             informer = self.watch(rt)
             informer.add_index("owner-uid", _owner_uids)

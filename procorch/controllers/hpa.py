@@ -34,8 +34,9 @@ from procorch.api.selectors import parse_label_selector
 from procorch.client.base import Client
 from procorch.client.events import EventRecorder
 from procorch.controllers import workloads_hpa_calc as calc
-from procorch.controllers.runtime import Controller, InformerFactory, key_of
 from procorch.controllers.workloads_hpa_scaling import Scaling
+from procorch.reconcile.controller import Controller, key_of
+from procorch.reconcile.factory import InformerFactory
 
 HPAS = must("autoscaling/horizontalpodautoscalers")
 PODS = must("core/pods")

@@ -30,7 +30,8 @@ from procorch.controllers.batch_settings import BatchSettings
 from procorch.controllers.job_podcontrol import FIELD_MANAGER, JOBS, PODS
 from procorch.controllers.job_sync import JobSyncMixin
 from procorch.controllers.job_tracking import BackoffRecord
-from procorch.controllers.runtime import Controller, InformerFactory, PermanentError
+from procorch.reconcile.controller import Controller, PermanentError
+from procorch.reconcile.factory import InformerFactory
 
 Obj = dict[str, Any]
 Key = tuple[str, str, str]

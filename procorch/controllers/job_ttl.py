@@ -21,7 +21,8 @@ from procorch.client.base import Client
 from procorch.controllers import job_util as ju
 from procorch.controllers.batch_settings import BatchSettings
 from procorch.controllers.job_podcontrol import JOBS
-from procorch.controllers.runtime import Controller, InformerFactory, key_of
+from procorch.reconcile.controller import Controller, key_of
+from procorch.reconcile.factory import InformerFactory
 
 Obj = dict[str, Any]
 Key = tuple[str, str]

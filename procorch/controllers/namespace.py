@@ -20,7 +20,7 @@ from typing import Any
 from procorch.api import errors
 from procorch.api.meta import rfc3339
 from procorch.api.resources import RESOURCES, ResourceType, must
-from procorch.controllers.runtime import Controller
+from procorch.reconcile.controller import Controller
 
 NAMESPACES = must("core/namespaces")
 KUBERNETES_FINALIZER = "kubernetes"

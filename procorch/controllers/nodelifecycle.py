@@ -36,7 +36,8 @@ from procorch.api.meta import parse_time, rfc3339
 from procorch.api.resources import must
 from procorch.api.taints import NO_EXECUTE, NO_SCHEDULE, NOT_READY, UNREACHABLE, tolerates
 from procorch.client.base import Client
-from procorch.controllers.runtime import Controller, InformerFactory
+from procorch.reconcile.controller import Controller
+from procorch.reconcile.factory import InformerFactory
 
 Obj = dict[str, Any]
 
@@ -48,6 +49,7 @@ LEASE_NAMESPACE = "kube-node-lease"
 NODE_STATUS_UNKNOWN = "NodeStatusUnknown"
 STOPPED_POSTING = "Kubelet stopped posting node status."
 _CONDITION_TAINTS = (NOT_READY, UNREACHABLE)
+_NODE_INDEX = "nodelifecycle/node"
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ class NodeLifecycleController(Controller[str]):
         self.watch(LEASES).add_handler(self._on_lease)
         pods = self.watch(PODS)
         pods.add_handler(self._on_pod)
-        pods.add_index("node", lambda p: [(p.get("spec") or {}).get("nodeName") or ""])
+        pods.add_index(_NODE_INDEX, _node_of)
 
     def _on_node(self, etype: str, obj: Obj, old: Obj | None) -> None:
         name = (obj.get("metadata") or {}).get("name", "")
@@ -156,7 +158,7 @@ class NodeLifecycleController(Controller[str]):
 
     async def _mark_pods_not_ready(self, node_name: str) -> None:
         stamp = rfc3339()
-        for pod in self.informers.get(PODS).by_index("node", node_name):
+        for pod in self.informers.get(PODS).by_index(_NODE_INDEX, node_name):
             status = dict(pod.get("status") or {})
             conditions = [dict(c) for c in status.get("conditions") or []]
             ready = next((c for c in conditions if c.get("type") == "Ready"), None)
@@ -201,7 +203,7 @@ class NodeLifecycleController(Controller[str]):
             return None
         now = datetime.now(UTC)
         next_due: float | None = None
-        for pod in self.informers.get(PODS).by_index("node", node_name):
+        for pod in self.informers.get(PODS).by_index(_NODE_INDEX, node_name):
             meta = pod["metadata"]
             if meta.get("deletionTimestamp"):
                 continue
@@ -221,6 +223,10 @@ class NodeLifecycleController(Controller[str]):
                 node=node_name,
             )
         return next_due
+
+
+def _node_of(pod: Obj) -> list[str]:
+    return [(pod.get("spec") or {}).get("nodeName") or ""]
 
 
 def _eviction_due(pod: Obj, taints: list[Obj], now: datetime) -> float | None:

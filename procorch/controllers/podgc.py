@@ -27,7 +27,8 @@ from procorch.api.conditions import replaced
 from procorch.api.meta import rfc3339
 from procorch.api.resources import must
 from procorch.client.base import Client
-from procorch.controllers.runtime import Controller, InformerFactory
+from procorch.reconcile.controller import Controller
+from procorch.reconcile.factory import InformerFactory
 
 Obj = dict[str, Any]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from procorch.api import errors
 from procorch.api.resources import must
-from procorch.controllers.runtime import Controller, key_of
+from procorch.reconcile.controller import Controller, key_of
 
 PVCS = must("core/persistentvolumeclaims")
 

@@ -17,11 +17,12 @@ from typing import Any
 
 from procorch.api import errors
 from procorch.api.resources import must
-from procorch.controllers.runtime import Controller, key_of
+from procorch.reconcile.controller import Controller, key_of
 
 PVCS = must("core/persistentvolumeclaims")
 PODS = must("core/pods")
 PVC_PROTECTION_FINALIZER = "kubernetes.io/pvc-protection"
+_CLAIM_INDEX = "pvc-protection/claim"
 
 Key = tuple[str, str]
 
@@ -42,6 +43,10 @@ def claims_of(pod: dict[str, Any]) -> list[str]:
     return names
 
 
+def _claim_keys(pod: dict[str, Any]) -> list[str]:
+    return [f"{key_of(pod)[0]}/{c}" for c in claims_of(pod)]
+
+
 def still_uses_claims(pod: dict[str, Any]) -> bool:
     """Whether a pod may still have its volumes in use: not finished and not force-deleted."""
     if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
@@ -56,7 +61,7 @@ class PVCProtectionController(Controller[Key]):
     def setup(self) -> None:
         self.watch(PVCS).add_handler(self._on_claim)
         pods = self.watch(PODS)
-        pods.add_index("claim", lambda pod: [f"{key_of(pod)[0]}/{c}" for c in claims_of(pod)])
+        pods.add_index(_CLAIM_INDEX, _claim_keys)
         pods.add_handler(self._on_pod)
 
     def _on_claim(self, etype: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
@@ -85,7 +90,7 @@ class PVCProtectionController(Controller[Key]):
         finalizers = list(meta.get("finalizers") or [])
         if not meta.get("deletionTimestamp") or PVC_PROTECTION_FINALIZER not in finalizers:
             return None
-        cached = self.informers.get(PODS).by_index("claim", f"{namespace}/{name}")
+        cached = self.informers.get(PODS).by_index(_CLAIM_INDEX, f"{namespace}/{name}")
         if any(still_uses_claims(p) for p in cached):
             return None  # a pod event brings the claim back here
         live = await self.client.list(PODS, namespace=namespace)

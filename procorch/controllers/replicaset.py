@@ -31,7 +31,6 @@ from procorch.api.meta import controller_ref, deep_copy, now, rfc3339
 from procorch.api.resources import must
 from procorch.api.selectors import LabelSelector, label_selector_from_dict, selector_from_set
 from procorch.client.events import EventRecorder
-from procorch.controllers.runtime import Controller, PermanentError, key_of
 from procorch.controllers.workloads_expectations import Expectations
 from procorch.controllers.workloads_pods import (
     is_active,
@@ -48,6 +47,7 @@ from procorch.controllers.workloads_refs import (
     controller_index,
     namespace_terminating,
 )
+from procorch.reconcile.controller import Controller, PermanentError, key_of
 
 REPLICASETS = must("apps/replicasets")
 PODS = must("core/pods")

@@ -21,7 +21,8 @@ from typing import Any
 from procorch.api import errors
 from procorch.api.resources import must
 from procorch.client.base import Client
-from procorch.controllers.runtime import Controller, InformerFactory
+from procorch.reconcile.controller import Controller
+from procorch.reconcile.factory import InformerFactory
 
 NAMESPACES = must("core/namespaces")
 SERVICE_ACCOUNTS = must("core/serviceaccounts")

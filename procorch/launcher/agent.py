@@ -18,13 +18,16 @@ from typing import Any
 
 from procorch.agent.join import JoinError, join
 from procorch.agent.settings import AgentSettings
+from procorch.client.events import EventRecorder
 from procorch.client.http import HttpClient
 from procorch.kit.gcpolicy import GcPolicy
 from procorch.kit.limits import raise_open_files_limit
 from procorch.kit.logging import get_logger
 from procorch.kit.pki import JoinToken
-from procorch.launcher.node import NodeComponents, NodeConfig
+from procorch.kit.tasks import TaskSet
+from procorch.launcher.node import NodeComponents, NodeConfig, node_scope
 from procorch.launcher.signals import stop_on_signals
+from procorch.reconcile.factory import InformerFactory
 
 log = get_logger("launcher.agent")
 
@@ -55,6 +58,8 @@ class RemoteNode:
         settings.kubelet_host = config.node_ip  # the API server calls the agent there
         self.settings = settings
         self.client: HttpClient | None = None
+        self.tasks = TaskSet("node", on_crash=self._on_crash)
+        """The node process's informers and Event writer, shared by its components."""
         self.components: NodeComponents | None = None
         self.crashed = asyncio.Event()
         self.crash_reason = ""
@@ -89,6 +94,8 @@ class RemoteNode:
             ca_data=creds.ca_pem(),
             field_manager="procorch-agent",
         )
+        events = EventRecorder(self.client, component="procorch-agent", host=settings.node_name)
+        self.tasks.start("events", events.run())
         self.components = NodeComponents(
             self.client,
             NodeConfig(
@@ -96,6 +103,10 @@ class RemoteNode:
                 ingress_port=self.config.ingress_port,
                 ingress_tls_port=self.config.ingress_tls_port,
             ),
+            informers=InformerFactory(
+                self.client, self.tasks, scope=node_scope(settings.node_name)
+            ),
+            events=events,
             on_crash=self._on_crash,
         )
         await self.components.start()
@@ -104,6 +115,7 @@ class RemoteNode:
         if self.components is not None:
             await self.components.stop()
             self.components = None
+        await self.tasks.stop(timeout=5.0)
         if self.client is not None:
             await self.client.close()
             self.client = None

@@ -3,6 +3,11 @@
 node agent (kubelet's, with its supervisor process) and the Ingress router. The same code
 either way; only the client differs (in-process, or HTTPS with the node's certificate).
 
+The three read the API through the process's one informer factory and record Events through
+its one recorder, both owned by the caller: ``procorch up`` shares its controllers' (which
+watch every pod), a node on its own has a factory scoped by :func:`node_scope`. So a node's
+process opens one watch per resource it reads.
+
 Start order: Service proxy (before any pod runs, so pods reach Services at once) → agent →
 Ingress router; stop order the reverse, the agent stopping every pod within its grace period.
 """
@@ -14,12 +19,23 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from procorch.agent.settings import AgentSettings
+from procorch.api.resources import ResourceType, must
 from procorch.client.base import Client
+from procorch.client.events import EventRecorder
+from procorch.reconcile.factory import InformerFactory, Selectors
 
 if TYPE_CHECKING:
     from procorch.agent.agent import Agent
     from procorch.proxy.ingress import IngressRouter
     from procorch.proxy.l4 import ServiceProxy
+
+
+PODS = must("core/pods")
+
+
+def node_scope(node_name: str) -> dict[ResourceType, Selectors]:
+    """What a node on its own watches: only its own pods (as kubelet does), all of the rest."""
+    return {PODS: Selectors(field=f"spec.nodeName={node_name}")}
 
 
 @dataclass
@@ -41,10 +57,14 @@ class NodeComponents:
         client: Client,
         config: NodeConfig,
         *,
+        informers: InformerFactory,
+        events: EventRecorder,
         on_crash: Callable[[str, BaseException | None], None] | None = None,
     ) -> None:
         self.client = client
         self.config = config
+        self.informers = informers
+        self.events = events
         self.on_crash = on_crash
         self.agent: Agent | None = None
         self.ingress: IngressRouter | None = None
@@ -61,9 +81,17 @@ class NodeComponents:
         proxy_settings = ProxySettings(
             node_ip=settings.node_ip, node_name=settings.node_name, **self.config.service_proxy
         )
-        self.service_proxy = ServiceProxy(self.client, proxy_settings, on_crash=self.on_crash)
+        self.service_proxy = ServiceProxy(
+            self.client,
+            self.informers,
+            proxy_settings,
+            events=self.events,
+            on_crash=self.on_crash,
+        )
         await self.service_proxy.start()
-        self.agent = Agent(self.client, settings, on_crash=self.on_crash)
+        self.agent = Agent(
+            self.client, self.informers, settings, events=self.events, on_crash=self.on_crash
+        )
         await self.agent.start()
         if before_ingress is not None:
             await before_ingress(self.agent)
@@ -72,7 +100,7 @@ class NodeComponents:
             tls_port=self.config.ingress_tls_port,
             **self.config.ingress,
         )
-        self.ingress = IngressRouter(self.client, ingress, on_crash=self.on_crash)
+        self.ingress = IngressRouter(self.client, self.informers, ingress, on_crash=self.on_crash)
         await self.ingress.start()
 
     async def stop(self) -> None:

@@ -45,7 +45,6 @@ from procorch.controllers.podgc import PodGarbageCollector
 from procorch.controllers.pvcbinder import PVCBinder
 from procorch.controllers.pvcprotection import PVCProtectionController
 from procorch.controllers.replicaset import ReplicaSetController
-from procorch.controllers.runtime import InformerFactory
 from procorch.controllers.serviceaccounts import ServiceAccountController
 from procorch.kit.gcpolicy import GcPolicy
 from procorch.kit.limits import raise_open_files_limit
@@ -54,6 +53,7 @@ from procorch.kit.tasks import TaskSet
 from procorch.launcher.signals import stop_on_signals
 from procorch.proxy.ingress.settings import IngressSettings
 from procorch.proxy.ingress.status import ensure_default_class
+from procorch.reconcile.factory import InformerFactory
 from procorch.scheduler import Scheduler
 
 if TYPE_CHECKING:
@@ -159,6 +159,7 @@ class Procorch:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.data_dir, 0o700)
         await self.control_plane.start()
+        self.tasks.start("events", self.events.run())
         write_kubeconfig(
             self.kubeconfig_path,
             Credentials(
@@ -211,9 +212,8 @@ class Procorch:
         log.info("procorch is up", api=self.api_url, kubeconfig=str(self.kubeconfig_path))
 
     def _start_scheduler(self) -> None:
-        scheduler_events = EventRecorder(self.client, component="default-scheduler")
-        self.tasks.start("scheduler-events", scheduler_events.run())
-        self.tasks.start("scheduler", Scheduler(self.client, events=scheduler_events).run())
+        scheduler = Scheduler(self.client, self.informers, events=self.events)
+        self.tasks.start("scheduler", scheduler.run())
 
     async def _start_node(self) -> None:
         from procorch.agent.settings import AgentSettings
@@ -235,6 +235,8 @@ class Procorch:
                 ingress=self.config.ingress,
                 service_proxy=self.config.service_proxy,
             ),
+            informers=self.informers,
+            events=self.events,
             on_crash=self._on_crash,
         )
         await self.node.start(before_ingress=self._show_output)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from procorch.client.informer import Informer
+from procorch.reconcile.views import InformerView
 
 Addr = tuple[str, int]
 Obj = dict[str, Any]
@@ -90,7 +90,7 @@ def _endpoints_of(slices: list[Obj]) -> dict[str, PortEndpoints]:
 class EndpointIndex:
     """Service → port name → :class:`PortEndpoints`, from an EndpointSlice informer."""
 
-    def __init__(self, slices: Informer) -> None:
+    def __init__(self, slices: InformerView) -> None:
         self.slices = slices
         self._by_service: dict[ServiceKey, dict[str, PortEndpoints]] = {}
         self._subscribers: list[Callable[[ServiceKey], None]] = []

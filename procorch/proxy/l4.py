@@ -20,12 +20,16 @@ Counters per Service (:class:`~procorch.proxy.balancer.ServiceStats`) are in :at
 :meth:`ServiceProxy.metrics_text` renders them in the Prometheus text format; ``procorch up``
 serves that at the API server's ``/metrics``.
 
-Start: informers synced → listeners → sync loop and sweeper. Stop: listeners closed, every
-connection dropped, tasks cancelled in reverse order.
+It reads Services and EndpointSlices through views of the process's informers
+(:class:`~procorch.reconcile.factory.InformerFactory`), opening no watch of its own, and records
+Events through the process's recorder.
 
-Concurrency: single event loop. Owned tasks: one per informer, the sync loop (listeners and
-load-balancer status, one change at a time), the sweeper (idle connections, affinity expiry,
-the coarse clock), the event writer, and one short task per connection while it connects.
+Start: informers synced → listeners → sync loop and sweeper. Stop: listeners closed, every
+connection dropped, informer views closed, tasks cancelled in reverse order.
+
+Concurrency: single event loop. Owned tasks: the sync loop (listeners and load-balancer status,
+one change at a time), the sweeper (idle connections, affinity expiry, the coarse clock), and
+one short task per connection while it connects.
 """
 
 from __future__ import annotations
@@ -41,13 +45,13 @@ from procorch.api import errors
 from procorch.api.resources import must
 from procorch.client.base import Client
 from procorch.client.events import EventRecorder
-from procorch.client.informer import Informer
 from procorch.kit.logging import get_logger
 from procorch.kit.tasks import TaskSet
 from procorch.proxy.balancer import Balancer, ServiceStats, render_metrics
 from procorch.proxy.endpoints import SERVICE_NAME_LABEL, Addr, EndpointIndex, ServiceKey
 from procorch.proxy.settings import ProxySettings
 from procorch.proxy.tcp import ClientConnection
+from procorch.reconcile.factory import InformerFactory
 
 log = get_logger("proxy.l4")
 
@@ -96,17 +100,19 @@ class ServiceProxy:
     def __init__(
         self,
         client: Client,
+        informers: InformerFactory,
         settings: ProxySettings | None = None,
         *,
+        events: EventRecorder,
         on_crash: Callable[[str, BaseException | None], None] | None = None,
     ) -> None:
         self.client = client
         self.settings = settings or ProxySettings()
         self.tasks = TaskSet("service-proxy", on_crash=on_crash)
-        self.services = Informer(client, SERVICES)
-        self.slices = Informer(client, ENDPOINT_SLICES, label_selector=SERVICE_NAME_LABEL)
+        self.services = informers.get(SERVICES)
+        self.slices = informers.get(ENDPOINT_SLICES, label_selector=SERVICE_NAME_LABEL)
         self.index = EndpointIndex(self.slices)
-        self.recorder = EventRecorder(client, component="service-proxy")
+        self.recorder = events.for_component("service-proxy")
         self.conns: set[ClientConnection] = set()
         self.failed: dict[Addr, float] = {}
         self.listeners: dict[Bind, Listener] = {}
@@ -144,9 +150,6 @@ class ServiceProxy:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.clock = self._loop.time()
-        self.tasks.start("events", self.recorder.run())
-        self.tasks.start("informer:services", self.services.run())
-        self.tasks.start("informer:endpointslices", self.slices.run())
         async with asyncio.timeout(_SYNC_TIMEOUT):
             await asyncio.gather(self.services.synced.wait(), self.slices.synced.wait())
         self.index.subscribe(self._on_endpoints)
@@ -163,6 +166,8 @@ class ServiceProxy:
         for conn in list(self.conns):
             conn.reset()
         self.listeners.clear()
+        self.services.close()
+        self.slices.close()
         await self.tasks.stop(timeout=5.0)
 
     # -- endpoints -----------------------------------------------------------------------------

@@ -8,8 +8,8 @@
 * :mod:`.queue`: which pending pod goes next, and when a failed one is retried;
 * :mod:`.scheduler`: :class:`Scheduler`, the loop that ties them to the API.
 
-Only the last one does I/O. The scheduler imports ``procorch.api``, ``procorch.kit`` and
-``procorch.client``, nothing else of procorch.
+Only the last one does I/O. The scheduler imports ``procorch.api``, ``procorch.kit``,
+``procorch.client`` and ``procorch.reconcile``, nothing else of procorch.
 """
 
 from procorch.scheduler.scheduler import Scheduler

@@ -1,6 +1,6 @@
 """The scheduler: binds each pending pod to a node, as kube-scheduler does.
 
-It watches pods and nodes through its own two informers, keeps a :class:`SchedulerCache`
+It reads pods and nodes through views of the process's informers, keeps a :class:`SchedulerCache`
 of what every node already carries, and feeds a :class:`SchedulingQueue` with the pods it
 is responsible for: no ``spec.nodeName``, not being deleted, not finished,
 ``spec.schedulerName`` empty or its own name, and no ``spec.schedulingGates``.
@@ -16,9 +16,9 @@ with kube-scheduler's message and records a ``FailedScheduling`` Warning event, 
 when the message changed, and retries the pod when a node is added or changes, a pod is
 deleted or finishes, the pod itself changes, or ``unschedulable_retry_interval`` passes.
 
-Concurrency: single event loop. :meth:`Scheduler.run` owns every task it starts (the two
-informers, the loop, the bindings) in a :class:`TaskSet`, and stops them all when it is
-cancelled, then re-raises. Informer handlers only update the cache and the queue; they never
+Concurrency: single event loop. :meth:`Scheduler.run` owns every task it starts (the loop,
+the bindings) in a :class:`TaskSet`, and stops them all when it is cancelled, then closes its
+informer views and re-raises. Informer handlers only update the cache and the queue; they never
 await. The cache and queue are never read and written across an ``await``.
 """
 
@@ -35,9 +35,9 @@ from procorch.api.meta import rfc3339
 from procorch.api.resources import must
 from procorch.client.base import Client
 from procorch.client.events import EventRecorder
-from procorch.client.informer import Informer
 from procorch.kit.logging import get_logger
 from procorch.kit.tasks import TaskSet
+from procorch.reconcile.factory import InformerFactory
 from procorch.scheduler.cache import TERMINAL_PHASES, SchedulerCache
 from procorch.scheduler.filters import (
     failure_message,
@@ -109,6 +109,7 @@ class Scheduler:
     def __init__(
         self,
         client: Client,
+        informers: InformerFactory,
         *,
         name: str = "default-scheduler",
         events: EventRecorder | None = None,
@@ -116,7 +117,7 @@ class Scheduler:
     ) -> None:
         self.client = client
         self.name = name
-        self.events = events
+        self.events = events.for_component(name) if events is not None else None
         self.settings = settings or SchedulerSettings()
         self.cache = SchedulerCache()
         self.queue = SchedulingQueue(
@@ -124,8 +125,8 @@ class Scheduler:
             max_backoff=self.settings.pod_max_backoff,
             retry_interval=self.settings.unschedulable_retry_interval,
         )
-        self.pods = Informer(client, PODS)
-        self.nodes = Informer(client, NODES)
+        self.pods = informers.get(PODS)
+        self.nodes = informers.get(NODES)
         self.log = get_logger("scheduler").bind(scheduler=name)
         self._rng = random.Random()
         # uid -> the Unschedulable message this scheduler last wrote, so a retry that comes
@@ -153,8 +154,6 @@ class Scheduler:
         self.nodes.add_handler(self._on_node)
         self.pods.add_handler(self._on_pod)
         try:
-            tasks.start("informer:nodes", self.nodes.run())
-            tasks.start("informer:pods", self.pods.run())
             tasks.start("loop", self._loop())
             await failed.wait()
             task, exc = failures[0]
@@ -162,6 +161,8 @@ class Scheduler:
         finally:
             self.queue.close()
             await tasks.stop(timeout=5.0)
+            self.nodes.close()
+            self.pods.close()
 
     async def _loop(self) -> None:
         await asyncio.gather(self.nodes.synced.wait(), self.pods.synced.wait())

@@ -13,6 +13,7 @@ import time
 import psutil
 import pytest
 
+from procorch.agent.podlogs import container_log_path
 from tests.agent.conftest import Cluster, container_state, ready, running
 
 PY = sys.executable
@@ -30,7 +31,7 @@ async def logs(cluster: Cluster, name: str, container: str, *, previous: bool = 
     record = worker.record(container)
     run = record.last.run_id if previous else record.run_id
     attempt = int(run.rsplit("_", 1)[-1])
-    path = cluster.agent.log_path(worker.pod, container, attempt)
+    path = container_log_path(cluster.agent.settings.node_dir, worker.pod, container, attempt)
     from procorch.agent.runtime.logs import read_log
 
     return b"".join([c async for c in read_log(path)]).decode()
@@ -589,7 +590,7 @@ async def test_a_deleted_pod_leaves_its_endpoints_before_it_is_signalled(cluster
 
 async def eventually_published(cluster: Cluster, ip: str) -> None:
     deadline = time.monotonic() + 5
-    while not cluster.agent.published(ip):
+    while not cluster.agent.lookups.published(ip):
         assert time.monotonic() < deadline
         await asyncio.sleep(0.02)
 

@@ -211,7 +211,7 @@ def test_the_wake_up_timer_works_on_uvloop_which_procorch_up_runs() -> None:
     """``procorch up`` runs on uvloop, whose ``call_at`` returns a plain Handle for a time
     already past: the CronJob controller re-arms its queue's timer with such times."""
     uvloop = pytest.importorskip("uvloop")
-    from procorch.kit.workqueue import WorkQueue
+    from procorch.reconcile.workqueue import WorkQueue
 
     async def main() -> list[str]:
         queue: WorkQueue[str] = WorkQueue(name="t")

@@ -261,7 +261,7 @@ async def make_router(
 
     async def start(**overrides: Any) -> IngressRouter:
         settings = IngressSettings(port=0, tls_port=0, sweep_interval=0.1, **overrides)
-        router = IngressRouter(procorch.client, settings)
+        router = IngressRouter(procorch.client, procorch.informers, settings)
         await router.start()
         routers.append(router)
         return router

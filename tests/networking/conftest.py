@@ -312,7 +312,7 @@ def proxy_settings() -> ProxySettings:
 
 @pytest.fixture
 async def proxy(plane: Procorch, proxy_settings: ProxySettings) -> AsyncIterator[ServiceProxy]:
-    instance = ServiceProxy(plane.client, proxy_settings)
+    instance = ServiceProxy(plane.client, plane.informers, proxy_settings, events=plane.events)
     await instance.start()
     try:
         yield instance

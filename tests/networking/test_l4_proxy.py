@@ -124,7 +124,9 @@ async def test_an_endpoint_removed_keeps_its_established_connections(
 async def test_ten_mebibytes_cross_intact_both_ways(
     plane: Procorch, api: Api, backends: MakeBackend, use_splice: bool
 ) -> None:
-    proxy = ServiceProxy(plane.client, ProxySettings(splice=use_splice))
+    proxy = ServiceProxy(
+        plane.client, plane.informers, ProxySettings(splice=use_splice), events=plane.events
+    )
     await proxy.start()
     try:
         a = await backends("big")
@@ -189,7 +191,12 @@ async def test_a_client_that_does_not_read_stops_the_endpoint_being_read(
 async def test_idle_connections_are_closed(
     plane: Procorch, api: Api, backends: MakeBackend
 ) -> None:
-    proxy = ServiceProxy(plane.client, ProxySettings(idle_timeout=0.4, sweep_interval=0.1))
+    proxy = ServiceProxy(
+        plane.client,
+        plane.informers,
+        ProxySettings(idle_timeout=0.4, sweep_interval=0.1),
+        events=plane.events,
+    )
     await proxy.start()
     try:
         a = await backends("a")

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from procorch.agent.podlogs import container_log_path
 from procorch.api.resources import must
 from tests.agent.conftest import Cluster, ready, running
 from tests.conftest import Kubectl
@@ -219,7 +220,7 @@ async def test_pods_see_the_services_created_before_them_and_reach_the_api(
         worker = cluster.agent.worker_for("default", "reader")
         record = worker.record("main")
         attempt = int(record.run_id.rsplit("_", 1)[-1])
-        path = cluster.agent.log_path(worker.pod, "main", attempt)
+        path = container_log_path(cluster.agent.settings.node_dir, worker.pod, "main", attempt)
         from procorch.agent.runtime.logs import read_log
 
         text = b"".join([c async for c in read_log(path)]).decode()

@@ -164,7 +164,7 @@ async def running(procorch: Procorch, settings: SchedulerSettings) -> AsyncItera
     cancelled, must end cancelled, and must leave no task of theirs behind."""
     before = asyncio.all_tasks()
     events = EventRecorder(procorch.client, component="default-scheduler")
-    scheduler = Scheduler(procorch.client, events=events, settings=settings)
+    scheduler = Scheduler(procorch.client, procorch.informers, events=events, settings=settings)
     runs = [
         asyncio.create_task(scheduler.run(), name="test/scheduler"),
         asyncio.create_task(events.run(), name="test/events"),

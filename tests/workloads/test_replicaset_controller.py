@@ -17,8 +17,8 @@ from procorch.apiserver.controlplane import ControlPlane
 from procorch.client.base import WatchEvent
 from procorch.client.local import LocalClient
 from procorch.controllers.replicaset import ReplicaSetController
-from procorch.controllers.runtime import InformerFactory
 from procorch.kit.tasks import TaskSet
+from procorch.reconcile.factory import InformerFactory
 from tests.workloads.conftest import PODS, REPLICASETS, eventually
 
 

@@ -21,9 +21,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from procorch.client.informer import Informer
 from procorch.proxy.endpoints import Addr, EndpointIndex, ServiceKey
 from procorch.proxy.ingress.routes import Backend
+from procorch.reconcile.views import InformerView
 
 Obj = dict[str, Any]
 
@@ -68,7 +68,7 @@ class BackendIndex:
 
     def __init__(
         self,
-        services: Informer,
+        services: InformerView,
         endpoints: EndpointIndex,
         *,
         on_removed: Callable[[Addr], None] | None = None,

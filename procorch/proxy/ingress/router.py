@@ -9,18 +9,21 @@ every change; resolves backends to ready endpoints
 :class:`~procorch.proxy.endpoints.EndpointIndex`); and serves HTTP on ``port`` and HTTPS
 on ``tls_port`` (the TLS listener always runs unless disabled, serving a self-signed default
 certificate until an Ingress names one). It writes ``status.loadBalancer.ingress`` of the
-Ingresses it serves, and creates its default IngressClass at start if missing.
+Ingresses it serves, and creates its default IngressClass at start if missing. What it watches
+it reads through views of the process's informers
+(:class:`~procorch.reconcile.factory.InformerFactory`): it opens no watch of its own.
 
 Start: IngressClass → informers synced → route table → listeners → sweeper and status writer.
 Stop: listeners closed, idle connections closed, requests in flight given ``drain_timeout``,
-then every connection cut, pools closed, tasks cancelled in reverse order.
+then every connection cut, pools closed, informer views closed, tasks cancelled in reverse
+order.
 
 Connections waiting for a request (new, or idle between requests) are bounded by a share of
 the open-files limit, the oldest closed first (:meth:`IngressRouter.waiting_for_request`), so
 that slow or silent clients cannot take every descriptor from real ones.
 
-Concurrency: single event loop. Owned tasks: one per informer, the sweeper (timeouts, and the
-coarse clock the data plane reads), the status writer, and one short task per upstream connect.
+Concurrency: single event loop. Owned tasks: the sweeper (timeouts, and the coarse clock the
+data plane reads), the status writer, and one short task per upstream connect.
 """
 
 from __future__ import annotations
@@ -34,7 +37,6 @@ from typing import Any
 
 from procorch.api.resources import must
 from procorch.client.base import Client
-from procorch.client.informer import Informer
 from procorch.kit.logging import get_logger
 from procorch.kit.oldest import OldestFirst
 from procorch.kit.tasks import TaskSet, wait_cancelled
@@ -53,6 +55,8 @@ from procorch.proxy.ingress.status import (
 )
 from procorch.proxy.ingress.tls import Certificates
 from procorch.proxy.ingress.upstream import Pool
+from procorch.reconcile.factory import InformerFactory
+from procorch.reconcile.views import InformerView
 
 log = get_logger("proxy.ingress")
 
@@ -68,6 +72,7 @@ class IngressRouter:
     def __init__(
         self,
         client: Client,
+        informers: InformerFactory,
         settings: IngressSettings | None = None,
         *,
         on_crash: Callable[[str, BaseException | None], None] | None = None,
@@ -88,11 +93,11 @@ class IngressRouter:
         self.clock = 0.0
         """Loop time, refreshed by the sweeper: what the data plane stamps its timers with."""
         self.table = routes.RouteTable()
-        self.ingresses = Informer(client, INGRESSES)
-        self.classes = Informer(client, INGRESS_CLASSES)
-        self.services = Informer(client, SERVICES)
-        self.slices = Informer(client, ENDPOINT_SLICES, label_selector=SERVICE_NAME_LABEL)
-        self.secrets = Informer(client, SECRETS, field_selector="type=kubernetes.io/tls")
+        self.ingresses = informers.get(INGRESSES)
+        self.classes = informers.get(INGRESS_CLASSES)
+        self.services = informers.get(SERVICES)
+        self.slices = informers.get(ENDPOINT_SLICES, label_selector=SERVICE_NAME_LABEL)
+        self.secrets = informers.get(SECRETS, field_selector="type=kubernetes.io/tls")
         self.endpoints = EndpointIndex(self.slices)
         self.backends = BackendIndex(self.services, self.endpoints, on_removed=self._retire)
         s = self.settings
@@ -164,11 +169,8 @@ class IngressRouter:
         for informer in (self.ingresses, self.classes, self.secrets):
             informer.add_handler(self._on_config)
         self.ingresses.add_handler(lambda _t, obj, _o: self.status.enqueue(obj))
-        informers = (self.classes, self.ingresses, self.services, self.slices, self.secrets)
-        for informer in informers:
-            self.tasks.start(f"informer:{informer.rt.key}", informer.run())
         async with asyncio.timeout(_SYNC_TIMEOUT):
-            await asyncio.gather(*(i.synced.wait() for i in informers))
+            await asyncio.gather(*(view.synced.wait() for view in self._views()))
         self._rebuild()
         self.port = await self._listen(b"http", s.port, None, option="--ingress-port")
         if s.tls_port is not None:
@@ -224,12 +226,17 @@ class IngressRouter:
             task.cancel()
             await wait_cancelled(task, timeout=1.0)
         self.pool.close_all()
+        for view in self._views():
+            view.close()
         if self._rebuild_handle is not None:
             self._rebuild_handle.cancel()
         await self.tasks.stop(timeout=5.0)
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
+
+    def _views(self) -> tuple[InformerView, ...]:
+        return (self.classes, self.ingresses, self.services, self.slices, self.secrets)
 
     # -- configuration -----------------------------------------------------------------------
 

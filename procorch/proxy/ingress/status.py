@@ -22,10 +22,10 @@ from typing import Any
 from procorch.api import errors
 from procorch.api.resources import must
 from procorch.client.base import Client
-from procorch.client.informer import Informer
 from procorch.kit.logging import get_logger
-from procorch.kit.workqueue import Backoff, ShutDown, WorkQueue
 from procorch.proxy.ingress.settings import CONTROLLER
+from procorch.reconcile.views import InformerView
+from procorch.reconcile.workqueue import Backoff, ShutDown, WorkQueue
 
 log = get_logger("proxy.ingress.status")
 
@@ -67,7 +67,7 @@ class StatusWriter:
     def __init__(
         self,
         client: Client,
-        ingresses: Informer,
+        ingresses: InformerView,
         *,
         desired: Callable[[Obj], LoadBalancer | None],
         ours: Callable[[Obj], LoadBalancer],

@@ -24,8 +24,8 @@ import tempfile
 from collections.abc import Iterable
 from typing import Any
 
-from procorch.client.informer import Informer
 from procorch.kit.logging import get_logger
+from procorch.reconcile.views import InformerView
 
 log = get_logger("proxy.ingress.tls")
 
@@ -34,7 +34,7 @@ SecretKey = tuple[str, str]
 
 
 class Certificates:
-    def __init__(self, secrets: Informer) -> None:
+    def __init__(self, secrets: InformerView) -> None:
         self.secrets = secrets
         self._hosts: dict[str, SecretKey] = {}
         self._wildcards: dict[str, SecretKey] = {}

@@ -1,13 +1,19 @@
 """Informers: a list+watch cache of one resource, with indexes and change callbacks.
 
 An informer lists, then watches from the list's resourceVersion, applying each event to its
-cache and calling its handlers. When the watch ends it resumes from the last revision seen;
+cache and calling its subscribers. When the watch ends it resumes from the last revision seen;
 when that is too old (410 Gone) or an error occurs it re-lists, diffing the new list against
-the cache so that handlers still see every add, update and delete. ``synced`` is set after the
-first list is in the cache: controllers wait on it before they reconcile.
+the cache so that subscribers still see every add, update and delete. ``synced`` is set after
+the first list is in the cache: controllers wait on it before they reconcile.
 
-Handlers must not block: they are meant to enqueue keys (controllers reconcile from the cache,
-never from event contents). Cached objects are shared between handlers: do not mutate them.
+A process holds one informer per resource (:class:`~procorch.reconcile.factory.InformerFactory`)
+and its components read it through views of their own (:mod:`procorch.reconcile.views`), which
+subscribe here and replay the cache to the handlers they are given. An index name means one
+function for the whole process: a second, different function for it is refused.
+
+Subscribers must not block: they are meant to enqueue keys (controllers reconcile from the
+cache, never from event contents). Cached objects are shared between subscribers: do not mutate
+them.
 
 Concurrency: one task per informer (:meth:`run`), single event loop.
 """
@@ -56,7 +62,9 @@ class Informer:
         self.field_selector = field_selector
         self.watch_timeout = watch_timeout
         self._cache: dict[tuple[str, str], Obj] = {}
-        self._handlers: builtins.list[Handler] = []
+        # Replaced, never mutated, so that subscribing or unsubscribing from inside a
+        # handler does not disturb the event being delivered.
+        self._handlers: tuple[Handler, ...] = ()
         self._indexers: dict[str, IndexFunc] = {}
         self._indexes: dict[str, dict[str, set[tuple[str, str]]]] = {}
         self.synced = asyncio.Event()
@@ -64,12 +72,22 @@ class Informer:
 
     # -- configuration -----------------------------------------------------------------------
 
-    def add_handler(self, handler: Handler) -> None:
-        self._handlers.append(handler)
-        for obj in list(self._cache.values()):
-            handler("ADDED", obj, None)
+    def subscribe(self, handler: Handler) -> None:
+        """Call ``handler`` for every change from now on (no replay of the cache)."""
+        self._handlers = (*self._handlers, handler)
+
+    def unsubscribe(self, handler: Handler) -> None:
+        self._handlers = tuple(h for h in self._handlers if h is not handler)
 
     def add_index(self, name: str, func: IndexFunc) -> None:
+        """Index the cache by ``func`` under ``name``; again with the same function is a
+        no-op, with another a ``ValueError`` (two owners of one name would see each other's
+        values)."""
+        current = self._indexers.get(name)
+        if current is not None:
+            if current == func:
+                return
+            raise ValueError(f"{self.rt.key}: index {name!r} is already defined by {current!r}")
         self._indexers[name] = func
         index: dict[str, set[tuple[str, str]]] = {}
         for key, obj in self._cache.items():

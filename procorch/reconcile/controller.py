@@ -1,4 +1,4 @@
-"""Controller machinery: shared informers, a work queue, workers, reconcile results.
+"""The Controller base: shared informers, a work queue, workers, reconcile results.
 
 A controller declares which informers it needs, maps their events to keys, and implements
 ``reconcile(key)``: read the current state from the caches, act through the client, write
@@ -18,37 +18,16 @@ from typing import Any, Generic, TypeVar
 from procorch.api import errors
 from procorch.api.resources import ResourceType
 from procorch.client.base import Client
-from procorch.client.informer import Informer
 from procorch.kit.logging import get_logger
-from procorch.kit.tasks import TaskSet
-from procorch.kit.workqueue import Backoff, ShutDown, WorkQueue
+from procorch.reconcile.factory import InformerFactory
+from procorch.reconcile.views import InformerView
+from procorch.reconcile.workqueue import Backoff, ShutDown, WorkQueue
 
 K = TypeVar("K", bound=Hashable)
 
 
 class PermanentError(Exception):
     """Reconciling this key cannot succeed until its object changes: do not retry."""
-
-
-class InformerFactory:
-    """One shared informer per resource type, started on first use."""
-
-    def __init__(self, client: Client, tasks: TaskSet) -> None:
-        self.client = client
-        self._tasks = tasks
-        self._informers: dict[str, Informer] = {}
-
-    def get(self, rt: ResourceType) -> Informer:
-        informer = self._informers.get(rt.key)
-        if informer is None:
-            informer = Informer(self.client, rt)
-            self._informers[rt.key] = informer
-            self._tasks.start(f"informer:{rt.key}", informer.run())
-        return informer
-
-    async def wait_synced(self, informers: list[Informer] | None = None) -> None:
-        targets = informers if informers is not None else list(self._informers.values())
-        await asyncio.gather(*(i.synced.wait() for i in targets))
 
 
 class Controller(abc.ABC, Generic[K]):
@@ -60,14 +39,14 @@ class Controller(abc.ABC, Generic[K]):
         self.informers = informers
         self.queue: WorkQueue[K] = WorkQueue(name=self.name, backoff=Backoff(base=0.005, cap=60.0))
         self.log = get_logger(f"controller.{self.name}")
-        self._watched: list[Informer] = []
+        self._watched: list[InformerView] = []
 
-    def watch(self, rt: ResourceType) -> Informer:
-        """The shared informer for ``rt``; the controller waits for it to sync."""
-        informer = self.informers.get(rt)
-        if informer not in self._watched:
-            self._watched.append(informer)
-        return informer
+    def watch(self, rt: ResourceType) -> InformerView:
+        """A view of the process's informer for ``rt``; the controller waits for it to
+        sync."""
+        view = self.informers.get(rt)
+        self._watched.append(view)
+        return view
 
     @abc.abstractmethod
     def setup(self) -> None:
