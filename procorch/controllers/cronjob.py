@@ -19,7 +19,6 @@ never two for the same CronJob; handlers only enqueue.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -82,13 +81,18 @@ def _rfc1123z(when: datetime) -> str:
 
 class CronJobController(Controller[Key]):
     name = "cronjob"
+    component = "cronjob-controller"
 
     def __init__(
-        self, client: Client, informers: InformerFactory, *, settings: BatchSettings | None = None
+        self,
+        client: Client,
+        informers: InformerFactory,
+        *,
+        settings: BatchSettings | None = None,
+        events: EventRecorder | None = None,
     ) -> None:
-        super().__init__(client, informers)
+        super().__init__(client, informers, events=events)
         self.workers = (settings or BatchSettings.from_env()).cronjob_workers
-        self.events = EventRecorder(client, component="cronjob-controller")
 
     def setup(self) -> None:
         self.cronjobs = self.watch(CRONJOBS)
@@ -96,14 +100,6 @@ class CronJobController(Controller[Key]):
         self.jobs.add_index(CRONJOB_INDEX, cronjob_index)
         self.cronjobs.add_handler(self._on_cronjob)
         self.jobs.add_handler(self._on_job)
-
-    async def run(self) -> None:
-        recorder = asyncio.create_task(self.events.run(), name=f"{self.name}/events")
-        try:
-            await super().run()
-        finally:
-            recorder.cancel()
-            await asyncio.gather(recorder, return_exceptions=True)
 
     # -- event handlers (enqueue only) -------------------------------------------------------
 

@@ -64,12 +64,14 @@ Key = tuple[str, str]
 
 class DaemonSetController(Controller[Key]):
     name = "daemonset"
+    component = "daemonset-controller"
     workers = 2
 
-    def __init__(self, client: Client, informers: InformerFactory) -> None:
-        super().__init__(client, informers)
+    def __init__(
+        self, client: Client, informers: InformerFactory, *, events: EventRecorder | None = None
+    ) -> None:
+        super().__init__(client, informers, events=events)
         self.expectations = Expectations()
-        self.events = EventRecorder(client, component="daemonset-controller")
         base, cap = FAILED_POD_BACKOFF
         self._failed_backoff = Backoff(base=base, cap=cap, jitter=0.0)
         self._failed_until: dict[tuple[str, str, str], float] = {}
@@ -85,14 +87,6 @@ class DaemonSetController(Controller[Key]):
         self.pods.add_handler(self._on_pod)
         self.nodes.add_handler(self._on_node)
         self.revisions.add_handler(self._on_revision)
-
-    async def run(self) -> None:
-        recorder = asyncio.create_task(self.events.run(), name=f"{self.name}/events")
-        try:
-            await super().run()
-        finally:
-            recorder.cancel()
-            await asyncio.gather(recorder, return_exceptions=True)
 
     # -- event handlers (enqueue only) -------------------------------------------------------
 

@@ -25,7 +25,6 @@ Concurrency: ``workers`` reconciles at once, never two for the same Deployment.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from procorch.api import errors
@@ -63,11 +62,13 @@ def deployment_selector(d: Obj) -> LabelSelector:
 
 class DeploymentController(Controller[Key]):
     name = "deployment"
+    component = "deployment-controller"
     workers = 4
 
-    def __init__(self, client: Client, informers: InformerFactory) -> None:
-        super().__init__(client, informers)
-        self.events = EventRecorder(client, component="deployment-controller")
+    def __init__(
+        self, client: Client, informers: InformerFactory, *, events: EventRecorder | None = None
+    ) -> None:
+        super().__init__(client, informers, events=events)
 
     def setup(self) -> None:
         self.deployments = self.watch(DEPLOYMENTS)
@@ -78,14 +79,6 @@ class DeploymentController(Controller[Key]):
         self.deployments.add_handler(lambda etype, obj, old: self.queue.add(key_of(obj)))
         self.replica_sets.add_handler(self._on_replica_set)
         self.pods.add_handler(self._on_pod)
-
-    async def run(self) -> None:
-        recorder = asyncio.create_task(self.events.run(), name=f"{self.name}/events")
-        try:
-            await super().run()
-        finally:
-            recorder.cancel()
-            await asyncio.gather(recorder, return_exceptions=True)
 
     # -- event handlers (enqueue only) -------------------------------------------------------
 

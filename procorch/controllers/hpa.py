@@ -93,6 +93,7 @@ def _milli_quantity(milli: int) -> str:
 
 class HorizontalPodAutoscalerController(Controller[Key]):
     name = "horizontal-pod-autoscaler"
+    component = "horizontal-pod-autoscaler"
     workers = 2
 
     def __init__(
@@ -102,12 +103,12 @@ class HorizontalPodAutoscalerController(Controller[Key]):
         *,
         metrics: PodMetricsSource | None = None,
         settings: HPASettings | None = None,
+        events: EventRecorder | None = None,
     ) -> None:
-        super().__init__(client, informers)
+        super().__init__(client, informers, events=events)
         self.metrics = metrics
         self.settings = settings or replace(DEFAULT_SETTINGS)
         self.scaling = Scaling(downscale_window=self.settings.downscale_stabilization)
-        self.events = EventRecorder(client, component="horizontal-pod-autoscaler")
         self._due: dict[Key, float] = {}
 
     def setup(self) -> None:
@@ -124,14 +125,6 @@ class HorizontalPodAutoscalerController(Controller[Key]):
         # A status write of our own needs no new look; a spec change does.
         if old is None or (old.get("spec") != obj.get("spec")):
             self.queue.add(key)
-
-    async def run(self) -> None:
-        recorder = asyncio.create_task(self.events.run(), name=f"{self.name}/events")
-        try:
-            await super().run()
-        finally:
-            recorder.cancel()
-            await asyncio.gather(recorder, return_exceptions=True)
 
     async def reconcile(self, key: Key) -> float | None:
         namespace, name = key

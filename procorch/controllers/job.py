@@ -16,7 +16,6 @@ for the same key; handlers only count expectations and enqueue.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from procorch.api import errors
@@ -52,17 +51,22 @@ def job_index(pod: Obj) -> list[str]:
 
 class JobController(JobSyncMixin, Controller[Key]):
     name = "job"
+    component = "job-controller"
 
     def __init__(
-        self, client: Client, informers: InformerFactory, *, settings: BatchSettings | None = None
+        self,
+        client: Client,
+        informers: InformerFactory,
+        *,
+        settings: BatchSettings | None = None,
+        events: EventRecorder | None = None,
     ) -> None:
-        super().__init__(client, informers)
+        super().__init__(client, informers, events=events)
         self.settings = settings or BatchSettings.from_env()
         self.workers = self.settings.job_workers
         self.expectations = Expectations()
         self.finalizers = FinalizerExpectations()
         self.backoffs: dict[Key, BackoffRecord] = {}
-        self.events = EventRecorder(client, component="job-controller")
 
     def setup(self) -> None:
         self.jobs = self.watch(JOBS)
@@ -70,14 +74,6 @@ class JobController(JobSyncMixin, Controller[Key]):
         self.pods.add_index(JOB_INDEX, job_index)
         self.jobs.add_handler(self._on_job)
         self.pods.add_handler(self._on_pod)
-
-    async def run(self) -> None:
-        recorder = asyncio.create_task(self.events.run(), name=f"{self.name}/events")
-        try:
-            await super().run()
-        finally:
-            recorder.cancel()
-            await asyncio.gather(recorder, return_exceptions=True)
 
     # -- event handlers (enqueue only) -------------------------------------------------------
 

@@ -108,12 +108,12 @@ def calculate_status(
 
 class ReplicaSetController(Controller[Key]):
     name = "replicaset"
+    component = "replicaset-controller"
     workers = 4
 
-    def __init__(self, client: Any, informers: Any) -> None:
-        super().__init__(client, informers)
+    def __init__(self, client: Any, informers: Any, *, events: EventRecorder | None = None) -> None:
+        super().__init__(client, informers, events=events)
         self.expectations = Expectations()
-        self.events = EventRecorder(client, component="replicaset-controller")
 
     def setup(self) -> None:
         self.replica_sets = self.watch(REPLICASETS)
@@ -122,14 +122,6 @@ class ReplicaSetController(Controller[Key]):
         self.pods.add_index(CONTROLLER_INDEX, controller_index)
         self.replica_sets.add_handler(self._on_replica_set)
         self.pods.add_handler(self._on_pod)
-
-    async def run(self) -> None:
-        recorder = asyncio.create_task(self.events.run(), name=f"{self.name}/events")
-        try:
-            await super().run()
-        finally:
-            recorder.cancel()
-            await asyncio.gather(recorder, return_exceptions=True)
 
     # -- event handlers (enqueue only) -------------------------------------------------------
 

@@ -134,7 +134,10 @@ class Procorch:
         self.tasks = TaskSet("controllers", on_crash=self._on_crash)
         self.informers = InformerFactory(self.client, self.tasks)
         self.node: NodeComponents | None = None
-        self.events = EventRecorder(self.client, component="procorch")
+        # One recorder for the whole process (controllers, scheduler, node), each component
+        # writing under its own name; room for what each had on its own (1,000 queued
+        # Events, as client-go's broadcaster).
+        self.events = EventRecorder(self.client, component="procorch", queue_size=10_000)
         self.started = False
 
     @property
@@ -190,14 +193,17 @@ class Procorch:
                 self.informers,
                 LifecycleSettings(grace_period=self.config.node_monitor_grace_period),
             ),
-            ReplicaSetController(self.client, self.informers),
-            DeploymentController(self.client, self.informers),
-            DaemonSetController(self.client, self.informers),
+            ReplicaSetController(self.client, self.informers, events=self.events),
+            DeploymentController(self.client, self.informers, events=self.events),
+            DaemonSetController(self.client, self.informers, events=self.events),
             HorizontalPodAutoscalerController(
-                self.client, self.informers, metrics=self.control_plane.node_proxy.pod_metrics
+                self.client,
+                self.informers,
+                metrics=self.control_plane.node_proxy.pod_metrics,
+                events=self.events,
             ),
-            JobController(self.client, self.informers),
-            CronJobController(self.client, self.informers),
+            JobController(self.client, self.informers, events=self.events),
+            CronJobController(self.client, self.informers, events=self.events),
             TTLAfterFinishedController(self.client, self.informers),
         ):
             self.tasks.start(controller.name, controller.run())

@@ -6,6 +6,10 @@ status, and return ``None`` (done) or a number of seconds after which to look ag
 trusts an event's content, only the cache (level-based). The queue guarantees that one key is
 never reconciled by two workers at once; a failure requeues the key with jittered exponential
 backoff, and a :class:`PermanentError` is logged once and not retried.
+
+Events go through ``events``: the process's one :class:`EventRecorder` when the launcher
+passes it (the controller writes as its ``component``, the recorder runs elsewhere), or a
+recorder of the controller's own, which :meth:`Controller.run` runs.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any, Generic, TypeVar
 from procorch.api import errors
 from procorch.api.resources import ResourceType
 from procorch.client.base import Client
+from procorch.client.events import EventRecorder
 from procorch.kit.logging import get_logger
 from procorch.reconcile.factory import InformerFactory
 from procorch.reconcile.views import InformerView
@@ -33,10 +38,22 @@ class PermanentError(Exception):
 class Controller(abc.ABC, Generic[K]):
     name: str = "controller"
     workers: int = 1
+    component: str = ""
+    """The source its Events name (kube-controller-manager's, e.g. ``replicaset-controller``);
+    defaults to ``name``."""
 
-    def __init__(self, client: Client, informers: InformerFactory) -> None:
+    def __init__(
+        self, client: Client, informers: InformerFactory, *, events: EventRecorder | None = None
+    ) -> None:
         self.client = client
         self.informers = informers
+        component = self.component or self.name
+        self._own_recorder = events is None
+        self.events = (
+            EventRecorder(client, component=component)
+            if events is None
+            else events.for_component(component)
+        )
         self.queue: WorkQueue[K] = WorkQueue(name=self.name, backoff=Backoff(base=0.005, cap=60.0))
         self.log = get_logger(f"controller.{self.name}")
         self._watched: list[InformerView] = []
@@ -64,6 +81,8 @@ class Controller(abc.ABC, Generic[K]):
             asyncio.create_task(self._worker(), name=f"{self.name}/worker-{i}")
             for i in range(self.workers)
         ]
+        if self._own_recorder:
+            workers.append(asyncio.create_task(self.events.run(), name=f"{self.name}/events"))
         try:
             await asyncio.gather(*workers)
         finally:
