@@ -37,13 +37,13 @@ from procorch.api.selectors import label_selector_from_dict
 from procorch.client.base import Client
 from procorch.client.events import EventRecorder
 from procorch.controllers import daemonset_util as rules
+from procorch.controllers.podcontrol import PodControl, slow_start
 from procorch.controllers.workloads_expectations import Expectations
-from procorch.controllers.workloads_pods import seconds_until_available, slow_start
+from procorch.controllers.workloads_pods import seconds_until_available
 from procorch.controllers.workloads_refs import (
     CONTROLLER_INDEX,
     RefManager,
     controller_index,
-    namespace_terminating,
 )
 from procorch.reconcile.controller import Controller, PermanentError, key_of
 from procorch.reconcile.factory import InformerFactory
@@ -72,6 +72,7 @@ class DaemonSetController(Controller[Key]):
     ) -> None:
         super().__init__(client, informers, events=events)
         self.expectations = Expectations()
+        self.pod_control = PodControl(client, self.events, field_manager=FIELD_MANAGER)
         base, cap = FAILED_POD_BACKOFF
         self._failed_backoff = Backoff(base=base, cap=cap, jitter=0.0)
         self._failed_until: dict[tuple[str, str, str], float] = {}
@@ -297,37 +298,16 @@ class DaemonSetController(Controller[Key]):
             raise delete_errors[0]
 
     async def _create_pod(self, ds: Obj, template: Obj, current_hash: str, node: str) -> None:
-        pod = rules.pod_for_node(ds, template, current_hash, node)
-        namespace = str(ds["metadata"].get("namespace") or "")
-        try:
-            created = await self.client.create(
-                PODS, pod, namespace=namespace, field_manager=FIELD_MANAGER
-            )
-        except errors.ApiError as exc:
-            if namespace_terminating(exc):
-                return
-            self.events.event(ds, "Warning", "FailedCreate", f"Error creating: {exc.message}")
-            raise
-        self.events.event(
-            ds, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}"
-        )
+        await self.pod_control.create(ds, rules.pod_for_node(ds, template, current_hash, node))
 
     async def _delete_pod(self, ds: Obj, pod: Obj) -> None:
-        meta = pod["metadata"]
+        uid = str(pod["metadata"].get("uid"))
+        deleted = False
         try:
-            await self.client.delete(
-                PODS,
-                str(meta["name"]),
-                namespace=str(meta.get("namespace") or ""),
-                uid=meta.get("uid"),
-            )
-        except errors.ApiError as exc:
-            self.expectations.deletion_observed(key_of(ds), str(meta.get("uid")))
-            if isinstance(exc, errors.NotFound):
-                return
-            self.events.event(ds, "Warning", "FailedDelete", f"Error deleting: {exc.message}")
-            raise
-        self.events.event(ds, "Normal", "SuccessfulDelete", f"Deleted pod: {meta['name']}")
+            deleted = await self.pod_control.delete(ds, pod)
+        finally:
+            if not deleted:
+                self.expectations.deletion_observed(key_of(ds), uid)
 
     # -- history -----------------------------------------------------------------------------
 

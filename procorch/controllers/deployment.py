@@ -35,11 +35,11 @@ from procorch.client.base import Client
 from procorch.client.events import EventRecorder
 from procorch.controllers import deployment_scale, rollout
 from procorch.controllers import deployment_util as du
+from procorch.controllers.podcontrol import namespace_terminating
 from procorch.controllers.workloads_refs import (
     CONTROLLER_INDEX,
     RefManager,
     controller_index,
-    namespace_terminating,
 )
 from procorch.reconcile.controller import Controller, PermanentError, key_of
 from procorch.reconcile.factory import InformerFactory

@@ -29,6 +29,7 @@ from procorch.controllers.batch_settings import BatchSettings
 from procorch.controllers.job_podcontrol import FIELD_MANAGER, JOBS, PODS
 from procorch.controllers.job_sync import JobSyncMixin
 from procorch.controllers.job_tracking import BackoffRecord
+from procorch.controllers.podcontrol import PodControl
 from procorch.reconcile.controller import Controller, PermanentError
 from procorch.reconcile.factory import InformerFactory
 
@@ -66,6 +67,7 @@ class JobController(JobSyncMixin, Controller[Key]):
         self.workers = self.settings.job_workers
         self.expectations = Expectations()
         self.finalizers = FinalizerExpectations()
+        self.pod_control = PodControl(client, self.events, field_manager=FIELD_MANAGER)
         self.backoffs: dict[Key, BackoffRecord] = {}
 
     def setup(self) -> None:

@@ -1,6 +1,7 @@
-"""How the Job controller acts on pods: creates them in slow-start batches, deletes them, and
+"""How the Job controller acts on pods: creates them in slow-start batches, deletes them
+(through :class:`~.podcontrol.PodControl`, which records the events Kubernetes records), and
 removes the ``batch.kubernetes.io/job-tracking`` finalizer (Kubernetes' ``podControl`` calls
-in ``job_controller.go``), recording the events Kubernetes records. A mixin of
+in ``job_controller.go``). A mixin of
 :class:`~.job.JobController`; every method is safe to run concurrently for different pods.
 """
 
@@ -15,6 +16,7 @@ from procorch.client.base import Client
 from procorch.client.events import EventRecorder
 from procorch.controllers import job_util as ju
 from procorch.controllers.batch_expectations import Expectations, FinalizerExpectations
+from procorch.controllers.podcontrol import PodControl, slow_start
 
 JOBS = must("batch/jobs")
 PODS = must("core/pods")
@@ -29,53 +31,24 @@ class JobPodControl:
     expectations: Expectations
     finalizers: FinalizerExpectations
     events: EventRecorder
+    pod_control: PodControl
 
     async def create_pods(
         self, key: Key, job: Obj, indexes: list[int | None]
     ) -> tuple[int, errors.ApiError | None]:
         """Slow start: batches of 1, 2, 4, ... that stop after a batch with a failure."""
         template = ju.pod_template(job, indexed=indexes[0] is not None)
-        namespace = str(job["metadata"].get("namespace") or "")
-        created = 0
-        batch = 1
-        todo = list(indexes)
-        while todo:
-            chunk, todo = todo[:batch], todo[batch:]
-            results = await asyncio.gather(
-                *(self._create_pod(job, template, namespace, i) for i in chunk),
-                return_exceptions=True,
-            )
-            failures = [r for r in results if isinstance(r, BaseException)]
-            for failure in failures:
-                if not isinstance(failure, errors.ApiError):
-                    raise failure
-            created += len(chunk) - len(failures)
-            if failures:
-                # Neither the failed creations nor the skipped ones will ever be observed.
-                self.expectations.creation_observed(key, len(failures) + len(todo))
-                first = failures[0]
-                assert isinstance(first, errors.ApiError)
-                return created, first
-            batch *= 2
-        return created, None
-
-    async def _create_pod(self, job: Obj, template: Obj, namespace: str, index: int | None) -> None:
-        pod = ju.pod_for(job, template, index)
-        try:
-            made = await self.client.create(
-                PODS, pod, namespace=namespace, field_manager=FIELD_MANAGER
-            )
-        except errors.ApiError as exc:
-            causes = exc.details.get("causes") or []
-            if any(
-                isinstance(c, dict) and c.get("reason") == "NamespaceTerminating" for c in causes
-            ):
-                return  # every later create fails the same way; the namespace is going
-            self.events.event(job, "Warning", "FailedCreate", f"Error creating: {exc.message}")
-            raise
-        self.events.event(
-            job, "Normal", "SuccessfulCreate", f"Created pod: {made['metadata']['name']}"
+        created, error = await slow_start(
+            len(indexes),
+            lambda i: self._create_pod(job, template, indexes[i]),
         )
+        if error is not None:
+            # Neither the failed creations nor the skipped ones will ever be observed.
+            self.expectations.creation_observed(key, len(indexes) - created)
+        return created, error
+
+    async def _create_pod(self, job: Obj, template: Obj, index: int | None) -> None:
+        await self.pod_control.create(job, ju.pod_for(job, template, index))
 
     async def delete_pods(
         self, job: Obj, pods: list[Obj], *, remove_finalizer: bool
@@ -89,18 +62,14 @@ class JobPodControl:
             try:
                 if remove_finalizer and ju.has_tracking_finalizer(pod):
                     await self.remove_finalizer(pod)
-                await self.client.delete(
-                    PODS, str(meta["name"]), namespace=namespace, uid=meta.get("uid")
-                )
+                await self.pod_control.delete(job, pod)
             except errors.NotFound:
                 return
-            except errors.ApiError as exc:
+            except errors.ApiError:
                 self.expectations.deletion_observed(
                     ("job", namespace, str(job["metadata"]["name"])), ju.uid(pod)
                 )
-                self.events.event(job, "Warning", "FailedDelete", f"Error deleting: {exc.message}")
                 raise
-            self.events.event(job, "Normal", "SuccessfulDelete", f"Deleted pod: {meta['name']}")
 
         results = await asyncio.gather(*(one(p) for p in pods), return_exceptions=True)
         ready = deleted = 0

@@ -31,6 +31,7 @@ from procorch.api.meta import controller_ref, deep_copy, now, rfc3339
 from procorch.api.resources import must
 from procorch.api.selectors import LabelSelector, label_selector_from_dict, selector_from_set
 from procorch.client.events import EventRecorder
+from procorch.controllers.podcontrol import PodControl, slow_start
 from procorch.controllers.workloads_expectations import Expectations
 from procorch.controllers.workloads_pods import (
     is_active,
@@ -39,13 +40,11 @@ from procorch.controllers.workloads_pods import (
     pod_from_template,
     pods_to_delete,
     seconds_until_available,
-    slow_start,
 )
 from procorch.controllers.workloads_refs import (
     CONTROLLER_INDEX,
     RefManager,
     controller_index,
-    namespace_terminating,
 )
 from procorch.reconcile.controller import Controller, PermanentError, key_of
 
@@ -114,6 +113,7 @@ class ReplicaSetController(Controller[Key]):
     def __init__(self, client: Any, informers: Any, *, events: EventRecorder | None = None) -> None:
         super().__init__(client, informers, events=events)
         self.expectations = Expectations()
+        self.pod_control = PodControl(client, self.events, field_manager=FIELD_MANAGER)
 
     def setup(self) -> None:
         self.replica_sets = self.watch(REPLICASETS)
@@ -284,38 +284,18 @@ class ReplicaSetController(Controller[Key]):
                 raise failures[0]
 
     async def _create_pod(self, rs: Obj) -> None:
-        pod = pod_from_template((rs.get("spec") or {}).get("template") or {}, rs)
-        namespace = str(rs["metadata"].get("namespace") or "")
-        try:
-            created = await self.client.create(
-                PODS, pod, namespace=namespace, field_manager=FIELD_MANAGER
-            )
-        except errors.ApiError as exc:
-            if namespace_terminating(exc):
-                return  # every later create fails the same way; the namespace is going
-            self.events.event(rs, "Warning", "FailedCreate", f"Error creating: {exc.message}")
-            raise
-        self.events.event(
-            rs, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}"
-        )
+        template = (rs.get("spec") or {}).get("template") or {}
+        await self.pod_control.create(rs, pod_from_template(template, rs))
 
     async def _delete_pod(self, rs: Obj, pod: Obj) -> None:
-        meta = pod["metadata"]
+        uid = str(pod["metadata"].get("uid"))
+        deleted = False
         try:
-            await self.client.delete(
-                PODS,
-                str(meta["name"]),
-                namespace=str(meta.get("namespace") or ""),
-                uid=meta.get("uid"),
-            )
-        except errors.ApiError as exc:
-            # The informer will never see this deletion: stop expecting it.
-            self.expectations.deletion_observed(key_of(rs), str(meta.get("uid")))
-            if isinstance(exc, errors.NotFound):
-                return
-            self.events.event(rs, "Warning", "FailedDelete", f"Error deleting: {exc.message}")
-            raise
-        self.events.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {meta['name']}")
+            deleted = await self.pod_control.delete(rs, pod)
+        finally:
+            if not deleted:
+                # The informer will never see this deletion: stop expecting it.
+                self.expectations.deletion_observed(key_of(rs), uid)
 
     def _related_pods(self, rs: Obj) -> list[Obj]:
         """Active pods of every ReplicaSet with the same controller (a Deployment's other

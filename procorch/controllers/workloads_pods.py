@@ -8,14 +8,12 @@ is on by default since 1.22). Pure functions of the objects and a clock value; n
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import math
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from procorch.api import errors
 from procorch.api.conditions import condition as pod_condition
 from procorch.api.conditions import is_ready
 from procorch.api.meta import deep_copy, owner_ref, parse_time
@@ -81,31 +79,6 @@ def pod_from_template(template: Obj, owner: Obj) -> Obj:
         "metadata": meta,
         "spec": deep_copy(template.get("spec") or {}),
     }
-
-
-async def slow_start(
-    count: int, create: Callable[[int], Awaitable[None]]
-) -> tuple[int, errors.ApiError | None]:
-    """Call ``create(i)`` for i in 0..count-1 in batches of 1, 2, 4, ..., stopping after a
-    batch with a failure (``slowStartBatch``): a quota or admission error costs one call,
-    not ``count``. How many succeeded, and the first API error; other errors propagate."""
-    created = 0
-    batch = min(count, 1)
-    while batch > 0:
-        results = await asyncio.gather(
-            *(create(created + j) for j in range(batch)), return_exceptions=True
-        )
-        failures = [r for r in results if isinstance(r, BaseException)]
-        for failure in failures:
-            if not isinstance(failure, errors.ApiError):
-                raise failure
-        created += batch - len(failures)
-        if failures:
-            first = failures[0]
-            assert isinstance(first, errors.ApiError)
-            return created, first
-        batch = min(2 * batch, count - created)
-    return created, None
 
 
 # -- the order of deletion -------------------------------------------------------------------

@@ -124,12 +124,6 @@ class RefManager:
         )
 
 
-def namespace_terminating(exc: errors.ApiError) -> bool:
-    """The create failed because its namespace is being deleted (every later one will too)."""
-    causes = exc.details.get("causes") or []
-    return any(c.get("reason") == "NamespaceTerminating" for c in causes if isinstance(c, dict))
-
-
 def controller_index(obj: Obj) -> list[str]:
     """Index value: the uid of the object's controller, or ``orphan:<namespace>``."""
     ref = controller_ref(obj)
