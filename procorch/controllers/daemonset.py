@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -171,33 +172,22 @@ class DaemonSetController(Controller[Key]):
         except errors.BadRequest as exc:
             raise PermanentError(f"invalid selector: {exc.message}") from exc
         current, old_revisions = await self._history(ds)
-        current_hash = rules.revision_hash(current)
         pods = await self._claim(ds, lambda p: selector.matches(p["metadata"].get("labels")))
-        by_node = rules.group_by_node(pods)
-        nodes = self.nodes.list()
-        template = rules.with_daemon_tolerations(rules.template_of(ds))
-        placements = {str(n["metadata"]["name"]): rules.should_run(n, ds, template) for n in nodes}
+        view = rules.Snapshot.of(ds, self.nodes.list(), pods, rules.revision_hash(current))
         again: list[float] = []
         failure: errors.ApiError | None = None
         observed = self.expectations.satisfied(key)
         if observed:
             try:
-                again += await self._manage(ds, template, nodes, by_node, current_hash, placements)
+                again += await self._manage(view)
                 if rules.is_rolling(ds) and self.expectations.satisfied(key):
-                    at = now()
-                    plan = rules.rolling_update_plan(
-                        ds, nodes, by_node, current_hash, placements, at
-                    )
-                    await self._sync_nodes(
-                        ds, template, current_hash, plan.nodes_to_create, plan.pods_to_delete
-                    )
-                await self._cleanup_history(ds, old_revisions, by_node)
+                    plan = rules.rolling_update_plan(view, now())
+                    await self._sync_nodes(view, plan.nodes_to_create, plan.pods_to_delete)
+                await self._cleanup_history(ds, old_revisions, view.by_node)
             except errors.ApiError as exc:
                 failure = exc
         at = now()
-        status = rules.calculate_status(
-            ds, nodes, by_node, current_hash, placements, at, observed=observed
-        )
+        status = rules.calculate_status(view, at, observed=observed)
         if status != (ds.get("status") or {}):
             try:
                 await self.client.update_status(
@@ -207,7 +197,7 @@ class DaemonSetController(Controller[Key]):
                 return None
         if failure is not None:
             raise failure
-        again += _availability_recheck(ds, by_node, at)
+        again += _availability_recheck(ds, view.by_node, at)
         return min(again) if again else None
 
     async def _claim(self, ds: Obj, matches: Any) -> list[Obj]:
@@ -226,18 +216,11 @@ class DaemonSetController(Controller[Key]):
 
     # -- manage ------------------------------------------------------------------------------
 
-    async def _manage(
-        self,
-        ds: Obj,
-        template: Obj,
-        nodes: list[Obj],
-        by_node: dict[str, list[Obj]],
-        current_hash: str,
-        placements: dict[str, rules.Placement],
-    ) -> list[float]:
+    async def _manage(self, view: rules.Snapshot) -> list[float]:
         """Create and delete per :func:`~.daemonset_util.manage_plan`; the seconds after
         which a node in failed-pod back-off is due, if any."""
-        plan = rules.manage_plan(ds, nodes, by_node, current_hash, placements)
+        ds = view.ds
+        plan = rules.manage_plan(view)
         waits: list[float] = []
         clock = time.monotonic()
         to_delete = list(plan.pods_to_delete)
@@ -256,16 +239,11 @@ class DaemonSetController(Controller[Key]):
                 f"{pod['metadata'].get('name')} on node {node_name}, will try to kill it",
             )
             to_delete.append(pod)
-        await self._sync_nodes(ds, template, current_hash, plan.nodes_to_create, to_delete)
+        await self._sync_nodes(view, plan.nodes_to_create, to_delete)
         return waits
 
     async def _sync_nodes(
-        self,
-        ds: Obj,
-        template: Obj,
-        current_hash: str,
-        node_names: list[str],
-        pods_to_delete: list[Obj],
+        self, view: rules.Snapshot, node_names: list[str], pods_to_delete: list[Obj]
     ) -> None:
         """Create a pod for each of ``node_names`` and delete ``pods_to_delete``, at most
         :data:`BURST_REPLICAS` of each, with expectations set first (``syncNodes``)."""
@@ -274,6 +252,7 @@ class DaemonSetController(Controller[Key]):
         pods_to_delete = list(victims.values())[:BURST_REPLICAS]
         if not node_names and not pods_to_delete:
             return
+        ds = view.ds
         key = key_of(ds)
         self.expectations.expect(
             key, len(node_names), [str(p["metadata"]["uid"]) for p in pods_to_delete]
@@ -283,7 +262,7 @@ class DaemonSetController(Controller[Key]):
         )
         created, create_error = await slow_start(
             len(node_names),
-            lambda i: self._create_pod(ds, template, current_hash, node_names[i]),
+            lambda i: self.pod_control.create(ds, view.pod_for(node_names[i])),
         )
         if created < len(node_names):
             self.expectations.lower_creations(key, len(node_names) - created)
@@ -296,9 +275,6 @@ class DaemonSetController(Controller[Key]):
             raise create_error
         if delete_errors:
             raise delete_errors[0]
-
-    async def _create_pod(self, ds: Obj, template: Obj, current_hash: str, node: str) -> None:
-        await self.pod_control.create(ds, rules.pod_for_node(ds, template, current_hash, node))
 
     async def _delete_pod(self, ds: Obj, pod: Obj) -> None:
         uid = str(pod["metadata"].get("uid"))
@@ -378,7 +354,7 @@ class DaemonSetController(Controller[Key]):
             raise
 
     async def _cleanup_history(
-        self, ds: Obj, old: list[Obj], by_node: dict[str, list[Obj]]
+        self, ds: Obj, old: list[Obj], by_node: Mapping[str, list[Obj]]
     ) -> None:
         """Delete the oldest revisions beyond ``revisionHistoryLimit`` that no pod runs."""
         limit = (ds.get("spec") or {}).get("revisionHistoryLimit")
@@ -415,7 +391,7 @@ def _placement_changed(old: Obj, new: Obj) -> bool:
     )
 
 
-def _availability_recheck(ds: Obj, by_node: dict[str, list[Obj]], at: datetime) -> list[float]:
+def _availability_recheck(ds: Obj, by_node: Mapping[str, list[Obj]], at: datetime) -> list[float]:
     """When the first ready-but-not-yet-available pod becomes available, if any."""
     min_ready = rules.min_ready_seconds(ds)
     if min_ready <= 0:

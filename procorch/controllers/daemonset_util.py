@@ -245,6 +245,32 @@ def min_ready_seconds(ds: Obj) -> int:
     return value if isinstance(value, int) and value > 0 else 0
 
 
+# -- one reconcile's view --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One reconcile's view of a DaemonSet: the nodes, its pods by target node, its current
+    revision's hash, and where it should run (the plans and the status read this)."""
+
+    ds: Obj
+    nodes: list[Obj]
+    by_node: Mapping[str, list[Obj]]
+    current_hash: str
+    placements: Mapping[str, Placement]
+    template: Obj
+    """The pod template with the daemon tolerations: what new pods are made from."""
+
+    @classmethod
+    def of(cls, ds: Obj, nodes: list[Obj], pods: Iterable[Obj], current_hash: str) -> Snapshot:
+        template = with_daemon_tolerations(template_of(ds))
+        placements = {str(n["metadata"]["name"]): should_run(n, ds, template) for n in nodes}
+        return cls(ds, nodes, group_by_node(pods), current_hash, placements, template)
+
+    def pod_for(self, node_name: str) -> Obj:
+        return pod_for_node(self.ds, self.template, self.current_hash, node_name)
+
+
 # -- manage: one pod on each node that should run one --------------------------------------
 
 
@@ -270,19 +296,19 @@ def group_by_node(pods: Iterable[Obj]) -> dict[str, list[Obj]]:
     return out
 
 
-def manage_plan(
-    ds: Obj,
-    nodes: list[Obj],
-    by_node: Mapping[str, list[Obj]],
-    current_hash: str,
-    placements: Mapping[str, Placement],
-) -> ManagePlan:
+def manage_plan(view: Snapshot) -> ManagePlan:
     """``podsShouldBeOnNode`` over every node: create where a pod should run and none
     exists, delete surplus (one per node; with surge, one old and one new while the new
     is not ready), delete pods from nodes they may not stay on, and report failed pods."""
+    ds, by_node, current_hash, placements = (
+        view.ds,
+        view.by_node,
+        view.current_hash,
+        view.placements,
+    )
     plan = ManagePlan()
     surge = allows_surge(ds)
-    for node in nodes:
+    for node in view.nodes:
         name = str(node["metadata"]["name"])
         placement = placements[name]
         pods = by_node.get(name) or []
@@ -371,24 +397,18 @@ class RolloutPlan:
     nodes_to_create: list[str] = field(default_factory=list)
 
 
-def rolling_update_plan(
-    ds: Obj,
-    nodes: list[Obj],
-    by_node: Mapping[str, list[Obj]],
-    current_hash: str,
-    placements: Mapping[str, Placement],
-    at: datetime,
-) -> RolloutPlan:
+def rolling_update_plan(view: Snapshot, at: datetime) -> RolloutPlan:
     """Kubernetes' ``rollingUpdate``. Without surge: delete old pods while fewer than
     maxUnavailable nodes are unavailable (old pods that are unavailable anyway go first),
     and let the manage loop create their replacements. With surge: start a new pod beside
     an old one on up to maxSurge nodes at once, and delete the old pod once the new one is
     available."""
+    ds, current_hash, placements = view.ds, view.current_hash, view.placements
     generation = template_generation(ds)
     min_ready = min_ready_seconds(ds)
-    candidates = {name: list(by_node.get(name) or []) for name in by_node}
+    candidates = {name: list(pods) for name, pods in view.by_node.items()}
     desired = 0
-    for node in nodes:
+    for node in view.nodes:
         name = str(node["metadata"]["name"])
         if placements[name].run:
             desired += 1
@@ -443,25 +463,17 @@ def rolling_update_plan(
 # -- status ----------------------------------------------------------------------------------
 
 
-def calculate_status(
-    ds: Obj,
-    nodes: list[Obj],
-    by_node: Mapping[str, list[Obj]],
-    current_hash: str,
-    placements: Mapping[str, Placement],
-    at: datetime,
-    *,
-    observed: bool,
-) -> Obj:
+def calculate_status(view: Snapshot, at: datetime, *, observed: bool) -> Obj:
     """``updateDaemonSetStatus``: counts over the nodes that should run a pod, from the
     oldest pod on each."""
+    ds = view.ds
     generation = template_generation(ds)
     min_ready = min_ready_seconds(ds)
     desired = current = ready = available = updated = misscheduled = 0
-    for node in nodes:
+    for node in view.nodes:
         name = str(node["metadata"]["name"])
-        pods = by_node.get(name) or []
-        if not placements[name].run:
+        pods = view.by_node.get(name) or []
+        if not view.placements[name].run:
             if pods:
                 misscheduled += 1
             continue
@@ -474,7 +486,7 @@ def calculate_status(
             ready += 1
             if is_available(pod, min_ready, at):
                 available += 1
-        if is_updated(pod, current_hash, generation):
+        if is_updated(pod, view.current_hash, generation):
             updated += 1
     old = ds.get("status") or {}
     observed_generation = (

@@ -74,7 +74,7 @@ class PodControl:
 
 
 async def slow_start(
-    count: int, create: Callable[[int], Awaitable[None]]
+    count: int, create: Callable[[int], Awaitable[object]]
 ) -> tuple[int, errors.ApiError | None]:
     """Call ``create(i)`` for i in 0..count-1 in batches of 1, 2, 4, ..., stopping after a
     batch with a failure (``slowStartBatch``): a quota or admission error costs one call,

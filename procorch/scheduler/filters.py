@@ -126,7 +126,7 @@ def pod_constraints(pod: Mapping[str, Any]) -> PodConstraints:
 def relate_to_others(
     pod: PodConstraints,
     nodes: Sequence[NodeInfo],
-    placed: Iterable[PodEntry],
+    placed: Collection[PodEntry],
     anti_affinity_holders: Collection[PodEntry],
 ) -> Prefiltered | None:
     """What the inter-pod filters need for this attempt; None when no rule relates this

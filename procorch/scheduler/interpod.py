@@ -28,7 +28,7 @@ them, else against ``kubernetes.io/metadata.name`` alone. Pure data: no I/O.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -266,10 +266,33 @@ def _domain(labels: Labels, key: str) -> str | None:
     return None if value is None else str(value)
 
 
+def _spread_counts(
+    constraint: SpreadConstraint,
+    namespace: str,
+    placed: Iterable[PlacedPod],
+    labels_of: Mapping[str, Labels],
+    allowed: set[str] | None = None,
+) -> Counter[str]:
+    """Per domain of the constraint's key, the placed pods of ``namespace`` it selects
+    (pods being deleted do not count), on ``allowed`` nodes only when given."""
+    counts: Counter[str] = Counter()
+    if constraint.selector is None:
+        return counts
+    for other in placed:
+        if other.terminating or other.terms.namespace != namespace:
+            continue
+        if allowed is not None and other.node not in allowed:
+            continue
+        domain = _domain(labels_of.get(other.node) or {}, constraint.topology_key)
+        if domain is not None and constraint.selector.matches(other.terms.labels):
+            counts[domain] += 1
+    return counts
+
+
 def prefilter(
     pod: PodTerms,
     nodes: Sequence[NodeView],
-    placed: Iterable[PlacedPod],
+    placed: Collection[PlacedPod],
     *,
     anti_affinity_holders: Iterable[PlacedPod] = (),
     namespace_labels: NamespaceLabels = _namespace_labels_by_name,
@@ -283,7 +306,6 @@ def prefilter(
         anti_domains=[set() for _ in pod.anti_affinity],
     )
     hard = pod.hard_spread
-    state.spread_counts = [Counter() for _ in hard]
     spread_nodes = [
         {
             n.name
@@ -294,9 +316,12 @@ def prefilter(
         }
         for c in hard
     ]
+    state.spread_counts = [
+        _spread_counts(c, pod.namespace, placed, labels_of, spread_nodes[i])
+        for i, c in enumerate(hard)
+    ]
     any_affinity_match = False
-    needs_scan = bool(pod.affinity or pod.anti_affinity or hard)
-    for other in placed if needs_scan else ():
+    for other in placed if pod.affinity or pod.anti_affinity else ():
         node_labels = labels_of.get(other.node)
         if node_labels is None:
             continue
@@ -311,16 +336,6 @@ def prefilter(
                 domain = _domain(node_labels, term.topology_key)
                 if domain is not None:
                     state.anti_domains[i].add(domain)
-        if other.terminating:
-            continue
-        for i, constraint in enumerate(hard):
-            if (
-                other.node in spread_nodes[i]
-                and other.terms.namespace == pod.namespace
-                and constraint.selector is not None
-                and constraint.selector.matches(other.terms.labels)
-            ):
-                state.spread_counts[i][node_labels[constraint.topology_key]] += 1
     # The first pod of a group whose affinity terms select itself may go anywhere.
     state.affinity_anywhere = (
         bool(pod.affinity)
@@ -380,16 +395,18 @@ def affinity_scores(
     nodes: Sequence[NodeLike],
     placed: Iterable[PlacedPod],
     *,
+    labels_of: Mapping[str, Labels] | None = None,
     preference_holders: Iterable[PlacedPod] = (),
     namespace_labels: NamespaceLabels = _namespace_labels_by_name,
 ) -> dict[str, int]:
-    """0-100 per node: the weights of the pod's preferred (anti-)affinity terms per matching
-    pod in the node's domain, and symmetrically those of placed pods' preferred terms (and
-    required affinity, weight 1) that match this pod, normalized over ``nodes``."""
+    """0-100 per node of ``nodes`` (the feasible ones): the weights of the pod's preferred
+    (anti-)affinity terms per matching pod in the node's domain, and symmetrically those of
+    placed pods' preferred terms (and required affinity, weight 1) that match this pod,
+    normalized over ``nodes``. ``labels_of`` gives every node's labels (a pod on a node
+    that cannot take this one still marks its domain); by default those of ``nodes``."""
     raw: Counter[str] = Counter()
     by_domain: dict[tuple[str, str], int] = Counter()
-    labels_of = {n.name: n.labels for n in nodes}
-    all_labels: dict[str, Labels] = dict(labels_of)
+    all_labels = labels_of if labels_of is not None else {n.name: n.labels for n in nodes}
 
     def credit(key: str, node_name: str, amount: int) -> None:
         domain = _domain(all_labels.get(node_name) or {}, key)
@@ -425,29 +442,20 @@ def affinity_scores(
 
 
 def spread_penalty(
-    pod: PodTerms, nodes: Sequence[NodeLike], placed: Iterable[PlacedPod]
+    pod: PodTerms,
+    nodes: Sequence[NodeLike],
+    placed: Collection[PlacedPod],
+    *,
+    labels_of: Mapping[str, Labels] | None = None,
 ) -> dict[str, int]:
-    """Per node, the matching pods already in its domains under the pod's ScheduleAnyway
-    constraints (fewer is better); a node without a constraint's label is worst."""
+    """Per node of ``nodes``, the matching pods already in its domains under the pod's
+    ScheduleAnyway constraints (fewer is better; counted over every node in ``labels_of``);
+    a node without a constraint's label is worst."""
     soft = pod.soft_spread
     if not soft:
         return {n.name: 0 for n in nodes}
-    labels_of = {n.name: n.labels for n in nodes}
-    counts = [Counter[str]() for _ in soft]
-    for other in placed:
-        if other.terminating or other.terms.namespace != pod.namespace:
-            continue
-        node_labels = labels_of.get(other.node)
-        if node_labels is None:
-            continue
-        for i, constraint in enumerate(soft):
-            domain = _domain(node_labels, constraint.topology_key)
-            if (
-                domain is not None
-                and constraint.selector is not None
-                and constraint.selector.matches(other.terms.labels)
-            ):
-                counts[i][domain] += 1
+    all_labels = labels_of if labels_of is not None else {n.name: n.labels for n in nodes}
+    counts = [_spread_counts(c, pod.namespace, placed, all_labels) for c in soft]
     worst = sum(sum(c.values()) for c in counts) + 1
     out = {}
     for n in nodes:

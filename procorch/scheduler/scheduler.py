@@ -242,7 +242,11 @@ class Scheduler:
                 self._waiting_for_pods.add(key)
             return _Unschedulable(pod, failure_message(len(nodes), rejections))
         relative = relative_scores(
-            constraints, feasible, self.cache.placed(), self.cache.preference_holders.values()
+            constraints,
+            feasible,
+            nodes,
+            self.cache.placed(),
+            self.cache.preference_holders.values(),
         )
         chosen = select_node(constraints, feasible, self._rng, relative)
         self.cache.assume(pod, chosen.name)

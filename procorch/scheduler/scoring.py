@@ -25,7 +25,7 @@ Pure data: no I/O.
 from __future__ import annotations
 
 import random
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from procorch.api.taints import PREFER_NO_SCHEDULE, tolerated
@@ -88,21 +88,33 @@ class Relative:
 def relative_scores(
     pod: PodConstraints,
     feasible: Sequence[NodeInfo],
-    placed: Iterable[PodEntry],
+    nodes: Sequence[NodeInfo],
+    placed: Collection[PodEntry],
     preference_holders: Collection[PodEntry],
 ) -> Relative | None:
-    """None when no rule relates the pod's placement to other pods'."""
+    """None when no rule relates the pod's placement to other pods'. ``nodes`` are all the
+    nodes: pods on those that cannot take this pod still count in their domains."""
     terms = pod.terms
     prefers = bool(terms.preferred_affinity or terms.preferred_anti_affinity)
     if not (prefers or terms.spread or preference_holders):
         return None
-    placed = list(placed) if prefers or terms.spread else []
+    labels_of = {n.name: n.labels for n in nodes}
     affinity = (
-        interpod.affinity_scores(terms, feasible, placed, preference_holders=preference_holders)
+        interpod.affinity_scores(
+            terms,
+            feasible,
+            placed if prefers else (),
+            labels_of=labels_of,
+            preference_holders=preference_holders,
+        )
         if prefers or preference_holders
         else {}
     )
-    spread = interpod.spread_penalty(terms, feasible, placed) if terms.spread else None
+    spread = (
+        interpod.spread_penalty(terms, feasible, placed, labels_of=labels_of)
+        if terms.spread
+        else None
+    )
     return Relative(affinity, spread)
 
 

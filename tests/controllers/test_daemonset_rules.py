@@ -67,8 +67,10 @@ def pod(
     }
 
 
-def placements(d: dict[str, Any], nodes: list[dict[str, Any]]) -> dict[str, rules.Placement]:
-    return {n["metadata"]["name"]: rules.should_run(n, d) for n in nodes}
+def snapshot(
+    d: dict[str, Any], nodes: list[dict[str, Any]], pods: list[dict[str, Any]], current: str
+) -> rules.Snapshot:
+    return rules.Snapshot.of(d, nodes, pods, current)
 
 
 def test_which_nodes_run_a_daemon_pod() -> None:
@@ -165,44 +167,43 @@ def test_manage_creates_where_missing_and_deletes_surplus_failed_and_unwanted_po
     newer["metadata"]["creationTimestamp"] = AT.strftime("%Y-%m-%dT%H:%M:%SZ")
     failed = pod("c", "n3", "h1", phase="Failed")
     unwanted = pod("d", "n4", "h1")
-    by_node = rules.group_by_node([older, newer, failed, unwanted])
-    plan = rules.manage_plan(d, nodes, by_node, "h1", placements(d, nodes))
+    plan = rules.manage_plan(snapshot(d, nodes, [older, newer, failed, unwanted], "h1"))
     assert plan.nodes_to_create == ["n1"]
     assert [p["metadata"]["name"] for p in plan.pods_to_delete] == ["b", "d"]
     assert [(n, p["metadata"]["name"]) for n, p in plan.failed] == [("n3", "c")]
 
 
-def three_nodes_with(*pods: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    return [node("n1"), node("n2"), node("n3")], rules.group_by_node(pods)
+def three_nodes_with(*pods: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    return [node("n1"), node("n2"), node("n3")], list(pods)
 
 
 def test_a_rolling_update_without_surge_stays_within_max_unavailable() -> None:
     d = ds()  # maxUnavailable 1, maxSurge 0
-    nodes, by_node = three_nodes_with(
+    nodes, pods = three_nodes_with(
         pod("a", "n1", "old"), pod("b", "n2", "old"), pod("c", "n3", "old")
     )
-    plan = rules.rolling_update_plan(d, nodes, by_node, "new", placements(d, nodes), AT)
+    plan = rules.rolling_update_plan(snapshot(d, nodes, pods, "new"), AT)
     assert len(plan.pods_to_delete) == 1 and plan.nodes_to_create == []
     # A new pod not yet ready counts against the budget: nothing more is deleted.
-    nodes, by_node = three_nodes_with(
+    nodes, pods = three_nodes_with(
         pod("a", "n1", "new", ready=False), pod("b", "n2", "old"), pod("c", "n3", "old")
     )
-    plan = rules.rolling_update_plan(d, nodes, by_node, "new", placements(d, nodes), AT)
+    plan = rules.rolling_update_plan(snapshot(d, nodes, pods, "new"), AT)
     assert plan.pods_to_delete == []
     # An old pod that is unavailable anyway is always replaced.
-    nodes, by_node = three_nodes_with(
+    nodes, pods = three_nodes_with(
         pod("a", "n1", "new", ready=False),
         pod("b", "n2", "old", ready=False),
         pod("c", "n3", "old"),
     )
-    plan = rules.rolling_update_plan(d, nodes, by_node, "new", placements(d, nodes), AT)
+    plan = rules.rolling_update_plan(snapshot(d, nodes, pods, "new"), AT)
     assert [p["metadata"]["name"] for p in plan.pods_to_delete] == ["b"]
     # 50% of 3 nodes rounds up to 2.
     wide = ds(updateStrategy={"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "50%"}})
-    nodes, by_node = three_nodes_with(
+    nodes, pods = three_nodes_with(
         pod("a", "n1", "old"), pod("b", "n2", "old"), pod("c", "n3", "old")
     )
-    plan = rules.rolling_update_plan(wide, nodes, by_node, "new", placements(wide, nodes), AT)
+    plan = rules.rolling_update_plan(snapshot(wide, nodes, pods, "new"), AT)
     assert len(plan.pods_to_delete) == 2
 
 
@@ -213,23 +214,23 @@ def test_a_rolling_update_with_surge_starts_new_pods_beside_old_ones_first() -> 
             "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
         }
     )
-    nodes, by_node = three_nodes_with(
+    nodes, pods = three_nodes_with(
         pod("a", "n1", "old"), pod("b", "n2", "old"), pod("c", "n3", "old")
     )
-    plan = rules.rolling_update_plan(d, nodes, by_node, "new", placements(d, nodes), AT)
+    plan = rules.rolling_update_plan(snapshot(d, nodes, pods, "new"), AT)
     assert plan.pods_to_delete == [] and plan.nodes_to_create == ["n1"]
     # The new pod on n1 is available: its old pod goes, and the next node surges.
-    nodes, by_node = three_nodes_with(
+    nodes, pods = three_nodes_with(
         pod("a", "n1", "old"), pod("a2", "n1", "new"), pod("b", "n2", "old"), pod("c", "n3", "old")
     )
-    plan = rules.rolling_update_plan(d, nodes, by_node, "new", placements(d, nodes), AT)
+    plan = rules.rolling_update_plan(snapshot(d, nodes, pods, "new"), AT)
     assert [p["metadata"]["name"] for p in plan.pods_to_delete] == ["a"]
     assert plan.nodes_to_create == ["n2"]
     # With surge, manage keeps an old ready pod beside a new one that is not ready yet.
-    nodes, by_node = three_nodes_with(
+    nodes, pods = three_nodes_with(
         pod("a", "n1", "old"), pod("a2", "n1", "new", ready=False), pod("b", "n2", "old")
     )
-    assert rules.manage_plan(d, nodes, by_node, "new", placements(d, nodes)).pods_to_delete == []
+    assert rules.manage_plan(snapshot(d, nodes, pods, "new")).pods_to_delete == []
 
 
 def test_status_counts_nodes_from_their_oldest_pod() -> None:
@@ -240,12 +241,13 @@ def test_status_counts_nodes_from_their_oldest_pod() -> None:
         node("n3"),
         node("n4", taints=[{"key": "x", "effect": "NoSchedule"}]),
     ]
-    by_node = rules.group_by_node(
-        [pod("a", "n1", "new"), pod("b", "n2", "old", ready=False), pod("d", "n4", "old")]
+    view = snapshot(
+        d,
+        nodes,
+        [pod("a", "n1", "new"), pod("b", "n2", "old", ready=False), pod("d", "n4", "old")],
+        "new",
     )
-    status = rules.calculate_status(
-        d, nodes, by_node, "new", placements(d, nodes), AT, observed=True
-    )
+    status = rules.calculate_status(view, AT, observed=True)
     # Ready five minutes ago is not yet available with minReadySeconds 600.
     assert status == {
         "currentNumberScheduled": 2,
@@ -256,9 +258,7 @@ def test_status_counts_nodes_from_their_oldest_pod() -> None:
         "updatedNumberScheduled": 1,
         "numberUnavailable": 3,
     }
-    unobserved = rules.calculate_status(
-        d, nodes, by_node, "new", placements(d, nodes), AT, observed=False
-    )
+    unobserved = rules.calculate_status(view, AT, observed=False)
     assert "observedGeneration" not in unobserved
 
 

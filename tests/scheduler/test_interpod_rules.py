@@ -137,3 +137,29 @@ def test_affinity_scores_are_normalized_over_the_nodes() -> None:
     )
     scores = interpod.affinity_scores(prefers, world.nodes, world.placed)
     assert scores == {"n1": 100, "n2": 50, "n3": 0}
+
+
+def test_pods_on_a_node_that_cannot_take_the_pod_still_mark_their_domain() -> None:
+    world = World()
+    for name, zone in (("full", "a"), ("n1", "a"), ("n2", "b")):
+        world.node(name, zone)
+    world.placed.append(Placed("full", pod(labels={"app": "db"})))
+    prefers = pod(
+        affinity={
+            "podAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "weight": 50,
+                        "podAffinityTerm": {
+                            "labelSelector": {"matchLabels": {"app": "db"}},
+                            "topologyKey": ZONE,
+                        },
+                    }
+                ]
+            }
+        }
+    )
+    feasible = [n for n in world.nodes if n.name != "full"]
+    labels_of = {n.name: n.labels for n in world.nodes}
+    scores = interpod.affinity_scores(prefers, feasible, world.placed, labels_of=labels_of)
+    assert scores == {"n1": 100, "n2": 0}
