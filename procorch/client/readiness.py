@@ -3,7 +3,9 @@
 them.
 
 Ready means: every Deployment has observed its latest spec and has all its replicas updated
-and available; every Job has completed; every other Pod is Ready (or has run to completion).
+and available; every DaemonSet likewise has an updated, available pod on every node that
+should run one (``kubectl rollout status``'s rule); every Job has completed; every other Pod
+is Ready (or has run to completion).
 """
 
 from __future__ import annotations
@@ -46,6 +48,20 @@ def deployment(d: dict[str, Any]) -> Item:
     if updated < want or available < want or int(status.get("replicas") or 0) > want:
         return Item(*args, "starting", f"{available}/{want} available")
     return Item(*args, "ready", f"{available}/{want} available")
+
+
+def daemon_set(ds: dict[str, Any]) -> Item:
+    meta, status = ds["metadata"], ds.get("status") or {}
+    args = ("daemonset", str(meta.get("namespace") or ""), str(meta["name"]))
+    if int(status.get("observedGeneration") or 0) < int(meta.get("generation") or 0):
+        return Item(*args, "pending", "spec update not observed yet")
+    want = int(status.get("desiredNumberScheduled") or 0)
+    available = int(status.get("numberAvailable") or 0)
+    updated = int(status.get("updatedNumberScheduled") or 0)
+    detail = f"{available}/{want} nodes available"
+    if updated < want or available < want:
+        return Item(*args, "starting", detail)
+    return Item(*args, "ready", detail)
 
 
 def job(j: dict[str, Any]) -> Item:
@@ -112,10 +128,14 @@ def pod(p: dict[str, Any]) -> Item:
 
 
 def evaluate(
-    deployments: list[dict[str, Any]], jobs: list[dict[str, Any]], pods: list[dict[str, Any]]
+    deployments: list[dict[str, Any]],
+    jobs: list[dict[str, Any]],
+    pods: list[dict[str, Any]],
+    daemon_sets: list[dict[str, Any]] | None = None,
 ) -> list[Item]:
     """Every item of the stack with its state (pods of Jobs are summarized by their Job)."""
     items = [deployment(d) for d in deployments] + [job(j) for j in jobs]
+    items += [daemon_set(ds) for ds in daemon_sets or []]
     items += [
         pod(p)
         for p in pods

@@ -26,6 +26,7 @@ from procorch.client import readiness
 from procorch.client.base import Client
 
 DEPLOYMENTS = must("apps/deployments")
+DAEMON_SETS = must("apps/daemonsets")
 JOBS = must("batch/jobs")
 PODS = must("core/pods")
 SERVICES = must("core/services")
@@ -41,10 +42,10 @@ _STYLE = {
 
 
 async def _snapshot(client: Client) -> list[readiness.Item]:
-    deployments, jobs, pods = await asyncio.gather(
-        client.list(DEPLOYMENTS), client.list(JOBS), client.list(PODS)
+    deployments, jobs, pods, daemon_sets = await asyncio.gather(
+        client.list(DEPLOYMENTS), client.list(JOBS), client.list(PODS), client.list(DAEMON_SETS)
     )
-    return readiness.evaluate(deployments.items, jobs.items, pods.items)
+    return readiness.evaluate(deployments.items, jobs.items, pods.items, daemon_sets.items)
 
 
 def render(items: list[readiness.Item], elapsed: float) -> Group:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 DEPLOYMENTS = must("apps/deployments")
+DAEMON_SETS = must("apps/daemonsets")
 PODS = must("core/pods")
 JOBS = must("batch/jobs")
 SERVICES = must("core/services")
@@ -122,8 +123,8 @@ class Cluster:
         return str(text or "")
 
     async def wait_ready(self, timeout: float = 60.0) -> None:
-        """Wait until every Deployment is rolled out, every (non-Job) Pod is Ready and every
-        Job has completed. Raises :class:`NotReady` naming what is not, after ``timeout``, or
+        """Wait until every Deployment and DaemonSet is rolled out, every (non-Job) Pod is
+        Ready and every Job has completed. Raises :class:`NotReady` naming what is not, after ``timeout``, or
         at once when a Job failed."""
         deadline = time.monotonic() + timeout
         problems: list[str] = []
@@ -140,6 +141,7 @@ class Cluster:
             (await self.client.list(DEPLOYMENTS)).items,
             (await self.client.list(JOBS)).items,
             (await self.client.list(PODS)).items,
+            (await self.client.list(DAEMON_SETS)).items,
         )
         for item in items:
             if item.kind == "job" and item.state == "failing":

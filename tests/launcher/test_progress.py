@@ -51,6 +51,36 @@ def test_states_and_reasons() -> None:
     assert text.index("pod/crash") < text.index("pod/big") < text.index("pod/ok")
 
 
+def test_a_daemon_set_is_ready_once_every_node_runs_its_current_pod() -> None:
+    def daemon_set(generation: int, **status: int) -> dict:
+        return {
+            "metadata": {"name": "agent", "namespace": "default", "generation": generation},
+            "status": status,
+        }
+
+    rolling = daemon_set(
+        2,
+        observedGeneration=2,
+        desiredNumberScheduled=3,
+        updatedNumberScheduled=2,
+        numberAvailable=3,
+    )
+    unseen = daemon_set(3, observedGeneration=2, desiredNumberScheduled=3)
+    done = daemon_set(
+        2,
+        observedGeneration=2,
+        desiredNumberScheduled=3,
+        updatedNumberScheduled=3,
+        numberAvailable=3,
+    )
+    items = readiness.evaluate([], [], [], [rolling, unseen, done])
+    assert [(i.ref, i.state, i.detail) for i in items] == [
+        ("daemonset/agent", "starting", "3/3 nodes available"),
+        ("daemonset/agent", "pending", "spec update not observed yet"),
+        ("daemonset/agent", "ready", "3/3 nodes available"),
+    ]
+
+
 async def test_summary_once_everything_is_ready(cluster: Cluster) -> None:
     await cluster.apply(
         "apiVersion: v1\nkind: Pod\nmetadata: {name: quick}\nspec:\n  containers:\n"
