@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from procorch.agent import podstatus
-from procorch.agent.backoff import RestartBackoff
 from procorch.agent.containers import ContainerRecord, State
 from procorch.agent.lookups import CacheLookups
 from procorch.agent.podenv import ConfigError, command_line, container_env
@@ -53,6 +52,7 @@ from procorch.api.quantity import bytes_of, cpu_millis
 from procorch.api.resources import must
 from procorch.client.base import Client
 from procorch.client.events import EventRecorder
+from procorch.kit.backoff import FlowBackoff
 from procorch.kit.logging import get_logger
 
 log = get_logger("agent.pod")
@@ -106,7 +106,7 @@ class PodWorker:
         ]
         self.app = [ContainerRecord(str(c["name"])) for c in spec.get("containers") or []]
         self.probes: dict[str, ContainerProbes] = {}
-        self.backoff = RestartBackoff(
+        self.backoff = FlowBackoff(
             initial=host.settings.crashloop_initial,
             cap=host.settings.crashloop_max,
             reset=host.settings.crashloop_reset,
@@ -361,7 +361,7 @@ class PodWorker:
                 )
                 self.wake_after(wait)
                 return
-            self.backoff.restarted(record.name, now)
+            self.backoff.step(record.name, now)
         elif record.reason == "CrashLoopBackOff" and record.last is not None:
             wait = self.backoff.remaining(
                 record.name, finished_at=record.last.exit.finished_at, now=now
@@ -369,7 +369,7 @@ class PodWorker:
             if wait > 0:
                 self.wake_after(wait)
                 return
-            self.backoff.restarted(record.name, now)
+            self.backoff.step(record.name, now)
         elif record.reason in ("RunContainerError", "CreateContainerConfigError"):
             wait = self.backoff.remaining(record.name, finished_at=record.failed_at, now=now)
             if wait > 0:
@@ -472,7 +472,7 @@ class PodWorker:
         record.wait(reason, message)
         now = time.time()
         record.failed_at = now
-        self.backoff.restarted(record.name, now)
+        self.backoff.step(record.name, now)
         self.wake_after(
             max(CONFIG_RETRY, self.backoff.remaining(record.name, finished_at=now, now=now))
         )

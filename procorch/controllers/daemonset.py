@@ -46,9 +46,9 @@ from procorch.controllers.workloads_refs import (
     RefManager,
     controller_index,
 )
+from procorch.kit.backoff import FlowBackoff
 from procorch.reconcile.controller import Controller, PermanentError, key_of
 from procorch.reconcile.factory import InformerFactory
-from procorch.reconcile.workqueue import Backoff
 
 DAEMON_SETS = must("apps/daemonsets")
 REVISIONS = must("apps/controllerrevisions")
@@ -74,9 +74,9 @@ class DaemonSetController(Controller[Key]):
         super().__init__(client, informers, events=events)
         self.expectations = Expectations()
         self.pod_control = PodControl(client, self.events, field_manager=FIELD_MANAGER)
-        base, cap = FAILED_POD_BACKOFF
-        self._failed_backoff = Backoff(base=base, cap=cap, jitter=0.0)
-        self._failed_until: dict[tuple[str, str, str], float] = {}
+        initial, cap = FAILED_POD_BACKOFF
+        # An entry untouched for twice the cap is forgotten (flowcontrol.Backoff's GC).
+        self._failed_backoff = FlowBackoff(initial=initial, cap=cap, reset=2 * cap)
 
     def setup(self) -> None:
         self.daemon_sets = self.watch(DAEMON_SETS)
@@ -171,12 +171,14 @@ class DaemonSetController(Controller[Key]):
             selector = label_selector_from_dict(raw_selector)
         except errors.BadRequest as exc:
             raise PermanentError(f"invalid selector: {exc.message}") from exc
+        # Read before the pods: a creation observed while claiming must not make the
+        # expectations look met for a snapshot that lacks it.
+        observed = self.expectations.satisfied(key)
         current, old_revisions = await self._history(ds)
         pods = await self._claim(ds, lambda p: selector.matches(p["metadata"].get("labels")))
         view = rules.Snapshot.of(ds, self.nodes.list(), pods, rules.revision_hash(current))
         again: list[float] = []
         failure: errors.ApiError | None = None
-        observed = self.expectations.satisfied(key)
         if observed:
             try:
                 again += await self._manage(view)
@@ -220,17 +222,21 @@ class DaemonSetController(Controller[Key]):
         """Create and delete per :func:`~.daemonset_util.manage_plan`; the seconds after
         which a node in failed-pod back-off is due, if any."""
         ds = view.ds
-        plan = rules.manage_plan(view)
+        plan = rules.manage_plan(view, now())
         waits: list[float] = []
         clock = time.monotonic()
+        self._failed_backoff.collect(clock)
         to_delete = list(plan.pods_to_delete)
+        generation = (ds.get("status") or {}).get("observedGeneration") or 0
         for node_name, pod in plan.failed:
-            backoff_key = (*key_of(ds), node_name)
-            until = self._failed_until.get(backoff_key, 0.0)
-            if clock < until:
-                waits.append(until - clock)
+            # Per DaemonSet uid and generation, as Kubernetes keys it: a new template
+            # (or a new DaemonSet of the same name) starts again at the first delay.
+            backoff_key = (ds["metadata"].get("uid"), generation, node_name)
+            left = self._failed_backoff.since_step(backoff_key, clock)
+            if left > 0:
+                waits.append(left)
                 continue
-            self._failed_until[backoff_key] = clock + self._failed_backoff.next(backoff_key)
+            self._failed_backoff.step(backoff_key, clock)
             self.events.event(
                 ds,
                 "Warning",

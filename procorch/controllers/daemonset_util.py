@@ -296,25 +296,28 @@ def group_by_node(pods: Iterable[Obj]) -> dict[str, list[Obj]]:
     return out
 
 
-def manage_plan(view: Snapshot) -> ManagePlan:
-    """``podsShouldBeOnNode`` over every node: create where a pod should run and none
-    exists, delete surplus (one per node; with surge, one old and one new while the new
-    is not ready), delete pods from nodes they may not stay on, and report failed pods."""
-    ds, by_node, current_hash, placements = (
-        view.ds,
-        view.by_node,
-        view.current_hash,
-        view.placements,
-    )
+def manage_plan(view: Snapshot, at: datetime) -> ManagePlan:
+    """``podsShouldBeOnNode`` over every node, then ``getUnscheduledPodsWithoutNode``:
+
+    * a node that should run a pod and has none gets one (with surge, also one whose pods
+      are all being deleted);
+    * on a node whose pod may stay: failed pods are reported (deleted and replaced under
+      back-off), succeeded ones deleted, surplus deleted (all but the oldest; with surge,
+      one old pod may stay beside the oldest new one until that is available);
+    * a node whose pods may not stay loses them all;
+    * a pod still waiting for a node that no longer exists is deleted.
+    """
+    ds, by_node, current_hash = view.ds, view.by_node, view.current_hash
+    min_ready = min_ready_seconds(ds)
     plan = ManagePlan()
     surge = allows_surge(ds)
     for node in view.nodes:
         name = str(node["metadata"]["name"])
-        placement = placements[name]
+        placement = view.placements[name]
         pods = by_node.get(name) or []
         if placement.run and not pods:
             plan.nodes_to_create.append(name)
-        elif placement.run:
+        elif placement.keep:
             running: list[Obj] = []
             for pod in pods:
                 if (pod.get("metadata") or {}).get("deletionTimestamp"):
@@ -326,6 +329,9 @@ def manage_plan(view: Snapshot) -> ManagePlan:
                     plan.pods_to_delete.append(pod)
                 else:
                     running.append(pod)
+            if surge and not running and placement.run:
+                # Surging: a node keeps at least one pod that is not being deleted.
+                plan.nodes_to_create.append(name)
             if len(running) <= 1:
                 continue
             ordered = oldest_first(running)
@@ -344,12 +350,16 @@ def manage_plan(view: Snapshot) -> ManagePlan:
                     continue
                 plan.pods_to_delete.append(pod)
             if oldest_new is not None and oldest_old is not None:
-                if not is_ready(oldest_old) or is_ready(oldest_new):
+                if not is_ready(oldest_old) or is_available(oldest_new, min_ready, at):
                     plan.pods_to_delete.append(oldest_old)
-        elif not placement.keep:
+        else:
             plan.pods_to_delete += [
                 p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")
             ]
+    known = {str(n["metadata"]["name"]) for n in view.nodes}
+    for name, pods in by_node.items():
+        if name not in known:
+            plan.pods_to_delete += [p for p in pods if not (p.get("spec") or {}).get("nodeName")]
     return plan
 
 
@@ -428,7 +438,8 @@ def rolling_update_plan(view: Snapshot, at: datetime) -> RolloutPlan:
                     unavailable += 1
             elif old is not None:
                 if not is_available(old, min_ready, at):
-                    replacements.append(old)
+                    replacements.append(old)  # replaced whatever the budget says
+                    unavailable += 1
                 elif unavailable < max_unavailable:
                     deletable.append(old)
         room = max(0, min(max_unavailable - unavailable, len(deletable)))
@@ -440,6 +451,7 @@ def rolling_update_plan(view: Snapshot, at: datetime) -> RolloutPlan:
     for name in sorted(candidates):
         new, old, ok = _updated_on_node(candidates[name], current_hash, generation)
         if not ok:
+            surging += 1  # the manage loop settles this node first
             continue
         placement = placements.get(name)
         if placement is None or not placement.keep:
@@ -447,7 +459,12 @@ def rolling_update_plan(view: Snapshot, at: datetime) -> RolloutPlan:
         if old is None:
             continue
         if new is None:
-            if not is_available(old, min_ready, at):
+            if not placement.run:
+                # No new pod could be scheduled here (a taint, a NotReady node): an old
+                # pod that is not available anyway goes; an available one stays.
+                if not is_available(old, min_ready, at):
+                    plan.pods_to_delete.append(old)
+            elif not is_available(old, min_ready, at):
                 allowed.append(name)
             elif surging < max_surge:
                 wanting.append(name)

@@ -128,6 +128,8 @@ def relate_to_others(
     nodes: Sequence[NodeInfo],
     placed: Collection[PodEntry],
     anti_affinity_holders: Collection[PodEntry],
+    *,
+    namespace_labels: interpod.NamespaceLabels | None = None,
 ) -> Prefiltered | None:
     """What the inter-pod filters need for this attempt; None when no rule relates this
     pod to others (no affinity or hard spread of its own, no placed pod's anti-affinity)."""
@@ -145,7 +147,13 @@ def relate_to_others(
         )
         for info in nodes
     ]
-    return interpod.prefilter(terms, views, placed, anti_affinity_holders=anti_affinity_holders)
+    return interpod.prefilter(
+        terms,
+        views,
+        placed,
+        anti_affinity_holders=anti_affinity_holders,
+        namespace_labels=namespace_labels or interpod.namespace_labels_by_name,
+    )
 
 
 # -- resources -------------------------------------------------------------------------------

@@ -21,8 +21,8 @@ affinity terms (the pod's and, symmetrically, those of pods already placed) add 
 their weight per matching pod in the domain; ``ScheduleAnyway`` constraints prefer the
 domains with fewest matching pods.
 
-``namespaceSelector`` is matched against the namespaces' labels when the caller passes
-them, else against ``kubernetes.io/metadata.name`` alone. Pure data: no I/O.
+``namespaceSelector`` is matched against the namespaces' labels (the caller passes them; by
+default only ``kubernetes.io/metadata.name``, which every namespace has). Pure data: no I/O.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ Labels = Mapping[str, str]
 NamespaceLabels = Callable[[str], Labels]
 
 
-def _namespace_labels_by_name(namespace: str) -> Labels:
+def namespace_labels_by_name(namespace: str) -> Labels:
     return {NAMESPACE_NAME_LABEL: namespace}
 
 
@@ -255,7 +255,8 @@ class Prefiltered:
     affinity_domains: list[set[str]] = field(default_factory=list)
     affinity_anywhere: bool = False
     anti_domains: list[set[str]] = field(default_factory=list)
-    forbidden: set[tuple[str, str]] = field(default_factory=set)
+    forbidden: dict[str, set[str]] = field(default_factory=dict)
+    """Per topology key, the domains placed pods' anti-affinity closes to this pod."""
     spread_counts: list[Counter[str]] = field(default_factory=list)
     spread_min: list[int] = field(default_factory=list)
     self_match: list[int] = field(default_factory=list)
@@ -295,7 +296,7 @@ def prefilter(
     placed: Collection[PlacedPod],
     *,
     anti_affinity_holders: Iterable[PlacedPod] = (),
-    namespace_labels: NamespaceLabels = _namespace_labels_by_name,
+    namespace_labels: NamespaceLabels = namespace_labels_by_name,
 ) -> Prefiltered:
     """Domains with pods matching each required term, domains forbidden by placed pods'
     anti-affinity, and the spread counts; ``placed`` is every pod counted on a node,
@@ -350,7 +351,7 @@ def prefilter(
             if term.matches(pod.namespace, pod.labels, namespace_labels):
                 domain = _domain(node_labels, term.topology_key)
                 if domain is not None:
-                    state.forbidden.add((term.topology_key, domain))
+                    state.forbidden.setdefault(term.topology_key, set()).add(domain)
     for i, constraint in enumerate(hard):
         domains = {labels_of[name][constraint.topology_key] for name in spread_nodes[i]}
         counts = state.spread_counts[i]
@@ -381,8 +382,8 @@ def filter_node(pod: PodTerms, state: Prefiltered, node: NodeLike) -> str | None
         domain = _domain(node.labels, term.topology_key)
         if domain is not None and domain in state.anti_domains[i]:
             return REASON_ANTI_AFFINITY
-    for key, value in state.forbidden:
-        if node.labels.get(key) == value:
+    for key, domains in state.forbidden.items():
+        if node.labels.get(key) in domains:
             return REASON_EXISTING_ANTI_AFFINITY
     return None
 
@@ -397,7 +398,7 @@ def affinity_scores(
     *,
     labels_of: Mapping[str, Labels] | None = None,
     preference_holders: Iterable[PlacedPod] = (),
-    namespace_labels: NamespaceLabels = _namespace_labels_by_name,
+    namespace_labels: NamespaceLabels = namespace_labels_by_name,
 ) -> dict[str, int]:
     """0-100 per node of ``nodes`` (the feasible ones): the weights of the pod's preferred
     (anti-)affinity terms per matching pod in the node's domain, and symmetrically those of
@@ -405,13 +406,13 @@ def affinity_scores(
     normalized over ``nodes``. ``labels_of`` gives every node's labels (a pod on a node
     that cannot take this one still marks its domain); by default those of ``nodes``."""
     raw: Counter[str] = Counter()
-    by_domain: dict[tuple[str, str], int] = Counter()
+    by_domain: dict[str, Counter[str]] = {}  # topology key -> domain -> credit
     all_labels = labels_of if labels_of is not None else {n.name: n.labels for n in nodes}
 
     def credit(key: str, node_name: str, amount: int) -> None:
         domain = _domain(all_labels.get(node_name) or {}, key)
         if domain is not None:
-            by_domain[(key, domain)] += amount
+            by_domain.setdefault(key, Counter())[domain] += amount
 
     if pod.preferred_affinity or pod.preferred_anti_affinity:
         for other in placed:
@@ -434,7 +435,9 @@ def affinity_scores(
     if not by_domain:
         return {n.name: 0 for n in nodes}
     for n in nodes:
-        raw[n.name] = sum(v for (key, value), v in by_domain.items() if n.labels.get(key) == value)
+        raw[n.name] = sum(
+            credits.get(n.labels[key], 0) for key, credits in by_domain.items() if key in n.labels
+        )
     low, high = min(raw[n.name] for n in nodes), max(raw[n.name] for n in nodes)
     if high == low:
         return {n.name: 0 for n in nodes}

@@ -51,6 +51,7 @@ from procorch.scheduler.settings import SchedulerSettings
 
 PODS = must("core/pods")
 NODES = must("core/nodes")
+NAMESPACES = must("core/namespaces")
 
 POD_SCHEDULED = "PodScheduled"
 UNSCHEDULABLE = "Unschedulable"
@@ -127,6 +128,8 @@ class Scheduler:
         )
         self.pods = informers.get(PODS)
         self.nodes = informers.get(NODES)
+        # Pod affinity terms' namespaceSelector matches namespaces by their labels.
+        self.namespaces = informers.get(NAMESPACES)
         self.log = get_logger("scheduler").bind(scheduler=name)
         self._rng = random.Random()
         # uid -> the Unschedulable message this scheduler last wrote, so a retry that comes
@@ -163,9 +166,12 @@ class Scheduler:
             await tasks.stop(timeout=5.0)
             self.nodes.close()
             self.pods.close()
+            self.namespaces.close()
 
     async def _loop(self) -> None:
-        await asyncio.gather(self.nodes.synced.wait(), self.pods.synced.wait())
+        await asyncio.gather(
+            self.nodes.synced.wait(), self.pods.synced.wait(), self.namespaces.synced.wait()
+        )
         self.log.debug("caches synced; scheduling", nodes=len(self.nodes), pods=len(self.pods))
         slots = asyncio.Semaphore(self.settings.parallel_bindings)
         while True:
@@ -210,6 +216,12 @@ class Scheduler:
             and not spec.get("schedulingGates")
         )
 
+    def _namespace_labels(self, namespace: str) -> Mapping[str, str]:
+        ns = self.namespaces.get(namespace)
+        labels = ((ns or {}).get("metadata") or {}).get("labels") or {}
+        # Every namespace carries its name as a label (the API server sets it).
+        return {**labels, "kubernetes.io/metadata.name": namespace}
+
     def _decide(self, key: Key) -> _Binding | _Unschedulable | None:
         """Filter and score the nodes for the pod at ``key`` (read fresh from the cache) and
         settle it in the queue. Synchronous: the cache cannot change underneath."""
@@ -225,7 +237,11 @@ class Scheduler:
         constraints = pod_constraints(pod)
         nodes = self.cache.nodes()
         others = relate_to_others(
-            constraints, nodes, self.cache.placed(), self.cache.anti_affinity_holders.values()
+            constraints,
+            nodes,
+            self.cache.placed(),
+            self.cache.anti_affinity_holders.values(),
+            namespace_labels=self._namespace_labels,
         )
         feasible = []
         rejections = []
@@ -247,6 +263,7 @@ class Scheduler:
             nodes,
             self.cache.placed(),
             self.cache.preference_holders.values(),
+            namespace_labels=self._namespace_labels,
         )
         chosen = select_node(constraints, feasible, self._rng, relative)
         self.cache.assume(pod, chosen.name)

@@ -91,6 +91,8 @@ def relative_scores(
     nodes: Sequence[NodeInfo],
     placed: Collection[PodEntry],
     preference_holders: Collection[PodEntry],
+    *,
+    namespace_labels: interpod.NamespaceLabels | None = None,
 ) -> Relative | None:
     """None when no rule relates the pod's placement to other pods'. ``nodes`` are all the
     nodes: pods on those that cannot take this pod still count in their domains."""
@@ -106,6 +108,7 @@ def relative_scores(
             placed if prefers else (),
             labels_of=labels_of,
             preference_holders=preference_holders,
+            namespace_labels=namespace_labels or interpod.namespace_labels_by_name,
         )
         if prefers or preference_holders
         else {}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from procorch.agent import podstatus
-from procorch.agent.backoff import RestartBackoff
 from procorch.agent.containers import ContainerRecord, IllegalTransition, State, container_status
 from procorch.agent.ipam import PodIPAllocator, RangeFull
 from procorch.agent.runtime.spec import ExitStatus
+from procorch.kit.backoff import FlowBackoff
 
 
 def exited(code: int, reason: str = "") -> ExitStatus:
@@ -161,23 +161,23 @@ def test_qos_class(resources: list, expected: str) -> None:
 
 
 def test_backoff_restarts_first_at_once_then_doubles_to_the_cap() -> None:
-    b = RestartBackoff(initial=10, cap=40, reset=600)
+    b = FlowBackoff(initial=10, cap=40, reset=600)
     assert b.remaining("web", finished_at=0, now=0) == 0
-    b.restarted("web", 0)  # first restart: immediate
+    b.step("web", 0)  # first restart: immediate
     assert b.remaining("web", finished_at=1, now=1) == 10
-    b.restarted("web", 11)
+    b.step("web", 11)
     assert b.delay("web", 11) == 20
-    b.restarted("web", 40)
-    b.restarted("web", 100)
+    b.step("web", 40)
+    b.step("web", 100)
     assert b.delay("web", 100) == 40  # capped
 
 
 def test_backoff_resets_after_a_long_run() -> None:
-    b = RestartBackoff(initial=10, cap=300, reset=600)
-    b.restarted("web", 0)
-    b.restarted("web", 20)
+    b = FlowBackoff(initial=10, cap=300, reset=600)
+    b.step("web", 0)
+    b.step("web", 20)
     assert b.remaining("web", finished_at=700, now=700) == 0
-    b.restarted("web", 700)
+    b.step("web", 700)
     assert b.delay("web", 700) == 10
 
 

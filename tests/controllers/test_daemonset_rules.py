@@ -167,10 +167,45 @@ def test_manage_creates_where_missing_and_deletes_surplus_failed_and_unwanted_po
     newer["metadata"]["creationTimestamp"] = AT.strftime("%Y-%m-%dT%H:%M:%SZ")
     failed = pod("c", "n3", "h1", phase="Failed")
     unwanted = pod("d", "n4", "h1")
-    plan = rules.manage_plan(snapshot(d, nodes, [older, newer, failed, unwanted], "h1"))
+    plan = rules.manage_plan(snapshot(d, nodes, [older, newer, failed, unwanted], "h1"), AT)
     assert plan.nodes_to_create == ["n1"]
     assert [p["metadata"]["name"] for p in plan.pods_to_delete] == ["b", "d"]
     assert [(n, p["metadata"]["name"]) for n, p in plan.failed] == [("n3", "c")]
+
+
+def test_manage_keeps_what_may_stay_and_drops_pending_pods_of_nodes_that_are_gone() -> None:
+    d = ds()
+    # A NoSchedule taint the pod does not tolerate: no new pod there, but a failed one is
+    # still replaced and a surplus one still pruned (the pods there may stay).
+    tainted = node("n1", taints=[{"key": "dedicated", "effect": "NoSchedule"}])
+    failed = pod("f", "n1", "h1", phase="Failed")
+    first, second = pod("a", "n1", "h1"), pod("b", "n1", "h1")
+    second["metadata"]["creationTimestamp"] = AT.strftime("%Y-%m-%dT%H:%M:%SZ")
+    plan = rules.manage_plan(snapshot(d, [tainted], [failed, first, second], "h1"), AT)
+    assert [(n, p["metadata"]["name"]) for n, p in plan.failed] == [("n1", "f")]
+    assert [p["metadata"]["name"] for p in plan.pods_to_delete] == ["b"]
+    assert plan.nodes_to_create == []
+    # A pod created for a node that was deleted before it was bound goes.
+    orphan = pod("o", "gone", "h1", ready=False, phase="Pending")
+    orphan["spec"] = {
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {
+                            "matchFields": [
+                                {"key": "metadata.name", "operator": "In", "values": ["gone"]}
+                            ]
+                        }
+                    ]
+                }
+            }
+        }
+    }
+    bound_elsewhere = pod("x", "also-gone", "h1")  # bound: pod GC's business, not ours
+    plan = rules.manage_plan(snapshot(d, [node("n2")], [orphan, bound_elsewhere], "h1"), AT)
+    assert [p["metadata"]["name"] for p in plan.pods_to_delete] == ["o"]
+    assert plan.nodes_to_create == ["n2"]
 
 
 def three_nodes_with(*pods: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -226,11 +261,34 @@ def test_a_rolling_update_with_surge_starts_new_pods_beside_old_ones_first() -> 
     plan = rules.rolling_update_plan(snapshot(d, nodes, pods, "new"), AT)
     assert [p["metadata"]["name"] for p in plan.pods_to_delete] == ["a"]
     assert plan.nodes_to_create == ["n2"]
+    # A node that cannot take a new pod (a NoSchedule taint) is not surged onto: its
+    # available old pod stays, an unavailable one goes.
+    tainted = [{"key": "dedicated", "effect": "NoSchedule"}]
+    nodes = [node("n1", taints=tainted), node("n2", taints=tainted)]
+    pods = [pod("a", "n1", "old"), pod("b", "n2", "old", ready=False)]
+    plan = rules.rolling_update_plan(snapshot(d, nodes, pods, "new"), AT)
+    assert plan.nodes_to_create == []
+    assert [p["metadata"]["name"] for p in plan.pods_to_delete] == ["b"]
+    # With surge, manage keeps an old ready pod beside a new one until that is available
+    # (ready for minReadySeconds, here 600 s: it has been ready for 300).
+    slow = ds(
+        minReadySeconds=600,
+        updateStrategy={
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+        },
+    )
+    nodes, pods = three_nodes_with(pod("a", "n1", "old"), pod("a2", "n1", "new"))
+    assert rules.manage_plan(snapshot(slow, nodes, pods, "new"), AT).pods_to_delete == []
+    assert [
+        p["metadata"]["name"]
+        for p in rules.manage_plan(snapshot(d, nodes, pods, "new"), AT).pods_to_delete
+    ] == ["a"]
     # With surge, manage keeps an old ready pod beside a new one that is not ready yet.
     nodes, pods = three_nodes_with(
         pod("a", "n1", "old"), pod("a2", "n1", "new", ready=False), pod("b", "n2", "old")
     )
-    assert rules.manage_plan(snapshot(d, nodes, pods, "new")).pods_to_delete == []
+    assert rules.manage_plan(snapshot(d, nodes, pods, "new"), AT).pods_to_delete == []
 
 
 def test_status_counts_nodes_from_their_oldest_pod() -> None:

@@ -9,6 +9,10 @@ from typing import Any
 
 from scheduler_harness import NS, PODS, Harness
 
+from procorch.api.resources import must
+
+NAMESPACES = must("core/namespaces")
+
 HOST = "kubernetes.io/hostname"
 ZONE = "topology.kubernetes.io/zone"
 
@@ -151,3 +155,34 @@ async def test_preferred_affinity_outweighs_free_room(harness: Harness) -> None:
     for i in range(3):
         await harness.pod(f"follower-{i}", affinity=follow, requests={"cpu": "500m"})
         assert await harness.bound(f"follower-{i}") == home
+
+
+async def test_a_namespace_selector_matches_namespaces_by_their_labels(harness: Harness) -> None:
+    await nodes(harness, {"n1": "a", "n2": "b"})
+    await harness.client.create(
+        NAMESPACES,
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": "team-a", "labels": {"team": "a"}},
+        },
+    )
+    db = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "db", "labels": {"app": "db"}},
+        "spec": {
+            "nodeSelector": {HOST: "n2"},
+            "containers": [{"name": "main", "command": ["sleep", "1000"]}],
+        },
+    }
+    await harness.client.create(PODS, db, namespace="team-a")
+    by_team = {
+        "podAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {**term("db", ZONE), "namespaceSelector": {"matchLabels": {"team": "a"}}}
+            ]
+        }
+    }
+    await harness.pod("api", labels={"app": "api"}, affinity=by_team)
+    assert await harness.bound("api") == "n2"
