@@ -296,11 +296,10 @@ class DaemonSetController(Controller[Key]):
     async def _history(self, ds: Obj) -> tuple[Obj, list[Obj]]:
         """The current revision (created or renumbered as needed) and the old ones
         (``constructHistory``)."""
-        uid = str(ds["metadata"].get("uid"))
         data = rules.history_data(ds)
         current: list[Obj] = []
         old: list[Obj] = []
-        for revision in self.revisions.by_index(CONTROLLER_INDEX, uid):
+        for revision in await self._claim_revisions(ds):
             (current if revision.get("data") == data else old).append(revision)
         next_number = max((int(r.get("revision") or 0) for r in old), default=0) + 1
         if not current:
@@ -316,6 +315,24 @@ class DaemonSetController(Controller[Key]):
                 namespace=str(ds["metadata"].get("namespace") or ""),
             )
         return keep, old
+
+    async def _claim_revisions(self, ds: Obj) -> list[Obj]:
+        """The DaemonSet's revisions, adopting orphans its selector matches (left behind by
+        ``kubectl delete --cascade=orphan`` of an earlier DaemonSet of the same name) and
+        releasing those it no longer matches (``controlledHistories``)."""
+        meta = ds["metadata"]
+        owned = self.revisions.by_index(CONTROLLER_INDEX, str(meta.get("uid")))
+        orphans = self.revisions.by_index(CONTROLLER_INDEX, f"orphan:{meta.get('namespace') or ''}")
+        selector = label_selector_from_dict((ds.get("spec") or {}).get("selector"))
+        refs = RefManager(
+            self.client,
+            owner=ds,
+            owner_rt=DAEMON_SETS,
+            dependent_rt=REVISIONS,
+            matches=lambda r: selector.matches((r.get("metadata") or {}).get("labels")),
+            field_manager=FIELD_MANAGER,
+        )
+        return await refs.claim(owned + orphans)
 
     async def _snapshot(self, ds: Obj, data: Obj, number: int) -> Obj:
         meta = ds["metadata"]

@@ -17,7 +17,6 @@ Kubernetes' ``daemon/util`` and the pure parts of ``daemon_controller.go`` and `
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -207,22 +206,10 @@ def _created(pod: Obj) -> tuple[float, str]:
     return (when.timestamp() if when else 0.0, str((pod.get("metadata") or {}).get("name")))
 
 
-def _by_age_and_phase(a: Obj, b: Obj) -> int:
-    """``podByCreationTimestampAndPhase``: the oldest first; at equal age a pod on a node
-    first, then running first."""
-    a_node, b_node = bool(_spec(a).get("nodeName")), bool(_spec(b).get("nodeName"))
-    if a_node != b_node:
-        return -1 if a_node else 1
-    a_running = (a.get("status") or {}).get("phase") == "Running"
-    b_running = (b.get("status") or {}).get("phase") == "Running"
-    if a_running != b_running:
-        return -1 if a_running else 1
-    ka, kb = _created(a), _created(b)
-    return -1 if ka < kb else (1 if ka > kb else 0)
-
-
 def oldest_first(pods: Iterable[Obj]) -> list[Obj]:
-    return sorted(pods, key=functools.cmp_to_key(_by_age_and_phase))
+    """``podByCreationTimestampAndPhase``: pods bound to a node first, then the oldest, then
+    by name."""
+    return sorted(pods, key=lambda p: (not _spec(p).get("nodeName"), *_created(p)))
 
 
 def allows_surge(ds: Obj) -> bool:

@@ -368,9 +368,18 @@ class Scheduler:
     def _on_node(self, etype: str, node: dict[str, Any], old: dict[str, Any] | None) -> None:
         if etype == "DELETED":
             self.cache.remove_node(str((node.get("metadata") or {}).get("name") or ""))
+            # A domain gone can lower a spread constraint's skew.
+            self._activate_waiting()
             return
         if self.cache.set_node(node):
             self.queue.move_all()
+
+    def _activate_waiting(self) -> None:
+        """Try again the pods that other pods' placement kept out (affinity, spread)."""
+        for waiting in self._waiting_for_pods:
+            if waiting in self.queue:
+                self.queue.activate(waiting)
+        self._waiting_for_pods.clear()
 
     def _on_pod(self, etype: str, pod: dict[str, Any], old: dict[str, Any] | None) -> None:
         key = _key(pod)
@@ -396,11 +405,8 @@ class Scheduler:
             )
             if self.cache.set_pod(pod):
                 self.queue.move_all()
-            elif arrived and self._waiting_for_pods:
-                for waiting in self._waiting_for_pods:
-                    if waiting in self.queue:
-                        self.queue.activate(waiting)
-                self._waiting_for_pods.clear()
+            elif arrived:
+                self._activate_waiting()
             return
         if self.cache.is_assumed(uid):
             return  # our binding is on its way

@@ -59,3 +59,43 @@ async def test_orphan_cascade_leaves_dependents_running_without_owners(
 
     await kubectl("delete", "pods", "-l", "app=keep")
     await eventually(lambda: _nothing_left(cluster, "sleep 620"), what="pods gone")
+
+
+DAEMON_SET = """
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      containers: [{name: main, command: [sleep, "630"]}]
+"""
+
+
+async def test_a_daemon_set_recreated_after_an_orphan_delete_adopts_its_pod_and_history(
+    kubectl: Kubectl, cluster: Cluster
+) -> None:
+    await apply(kubectl, cluster, DAEMON_SET)
+    await kubectl("rollout", "status", "ds/agent", "--timeout=60s")
+    [pod] = await pods_of(cluster, "agent")
+    await kubectl("delete", "ds", "agent", "--cascade=orphan")
+    revisions = await kubectl("get", "controllerrevisions", "-o", "name")
+    assert revisions.stdout.count("controllerrevision.apps/agent-") == 1
+
+    # The same DaemonSet again: its pod and revision are adopted, nothing is started anew.
+    await apply(kubectl, cluster, DAEMON_SET)
+    await kubectl("rollout", "status", "ds/agent", "--timeout=60s")
+
+    async def adopted() -> bool:
+        pods = await pods_of(cluster, "agent")
+        owners = [r.get("kind") for p in pods for r in p["metadata"].get("ownerReferences") or []]
+        return owners == ["DaemonSet"]
+
+    await eventually(adopted, what="the old pod adopted")
+    [again] = await pods_of(cluster, "agent")
+    assert again["metadata"]["uid"] == pod["metadata"]["uid"]
+    history = await kubectl("rollout", "history", "ds/agent")
+    assert [line.split()[0] for line in history.stdout.splitlines()[2:] if line.strip()] == ["1"]
+    assert len(processes("sleep 630")) == 1
