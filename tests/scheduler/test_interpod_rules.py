@@ -114,27 +114,22 @@ def test_spread_counts_only_domains_the_pod_could_go_to_unless_told_otherwise() 
     assert world.verdicts(ignore)["n1"] == interpod.REASON_SPREAD
 
 
+def near_db(*, weight: int) -> PodTerms:
+    """A pod that prefers the zone of pods labelled app=db."""
+    term = {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": ZONE}
+    preferred = [{"weight": weight, "podAffinityTerm": term}]
+    return pod(
+        affinity={"podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": preferred}}
+    )
+
+
 def test_affinity_scores_are_normalized_over_the_nodes() -> None:
     world = World()
     for name, zone in (("n1", "a"), ("n2", "b"), ("n3", "c")):
         world.node(name, zone)
     world.placed += [Placed("n1", pod(labels={"app": "db"})) for _ in range(2)]
     world.placed.append(Placed("n2", pod(labels={"app": "db"})))
-    prefers = pod(
-        affinity={
-            "podAffinity": {
-                "preferredDuringSchedulingIgnoredDuringExecution": [
-                    {
-                        "weight": 10,
-                        "podAffinityTerm": {
-                            "labelSelector": {"matchLabels": {"app": "db"}},
-                            "topologyKey": ZONE,
-                        },
-                    }
-                ]
-            }
-        }
-    )
+    prefers = near_db(weight=10)
     scores = interpod.affinity_scores(prefers, world.nodes, world.placed)
     assert scores == {"n1": 100, "n2": 50, "n3": 0}
 
@@ -144,21 +139,7 @@ def test_pods_on_a_node_that_cannot_take_the_pod_still_mark_their_domain() -> No
     for name, zone in (("full", "a"), ("n1", "a"), ("n2", "b")):
         world.node(name, zone)
     world.placed.append(Placed("full", pod(labels={"app": "db"})))
-    prefers = pod(
-        affinity={
-            "podAffinity": {
-                "preferredDuringSchedulingIgnoredDuringExecution": [
-                    {
-                        "weight": 50,
-                        "podAffinityTerm": {
-                            "labelSelector": {"matchLabels": {"app": "db"}},
-                            "topologyKey": ZONE,
-                        },
-                    }
-                ]
-            }
-        }
-    )
+    prefers = near_db(weight=50)
     feasible = [n for n in world.nodes if n.name != "full"]
     labels_of = {n.name: n.labels for n in world.nodes}
     scores = interpod.affinity_scores(prefers, feasible, world.placed, labels_of=labels_of)
