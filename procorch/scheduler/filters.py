@@ -123,6 +123,22 @@ def pod_constraints(pod: Mapping[str, Any]) -> PodConstraints:
     )
 
 
+def node_views(pod: PodConstraints, nodes: Sequence[NodeInfo]) -> list[NodeView]:
+    """The nodes as the inter-pod rules see them for this pod: labels, and whether its node
+    affinity and its tolerations admit each (for spread constraints' node policies)."""
+    return [
+        NodeView(
+            info.name,
+            info.labels,
+            eligible=affinity_matches(
+                pod.node_selector, pod.required, name=info.name, labels=info.labels
+            ),
+            untainted=untolerated_taint(info.taints, pod.tolerations) is None,
+        )
+        for info in nodes
+    ]
+
+
 def relate_to_others(
     pod: PodConstraints,
     nodes: Sequence[NodeInfo],
@@ -136,20 +152,9 @@ def relate_to_others(
     terms = pod.terms
     if not (terms.affinity or terms.anti_affinity or terms.hard_spread or anti_affinity_holders):
         return None
-    views = [
-        NodeView(
-            info.name,
-            info.labels,
-            eligible=affinity_matches(
-                pod.node_selector, pod.required, name=info.name, labels=info.labels
-            ),
-            untainted=untolerated_taint(info.taints, pod.tolerations) is None,
-        )
-        for info in nodes
-    ]
     return interpod.prefilter(
         terms,
-        views,
+        node_views(pod, nodes),
         placed,
         anti_affinity_holders=anti_affinity_holders,
         namespace_labels=namespace_labels or interpod.namespace_labels_by_name,

@@ -290,6 +290,23 @@ def _spread_counts(
     return counts
 
 
+def _counted_nodes(
+    constraint: SpreadConstraint,
+    constraints: Sequence[SpreadConstraint],
+    nodes: Sequence[NodeView],
+) -> set[str]:
+    """The nodes whose pods count for ``constraint``: those with every constraint's
+    topology key, that pass the pod's node affinity (``nodeAffinityPolicy: Honor``) and
+    taints (``nodeTaintsPolicy: Honor``)."""
+    return {
+        n.name
+        for n in nodes
+        if all(_domain(n.labels, k.topology_key) is not None for k in constraints)
+        and (n.eligible or not constraint.honor_node_affinity)
+        and (n.untainted or not constraint.honor_taints)
+    }
+
+
 def prefilter(
     pod: PodTerms,
     nodes: Sequence[NodeView],
@@ -307,16 +324,7 @@ def prefilter(
         anti_domains=[set() for _ in pod.anti_affinity],
     )
     hard = pod.hard_spread
-    spread_nodes = [
-        {
-            n.name
-            for n in nodes
-            if all(_domain(n.labels, k.topology_key) is not None for k in hard)
-            and (n.eligible or not c.honor_node_affinity)
-            and (n.untainted or not c.honor_taints)
-        }
-        for c in hard
-    ]
+    spread_nodes = [_counted_nodes(c, hard, nodes) for c in hard]
     state.spread_counts = [
         _spread_counts(c, pod.namespace, placed, labels_of, spread_nodes[i])
         for i, c in enumerate(hard)
@@ -449,16 +457,21 @@ def spread_penalty(
     nodes: Sequence[NodeLike],
     placed: Collection[PlacedPod],
     *,
-    labels_of: Mapping[str, Labels] | None = None,
+    every_node: Sequence[NodeView] | None = None,
 ) -> dict[str, int]:
-    """Per node of ``nodes``, the matching pods already in its domains under the pod's
-    ScheduleAnyway constraints (fewer is better; counted over every node in ``labels_of``);
-    a node without a constraint's label is worst."""
+    """Per node of ``nodes`` (the feasible ones), the matching pods already in its domains
+    under the pod's ScheduleAnyway constraints (fewer is better), counted on the nodes of
+    ``every_node`` that each constraint's policies include (by default ``nodes``); a node
+    without a constraint's label is worst."""
     soft = pod.soft_spread
     if not soft:
         return {n.name: 0 for n in nodes}
-    all_labels = labels_of if labels_of is not None else {n.name: n.labels for n in nodes}
-    counts = [_spread_counts(c, pod.namespace, placed, all_labels) for c in soft]
+    views = every_node if every_node is not None else [NodeView(n.name, n.labels) for n in nodes]
+    labels_of = {n.name: n.labels for n in views}
+    counts = [
+        _spread_counts(c, pod.namespace, placed, labels_of, _counted_nodes(c, soft, views))
+        for c in soft
+    ]
     worst = sum(sum(c.values()) for c in counts) + 1
     out = {}
     for n in nodes:

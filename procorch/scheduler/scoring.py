@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from procorch.api.taints import PREFER_NO_SCHEDULE, tolerated
 from procorch.scheduler import interpod
 from procorch.scheduler.cache import NodeInfo, PodEntry
-from procorch.scheduler.filters import PodConstraints
+from procorch.scheduler.filters import PodConstraints, node_views
 from procorch.scheduler.resources import CPU, MEMORY
 
 MAX_NODE_SCORE = 100
@@ -114,7 +114,7 @@ def relative_scores(
         else {}
     )
     spread = (
-        interpod.spread_penalty(terms, feasible, placed, labels_of=labels_of)
+        interpod.spread_penalty(terms, feasible, placed, every_node=node_views(pod, nodes))
         if terms.spread
         else None
     )

@@ -144,3 +144,31 @@ def test_pods_on_a_node_that_cannot_take_the_pod_still_mark_their_domain() -> No
     labels_of = {n.name: n.labels for n in world.nodes}
     scores = interpod.affinity_scores(prefers, feasible, world.placed, labels_of=labels_of)
     assert scores == {"n1": 100, "n2": 0}
+
+
+def test_soft_spread_counts_only_the_nodes_its_policies_include() -> None:
+    world = World()
+    world.node("n1", "a")
+    world.node("n2", "b", eligible=False)  # the pod's nodeSelector excludes it
+    world.node("n3", "b")
+    world.placed += [Placed("n2", pod(labels={"app": "web"})) for _ in range(3)]
+    constraint = {
+        "maxSkew": 1,
+        "topologyKey": ZONE,
+        "whenUnsatisfiable": "ScheduleAnyway",
+        "labelSelector": {"matchLabels": {"app": "web"}},
+    }
+    feasible = [n for n in world.nodes if n.name != "n2"]
+    honor = pod(labels={"app": "web"}, topologySpreadConstraints=[constraint])
+    assert interpod.spread_penalty(honor, feasible, world.placed, every_node=world.nodes) == {
+        "n1": 0,
+        "n3": 0,
+    }
+    ignore = pod(
+        labels={"app": "web"},
+        topologySpreadConstraints=[{**constraint, "nodeAffinityPolicy": "Ignore"}],
+    )
+    assert interpod.spread_penalty(ignore, feasible, world.placed, every_node=world.nodes) == {
+        "n1": 0,
+        "n3": 3,
+    }
