@@ -35,21 +35,54 @@ ALLOWED: dict[str, set[str]] = {
 }
 
 
-def procorch_imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
+def imported_modules(source: str, package: str) -> set[str]:
+    """Every module ``source`` (a module of ``package``) imports, anywhere in it (function
+    bodies and ``TYPE_CHECKING`` blocks too), as absolute dotted names: ``from procorch
+    import store`` counts as ``procorch.store``, and relative imports are resolved."""
+    parts = package.split(".")
     found: set[str] = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module]
-        else:
-            continue
-        for name in names:
-            parts = name.split(".")
-            if parts[0] == "procorch" and len(parts) > 1:
-                found.add(parts[1])
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = parts[: len(parts) - (node.level - 1)]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            found.add(module)
+            # ``from procorch import store``: the names may be modules themselves.
+            found.update(f"{module}.{alias.name}" for alias in node.names)
     return found
+
+
+def procorch_imports(path: Path) -> set[str]:
+    """The procorch packages (``api``, ``store``...) that the module at ``path`` imports."""
+    relative = path.relative_to(PACKAGE)
+    package = ".".join(["procorch", *relative.parts[:-1]])
+    return _packages(imported_modules(path.read_text(), package))
+
+
+def _packages(modules: set[str]) -> set[str]:
+    found: set[str] = set()
+    for name in modules:
+        parts = name.split(".")
+        if parts[0] == "procorch" and len(parts) > 1 and (PACKAGE / parts[1]).is_dir():
+            found.add(parts[1])
+    return found
+
+
+def test_the_import_walk_sees_every_form_of_import() -> None:
+    """The forms a layering violation could hide in are all seen."""
+    source = (
+        "from procorch import store\n"
+        "from ..apiserver import http\n"
+        "def f():\n"
+        "    import procorch.agent.podworker\n"
+        "    from procorch.proxy.l4 import ServiceProxy\n"
+    )
+    modules = imported_modules(source, "procorch.controllers")
+    assert _packages(modules) == {"store", "apiserver", "agent", "proxy"}
 
 
 def test_every_package_imports_only_the_layers_below_it() -> None:
