@@ -33,8 +33,8 @@ from typing import Any
 
 from procorch.api import errors
 from procorch.api.meta import controller_ref, deep_copy, now, owner_ref
-from procorch.api.resources import must
-from procorch.api.selectors import label_selector_from_dict
+from procorch.api.resources import ResourceType, must
+from procorch.api.selectors import LabelSelector, label_selector_from_dict
 from procorch.client.base import Client
 from procorch.client.events import EventRecorder
 from procorch.controllers import daemonset_util as rules
@@ -49,6 +49,7 @@ from procorch.controllers.workloads_refs import (
 from procorch.kit.backoff import FlowBackoff
 from procorch.reconcile.controller import Controller, PermanentError, key_of
 from procorch.reconcile.factory import InformerFactory
+from procorch.reconcile.views import InformerView
 
 DAEMON_SETS = must("apps/daemonsets")
 REVISIONS = must("apps/controllerrevisions")
@@ -174,8 +175,8 @@ class DaemonSetController(Controller[Key]):
         # Read before the pods: a creation observed while claiming must not make the
         # expectations look met for a snapshot that lacks it.
         observed = self.expectations.satisfied(key)
-        current, old_revisions = await self._history(ds)
-        pods = await self._claim(ds, lambda p: selector.matches(p["metadata"].get("labels")))
+        current, old_revisions = await self._history(ds, selector)
+        pods = await self._claim(ds, selector, self.pods, PODS)
         view = rules.Snapshot.of(ds, self.nodes.list(), pods, rules.revision_hash(current))
         again: list[float] = []
         failure: errors.ApiError | None = None
@@ -202,16 +203,21 @@ class DaemonSetController(Controller[Key]):
         again += _availability_recheck(ds, view.by_node, at)
         return min(again) if again else None
 
-    async def _claim(self, ds: Obj, matches: Any) -> list[Obj]:
+    async def _claim(
+        self, ds: Obj, selector: LabelSelector, dependents: InformerView, rt: ResourceType
+    ) -> list[Obj]:
+        """The DaemonSet's pods or revisions: those it controls, adopting orphans its
+        selector matches (after ``kubectl delete --cascade=orphan`` and a re-create) and
+        releasing those it no longer matches (``ClaimPods``, ``controlledHistories``)."""
         meta = ds["metadata"]
-        owned = self.pods.by_index(CONTROLLER_INDEX, str(meta.get("uid")))
-        orphans = self.pods.by_index(CONTROLLER_INDEX, f"orphan:{meta.get('namespace') or ''}")
+        owned = dependents.by_index(CONTROLLER_INDEX, str(meta.get("uid")))
+        orphans = dependents.by_index(CONTROLLER_INDEX, f"orphan:{meta.get('namespace') or ''}")
         refs = RefManager(
             self.client,
             owner=ds,
             owner_rt=DAEMON_SETS,
-            dependent_rt=PODS,
-            matches=matches,
+            dependent_rt=rt,
+            matches=lambda obj: selector.matches((obj.get("metadata") or {}).get("labels")),
             field_manager=FIELD_MANAGER,
         )
         return await refs.claim(owned + orphans)
@@ -293,13 +299,13 @@ class DaemonSetController(Controller[Key]):
 
     # -- history -----------------------------------------------------------------------------
 
-    async def _history(self, ds: Obj) -> tuple[Obj, list[Obj]]:
+    async def _history(self, ds: Obj, selector: LabelSelector) -> tuple[Obj, list[Obj]]:
         """The current revision (created or renumbered as needed) and the old ones
         (``constructHistory``)."""
         data = rules.history_data(ds)
         current: list[Obj] = []
         old: list[Obj] = []
-        for revision in await self._claim_revisions(ds):
+        for revision in await self._claim(ds, selector, self.revisions, REVISIONS):
             (current if revision.get("data") == data else old).append(revision)
         next_number = max((int(r.get("revision") or 0) for r in old), default=0) + 1
         if not current:
@@ -315,24 +321,6 @@ class DaemonSetController(Controller[Key]):
                 namespace=str(ds["metadata"].get("namespace") or ""),
             )
         return keep, old
-
-    async def _claim_revisions(self, ds: Obj) -> list[Obj]:
-        """The DaemonSet's revisions, adopting orphans its selector matches (left behind by
-        ``kubectl delete --cascade=orphan`` of an earlier DaemonSet of the same name) and
-        releasing those it no longer matches (``controlledHistories``)."""
-        meta = ds["metadata"]
-        owned = self.revisions.by_index(CONTROLLER_INDEX, str(meta.get("uid")))
-        orphans = self.revisions.by_index(CONTROLLER_INDEX, f"orphan:{meta.get('namespace') or ''}")
-        selector = label_selector_from_dict((ds.get("spec") or {}).get("selector"))
-        refs = RefManager(
-            self.client,
-            owner=ds,
-            owner_rt=DAEMON_SETS,
-            dependent_rt=REVISIONS,
-            matches=lambda r: selector.matches((r.get("metadata") or {}).get("labels")),
-            field_manager=FIELD_MANAGER,
-        )
-        return await refs.claim(owned + orphans)
 
     async def _snapshot(self, ds: Obj, data: Obj, number: int) -> Obj:
         meta = ds["metadata"]

@@ -113,11 +113,11 @@ def relative_scores(
         if prefers or preference_holders
         else {}
     )
-    spread = (
-        interpod.spread_penalty(terms, feasible, placed, every_node=node_views(pod, nodes))
-        if terms.spread
-        else None
-    )
+    spread: dict[str, int] | None = None
+    if terms.soft_spread:
+        spread = interpod.spread_penalty(terms, feasible, placed, every_node=node_views(pod, nodes))
+    elif terms.spread:
+        spread = {}  # hard constraints only: no spreading score, and no default spreading
     return Relative(affinity, spread)
 
 

@@ -20,7 +20,7 @@ from procorch.api.resources import must
 from procorch.launcher.up import Procorch
 from tests.conftest import KUBECTL, Kubectl
 from tests.nodes.conftest import HostNetwork, join
-from tests.nodes.test_join import ready_nodes
+from tests.nodes.test_join import ready_nodes, web
 from tests.workloads.conftest import eventually
 
 PODS = must("core/pods")
@@ -163,24 +163,6 @@ async def test_a_daemon_set_runs_one_pod_per_eligible_node_and_rolls_out_node_by
     await eventually(all_gone, timeout=30, what="pods and revisions of the DaemonSet deleted")
 
 
-def web(replicas: int) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "web", "namespace": "default"},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": {"app": "web"}},
-                "template": {
-                    "metadata": {"labels": {"app": "web"}},
-                    "spec": {"containers": [{"name": "web", "command": ["sleep", "600"]}]},
-                },
-            },
-        }
-    )
-
-
 def budget(**spec: Any) -> str:
     return json.dumps(
         {
@@ -200,7 +182,7 @@ async def test_drain_moves_pods_to_the_other_node_within_a_budget_and_a_full_bud
     a, b = network.add_host("node-a"), network.add_host("node-b")
     await asyncio.gather(join(network, plane, a, tmp_path), join(network, plane, b, tmp_path))
     await ready_nodes(plane, "node-a", "node-b")
-    await kubectl("apply", "-f", "-", input=web(2))
+    await kubectl("apply", "-f", "-", input=json.dumps(web(2)))
     await kubectl("apply", "-f", "-", input=daemon_set("daemon"))
     await kubectl("apply", "-f", "-", input=budget(minAvailable=1))
     spread = await one_ready_pod_on_each(plane, "web", {"node-a", "node-b"})
