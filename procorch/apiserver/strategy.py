@@ -13,10 +13,7 @@ from procorch.api.defaults import generate_job_selector
 from procorch.api.meta import deep_copy
 from procorch.api.quantity import parse_quantity
 from procorch.api.resources import ResourceType
-
-# A DaemonSet's template generation (``spec.templateGeneration`` before apps/v1), which its
-# pods carry as the ``pod-template-generation`` label.
-TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
+from procorch.api.types.apps import TEMPLATE_GENERATION_ANNOTATION
 
 # Kinds whose status a create may set (Kubernetes lets nodes, events-like kinds do so).
 _STATUS_ON_CREATE = {"Node", "Endpoints", "EndpointSlice", "Lease", "Event"}
@@ -45,7 +42,7 @@ def prepare_create(rt: ResourceType, obj: dict[str, Any]) -> None:
     if rt.kind == "Job":
         generate_job_selector(obj)
     if rt.kind == "DaemonSet":
-        obj["metadata"].setdefault("annotations", {})[TEMPLATE_GENERATION] = "1"
+        obj["metadata"].setdefault("annotations", {})[TEMPLATE_GENERATION_ANNOTATION] = "1"
 
 
 def rename(rt: ResourceType, obj: dict[str, Any]) -> None:
@@ -101,7 +98,7 @@ def prepare_update(rt: ResourceType, new: dict[str, Any], old: dict[str, Any]) -
 
 def _bump_template_generation(new: dict[str, Any], old: dict[str, Any]) -> None:
     """A changed template counts one more template generation (``daemonSetStrategy``)."""
-    old_value = (old["metadata"].get("annotations") or {}).get(TEMPLATE_GENERATION)
+    old_value = (old["metadata"].get("annotations") or {}).get(TEMPLATE_GENERATION_ANNOTATION)
     try:
         generation = int(old_value) if old_value is not None else 0
     except ValueError:
@@ -110,7 +107,9 @@ def _bump_template_generation(new: dict[str, Any], old: dict[str, Any]) -> None:
     if (new.get("spec") or {}).get("template") != old_template:
         generation += 1
     if generation:
-        new["metadata"].setdefault("annotations", {})[TEMPLATE_GENERATION] = str(generation)
+        new["metadata"].setdefault("annotations", {})[TEMPLATE_GENERATION_ANNOTATION] = str(
+            generation
+        )
 
 
 def prepare_status_update(new_body: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from procorch.api.taints import (
     tolerated,
     with_condition_taint,
 )
+from procorch.api.types.apps import TEMPLATE_GENERATION_ANNOTATION
 from procorch.controllers.deployment_util import int_or_percent, template_hash
 from procorch.controllers.workloads_pods import is_available, pod_from_template
 
@@ -41,7 +42,6 @@ Obj = dict[str, Any]
 
 HASH_LABEL = "controller-revision-hash"
 TEMPLATE_GENERATION_LABEL = "pod-template-generation"
-TEMPLATE_GENERATION_ANNOTATION = "deprecated.daemonset.template.generation"
 NETWORK_UNAVAILABLE = "node.kubernetes.io/network-unavailable"
 
 DAEMON_TOLERATIONS: tuple[Obj, ...] = (

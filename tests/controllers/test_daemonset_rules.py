@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from procorch.api.defaults import apply_defaults
+from procorch.api.types.apps import TEMPLATE_GENERATION_ANNOTATION
 from procorch.api.validation import validate
 from procorch.controllers import daemonset_util as rules
 
@@ -120,7 +121,7 @@ def test_which_nodes_run_a_daemon_pod() -> None:
 
 def test_the_pod_for_a_node_names_it_in_its_affinity_and_tolerates_node_problems() -> None:
     d = ds()
-    d["metadata"]["annotations"] = {rules.TEMPLATE_GENERATION_ANNOTATION: "4"}
+    d["metadata"]["annotations"] = {TEMPLATE_GENERATION_ANNOTATION: "4"}
     template = rules.with_daemon_tolerations(rules.template_of(d))
     p = rules.pod_for_node(d, template, "abc123", "n7")
     assert p["metadata"]["generateName"] == "agent-"

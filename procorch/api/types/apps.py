@@ -104,6 +104,10 @@ class ReplicaSet(K8sObject):
 
 # --- DaemonSet ------------------------------------------------------------------------------
 
+TEMPLATE_GENERATION_ANNOTATION = "deprecated.daemonset.template.generation"
+"""A DaemonSet's template generation (``spec.templateGeneration`` before apps/v1): the API
+server counts it, the controller labels its pods with it (``pod-template-generation``)."""
+
 
 class RollingUpdateDaemonSet(K8sModel):
     maxUnavailable: IntOrString | None = None
