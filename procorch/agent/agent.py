@@ -128,7 +128,8 @@ class Agent:
         port = await self.server.start()
         self.node = NodeManager(self.client, settings, kubelet_port=port)
         self.node.extra_annotations = {
-            f"procorch.io/runtime-{k}": v for k, v in self.runtime_description.items()
+            **settings.node_annotations,
+            **{f"procorch.io/runtime-{k}": v for k, v in self.runtime_description.items()},
         }
         await self.node.register()
         self.ipam = PodIPAllocator(settings.pod_cidr)

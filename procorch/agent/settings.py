@@ -18,6 +18,9 @@ class AgentSettings:
     """Pod IPs come from this loopback range (all of 127.0.0.0/8 reaches ``lo`` on Linux);
     empty: the one the control plane gives the Node (its ``spec.podCIDR``)."""
     labels: dict[str, str] = field(default_factory=dict)
+    node_annotations: dict[str, str] = field(default_factory=dict)
+    """Annotations the Node is registered with (the node's relay address, see
+    :mod:`procorch.proxy.relay`)."""
     max_pods: int = 110
     """``status.allocatable.pods``, Kubernetes' default."""
     reserved_cpu_millis: int = 0

@@ -293,6 +293,14 @@ def up(
     show_default=True,
     help="-1 turns the Ingress HTTPS listener off.",
 )
+@click.option(
+    "--relay-port",
+    type=click.IntRange(min=0, max=65535),
+    default=0,
+    show_default=True,
+    help="Where other nodes reach this node's pods (mutual TLS, on --node-ip); 0 picks a free "
+    "port, announced on the Node.",
+)
 @click.option("--max-pods", type=int, default=110, show_default=True)
 @click.option(
     "--node-lease-duration-seconds",
@@ -318,6 +326,7 @@ def agent(
     data_dir: Path,
     ingress_port: int,
     ingress_tls_port: int,
+    relay_port: int,
     max_pods: int,
     node_lease_duration_seconds: int,
     housekeeping_interval: float,
@@ -344,6 +353,7 @@ def agent(
         node_ip=node_ip,
         ingress_port=ingress_port,
         ingress_tls_port=None if ingress_tls_port < 0 else ingress_tls_port,
+        relay_port=relay_port,
         agent={
             "max_pods": max_pods,
             "lease_duration": node_lease_duration_seconds,

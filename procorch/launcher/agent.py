@@ -41,6 +41,7 @@ class AgentConfig:
     node_ip: str = "127.0.0.1"
     ingress_port: int = 8080
     ingress_tls_port: int | None = 8443
+    relay_port: int = 0
     agent: dict[str, Any] = field(default_factory=dict)
     """Overrides of :class:`~procorch.agent.settings.AgentSettings` fields."""
 
@@ -102,6 +103,7 @@ class RemoteNode:
                 agent=settings,
                 ingress_port=self.config.ingress_port,
                 ingress_tls_port=self.config.ingress_tls_port,
+                relay_port=self.config.relay_port,
             ),
             informers=InformerFactory(
                 self.client, self.tasks, scope=node_scope(settings.node_name)

@@ -1,15 +1,17 @@
 """One node's components, as ``procorch up`` runs them beside the control plane and
-``procorch agent`` runs them on another machine: the Service proxy (kube-proxy's part), the
-node agent (kubelet's, with its supervisor process) and the Ingress router. The same code
-either way; only the client differs (in-process, or HTTPS with the node's certificate).
+``procorch agent`` runs them on another machine: the node relay (the pod network across
+machines), the Service proxy (kube-proxy's part), the node agent (kubelet's, with its
+supervisor process) and the Ingress router. The same code either way; only the client differs
+(in-process, or HTTPS with the node's certificate).
 
-The three read the API through the process's one informer factory and record Events through
-its one recorder, both owned by the caller: ``procorch up`` shares its controllers' (which
-watch every pod), a node on its own has a factory scoped by :func:`node_scope`. So a node's
-process opens one watch per resource it reads.
+They read the API through the process's one informer factory and record Events through its
+one recorder, both owned by the caller: ``procorch up`` shares its controllers', a node on its
+own has a factory scoped by :func:`node_scope`. So a node's process opens one watch per
+resource it reads.
 
-Start order: Service proxy (before any pod runs, so pods reach Services at once) → agent →
-Ingress router; stop order the reverse, the agent stopping every pod within its grace period.
+Start order: relay (its address goes on the Node the agent registers) → Service proxy (before
+any pod runs, so pods reach Services at once) → agent → Ingress router; stop order the
+reverse, the agent stopping every pod within its grace period.
 """
 
 from __future__ import annotations
@@ -28,14 +30,18 @@ if TYPE_CHECKING:
     from procorch.agent.agent import Agent
     from procorch.proxy.ingress import IngressRouter
     from procorch.proxy.l4 import ServiceProxy
+    from procorch.proxy.relay import NodeRelay
 
 
 PODS = must("core/pods")
 
 
 def node_scope(node_name: str) -> dict[ResourceType, Selectors]:
-    """What a node on its own watches: only its own pods (as kubelet does), all of the rest."""
-    return {PODS: Selectors(field=f"spec.nodeName={node_name}")}
+    """What a node on its own watches: everything. Unlike kubelet, which watches only its own
+    pods, the node's relay answers the declared ports of every pod on other machines, so the
+    one pod watch is of all pods (the agent's view picks its own, ``spec.nodeName=<name>``)."""
+    del node_name
+    return {}
 
 
 @dataclass
@@ -49,6 +55,8 @@ class NodeConfig:
     """Overrides of :class:`~procorch.proxy.ingress.IngressSettings` fields."""
     service_proxy: dict[str, Any] = field(default_factory=dict)
     """Overrides of :class:`~procorch.proxy.settings.ProxySettings` fields."""
+    relay_port: int = 0
+    """Where other nodes reach this node's relay (on the node IP); 0 picks a free port."""
 
 
 class NodeComponents:
@@ -69,15 +77,32 @@ class NodeComponents:
         self.agent: Agent | None = None
         self.ingress: IngressRouter | None = None
         self.service_proxy: ServiceProxy | None = None
+        self.relay: NodeRelay | None = None
 
     async def start(self, *, before_ingress: Callable[[Agent], Any] | None = None) -> None:
         """Start everything; ``before_ingress(agent)`` runs once the agent is up."""
         from procorch.agent.agent import Agent
         from procorch.proxy.ingress import IngressRouter, IngressSettings
         from procorch.proxy.l4 import ServiceProxy
+        from procorch.proxy.relay import RELAY_ANNOTATION, NodeRelay, RelaySettings
         from procorch.proxy.settings import ProxySettings
 
         settings = self.config.agent
+        self.relay = NodeRelay(
+            self.informers,
+            RelaySettings(
+                host=settings.node_ip,
+                port=self.config.relay_port,
+                cert_file=settings.tls_cert_file,
+                key_file=settings.tls_key_file,
+                ca_file=settings.client_ca_file,
+            ),
+            node_name=settings.node_name,
+            on_crash=self.on_crash,
+        )
+        await self.relay.start()
+        if self.relay.enabled:
+            settings.node_annotations[RELAY_ANNOTATION] = self.relay.address
         proxy_settings = ProxySettings(
             node_ip=settings.node_ip, node_name=settings.node_name, **self.config.service_proxy
         )
@@ -86,6 +111,7 @@ class NodeComponents:
             self.informers,
             proxy_settings,
             events=self.events,
+            dial=self.relay.dial,
             on_crash=self.on_crash,
         )
         await self.service_proxy.start()
@@ -100,7 +126,9 @@ class NodeComponents:
             tls_port=self.config.ingress_tls_port,
             **self.config.ingress,
         )
-        self.ingress = IngressRouter(self.client, self.informers, ingress, on_crash=self.on_crash)
+        self.ingress = IngressRouter(
+            self.client, self.informers, ingress, dial=self.relay.dial, on_crash=self.on_crash
+        )
         await self.ingress.start()
 
     async def stop(self) -> None:
@@ -114,3 +142,6 @@ class NodeComponents:
         if self.agent is not None:
             await self.agent.stop(graceful=True)
             self.agent = None
+        if self.relay is not None:
+            await self.relay.stop()
+            self.relay = None

@@ -49,6 +49,7 @@ from procorch.kit.logging import get_logger
 from procorch.kit.tasks import TaskSet
 from procorch.proxy.balancer import Balancer, ServiceStats, render_metrics
 from procorch.proxy.endpoints import SERVICE_NAME_LABEL, Addr, EndpointIndex, ServiceKey
+from procorch.proxy.relay import Dialer
 from procorch.proxy.settings import ProxySettings
 from procorch.proxy.tcp import ClientConnection
 from procorch.reconcile.factory import InformerFactory
@@ -104,10 +105,13 @@ class ServiceProxy:
         settings: ProxySettings | None = None,
         *,
         events: EventRecorder,
+        dial: Dialer | None = None,
         on_crash: Callable[[str, BaseException | None], None] | None = None,
     ) -> None:
         self.client = client
         self.settings = settings or ProxySettings()
+        self.dial: Dialer = dial or _create_connection
+        """How endpoints are connected to (the node relay's, for pods on other machines)."""
         self.tasks = TaskSet("service-proxy", on_crash=on_crash)
         self.services = informers.get(SERVICES)
         self.slices = informers.get(ENDPOINT_SLICES, label_selector=SERVICE_NAME_LABEL)
@@ -414,3 +418,9 @@ class ServiceProxy:
                     balancer.expire(now)
             for addr in [a for a, until in self.failed.items() if until <= now]:
                 del self.failed[addr]
+
+
+async def _create_connection(
+    factory: Callable[[], asyncio.Protocol], host: str, port: int
+) -> tuple[Any, Any]:
+    return await asyncio.get_running_loop().create_connection(factory, host, port)

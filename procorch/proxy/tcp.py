@@ -119,7 +119,7 @@ class ClientConnection(asyncio.Protocol):
             tried.add(addr)
             try:
                 async with asyncio.timeout(settings.connect_timeout):
-                    transport, protocol = await loop.create_connection(
+                    transport, protocol = await proxy.dial(
                         lambda: UpstreamConnection(self), addr[0], addr[1]
                     )
             except (OSError, TimeoutError):

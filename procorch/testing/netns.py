@@ -122,6 +122,29 @@ class HostNetwork:
             log=log,
         )
 
+    async def python(self, host: Host, code: str, *, timeout: float = 30.0) -> str:
+        """Run ``python -c CODE`` on ``host`` (a program of the host's own, not a pod) and
+        return its output; ``RuntimeError`` with the output if it fails."""
+        proc = await asyncio.create_subprocess_exec(
+            *_enter(host),
+            sys.executable,
+            "-c",
+            code,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            async with asyncio.timeout(timeout):
+                out, _ = await proc.communicate()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        text = out.decode(errors="replace")
+        if proc.returncode != 0:
+            raise RuntimeError(f"python on {host.name} exited {proc.returncode}: {text}")
+        return text
+
     def pids(self, host: Host) -> list[int]:
         """Every process in the host's namespace."""
         out = _ip("netns", "pids", host.netns, check=False).stdout

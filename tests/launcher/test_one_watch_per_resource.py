@@ -31,6 +31,7 @@ SHARED = {
 NODE = {
     "batch/jobs",
     "core/configmaps",
+    "core/nodes",
     "core/persistentvolumeclaims",
     "core/pods",
     "core/secrets",
@@ -103,8 +104,9 @@ async def test_up_and_a_node_on_its_own_each_watch_every_resource_once(
             assert node.components is not None
             await node.components.informers.wait_synced()
             assert watches.now("http") == dict.fromkeys(NODE, 1)
-            # Only its own pods, as kubelet watches them.
-            assert watches.field_selectors[("http", "core/pods")] == {"spec.nodeName=elsewhere"}
+            # Every pod, once: the agent's own through a view, the others' addresses for the
+            # node relay (see procorch.launcher.node.node_scope).
+            assert watches.field_selectors[("http", "core/pods")] == {""}
         finally:
             await node.stop()
         assert watches.now("http") == {}

@@ -66,6 +66,7 @@ async def join(
     *,
     token: str | None = None,
     server: str | None = None,
+    extra: tuple[str, ...] = (),
 ) -> asyncio.subprocess.Process:
     """``procorch agent`` on ``host`` with the control plane's token (or ``token``), renewing
     its Lease every second and sampling metrics every half second."""
@@ -77,5 +78,5 @@ async def join(
         token_file=token_file,
         data_dir=tmp_path / host.name,
         log=tmp_path / f"{host.name}.log",
-        extra=("--node-lease-duration-seconds", "4", "--housekeeping-interval", "0.5"),
+        extra=("--node-lease-duration-seconds", "4", "--housekeeping-interval", "0.5", *extra),
     )

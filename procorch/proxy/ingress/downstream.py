@@ -355,9 +355,11 @@ class ClientConnection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.settings.connect_timeout):
-                _, conn = await loop.create_connection(
-                    lambda: UpstreamConnection(r.pool, addr), addr[0], addr[1]
-                )
+                factory = lambda: UpstreamConnection(r.pool, addr)  # noqa: E731
+                if r.dial is None:
+                    _, conn = await loop.create_connection(factory, addr[0], addr[1])
+                else:
+                    _, conn = await r.dial(factory, addr[0], addr[1])
         except (OSError, TimeoutError) as exc:
             ex.connect = None
             if self.closed or ex.finished:

@@ -55,6 +55,7 @@ from procorch.proxy.ingress.status import (
 )
 from procorch.proxy.ingress.tls import Certificates
 from procorch.proxy.ingress.upstream import Pool
+from procorch.proxy.relay import Dialer
 from procorch.reconcile.factory import InformerFactory
 from procorch.reconcile.views import InformerView
 
@@ -75,10 +76,14 @@ class IngressRouter:
         informers: InformerFactory,
         settings: IngressSettings | None = None,
         *,
+        dial: Dialer | None = None,
         on_crash: Callable[[str, BaseException | None], None] | None = None,
     ) -> None:
         self.client = client
         self.settings = settings or IngressSettings()
+        self.dial: Dialer | None = dial
+        """How endpoints are connected to (the node relay's, for pods on other machines);
+        None: directly."""
         self.tasks = TaskSet("ingress", on_crash=on_crash)
         self.conns: set[ClientConnection] = set()
         self.waiting: OldestFirst[ClientConnection] = OldestFirst(

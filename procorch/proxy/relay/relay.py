@@ -1,0 +1,389 @@
+"""The node relay: pods on other machines reached at their pod IPs, over mutual TLS.
+
+Pod IPs are loopback addresses, and 127.0.0.0/8 is private to each machine. So every node
+
+* **answers** the pod addresses of nodes on other machines on its own loopback (the TCP ports
+  their pods declare, and every EndpointSlice endpoint port there, see
+  :func:`~procorch.proxy.relay.routes.remote_addresses`), and relays each connection to the node
+  that owns the address;
+* **accepts** relayed connections from other nodes on ``<node IP>:<relay port>`` (announced in
+  its Node's ``procorch.io/relay`` annotation) and connects them to its own pods;
+* **dials** for the Service proxy and the Ingress router (:meth:`NodeRelay.dial`): an endpoint
+  on another machine is connected through the relay directly, without the loopback hop.
+
+Node to node is TLS 1.3 with the node certificates of the join (signed by the cluster CA),
+verified both ways: the accepting node requires a client certificate of a node
+(``system:nodes``) and relays only to addresses of its own pod CIDR, so the relay is no open
+proxy into the machine; a peer that fails is logged with its address. One TLS connection per
+relayed connection, framed (:mod:`~procorch.proxy.relay.wire`) so that half-close and reset
+cross it. The platform here has no kernel TLS, so the bytes are encrypted by OpenSSL in this
+process, not spliced (see the README's performance section).
+
+Concurrency: single event loop. Owned tasks: the accept loop, the listener sync loop; one
+short task per connection while it is being set up (TLS handshake, OPEN, connect), cancelled
+at stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import socket
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from procorch.api.resources import must
+from procorch.kit.logging import get_logger
+from procorch.kit.pki import NODES_GROUP, subject_of
+from procorch.kit.tasks import TaskSet, wait_cancelled
+from procorch.proxy.relay import wire
+from procorch.proxy.relay.bridge import Bridge
+from procorch.proxy.relay.channel import Channel
+from procorch.proxy.relay.routes import Addr, Peer, Routes, remote_addresses
+from procorch.proxy.relay.wire import Kind
+from procorch.reconcile.factory import InformerFactory
+
+log = get_logger("proxy.relay")
+
+NODES = must("core/nodes")
+PODS = must("core/pods")
+ENDPOINT_SLICES = must("discovery.k8s.io/endpointslices")
+
+ProtocolFactory = Callable[[], asyncio.Protocol]
+Dialer = Callable[[ProtocolFactory, str, int], Awaitable[tuple[Any, Any]]]
+"""``dial(protocol_factory, host, port) -> (transport, protocol)``, as
+``loop.create_connection``: how the Service proxy and Ingress router reach an endpoint."""
+
+
+@dataclass
+class RelaySettings:
+    host: str = "127.0.0.1"
+    """Where other nodes reach this node's relay: the node's address."""
+    port: int = 0
+    """The relay's port; 0 picks a free one (announced on the Node either way)."""
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    ca_file: Path | None = None
+    """The node's certificate and key (``system:node:<name>``) and the cluster CA."""
+    handshake_timeout: float = 5.0
+    open_timeout: float = 10.0
+    """How long an accepted connection may take to say where it goes."""
+    connect_timeout: float = 2.0
+    """How long the owner's connect to its pod may take."""
+    sync_interval: float = 5.0
+    """Loopback listeners that could not be opened are tried again this often."""
+
+
+@dataclass
+class RelayStats:
+    dialed: int = 0
+    accepted: int = 0
+    refused_peers: int = 0
+    refused_opens: int = 0
+    listeners: int = 0
+    bind_failures: dict[Addr, str] = field(default_factory=dict)
+
+
+class NodeRelay:
+    def __init__(
+        self,
+        informers: InformerFactory,
+        settings: RelaySettings,
+        *,
+        node_name: str,
+        on_crash: Callable[[str, BaseException | None], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.node_name = node_name
+        self.routes = Routes(node_name)
+        self.stats = RelayStats()
+        self.tasks = TaskSet("relay", on_crash=on_crash)
+        self.nodes = informers.get(NODES)
+        self.pods = informers.get(PODS)
+        self.slices = informers.get(ENDPOINT_SLICES)
+        self.port = 0
+        self._server_ctx: ssl.SSLContext | None = None
+        self._client_ctx: ssl.SSLContext | None = None
+        self._listen_sock: socket.socket | None = None
+        self._listeners: dict[Addr, asyncio.AbstractServer] = {}
+        self._setups: set[asyncio.Task[Any]] = set()
+        self._bridges: set[Bridge] = set()
+        self._dirty = asyncio.Event()
+
+    @property
+    def address(self) -> str:
+        """``<ip>:<port>`` for the Node's annotation (after :meth:`start`)."""
+        host = self.settings.host
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+
+    @property
+    def enabled(self) -> bool:
+        return self._server_ctx is not None
+
+    def listening(self) -> list[Addr]:
+        """The remote pod addresses answered on this machine's loopback."""
+        return sorted(self._listeners)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the relay port (if the node has its certificate) and follow the cluster."""
+        s = self.settings
+        if not (s.cert_file and s.key_file and s.ca_file):
+            log.warning("the node has no certificate: pods on other machines are unreachable")
+        else:
+            self._server_ctx, self._client_ctx = _contexts(s.cert_file, s.key_file, s.ca_file)
+            family = socket.AF_INET6 if ":" in s.host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind((s.host, s.port))
+                sock.listen(1024)
+                sock.setblocking(False)
+            except OSError as exc:
+                sock.close()
+                raise OSError(
+                    exc.errno,
+                    f"the node relay cannot listen on {s.host}:{s.port} "
+                    f"({exc.strerror or exc}); choose another --relay-port (0 picks a free one)",
+                ) from exc
+            self._listen_sock = sock
+            self.port = int(sock.getsockname()[1])
+            self.tasks.start("accept", self._accept_loop())
+        for view in (self.nodes, self.pods, self.slices):
+            view.add_handler(lambda _t, _o, _old: self._dirty.set())
+        self._dirty.set()
+        self.tasks.start("sync", self._sync_loop())
+        log.info("node relay started", address=self.address if self.enabled else None)
+
+    async def stop(self) -> None:
+        for server in self._listeners.values():
+            server.close()
+        self._listeners.clear()
+        for task in list(self._setups):
+            task.cancel()
+            await wait_cancelled(task, timeout=1.0)
+        for bridge in list(self._bridges):
+            bridge.reset()
+        await self.tasks.stop(timeout=5.0)
+        if self._listen_sock is not None:
+            self._listen_sock.close()
+            self._listen_sock = None
+        for view in (self.nodes, self.pods, self.slices):
+            view.close()
+
+    # -- dialing -----------------------------------------------------------------------------
+
+    async def dial(self, factory: ProtocolFactory, host: str, port: int) -> tuple[Any, Any]:
+        """Connect to ``host:port``: through the relay when a node on another machine owns
+        it, else directly. A refused relay is a ``ConnectionRefusedError`` as a refused
+        connect is; callers bound the time with ``asyncio.timeout``."""
+        peer = self.routes.peer_for(host)
+        loop = asyncio.get_running_loop()
+        if peer is None or self._client_ctx is None:
+            return await loop.create_connection(factory, host, port)
+        channel = await self._open(peer, (host, port))
+        app = factory()
+        channel.attach(app)
+        return channel, app
+
+    async def _open(self, peer: Peer, target: Addr) -> Channel:
+        assert self._client_ctx is not None
+        loop = asyncio.get_running_loop()
+        channel = Channel(target=target)
+        reply = channel.expect_control()
+        tls: Any = None
+        try:
+            tls, _ = await loop.create_connection(
+                lambda: channel,
+                peer.host,
+                peer.port,
+                ssl=self._client_ctx,
+                server_hostname=peer.host,
+                ssl_handshake_timeout=self.settings.handshake_timeout,
+            )
+            channel.send_control(Kind.OPEN, wire.open_payload(*target))
+            kind, payload = await reply
+        except BaseException:
+            if tls is not None:
+                tls.abort()
+            raise
+        if kind is not Kind.OPENED:
+            tls.abort()
+            why = payload.decode("utf-8", "replace") or kind.name
+            raise ConnectionRefusedError(
+                errno.ECONNREFUSED, f"{target[0]}:{target[1]} on node {peer.node}: {why}"
+            )
+        self.stats.dialed += 1
+        return channel
+
+    # -- accepting (this node owns the pod) --------------------------------------------------
+
+    async def _accept_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._listen_sock is not None
+        while True:
+            try:
+                conn, peer = await loop.sock_accept(self._listen_sock)
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.warning("the relay cannot accept now", error=exc.strerror)
+                    await asyncio.sleep(0.1)
+                    continue
+                raise
+            self._setup(self._serve(conn, f"{peer[0]}:{peer[1]}"))
+
+    def _setup(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._setups.add(task)
+        task.add_done_callback(self._setups.discard)
+
+    async def _serve(self, conn: socket.socket, peer: str) -> None:
+        loop = asyncio.get_running_loop()
+        channel = Channel()
+        request = channel.expect_control()
+        try:
+            tls, _ = await loop.connect_accepted_socket(
+                lambda: channel,
+                conn,
+                ssl=self._server_ctx,
+                ssl_handshake_timeout=self.settings.handshake_timeout,
+            )
+        except (OSError, ssl.SSLError, TimeoutError, ConnectionError) as exc:
+            conn.close()
+            self.stats.refused_peers += 1
+            log.warning(
+                "refused a relay connection: no valid node certificate",
+                peer=peer,
+                error=_reason(exc),
+            )
+            return
+        user, groups = subject_of(tls.get_extra_info("peercert") or {})
+        if NODES_GROUP not in groups:
+            tls.abort()
+            self.stats.refused_peers += 1
+            log.warning("refused a relay connection: not a node", peer=peer, user=user)
+            return
+        try:
+            async with asyncio.timeout(self.settings.open_timeout):
+                kind, payload = await request
+            if kind is not Kind.OPEN:
+                raise wire.ProtocolError(f"{kind.name} before OPEN")
+            target = wire.parse_open(payload)
+        except (OSError, TimeoutError, wire.ProtocolError) as exc:
+            tls.abort()
+            log.info("dropped a relay connection", peer=peer, user=user, error=_reason(exc))
+            return
+        if not self.routes.owns(target[0]):
+            self._refuse(channel, f"{target[0]} is not a pod address of node {self.node_name}")
+            return
+        channel.target = target
+        bridge = self._bridge()
+        try:
+            async with asyncio.timeout(self.settings.connect_timeout):
+                await loop.create_connection(lambda: bridge.sides[1], *target)
+        except (OSError, TimeoutError) as exc:
+            self._refuse(channel, _reason(exc))
+            bridge.reset()
+            return
+        channel.send_control(Kind.OPENED)
+        channel.attach(bridge.sides[0])
+        self.stats.accepted += 1
+
+    def _refuse(self, channel: Channel, why: str) -> None:
+        self.stats.refused_opens += 1
+        channel.send_control(Kind.REFUSED, why.encode()[: wire.MAX_CONTROL])
+        channel.close()
+
+    def _bridge(self) -> Bridge:
+        bridge = Bridge(on_done=self._bridges.discard)
+        self._bridges.add(bridge)
+        return bridge
+
+    # -- answering remote pod addresses on this machine's loopback -----------------------------
+
+    def _accepted(self, target: Addr) -> asyncio.Protocol:
+        bridge = self._bridge()
+        self._setup(self._relay(bridge, target))
+        return bridge.sides[0]
+
+    async def _relay(self, bridge: Bridge, target: Addr) -> None:
+        try:
+            async with asyncio.timeout(self.settings.handshake_timeout * 2):
+                await self.dial(lambda: bridge.sides[1], *target)
+        except (OSError, TimeoutError, ssl.SSLError) as exc:
+            log.debug("relay failed", target=f"{target[0]}:{target[1]}", error=_reason(exc))
+            bridge.reset()
+
+    async def _sync_loop(self) -> None:
+        while True:
+            timeout = self.settings.sync_interval if self.stats.bind_failures else None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._dirty.wait()
+            self._dirty.clear()
+            await self._sync()
+
+    async def _sync(self) -> None:
+        if self.routes.update(self.nodes.list()):
+            log.info(
+                "relay routes",
+                peers=[f"{p.node}={p.host}:{p.port}" for p in self.routes.peers],
+                own=str(self.routes.own_cidr),
+            )
+        wanted: set[Addr] = set()
+        if self.routes.peers and self.enabled:
+            wanted = remote_addresses(self.routes, pods=self.pods.list(), slices=self.slices.list())
+        for addr in [a for a in self._listeners if a not in wanted]:
+            self._listeners.pop(addr).close()
+        failures: dict[Addr, str] = {}
+        loop = asyncio.get_running_loop()
+        for addr in wanted - set(self._listeners):
+            try:
+                server = await loop.create_server(
+                    lambda addr=addr: self._accepted(addr),  # type: ignore[misc]
+                    host=addr[0],
+                    port=addr[1],
+                    reuse_address=True,
+                    backlog=1024,
+                )
+            except OSError as exc:
+                failures[addr] = exc.strerror or str(exc)
+                if addr not in self.stats.bind_failures:
+                    log.warning(
+                        "cannot answer a remote pod address here",
+                        address=f"{addr[0]}:{addr[1]}",
+                        error=failures[addr],
+                    )
+                continue
+            self._listeners[addr] = server
+        self.stats.bind_failures = failures
+        self.stats.listeners = len(self._listeners)
+
+
+def _contexts(cert: Path, key: Path, ca: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server, client) TLS 1.3 contexts that present the node's certificate and require the
+    peer's, both signed by the cluster CA."""
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca))
+    server.load_cert_chain(cert, key)
+    server.verify_mode = ssl.CERT_REQUIRED
+    server.minimum_version = ssl.TLSVersion.TLSv1_3
+    server.num_tickets = 0
+    client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
+    client.load_cert_chain(cert, key)
+    client.minimum_version = ssl.TLSVersion.TLSv1_3
+    return server, client
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, ssl.SSLError):
+        return exc.reason or str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,252 @@
+"""One pod network across machines: pods, hosts, Services, NodePorts and the Ingress router on
+one node reach pods on another through the node relay (mutual TLS between the nodes), and the
+relay lets nobody else in.
+
+Hosts are network namespaces (see conftest), each with a loopback of its own: a pod IP of node C
+means nothing on node B's loopback until B's relay answers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from pathlib import Path
+from typing import Any
+
+from procorch.api.resources import must
+from procorch.launcher.up import Procorch
+from procorch.proxy.relay import RELAY_ANNOTATION, wire
+from tests.nodes.conftest import HostNetwork, join
+from tests.nodes.test_join import ready_nodes
+from tests.workloads.conftest import eventually
+
+PODS = must("core/pods")
+NODES = must("core/nodes")
+SERVICES = must("core/services")
+DEPLOYMENTS = must("apps/deployments")
+INGRESSES = must("networking.k8s.io/ingresses")
+INGRESS_PORT = 18080
+
+SERVER = """
+import http.server, os
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = os.environ["POD_NAME"].encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer((os.environ["POD_IP"], 8080), H).serve_forever()
+"""
+
+FETCH = """
+import json, sys, time, urllib.request
+results = []
+for url in sys.argv[1:]:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                results.append([url, response.read().decode()])
+                break
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                results.append([url, f"failed: {exc}"])
+                break
+            time.sleep(0.1)
+print(json.dumps(results))
+"""
+
+
+def api_deployment() -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "api", "namespace": "default"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "api"}},
+            "template": {
+                "metadata": {"labels": {"app": "api"}},
+                "spec": {
+                    "nodeSelector": {"kubernetes.io/hostname": "node-c"},
+                    "containers": [
+                        {
+                            "name": "api",
+                            "command": ["python3", "-c", SERVER],
+                            "ports": [{"containerPort": 8080, "name": "http"}],
+                            "readinessProbe": {
+                                "httpGet": {"path": "/", "port": 8080},
+                                "periodSeconds": 1,
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+API_SERVICE = {
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {"name": "api", "namespace": "default"},
+    "spec": {
+        "type": "NodePort",
+        "selector": {"app": "api"},
+        "ports": [{"port": 80, "targetPort": "http"}],
+    },
+}
+
+API_INGRESS = {
+    "apiVersion": "networking.k8s.io/v1",
+    "kind": "Ingress",
+    "metadata": {"name": "api", "namespace": "default"},
+    "spec": {
+        "rules": [
+            {
+                "http": {
+                    "paths": [
+                        {
+                            "path": "/",
+                            "pathType": "Prefix",
+                            "backend": {"service": {"name": "api", "port": {"number": 80}}},
+                        }
+                    ]
+                }
+            }
+        ]
+    },
+}
+
+
+async def test_pods_hosts_services_node_ports_and_ingress_reach_pods_on_another_node(
+    network: HostNetwork, control_plane: Procorch, tmp_path: Path
+) -> None:
+    plane = control_plane
+    node_b, node_c = network.add_host("node-b"), network.add_host("node-c")
+    for host in (node_b, node_c):
+        await join(network, plane, host, tmp_path, extra=("--ingress-port", str(INGRESS_PORT)))
+    await ready_nodes(plane, "node-b", "node-c")
+    await plane.admin.create(DEPLOYMENTS, api_deployment(), namespace="default")
+    service = await plane.admin.create(SERVICES, API_SERVICE, namespace="default")
+    await plane.admin.create(INGRESSES, API_INGRESS, namespace="default")
+
+    async def ready_pods() -> list[dict[str, Any]] | None:
+        pods = (await plane.admin.list(PODS, namespace="default", label_selector="app=api")).items
+        ready = [
+            p
+            for p in pods
+            if any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in (p.get("status") or {}).get("conditions") or []
+            )
+        ]
+        return ready if len(ready) == 2 else None
+
+    pods = await eventually(ready_pods, timeout=60, what="2 api pods Ready on node-c")
+    names = {p["metadata"]["name"] for p in pods}
+    assert {p["spec"]["nodeName"] for p in pods} == {"node-c"}
+    cluster_ip = service["spec"]["clusterIP"]
+    node_port = service["spec"]["ports"][0]["nodePort"]
+
+    # node-b's host: each pod by IP, the Service by clusterIP (both endpoints, round robin),
+    # the NodePort on node-b's own address, the Ingress router on node-b.
+    urls = [f"http://{p['status']['podIP']}:8080/" for p in pods]
+    urls += [f"http://{cluster_ip}/"] * 2
+    urls += [f"http://{node_b.address}:{node_port}/", f"http://127.0.0.1:{INGRESS_PORT}/"]
+    host_seen = json.loads(
+        await network.python(node_b, f"import sys\nsys.argv[1:] = {urls!r}\n{FETCH}")
+    )
+    assert [body for _, body in host_seen[:2]] == [p["metadata"]["name"] for p in pods], host_seen
+    assert {body for _, body in host_seen[2:4]} == names, host_seen  # round robin
+    assert all(body in names for _, body in host_seen[4:]), host_seen
+
+    # A pod on node-b: the same by pod IP, by the Service's environment variables and through
+    # the NodePort on node-b's address.
+    out = tmp_path / "client.json"
+    pod_urls = [urls[0], "http://$(API_SERVICE_HOST):$(API_SERVICE_PORT)/", urls[-2]]
+    client = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "client", "namespace": "default"},
+        "spec": {
+            "nodeName": "node-b",
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "client",
+                    "command": [
+                        "sh",
+                        "-c",
+                        f'python3 -c "$0" "$@" > {out}.tmp && mv {out}.tmp {out}',
+                    ],
+                    "args": [FETCH, *pod_urls],
+                }
+            ],
+        },
+    }
+    await plane.admin.create(PODS, client, namespace="default")
+    seen = json.loads(
+        await eventually(
+            lambda: asyncio.to_thread(lambda: out.exists() and out.read_text()),
+            timeout=60,
+            what="the client pod's results",
+        )
+    )
+    assert len(seen) == 3 and all(body in names for _, body in seen), seen
+
+    await relay_lets_in_only_nodes_and_only_to_their_pods(plane, tmp_path, pods)
+
+
+async def relay_lets_in_only_nodes_and_only_to_their_pods(
+    plane: Procorch, tmp_path: Path, pods: list[dict[str, Any]]
+) -> None:
+    """Without a node certificate the TLS handshake fails (and node-c logs who tried); with
+    node-b's, node-c relays to its pods and to nothing else on its machine."""
+    node_c = await plane.admin.get(NODES, "node-c")
+    host, _, port = node_c["metadata"]["annotations"][RELAY_ANNOTATION].rpartition(":")
+    pki = tmp_path / "node-b" / "agent" / "pki"
+    anonymous = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    try:
+        reader, writer = await asyncio.open_connection(
+            host, int(port), ssl=anonymous, server_hostname=host
+        )
+        writer.write(wire.frame(wire.Kind.OPEN, wire.open_payload("127.0.0.1", 22)))
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+    except (ssl.SSLError, OSError) as exc:
+        answer = repr(exc).encode()
+    assert wire.Kind.OPENED.to_bytes(1, "big") not in answer[:1], answer
+
+    async def logged() -> bool:
+        text = (tmp_path / "node-c.log").read_text()
+        return (
+            "refused a relay connection" in text
+            and plane.api_url.split("//")[1].split(":")[0] in text
+        )
+
+    await eventually(logged, timeout=10, what="node-c logging the refused peer and its address")
+
+    node = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    node.load_cert_chain(pki / "node.crt", pki / "node.key")
+
+    async def open_(target: str, number: int) -> tuple[wire.Kind, bytes]:
+        reader, writer = await asyncio.open_connection(
+            host, int(port), ssl=node, server_hostname=host
+        )
+        try:
+            writer.write(wire.frame(wire.Kind.OPEN, wire.open_payload(target, number)))
+            head = await reader.readexactly(wire.HEADER_SIZE)
+            kind, length = wire.HEADER.unpack(head)
+            return wire.Kind(kind), await reader.readexactly(length)
+        finally:
+            writer.close()
+
+    assert (await open_(pods[0]["status"]["podIP"], 8080))[0] is wire.Kind.OPENED
+    kind, why = await open_("127.0.0.1", int(plane.api_url.rsplit(":", 1)[1]))
+    assert kind is wire.Kind.REFUSED and b"not a pod address of node node-c" in why, why
