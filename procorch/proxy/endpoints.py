@@ -6,7 +6,8 @@ EndpointSlices (label ``kubernetes.io/service-name``) name their ports after the
 keyed by the Service port's *name*. An endpoint counts as ready when ``conditions.ready`` is
 true or unset (Kubernetes: unknown means ready). Endpoints that are terminating but still
 serving are kept apart as a fallback, used only when a port has no ready endpoint at all (as
-kube-proxy does since KEP-1669).
+kube-proxy does since KEP-1669). Each endpoint's ``nodeName`` is kept, for the Services whose
+traffic policy is ``Local`` (:meth:`PortEndpoints.usable` with a node).
 
 Subscribers are told synchronously, inside the informer's event, which Service changed: a
 proxy stops sending new connections to an endpoint the moment its slice says it is not ready.
@@ -36,11 +37,19 @@ class PortEndpoints:
 
     ready: tuple[Addr, ...] = ()
     terminating: tuple[Addr, ...] = ()
+    nodes: tuple[tuple[Addr, str], ...] = ()
+    """Each endpoint's ``nodeName`` (when its slice says)."""
 
-    def usable(self) -> tuple[Addr, ...]:
+    def usable(self, node: str | None = None) -> tuple[Addr, ...]:
         """Where new connections go: the ready endpoints, else the terminating ones that
-        still serve."""
-        return self.ready or self.terminating
+        still serve; with ``node``, only those on that node (a ``Local`` traffic policy:
+        none elsewhere is used, even when the node has none)."""
+        if node is None:
+            return self.ready or self.terminating
+        on_node = {addr for addr, name in self.nodes if name == node}
+        return tuple(a for a in self.ready if a in on_node) or tuple(
+            a for a in self.terminating if a in on_node
+        )
 
 
 EMPTY = PortEndpoints()
@@ -55,6 +64,7 @@ def slice_service(obj: Obj) -> list[str]:
 def _endpoints_of(slices: list[Obj]) -> dict[str, PortEndpoints]:
     ready: dict[str, dict[Addr, None]] = {}
     terminating: dict[str, dict[Addr, None]] = {}
+    nodes: dict[str, dict[Addr, str]] = {}
     for slice_ in slices:
         if slice_.get("addressType", "IPv4") not in ("IPv4", "IPv6"):
             continue
@@ -76,12 +86,18 @@ def _endpoints_of(slices: list[Obj]) -> dict[str, PortEndpoints]:
                 target = terminating
             else:
                 continue
+            node = endpoint.get("nodeName")
             for name, number in ports:
-                target.setdefault(name, {})[(str(addresses[0]), number)] = None
+                addr = (str(addresses[0]), number)
+                target.setdefault(name, {})[addr] = None
+                if node:
+                    nodes.setdefault(name, {})[addr] = str(node)
     names = set(ready) | set(terminating)
     return {
         name: PortEndpoints(
-            tuple(sorted(ready.get(name, {}))), tuple(sorted(terminating.get(name, {})))
+            tuple(sorted(ready.get(name, {}))),
+            tuple(sorted(terminating.get(name, {}))),
+            tuple(sorted(nodes.get(name, {}).items())),
         )
         for name in names
     }

@@ -10,6 +10,12 @@ EndpointSlices and keeps one listener per address a Service is reachable on:
   ``status.loadBalancer.ingress`` (as k3s's service load balancer does). A port another
   Service already holds leaves the later one pending, without an address.
 
+A Service whose ``internalTrafficPolicy`` is ``Local`` sends cluster-IP traffic only to the
+endpoints on this node, and one whose ``externalTrafficPolicy`` is ``Local`` does so for its
+NodePort and LoadBalancer traffic (none elsewhere is used: with no local endpoint, the
+connection is refused), as kube-proxy does. Endpoints on other machines are dialed through the
+node relay (:mod:`procorch.proxy.relay`).
+
 Each Service port has one :class:`~procorch.proxy.balancer.Balancer` (shared by its
 listeners), whose endpoints follow :class:`~procorch.proxy.endpoints.EndpointIndex` inside
 the informer's event: an endpoint that leaves the ready set gets no new connection from then
@@ -61,7 +67,7 @@ ENDPOINT_SLICES = must("discovery.k8s.io/endpointslices")
 _SYNC_TIMEOUT = 30.0
 
 Obj = dict[str, Any]
-BalancerKey = tuple[str, str, str]  # namespace, service, port name
+PortKey = tuple[str, bool]  # port name, node-local endpoints only
 Bind = tuple[str, int]  # host, port
 
 
@@ -73,6 +79,12 @@ class Want:
     port_name: str
     kind: str  # ClusterIP, NodePort, LoadBalancer
     created: str  # the Service's creationTimestamp: the older one wins a contested port
+    local: bool = False
+    """Only this node's endpoints (the traffic policy that applies to ``kind`` is Local)."""
+
+    @property
+    def port_key(self) -> PortKey:
+        return (self.port_name, self.local)
 
 
 @dataclass
@@ -94,7 +106,7 @@ class _Failed:
 @dataclass
 class _ServiceState:
     stats: ServiceStats = field(default_factory=ServiceStats)
-    balancers: dict[str, Balancer] = field(default_factory=dict)
+    balancers: dict[PortKey, Balancer] = field(default_factory=dict)
 
 
 class ServiceProxy:
@@ -182,12 +194,14 @@ class ServiceProxy:
             self._refresh_endpoints(service, state)
 
     def _refresh_endpoints(self, service: ServiceKey, state: _ServiceState) -> None:
-        total = 0
-        for port_name, balancer in state.balancers.items():
-            usable = self.index.port(service[0], service[1], port_name).usable()
+        usable_anywhere: set[tuple[str, Addr]] = set()
+        node = self.settings.node_name
+        for (port_name, local), balancer in state.balancers.items():
+            endpoints = self.index.port(service[0], service[1], port_name)
+            usable = endpoints.usable(node if local else None)
             balancer.update(usable)
-            total += len(usable)
-        state.stats.endpoints = total
+            usable_anywhere.update((port_name, addr) for addr in usable)
+        state.stats.endpoints = len(usable_anywhere)
 
     # -- listeners -----------------------------------------------------------------------------
 
@@ -212,21 +226,27 @@ class ServiceProxy:
             key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
             created = str(meta.get("creationTimestamp") or "")
             cluster_ip = spec.get("clusterIP")
+            internal_local = spec.get("internalTrafficPolicy") == "Local"
+            external_local = spec.get("externalTrafficPolicy") == "Local"
             for port in spec.get("ports") or []:
                 if (port.get("protocol") or "TCP") != "TCP" or not port.get("port"):
                     continue
                 name = str(port.get("name") or "")
                 if cluster_ip and cluster_ip != "None":
                     offer(
-                        (str(cluster_ip), int(port["port"])), Want(key, name, "ClusterIP", created)
+                        (str(cluster_ip), int(port["port"])),
+                        Want(key, name, "ClusterIP", created, internal_local),
                     )
                 if kind in ("NodePort", "LoadBalancer") and port.get("nodePort"):
                     for host in node_hosts:
-                        offer((host, int(port["nodePort"])), Want(key, name, "NodePort", created))
+                        offer(
+                            (host, int(port["nodePort"])),
+                            Want(key, name, "NodePort", created, external_local),
+                        )
                 if kind == "LoadBalancer":
                     offer(
                         (self.settings.node_ip, int(port["port"])),
-                        Want(key, name, "LoadBalancer", created),
+                        Want(key, name, "LoadBalancer", created, external_local),
                     )
         return wanted
 
@@ -234,7 +254,7 @@ class ServiceProxy:
         state = self._state.get(want.service)
         if state is None:
             state = self._state[want.service] = _ServiceState()
-        balancer = state.balancers.get(want.port_name)
+        balancer = state.balancers.get(want.port_key)
         if balancer is None:
             balancer = Balancer(
                 namespace=want.service[0],
@@ -243,7 +263,7 @@ class ServiceProxy:
                 stats=state.stats,
                 failed=self.failed,
             )
-            state.balancers[want.port_name] = balancer
+            state.balancers[want.port_key] = balancer
         affinity: float | None = None
         if spec.get("sessionAffinity") == "ClientIP":
             config = (spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}
@@ -254,15 +274,15 @@ class ServiceProxy:
     async def _sync(self) -> None:
         """Open, retarget and close listeners to match the Services; then write statuses."""
         wanted = self._wanted()
-        used: dict[ServiceKey, set[str]] = {}
+        used: dict[ServiceKey, set[PortKey]] = {}
         for want in wanted.values():
-            used.setdefault(want.service, set()).add(want.port_name)
+            used.setdefault(want.service, set()).add(want.port_key)
         # Balancers first, so that new listeners have their endpoints from the start.
         for service_key, names in used.items():
             service = self.services.get(service_key[1], service_key[0])
             spec = (service or {}).get("spec") or {}
-            for name in names:
-                self._balancer(Want(service_key, name, "", ""), spec)
+            for name, local in names:
+                self._balancer(Want(service_key, name, "", "", local), spec)
             state = self._state[service_key]
             for stale in set(state.balancers) - names:
                 del state.balancers[stale]
@@ -277,7 +297,7 @@ class ServiceProxy:
         for bind in [b for b in self._bind_failures if b not in wanted]:
             del self._bind_failures[bind]
         for bind, want in wanted.items():
-            balancer = self._state[want.service].balancers[want.port_name]
+            balancer = self._state[want.service].balancers[want.port_key]
             existing = self.listeners.get(bind)
             if existing is not None and existing.server is not None:
                 existing.want = want

@@ -6,6 +6,7 @@ process, on the bridge's address."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -80,3 +81,59 @@ async def join(
         log=tmp_path / f"{host.name}.log",
         extra=("--node-lease-duration-seconds", "4", "--housekeeping-interval", "0.5", *extra),
     )
+
+
+SERVER = """
+import http.server, os
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = os.environ["POD_NAME"].encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer((os.environ["POD_IP"], 8080), H).serve_forever()
+"""
+"""A pod's HTTP server on its ``$POD_IP:8080``, answering every GET with the pod's name."""
+
+FETCH = """
+import json, sys, time, urllib.request
+results = []
+for url in sys.argv[1:]:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                results.append([url, response.read().decode()])
+                break
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                results.append([url, f"failed: {exc}"])
+                break
+            time.sleep(0.1)
+print(json.dumps(results))
+"""
+"""GET each URL of ``sys.argv[1:]``, retrying one that fails for up to 30 s; prints
+``[[url, body or "failed: ..."], ...]`` as JSON."""
+
+
+async def fetch_each(
+    network: HostNetwork, host: Host, urls: list[str], *, timeout: float = 5.0
+) -> list[str]:
+    """GET each URL once from ``host``: the bodies, or ``failed: ...`` (no retry)."""
+    code = f"""
+import json, urllib.request
+out = []
+for url in {urls!r}:
+    try:
+        with urllib.request.urlopen(url, timeout={timeout}) as response:
+            out.append(response.read().decode())
+    except OSError as exc:
+        out.append(f"failed: {{exc}}")
+print(json.dumps(out))
+"""
+    result: list[str] = json.loads(await network.python(host, code))
+    return result

@@ -17,7 +17,7 @@ from typing import Any
 from procorch.api.resources import must
 from procorch.launcher.up import Procorch
 from procorch.proxy.relay import RELAY_ANNOTATION, wire
-from tests.nodes.conftest import HostNetwork, join
+from tests.nodes.conftest import FETCH, SERVER, HostNetwork, fetch_each, join
 from tests.nodes.test_join import ready_nodes
 from tests.workloads.conftest import eventually
 
@@ -27,39 +27,6 @@ SERVICES = must("core/services")
 DEPLOYMENTS = must("apps/deployments")
 INGRESSES = must("networking.k8s.io/ingresses")
 INGRESS_PORT = 18080
-
-SERVER = """
-import http.server, os
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        body = os.environ["POD_NAME"].encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-http.server.ThreadingHTTPServer((os.environ["POD_IP"], 8080), H).serve_forever()
-"""
-
-FETCH = """
-import json, sys, time, urllib.request
-results = []
-for url in sys.argv[1:]:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                results.append([url, response.read().decode()])
-                break
-        except OSError as exc:
-            if time.monotonic() > deadline:
-                results.append([url, f"failed: {exc}"])
-                break
-            time.sleep(0.1)
-print(json.dumps(results))
-"""
 
 
 def api_deployment() -> dict[str, Any]:
@@ -200,7 +167,37 @@ async def test_pods_hosts_services_node_ports_and_ingress_reach_pods_on_another_
     )
     assert len(seen) == 3 and all(body in names for _, body in seen), seen
 
+    await local_traffic_policies_keep_to_the_node(network, plane, names)
     await relay_lets_in_only_nodes_and_only_to_their_pods(plane, tmp_path, pods)
+
+
+async def local_traffic_policies_keep_to_the_node(
+    network: HostNetwork, plane: Procorch, names: set[str]
+) -> None:
+    """``internalTrafficPolicy: Local`` (cluster IP) and ``externalTrafficPolicy: Local``
+    (NodePort): node-c, which runs the endpoints, serves both; node-b, which has none, refuses
+    both rather than sending them to node-c."""
+    local = {
+        **API_SERVICE,
+        "metadata": {"name": "api-local", "namespace": "default"},
+        "spec": {
+            **API_SERVICE["spec"],
+            "internalTrafficPolicy": "Local",
+            "externalTrafficPolicy": "Local",
+        },
+    }
+    service = await plane.admin.create(SERVICES, local, namespace="default")
+    node_b, node_c = network.hosts
+    node_port = service["spec"]["ports"][0]["nodePort"]
+    for host, serves in ((node_c, True), (node_b, False)):
+        urls = [f"http://{service['spec']['clusterIP']}/", f"http://{host.address}:{node_port}/"]
+        code = f"import sys\nsys.argv[1:] = {urls!r}\n{FETCH}"
+        if serves:
+            seen = json.loads(await network.python(host, code))
+            assert all(body in names for _, body in seen), seen
+        else:
+            answers = await fetch_each(network, host, urls)
+            assert all("Connection reset" in a or "refused" in a for a in answers), answers
 
 
 async def relay_lets_in_only_nodes_and_only_to_their_pods(

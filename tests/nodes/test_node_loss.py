@@ -1,5 +1,6 @@
-"""A node that drops off the network while its processes run: NotReady, its pods evicted and
-replaced on a live node, and fenced (stopped) when it comes back.
+"""A node that drops off the network while its processes run: NotReady, its endpoints out of
+the Services of every other node, its pods evicted and replaced on a live node, and fenced
+(stopped) when it comes back.
 
 Hosts are network namespaces (see conftest); taking a host's veth down cuts it off without
 stopping anything on it. The control plane's grace period is 5 s and the pods tolerate the
@@ -18,13 +19,15 @@ import psutil
 
 from procorch.api.resources import must
 from procorch.launcher.up import Procorch
-from tests.nodes.conftest import Host, HostNetwork, join
+from tests.nodes.conftest import SERVER, Host, HostNetwork, fetch_each, join
 from tests.nodes.test_join import ready_nodes
 from tests.workloads.conftest import eventually
 
 PODS = must("core/pods")
 NODES = must("core/nodes")
 DEPLOYMENTS = must("apps/deployments")
+SERVICES = must("core/services")
+SLICES = must("discovery.k8s.io/endpointslices")
 MARK = "sleep 617"
 
 
@@ -49,7 +52,14 @@ def tolerant(replicas: int) -> dict[str, Any]:
                 "metadata": {"labels": {"app": "tolerant"}},
                 "spec": {
                     "tolerations": tolerations,
-                    "containers": [{"name": "c", "command": MARK.split()}],
+                    "containers": [
+                        {"name": "c", "command": MARK.split()},
+                        {
+                            "name": "web",
+                            "command": ["python3", "-c", SERVER],
+                            "ports": [{"containerPort": 8080}],
+                        },
+                    ],
                 },
             },
         },
@@ -66,6 +76,14 @@ def marked(network: HostNetwork, host: Any) -> list[int]:
         except psutil.NoSuchProcess:
             pass
     return found
+
+
+TOLERANT_SERVICE = {
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {"name": "tolerant", "namespace": "default"},
+    "spec": {"selector": {"app": "tolerant"}, "ports": [{"port": 80, "targetPort": 8080}]},
+}
 
 
 def ready_condition(node: dict[str, Any]) -> str:
@@ -101,9 +119,19 @@ async def test_a_node_cut_off_is_replaced_elsewhere_and_stops_its_pods_when_it_i
     plane = control_plane
     a, b, on_a = await two_nodes_one_pod_each(network, plane, tmp_path)
     assert len(marked(network, a)) == 1
+    service = await plane.admin.create(SERVICES, TOLERANT_SERVICE, namespace="default")
+    url = f"http://{service['spec']['clusterIP']}/"
 
     async def pods() -> list[dict[str, Any]]:
         return (await plane.admin.list(PODS, namespace="default")).items
+
+    names = {p["metadata"]["name"] for p in await pods()}
+    on_b = (names - {on_a}).pop()
+
+    async def both_serve() -> bool:
+        return set(await fetch_each(network, b, [url] * 2)) == names
+
+    await eventually(both_serve, timeout=30, what="node-b's proxy reaching both pods")
 
     network.link(a, up=False)  # node-a's processes keep running
 
@@ -111,6 +139,19 @@ async def test_a_node_cut_off_is_replaced_elsewhere_and_stops_its_pods_when_it_i
         return ready_condition(await plane.admin.get(NODES, "node-a")) == "Unknown"
 
     await eventually(unknown, timeout=30, what="node-a Unknown")
+
+    async def out_of_endpoints() -> bool:
+        slices = (await plane.admin.list(SLICES, namespace="default")).items
+        endpoints = [e for s in slices for e in s.get("endpoints") or []]
+        return not any(
+            e.get("targetRef", {}).get("name") == on_a and e["conditions"].get("ready")
+            for e in endpoints
+        )
+
+    await eventually(out_of_endpoints, timeout=10, what="node-a's endpoint not ready")
+    # From the slice change on, no new connection goes to node-a (cut off, a connect there
+    # would hang): each answers at once, from node-b's pod.
+    assert await fetch_each(network, b, [url] * 6, timeout=1.0) == [on_b] * 6
 
     async def replaced() -> list[dict[str, Any]] | None:
         current = await pods()
