@@ -32,6 +32,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from procorch.api import errors
+from procorch.api.clusterdns import (
+    KUBE_DNS_INDEX,
+    KUBE_DNS_NAMESPACE,
+    KUBE_DNS_SERVICE,
+    SERVED_ON_EVERY_NODE,
+)
 from procorch.api.resources import ResourceType, must
 from procorch.kit.logging import get_logger
 
@@ -281,6 +287,12 @@ class ServiceAllocators:
     def kubernetes_ip(self) -> str:
         """The ``kubernetes`` Service's address: the range's first (as 10.96.0.1 is)."""
         return self.ips.first
+
+    @property
+    def dns_ip(self) -> str:
+        """The ``kube-dns`` Service's address: the range's tenth (as 10.96.0.10 is)."""
+        network = ipaddress.ip_network(self.ips.cidr)
+        return str(network[min(KUBE_DNS_INDEX, network.num_addresses - 1)])
 
     def _load(self) -> None:
         """Rebuild the allocations from the stored Services (once, on first use)."""
@@ -635,3 +647,51 @@ async def ensure_kubernetes_service(api: ServiceCore, *, host: str, port: int) -
             log.warning(
                 "could not write the kubernetes Service", kind=rt.kind, error=str(exc), ip=ip
             )
+
+
+async def ensure_cluster_dns_service(api: ServiceCore) -> None:
+    """Create ``kube-system/kube-dns`` if it is missing: the range's tenth address, port 53
+    over UDP and TCP, no selector; every node serves that address itself (see
+    :mod:`procorch.proxy.dns`), as the annotation tells the Service proxies. One the user
+    changed or deleted is left as it is (deleted: created again at the next start)."""
+    from procorch.apiserver.auth import SYSTEM
+
+    if api.store.get(api.key(SERVICES, KUBE_DNS_NAMESPACE, KUBE_DNS_SERVICE)) is not None:
+        return
+    ip = api.allocators.dns_ip
+    service: Obj = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": KUBE_DNS_SERVICE,
+            "namespace": KUBE_DNS_NAMESPACE,
+            "labels": {
+                "k8s-app": "kube-dns",
+                "kubernetes.io/cluster-service": "true",
+                "kubernetes.io/name": "CoreDNS",
+            },
+            "annotations": {SERVED_ON_EVERY_NODE: "dns"},
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "clusterIP": ip,
+            "clusterIPs": [ip],
+            "ports": [
+                {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+            ],
+        },
+    }
+    for attempt in ("the tenth address", "any address"):
+        try:
+            await api.create(SYSTEM, SERVICES, KUBE_DNS_NAMESPACE, service)
+            return
+        except errors.AlreadyExists:
+            return
+        except errors.ApiError as exc:
+            if attempt == "the tenth address" and "already allocated" in str(exc):
+                # Another Service took the address before cluster DNS existed.
+                del service["spec"]["clusterIP"], service["spec"]["clusterIPs"]
+                continue
+            log.warning("could not create the kube-dns Service", error=str(exc))
+            return

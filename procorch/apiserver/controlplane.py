@@ -12,6 +12,7 @@ from procorch.api import errors, resources
 from procorch.apiserver.allocators import (
     DEFAULT_SERVICE_CIDR,
     api_service_names,
+    ensure_cluster_dns_service,
     ensure_kubernetes_service,
 )
 from procorch.apiserver.auth import (
@@ -131,6 +132,7 @@ class ControlPlane:
             self._serve_nodes(pki)
         await self.http.start(host=self.host, port=self.requested_port, ssl_context=context)
         await ensure_kubernetes_service(self.service, host=self.host, port=self.http.port)
+        await ensure_cluster_dns_service(self.service)
 
     def _serve_nodes(self, pki: Pki) -> None:
         """The join token and endpoints, the API server's credentials towards node agents,

@@ -1,7 +1,7 @@
 """One node's components, as ``procorch up`` runs them beside the control plane and
 ``procorch agent`` runs them on another machine: the node relay (the pod network across
-machines), the Service proxy (kube-proxy's part), the node agent (kubelet's, with its
-supervisor process) and the Ingress router. The same code either way; only the client differs
+machines), the Service proxy (kube-proxy's part), cluster DNS (NodeLocal DNSCache's and
+CoreDNS's), the node agent (kubelet's, with its supervisor process) and the Ingress router. The same code either way; only the client differs
 (in-process, or HTTPS with the node's certificate).
 
 They read the API through the process's one informer factory and record Events through its
@@ -9,9 +9,9 @@ one recorder, both owned by the caller: ``procorch up`` shares its controllers',
 own has a factory scoped by :func:`node_scope`. So a node's process opens one watch per
 resource it reads.
 
-Start order: relay (its address goes on the Node the agent registers) → Service proxy (before
-any pod runs, so pods reach Services at once) → agent → Ingress router; stop order the
-reverse, the agent stopping every pod within its grace period.
+Start order: relay (its address goes on the Node the agent registers) → Service proxy and
+cluster DNS (before any pod runs, so pods reach Services and resolve names at once) → agent →
+Ingress router; stop order the reverse, the agent stopping every pod within its grace period.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from procorch.reconcile.factory import InformerFactory, Selectors
 
 if TYPE_CHECKING:
     from procorch.agent.agent import Agent
+    from procorch.proxy.dns import ClusterDNS
     from procorch.proxy.ingress import IngressRouter
     from procorch.proxy.l4 import ServiceProxy
     from procorch.proxy.relay import NodeRelay
@@ -56,6 +57,8 @@ class NodeConfig:
     service_proxy: dict[str, Any] = field(default_factory=dict)
     """Overrides of :class:`~procorch.proxy.settings.ProxySettings` fields."""
     relay_port: int = 0
+    dns: dict[str, Any] = field(default_factory=dict)
+    """Overrides of :class:`~procorch.proxy.dns.DNSSettings` fields."""
     """Where other nodes reach this node's relay (on the node IP); 0 picks a free port."""
 
 
@@ -78,10 +81,12 @@ class NodeComponents:
         self.ingress: IngressRouter | None = None
         self.service_proxy: ServiceProxy | None = None
         self.relay: NodeRelay | None = None
+        self.dns: ClusterDNS | None = None
 
     async def start(self, *, before_ingress: Callable[[Agent], Any] | None = None) -> None:
         """Start everything; ``before_ingress(agent)`` runs once the agent is up."""
         from procorch.agent.agent import Agent
+        from procorch.proxy.dns import ClusterDNS, DNSSettings
         from procorch.proxy.ingress import IngressRouter, IngressSettings
         from procorch.proxy.l4 import ServiceProxy
         from procorch.proxy.relay import RELAY_ANNOTATION, NodeRelay, RelaySettings
@@ -115,6 +120,10 @@ class NodeComponents:
             on_crash=self.on_crash,
         )
         await self.service_proxy.start()
+        self.dns = ClusterDNS(
+            self.informers, DNSSettings(**self.config.dns), on_crash=self.on_crash
+        )
+        await self.dns.start()
         self.agent = Agent(
             self.client, self.informers, settings, events=self.events, on_crash=self.on_crash
         )
@@ -142,6 +151,9 @@ class NodeComponents:
         if self.agent is not None:
             await self.agent.stop(graceful=True)
             self.agent = None
+        if self.dns is not None:
+            await self.dns.stop()  # after the agent: terminating pods may still resolve
+            self.dns = None
         if self.relay is not None:
             await self.relay.stop()
             self.relay = None

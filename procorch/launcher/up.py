@@ -87,6 +87,8 @@ class UpConfig:
     """The API's address for nodes and kubeconfigs (default: ``api_host``)."""
     service_proxy: dict[str, Any] = field(default_factory=dict)
     """Overrides of :class:`~procorch.proxy.settings.ProxySettings` fields."""
+    dns: dict[str, Any] = field(default_factory=dict)
+    """Overrides of :class:`~procorch.proxy.dns.DNSSettings` fields."""
     files: list[Path] = field(default_factory=list)
     node: bool = True
     """Run the local node (and the scheduler)."""
@@ -240,6 +242,7 @@ class Procorch:
                 ingress_tls_port=self.config.ingress_tls_port,
                 ingress=self.config.ingress,
                 service_proxy=self.config.service_proxy,
+                dns=self.config.dns,
             ),
             informers=self.informers,
             events=self.events,

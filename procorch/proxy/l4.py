@@ -10,6 +10,9 @@ EndpointSlices and keeps one listener per address a Service is reachable on:
   ``status.loadBalancer.ingress`` (as k3s's service load balancer does). A port another
   Service already holds leaves the later one pending, without an address.
 
+A Service annotated :data:`~procorch.api.clusterdns.SERVED_ON_EVERY_NODE` (kube-dns) gets no
+listener: every node's cluster DNS answers its address itself.
+
 A Service whose ``internalTrafficPolicy`` is ``Local`` sends cluster-IP traffic only to the
 endpoints on this node, and one whose ``externalTrafficPolicy`` is ``Local`` does so for its
 NodePort and LoadBalancer traffic (none elsewhere is used: with no local endpoint, the
@@ -48,6 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from procorch.api import errors
+from procorch.api.clusterdns import SERVED_ON_EVERY_NODE
 from procorch.api.resources import must
 from procorch.client.base import Client
 from procorch.client.events import EventRecorder
@@ -223,6 +227,8 @@ class ServiceProxy:
             kind = str(spec.get("type") or "ClusterIP")
             if kind == "ExternalName" or meta.get("deletionTimestamp"):
                 continue
+            if (meta.get("annotations") or {}).get(SERVED_ON_EVERY_NODE):
+                continue  # every node answers it itself (cluster DNS)
             key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
             created = str(meta.get("creationTimestamp") or "")
             cluster_ip = spec.get("clusterIP")
