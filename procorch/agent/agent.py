@@ -37,12 +37,13 @@ from procorch.agent.containers import FinishedRun, State
 from procorch.agent.ipam import PodIPAllocator
 from procorch.agent.lookups import CacheLookups
 from procorch.agent.node import NodeManager
+from procorch.agent.poddns import NodeDNS
 from procorch.agent.podlogs import pod_log_dir
 from procorch.agent.podworker import PodHost, PodWorker
 from procorch.agent.runtime.api import LocalRuntime, Runtime
 from procorch.agent.runtime.shimclient import ShimRuntime
 from procorch.agent.runtime.spec import ContainerState, ExitStatus, RuntimeError_, Stats
-from procorch.agent.runtime.supervisor import SupervisorConfig
+from procorch.agent.runtime.supervisor import MOUNTS_POSSIBLE, SupervisorConfig
 from procorch.agent.server import KubeletServer
 from procorch.agent.settings import AgentSettings
 from procorch.agent.volumes import VolumeManager
@@ -140,6 +141,12 @@ class Agent:
             runtime=self.runtime,
             lookups=self.lookups,
             volumes=self.volumes,
+            dns=NodeDNS.load(
+                cluster_dns=settings.cluster_dns,
+                domain=settings.cluster_domain,
+                resolv_conf=settings.resolv_conf,
+                mounts_possible=self.runtime_description.get("mounts") == MOUNTS_POSSIBLE,
+            ),
             base_env=self.base_env,
             node_allocatable=lambda: self.node.allocatable,
             allocate_ip=self.allocate_ip,

@@ -32,6 +32,7 @@ from typing import Any
 from procorch.agent import podstatus
 from procorch.agent.containers import ContainerRecord, State
 from procorch.agent.lookups import CacheLookups
+from procorch.agent.poddns import NodeDNS
 from procorch.agent.podenv import ConfigError, command_line, container_env
 from procorch.agent.podlogs import container_log_path
 from procorch.agent.prober import ContainerProbes
@@ -41,6 +42,7 @@ from procorch.agent.runtime.spec import (
     ContainerSpec,
     ContainerState,
     ExitStatus,
+    Mount,
     RuntimeError_,
     StartError,
 )
@@ -78,6 +80,8 @@ class PodHost:
     lookups: CacheLookups
     """The pod as cached, and what it reads and waits for."""
     volumes: VolumeManager
+    dns: NodeDNS
+    """The pods' resolv.conf, hosts and hostname (see :mod:`procorch.agent.poddns`)."""
     base_env: Mapping[str, str]
     """The environment every container starts from."""
     node_allocatable: Callable[[], Mapping[str, str]]
@@ -114,6 +118,9 @@ class PodWorker:
         self.pod_ip = ""
         self.start_time = str((pod.get("status") or {}).get("startTime") or "") or rfc3339()
         self.volume_paths: dict[str, Any] | None = None
+        self.dns_mounts: list[Mount] = []
+        self.hostname: str | None = None
+        self.dns_warned = False
         self.volume_error = ""
         self.live_failures: dict[str, str] = {}  # container -> why liveness failed
         self.adopted: dict[str, ContainerState] = {}  # runs found running at agent start
@@ -237,6 +244,9 @@ class PodWorker:
         if not await self._volumes():
             await self.write_status()
             return
+        if not self._name_service():
+            await self.write_status()
+            return
         for name, state in list(self.adopted.items()):
             record = self.record(name)
             if record is not None and record.running and record.run_id == state.id:
@@ -286,6 +296,26 @@ class PodWorker:
             self.wake_after(CONFIG_RETRY)
             return False
         self.volume_error = ""
+        return True
+
+    def _name_service(self) -> bool:
+        """The pod's /etc/resolv.conf, /etc/hosts and hostname, once it has its IP."""
+        host = self.host
+        try:
+            mounts, hostname, warning = host.dns.prepare(
+                self.pod, pod_ip=self.pod_ip, pod_dir=host.volumes.pod_dir(self.uid)
+            )
+        except OSError as exc:
+            message = f"could not write the pod's resolv.conf and hosts: {exc}"
+            if message != self.volume_error:
+                host.recorder.event(self.pod, "Warning", "FailedMount", message)
+                self.volume_error = message
+            self.wake_after(CONFIG_RETRY)
+            return False
+        self.dns_mounts, self.hostname = mounts, hostname
+        if warning and not self.dns_warned:
+            self.dns_warned = True
+            host.recorder.event(self.pod, "Warning", "DNSConfigForming", warning)
         return True
 
     # -- init containers ---------------------------------------------------------------------
@@ -392,7 +422,9 @@ class PodWorker:
                 node_allocatable=host.node_allocatable(),
             )
             argv = command_line(container, env)
-            mounts = host.volumes.mounts(self.pod, container, self.volume_paths or {}, env=env)
+            mounts = self.dns_mounts + host.volumes.mounts(
+                self.pod, container, self.volume_paths or {}, env=env
+            )
         except ConfigError as exc:
             self._failed_start(record, "CreateContainerConfigError", str(exc))
             return
@@ -415,6 +447,7 @@ class PodWorker:
             tty=bool(container.get("tty")),
             stdin=bool(container.get("stdin")),
             mounts=mounts,
+            hostname=self.hostname,
             memory_limit=bytes_of(limits["memory"]) if limits.get("memory") else None,
             cpu_limit_millis=cpu_millis(limits["cpu"]) if limits.get("cpu") else None,
             run_as_user=security.get("runAsUser"),

@@ -35,6 +35,14 @@ class AgentSettings:
     orphan_timeout: float = 30.0
     """How long the supervisor process keeps containers running with no agent connected."""
 
+    cluster_dns: list[str] = field(default_factory=list)
+    """Where this node serves cluster DNS (the kube-dns Service's address, port 53; kubelet's
+    ``--cluster-dns``); empty: it serves none, and pods resolve with the host's resolvers."""
+    cluster_domain: str = "cluster.local"
+    resolv_conf: Path = Path("/etc/resolv.conf")
+    """The host's resolvers (kubelet's ``--resolv-conf``): for ``dnsPolicy: Default`` pods,
+    and the search domains appended to cluster DNS's."""
+
     kubelet_host: str = "127.0.0.1"
     kubelet_port: int = 0
     """The agent's HTTPS endpoint (logs, stats) that the API server calls; 0 picks a free

@@ -124,6 +124,7 @@ class NodeComponents:
             self.informers, DNSSettings(**self.config.dns), on_crash=self.on_crash
         )
         await self.dns.start()
+        settings.cluster_dns = self.dns.served()
         self.agent = Agent(
             self.client, self.informers, settings, events=self.events, on_crash=self.on_crash
         )

@@ -8,6 +8,7 @@ real socket), so that forwarding is seen without the machine's network.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import socket
@@ -19,6 +20,7 @@ import pytest
 from dnslib import QTYPE, RCODE, RR, A, DNSRecord
 from dnslib.server import BaseResolver, DNSServer
 
+from procorch.agent.poddns import ResolvConf
 from procorch.api.resources import must
 from procorch.launcher.up import Procorch, UpConfig
 from tests.agent.conftest import FAST, Cluster
@@ -29,6 +31,7 @@ SERVICES = must("core/services")
 PODS = must("core/pods")
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="port 53 needs root")
+HOST_SEARCHES = ResolvConf.parse(Path("/etc/resolv.conf").read_text()).searches
 
 
 class Upstream(BaseResolver):  # type: ignore[misc]
@@ -222,3 +225,55 @@ async def test_cluster_names_answer_as_coredns_does_and_the_rest_is_forwarded(
         return [str(rr.rdata) for rr in reply.rr] == [ips["db-0"]]
 
     await eventually(one_endpoint, timeout=10, what="db down to one A record")
+    await a_pod_resolves_through_its_own_resolv_conf(cluster, api_ip, ips["db-0"], server)
+
+
+WHO = """
+import json, socket, sys
+print(json.dumps({
+    "api": socket.gethostbyname("api"),
+    "api.default": socket.getaddrinfo("api.default", 80, proto=socket.IPPROTO_TCP)[0][4][0],
+    "db-0.db": socket.gethostbyname("db-0.db"),
+    "outside": socket.gethostbyname("outside.example"),
+    "hostname": socket.gethostname(),
+    "self": socket.gethostbyname(socket.gethostname()),
+    "resolv.conf": open("/etc/resolv.conf").read(),
+}))
+sys.stdout.flush()
+"""
+
+
+async def a_pod_resolves_through_its_own_resolv_conf(
+    cluster: Cluster, api_ip: str, db_ip: str, server: str
+) -> None:
+    """getaddrinfo in a pod's process: short names through the search path, the pod's own
+    name from its /etc/hosts, other names forwarded; its hostname is its own."""
+    out = cluster.tmp_path / "who.json"
+    await cluster.apply(
+        f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: who}}
+spec:
+  hostname: whoami
+  restartPolicy: Never
+  containers:
+  - name: who
+    command: [sh, -c, 'python3 -c "$0" > {out}.tmp && mv {out}.tmp {out}']
+    args: [{json.dumps(WHO)}]
+"""
+    )
+
+    async def done() -> str | None:
+        return out.read_text() if out.exists() else None
+
+    seen = json.loads(await eventually(done, timeout=30, what="the pod's answers"))
+    pod = await cluster.client.get(PODS, "who", namespace="default")
+    assert seen["api"] == api_ip and seen["api.default"] == api_ip, seen
+    assert seen["db-0.db"] == db_ip and seen["outside"] == "192.0.2.7", seen
+    assert seen["hostname"] == "whoami" and seen["self"] == pod["status"]["podIP"], seen
+    assert seen["resolv.conf"] == (
+        "search default.svc.cluster.local svc.cluster.local cluster.local"
+        + "".join(f" {d}" for d in HOST_SEARCHES)
+        + f"\nnameserver {server}\noptions ndots:5\n"
+    ), seen["resolv.conf"]

@@ -19,6 +19,7 @@ PR_SET_PDEATHSIG = 1
 MOUNT_ERRORS = (errno.EPERM, errno.EACCES)
 PR_SET_CHILD_SUBREAPER = 36
 CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
 CLONE_NEWUSER = 0x10000000
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
@@ -90,7 +91,9 @@ def mount_namespaces_possible() -> bool:
     return os.waitstatus_to_exitcode(status) == 0
 
 
-def enter_mount_namespace() -> None:
+def enter_mount_namespace(*, uts: bool = False) -> None:
+    """A private mount namespace (and, with ``uts``, a UTS namespace for a hostname of the
+    process's own), inside a user namespace when not root."""
     if os.geteuid() != 0:
         uid, gid = os.geteuid(), os.getegid()
         unshare(CLONE_NEWUSER)
@@ -102,9 +105,14 @@ def enter_mount_namespace() -> None:
             f.write(f"{uid} {uid} 1")
         with open("/proc/self/gid_map", "w") as f:
             f.write(f"{gid} {gid} 1")
-    unshare(CLONE_NEWNS)
+    unshare(CLONE_NEWNS | (CLONE_NEWUTS if uts else 0))
     # Keep our mounts out of the host's namespace (systemd makes / shared).
     mount(None, "/", None, MS_REC | MS_PRIVATE)
+
+
+def sethostname(name: str) -> None:
+    raw = name.encode()
+    _check(libc().sethostname(ctypes.c_char_p(raw), ctypes.c_size_t(len(raw))), "sethostname")
 
 
 def _locked_flags(path: str) -> int:

@@ -33,7 +33,12 @@ import termios
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from procorch.agent.runtime.child import MOUNT_ERRORS, apply_mounts, enter_mount_namespace
+from procorch.agent.runtime.child import (
+    MOUNT_ERRORS,
+    apply_mounts,
+    enter_mount_namespace,
+    sethostname,
+)
 from procorch.agent.runtime.spec import Mount, StartError
 
 SYS_CLONE3 = 435  # the same number on x86_64 and aarch64
@@ -73,6 +78,7 @@ class SpawnPlan:
     cwd: str | None = None
     tty: bool = False
     mounts: Sequence[Mount] = ()
+    hostname: str | None = None
     uid: int | None = None
     gid: int | None = None
     cgroup_dir: str | None = None
@@ -106,10 +112,14 @@ def _child(plan: SpawnPlan, errpipe: int, executables: list[bytes]) -> None:
             fd = os.open(path, os.O_WRONLY)
             os.write(fd, b"0")
             os.close(fd)
-        if plan.mounts:
+        if plan.mounts or plan.hostname:
             step = "create a private mount namespace for volume mounts"
             detail = ""
-            enter_mount_namespace()
+            enter_mount_namespace(uts=bool(plan.hostname))
+            if plan.hostname:
+                step = "set the hostname"
+                detail = plan.hostname
+                sethostname(plan.hostname)
             for m in plan.mounts:
                 step = "mount volume"
                 detail = m.target

@@ -61,6 +61,8 @@ class ContainerSpec:
     tty: bool = False
     stdin: bool = False
     mounts: list[Mount] = field(default_factory=list)
+    hostname: str | None = None
+    """Set in a UTS namespace of the container's own (with its mount namespace)."""
     memory_limit: int | None = None
     """Bytes; exceeding it kills the container's whole tree, reported as OOMKilled."""
     cpu_limit_millis: int | None = None

@@ -53,6 +53,9 @@ from procorch.agent.runtime.spec import (
 )
 from procorch.kit.logging import get_logger
 
+MOUNTS_POSSIBLE = "private mount namespaces"
+"""What :meth:`Supervisor.describe` says under ``mounts`` when containers can have mounts."""
+
 log = get_logger("runtime")
 
 MARKER = tree.MARKER
@@ -151,9 +154,7 @@ class Supervisor:
     def describe(self) -> dict[str, str]:
         return {
             **self.cgroups.describe(),
-            "mounts": "private mount namespaces"
-            if self.mounts_possible()
-            else "not possible (no privilege)",
+            "mounts": MOUNTS_POSSIBLE if self.mounts_possible() else "not possible (no privilege)",
         }
 
     def mounts_possible(self) -> bool:
@@ -178,7 +179,7 @@ class Supervisor:
             if existing.exit is None:
                 raise StartError(f"container {spec.id} is already running")
             self._forget(existing)
-        if spec.mounts and not self.mounts_possible():
+        if (spec.mounts or spec.hostname) and not self.mounts_possible():
             raise StartError(
                 "volume mounts need a private mount namespace, which this machine does not "
                 f"allow procorch to create (not root, no user namespaces); cannot mount "
@@ -375,6 +376,7 @@ class Supervisor:
             cwd=spec.cwd,
             tty=tty,
             mounts=spec.mounts,
+            hostname=spec.hostname,
             uid=spec.run_as_user,
             gid=spec.run_as_group,
             cgroup_dir=born_in,

@@ -133,6 +133,14 @@ class ClusterDNS:
         for view in (self.services, self.slices, self.pods):
             view.close()
 
+    def served(self) -> list[str]:
+        """The kube-dns addresses answered here on port 53: what pods' resolv.conf names."""
+        return sorted(
+            host
+            for host, port in self._servers
+            if port == 53 and ((host, port) not in self.settings.extra_listen)
+        )
+
     def listening(self) -> list[str]:
         return [f"{host}:{port}" for host, port in sorted(self._servers)]
 
