@@ -16,7 +16,9 @@ The files are written into the pod's directory and bind-mounted over ``/etc/reso
 ``/etc/hosts`` in each container's private mount namespace, as volumes are; the hostname is
 set in a UTS namespace of the container's own. A ``hostNetwork`` pod keeps the host's files and
 hostname. Where the machine allows no mount namespace, or this node serves no cluster DNS, the
-pod starts with the host's resolvers and :attr:`PodDNS.warning` says why (an Event).
+pod starts with the host's resolvers and :attr:`PodDNS.warning` says why (an Event); without
+cluster DNS, a pod that asks for nothing of its own (``dnsConfig``, ``hostAliases``,
+``hostname``, ``subdomain``, ``dnsPolicy: None``) keeps the host's files and hostname.
 
 Concurrency: pure, except :meth:`NodeDNS.prepare` (writes two small files).
 """
@@ -215,8 +217,16 @@ class NodeDNS:
     ) -> tuple[list[Mount], str | None, str]:
         """Write the pod's files under ``pod_dir/etc``: (mounts, hostname, warning)."""
         dns = self.for_pod(pod, pod_ip=pod_ip)
-        policy = (pod.get("spec") or {}).get("dnsPolicy") or "ClusterFirst"
+        spec = pod.get("spec") or {}
+        policy = spec.get("dnsPolicy") or "ClusterFirst"
         wants_cluster = policy in ("ClusterFirst", "ClusterFirstWithHostNet")
+        asked = policy == "None" or any(
+            spec.get(f) for f in ("dnsConfig", "hostAliases", "hostname", "subdomain")
+        )
+        if not self.cluster_dns and not asked:
+            # Nothing the host's own files would not give: no namespaces for it (a process
+            # in a user namespace is not quite a plain process of the host's).
+            return [], None, dns.warning
         if not self.mounts_possible:
             warning = dns.warning
             if wants_cluster and dns.resolv_conf is not None and not warning:

@@ -113,3 +113,15 @@ def test_files_are_mounted_where_mount_namespaces_are_possible_else_an_event_say
     node.mounts_possible = False
     mounts, hostname, warning = node.prepare(pod(), pod_ip="127.1.0.7", pod_dir=tmp_path)
     assert mounts == [] and hostname is None and "cluster DNS is unavailable" in warning
+
+
+def test_without_cluster_dns_a_pod_that_asks_for_nothing_keeps_the_hosts_files(
+    tmp_path: Path,
+) -> None:
+    node = NodeDNS([], "cluster.local", HOST, mounts_possible=True)
+    mounts, hostname, warning = node.prepare(pod(), pod_ip="127.1.0.7", pod_dir=tmp_path)
+    assert (mounts, hostname) == ([], None) and "serves no cluster DNS" in warning
+    mounts, hostname, _ = node.prepare(
+        pod(hostname="db-0", dnsPolicy="Default"), pod_ip="127.1.0.7", pod_dir=tmp_path
+    )
+    assert [m.target for m in mounts] == ["/etc/resolv.conf", "/etc/hosts"] and hostname == "db-0"
