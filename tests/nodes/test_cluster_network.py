@@ -1,6 +1,6 @@
-"""One pod network across machines: pods, hosts, Services, NodePorts and the Ingress router on
-one node reach pods on another through the node relay (mutual TLS between the nodes), and the
-relay lets nobody else in.
+"""One pod network across machines: pods, hosts, Services (by address and by name, through
+each node's cluster DNS), NodePorts and the Ingress router on one node reach pods on another
+through the node relay (mutual TLS between the nodes), and the relay lets nobody else in.
 
 Hosts are network namespaces (see conftest), each with a loopback of its own: a pod IP of node C
 means nothing on node B's loopback until B's relay answers it.
@@ -69,6 +69,13 @@ API_SERVICE = {
     },
 }
 
+API_HEADLESS = {
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {"name": "api-headless", "namespace": "default"},
+    "spec": {"clusterIP": "None", "selector": {"app": "api"}, "ports": [{"port": 8080}]},
+}
+
 API_INGRESS = {
     "apiVersion": "networking.k8s.io/v1",
     "kind": "Ingress",
@@ -102,6 +109,7 @@ async def test_pods_hosts_services_node_ports_and_ingress_reach_pods_on_another_
     await plane.admin.create(DEPLOYMENTS, api_deployment(), namespace="default")
     service = await plane.admin.create(SERVICES, API_SERVICE, namespace="default")
     await plane.admin.create(INGRESSES, API_INGRESS, namespace="default")
+    await plane.admin.create(SERVICES, API_HEADLESS, namespace="default")
 
     async def ready_pods() -> list[dict[str, Any]] | None:
         pods = (await plane.admin.list(PODS, namespace="default", label_selector="app=api")).items
@@ -133,10 +141,18 @@ async def test_pods_hosts_services_node_ports_and_ingress_reach_pods_on_another_
     assert {body for _, body in host_seen[2:4]} == names, host_seen  # round robin
     assert all(body in names for _, body in host_seen[4:]), host_seen
 
-    # A pod on node-b: the same by pod IP, by the Service's environment variables and through
-    # the NodePort on node-b's address.
+    # A pod on node-b: the same by pod IP, by the Service's name and its environment variables
+    # (cluster DNS on node-b), by the headless Service's name (its A records are the pods on
+    # node-c), and through the NodePort on node-b's address.
     out = tmp_path / "client.json"
-    pod_urls = [urls[0], "http://$(API_SERVICE_HOST):$(API_SERVICE_PORT)/", urls[-2]]
+    pod_urls = [
+        urls[0],
+        "http://api/",
+        "http://api.default.svc.cluster.local/",
+        "http://$(API_SERVICE_HOST):$(API_SERVICE_PORT)/",
+        "http://api-headless:8080/",
+        urls[-2],
+    ]
     client = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -165,7 +181,7 @@ async def test_pods_hosts_services_node_ports_and_ingress_reach_pods_on_another_
             what="the client pod's results",
         )
     )
-    assert len(seen) == 3 and all(body in names for _, body in seen), seen
+    assert len(seen) == 6 and all(body in names for _, body in seen), seen
 
     await local_traffic_policies_keep_to_the_node(network, plane, names)
     await relay_lets_in_only_nodes_and_only_to_their_pods(plane, tmp_path, pods)
