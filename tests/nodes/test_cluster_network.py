@@ -141,6 +141,26 @@ async def test_pods_hosts_services_node_ports_and_ingress_reach_pods_on_another_
     assert {body for _, body in host_seen[2:4]} == names, host_seen  # round robin
     assert all(body in names for _, body in host_seen[4:]), host_seen
 
+    # Half-close crosses the relay: a client that sends its request and shuts its side gets
+    # the whole answer, and then the end of the stream.
+    ip = pods[0]["status"]["podIP"]
+    half = f"""
+import socket
+s = socket.create_connection(("{ip}", 8080), timeout=5)
+s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+s.shutdown(socket.SHUT_WR)
+data = b""
+while chunk := s.recv(65536):
+    data += chunk
+print(data.decode().split("\\r\\n")[0], data.decode().rsplit("\\n", 1)[-1])
+"""
+    assert (await network.python(node_b, half)).split() == [
+        "HTTP/1.1",
+        "200",
+        "OK",
+        pods[0]["metadata"]["name"],
+    ]
+
     # A pod on node-b: the same by pod IP, by the Service's name and its environment variables
     # (cluster DNS on node-b), by the headless Service's name (its A records are the pods on
     # node-c), and through the NodePort on node-b's address.
