@@ -20,12 +20,10 @@ it connects (cancelled if the connection is closed first).
 from __future__ import annotations
 
 import asyncio
-import socket
-import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from procorch.proxy import splice
+from procorch.proxy import splice, transports
 from procorch.proxy.acks import EndpointAcks
 from procorch.proxy.balancer import Balancer, ServiceStats
 from procorch.proxy.endpoints import Addr
@@ -33,7 +31,6 @@ from procorch.proxy.endpoints import Addr
 if TYPE_CHECKING:
     from procorch.proxy.l4 import Listener, ServiceProxy
 
-_LINGER_RESET = struct.pack("ii", 1, 0)
 _C2U, _U2C = 0, 1
 
 
@@ -382,15 +379,8 @@ class ClientConnection(asyncio.Protocol):
         if not self._finish():
             return
         for transport in (self.client, self.upstream):
-            if transport is None:
-                continue
-            sock: Any = transport.get_extra_info("socket")
-            if sock is not None:
-                try:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
-                except OSError:
-                    pass
-            transport.abort()
+            if transport is not None:
+                transports.reset(transport)
 
 
 class UpstreamConnection(asyncio.Protocol):

@@ -17,12 +17,10 @@ Concurrency: callbacks on the event loop; no tasks.
 from __future__ import annotations
 
 import asyncio
-import socket
-import struct
 from collections.abc import Callable
 from typing import Any
 
-_LINGER_RESET = struct.pack("ii", 1, 0)
+from procorch.proxy import transports
 
 
 class Bridge:
@@ -138,14 +136,7 @@ class Side(asyncio.Protocol):
             self.transport.close()
 
     def reset(self) -> None:
-        transport = self.transport
-        if transport is None:
+        if self.transport is None:
             self.lost = True
             return
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
-            except OSError:
-                pass
-        transport.abort()
+        transports.reset(self.transport)
