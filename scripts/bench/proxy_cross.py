@@ -37,6 +37,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -354,16 +355,15 @@ def is_ready(obj: dict[str, Any]) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
-def log_warnings(path: Path, limit: int = 20) -> list[str]:
-    """Lines of an agent's log at warning level or above."""
+def log_warnings(path: Path) -> Counter[str]:
+    """Lines of an agent's log at warning level or above, counted (the same line repeats)."""
     if not path.exists():
-        return []
-    lines = [
-        line
+        return Counter()
+    return Counter(
+        line.strip()
         for line in path.read_text(errors="replace").splitlines()
         if re.search(r"\b(warn(ing)?|error|critical|exception|traceback)\b", line, re.I)
-    ]
-    return lines[:limit] + ([f"... {len(lines) - limit} more"] if len(lines) > limit else [])
+    )
 
 
 async def cross(
@@ -505,8 +505,8 @@ async def cross(
                     continue
                 warnings = log_warnings(workdir / f"{host.name}.log")
                 print(
-                    f"  {host.name} agent log: {len(warnings)} warning/error lines"
-                    + "".join(f"\n    {line}" for line in warnings),
+                    f"  {host.name} agent log: {sum(warnings.values())} warning/error lines"
+                    + "".join(f"\n    {n} × {line}" for line, n in warnings.most_common(10)),
                     file=sys.stderr,
                 )
     return result
