@@ -394,7 +394,6 @@ async def cross(
         (workdir / "nginx.conf.in").write_text(nginx_conf("@DIR@", f"@POD_IP@:{BACKEND_PORT}", www))
         references: list[Process] = []
         plane: Procorch | None = None
-        b = c = None
         try:
             network.create()
             plane = Procorch(
@@ -500,9 +499,7 @@ async def cross(
             if plane is not None:
                 await plane.stop()
             await network.remove()
-            for host in (b, c):
-                if host is None:
-                    continue
+            for host in network.hosts:
                 warnings = log_warnings(workdir / f"{host.name}.log")
                 print(
                     f"  {host.name} agent log: {sum(warnings.values())} warning/error lines"
