@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,23 +158,29 @@ class Process:
         self.proc = None
 
 
-def nginx_backend(workdir: Path, port: int) -> Process:
-    directory = workdir / "nginx"
-    directory.mkdir()
+def nginx_conf(directory: Path | str, listen: str, root: Path) -> str:
+    """An nginx.conf for one worker with sendfile and no access log, its pid, error log and
+    temp files under ``directory``, serving ``root`` on ``listen`` (``addr:port``)."""
     user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
     temp = "\n".join(
         f"  {kind}_temp_path {directory}/{kind}_temp;"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
-    conf = directory / "nginx.conf"
-    conf.write_text(
+    return (
         f"{user}worker_processes 1;\npid {directory}/nginx.pid;\n"
         f"error_log {directory}/error.log warn;\n"
         "events { worker_connections 4096; }\n"
         f"http {{\n  access_log off;\n  sendfile on;\n  keepalive_requests 1000000;\n{temp}\n"
-        f"  server {{\n    listen {BACKEND_IP}:{port};\n    root {workdir}/www;\n"
+        f"  server {{\n    listen {listen};\n    root {root};\n"
         "    keepalive_timeout 75s;\n  }\n}\n"
     )
+
+
+def nginx_backend(workdir: Path, port: int) -> Process:
+    directory = workdir / "nginx"
+    directory.mkdir()
+    conf = directory / "nginx.conf"
+    conf.write_text(nginx_conf(directory, f"{BACKEND_IP}:{port}", workdir / "www"))
     nginx = _which("nginx")
     assert nginx is not None
     return Process(
@@ -199,11 +206,16 @@ def haproxy_tcp(workdir: Path, port: int, backend_port: int) -> Process:
 # -- load ----------------------------------------------------------------------------------------
 
 
-def wrk(url: str, *, connections: int, duration: float, threads: int) -> Run:
+def wrk(
+    url: str, *, connections: int, duration: float, threads: int, prefix: Sequence[str] = ()
+) -> Run:
+    """One wrk run against ``url``; ``prefix`` runs it through another command (``nsenter
+    --net=...`` to load from a network namespace)."""
     binary = _which("wrk")
     assert binary is not None
     out = subprocess.run(
         [
+            *prefix,
             binary,
             f"-t{threads}",
             f"-c{connections}",
