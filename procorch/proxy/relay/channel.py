@@ -155,8 +155,8 @@ class Channel(asyncio.Protocol, asyncio.Transport):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         tls = self.tls
         size = len(data)
-        if not size or tls is None or self.eof_sent or self.closed:
-            return
+        if not size or tls is None or self.eof_sent or self.closed or tls.is_closing():
+            return  # the relayed connection is ending: what is left has nobody to go to
         if size < _WRITELINES_FROM:
             tls.write(wire.data_header(size) + bytes(data))
         else:
