@@ -57,9 +57,11 @@ class NodeConfig:
     service_proxy: dict[str, Any] = field(default_factory=dict)
     """Overrides of :class:`~procorch.proxy.settings.ProxySettings` fields."""
     relay_port: int = 0
+    """Where other nodes reach this node's relay (on the node IP); 0 picks a free port."""
+    relay: dict[str, Any] = field(default_factory=dict)
+    """Overrides of :class:`~procorch.proxy.relay.RelaySettings` fields."""
     dns: dict[str, Any] = field(default_factory=dict)
     """Overrides of :class:`~procorch.proxy.dns.DNSSettings` fields."""
-    """Where other nodes reach this node's relay (on the node IP); 0 picks a free port."""
 
 
 class NodeComponents:
@@ -101,6 +103,7 @@ class NodeComponents:
                 cert_file=settings.tls_cert_file,
                 key_file=settings.tls_key_file,
                 ca_file=settings.client_ca_file,
+                **self.config.relay,
             ),
             node_name=settings.node_name,
             on_crash=self.on_crash,

@@ -104,9 +104,12 @@ def test_routes_lead_to_the_nodes_of_other_machines_only() -> None:
     assert r.owns("127.1.0.1") is False  # its own Node is gone from the list
 
 
-def pod(ip: str, *ports: int, phase: str = "Running", host_network: bool = False) -> Any:
+def pod(
+    ip: str, *ports: int, phase: str = "Running", host_network: bool = False, node: str = "b"
+) -> Any:
     return {
         "spec": {
+            "nodeName": node,
             "hostNetwork": host_network,
             "containers": [{"ports": [{"containerPort": p} for p in ports]}],
         },
@@ -120,12 +123,18 @@ def test_this_node_answers_declared_ports_and_endpoint_ports_of_other_machines_p
         pod("127.2.0.2", 8080, 9090),
         pod("127.2.0.3", 8080, phase="Succeeded"),
         pod("127.2.0.4", 7000, host_network=True),
-        pod("127.1.0.2", 8080),  # this node's
+        pod("127.2.0.5", 7000, node="a"),  # says node a, in b's range: not b's pod
+        pod("127.2.0.9"),  # no declared port: its Service's port only
+        pod("127.1.0.2", 8080, node="a"),  # this node's
     ]
     slices = [
         {
             "ports": [{"port": 5432}, {"port": 53, "protocol": "UDP"}],
-            "endpoints": [{"addresses": ["127.2.0.9"]}, {"addresses": ["127.1.0.9"]}],
+            "endpoints": [
+                {"addresses": ["127.2.0.9"]},
+                {"addresses": ["127.1.0.9"]},
+                {"addresses": ["127.2.0.77"]},  # a hand-made endpoint, no pod there
+            ],
         }
     ]
     assert remote_addresses(r, pods=pods, slices=slices) == {
@@ -133,3 +142,18 @@ def test_this_node_answers_declared_ports_and_endpoint_ports_of_other_machines_p
         ("127.2.0.2", 9090),
         ("127.2.0.9", 5432),
     }
+
+
+def test_a_peer_claiming_another_nodes_range_or_localhost_is_not_routed_to() -> None:
+    r = Routes("a", is_local=lambda host: host == "10.0.0.1")
+    r.update(
+        [
+            node("a", "127.1.0.0/16", "10.0.0.1:7000"),
+            node("b", "127.2.0.0/16", "10.0.0.2:7000"),
+            node("evil", "127.2.0.0/15", "10.0.0.3:7000"),  # overlaps b
+            node("greedy", "127.0.0.0/8", "10.0.0.4:7000"),  # holds 127.0.0.1 and a's range
+            node("d", "127.4.0.0/16", "10.0.0.5:7000"),
+        ]
+    )
+    assert [p.node for p in r.peers] == ["d"]
+    assert r.peer_for("127.2.0.5") is None and r.peer_for("127.0.0.1") is None

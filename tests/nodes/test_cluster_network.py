@@ -9,6 +9,7 @@ means nothing on node B's loopback until B's relay answers it.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import ssl
 from pathlib import Path
@@ -282,4 +283,8 @@ async def relay_lets_in_only_nodes_and_only_to_their_pods(
 
     assert (await open_(pods[0]["status"]["podIP"], 8080))[0] is wire.Kind.OPENED
     kind, why = await open_("127.0.0.1", int(plane.api_url.rsplit(":", 1)[1]))
-    assert kind is wire.Kind.REFUSED and b"not a pod address of node node-c" in why, why
+    assert kind is wire.Kind.REFUSED and b"127.0.0.1 is not a pod of node node-c" in why, why
+    # Inside node-c's pod range, but no pod's: refused too (whatever listens there).
+    spare = str(ipaddress.ip_network(node_c["spec"]["podCIDR"])[250])
+    kind, why = await open_(spare, 8080)
+    assert kind is wire.Kind.REFUSED and f"{spare} is not a pod".encode() in why, why

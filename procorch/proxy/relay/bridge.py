@@ -47,7 +47,7 @@ class Bridge:
 
 
 class Side(asyncio.Protocol):
-    __slots__ = ("bridge", "peer", "transport", "held", "eof", "lost")
+    __slots__ = ("bridge", "peer", "transport", "held", "eof", "lost", "throttled")
 
     def __init__(self, bridge: Bridge) -> None:
         self.bridge = bridge
@@ -56,12 +56,14 @@ class Side(asyncio.Protocol):
         self.held: list[bytes] = []
         self.eof = False
         self.lost = False
+        self.throttled = False
+        """Not read because the other side's send buffer is full."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
         peer = self.peer
         if peer.lost:
-            self.close()
+            self.reset()  # the other end is gone already: as it went, a reset
             return
         if peer.transport is None:
             transport.pause_reading()  # type: ignore[attr-defined]
@@ -70,7 +72,7 @@ class Side(asyncio.Protocol):
         for side in (self, peer):
             side._flush_to_peer()
         for side in (self, peer):
-            if not side.eof:
+            if not side.eof and not side.throttled:
                 side.transport.resume_reading()
 
     def _flush_to_peer(self) -> None:
@@ -113,11 +115,13 @@ class Side(asyncio.Protocol):
             target.abort()
 
     def pause_writing(self) -> None:
+        self.peer.throttled = True
         if self.peer.transport is not None:
             self.peer.transport.pause_reading()
 
     def resume_writing(self) -> None:
         peer = self.peer
+        peer.throttled = False
         if peer.transport is not None and not peer.eof and not peer.lost:
             peer.transport.resume_reading()
 

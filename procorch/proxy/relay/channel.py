@@ -5,8 +5,9 @@ and writes :mod:`~procorch.proxy.relay.wire` frames) and the transport of the pr
 the relayed connection (the Service proxy's or Ingress router's upstream side, or a
 :class:`~procorch.proxy.relay.bridge.Bridge`). To that protocol it behaves as a TCP transport:
 ``write``, ``write_eof`` (half-close, as an ``EOF`` frame), flow control both ways, ``close``
-(``EOF``, then the TLS connection closes once the peer has ended too) and ``abort`` (the TLS
-connection drops, which the other end takes as a reset).
+(``EOF``, then the TLS connection closes: at once if the peer has not ended its side, as a
+TCP close drops what still comes) and ``abort`` (the TLS connection drops with no ``EOF``,
+which the other end takes as a reset).
 
 ``get_extra_info("socket")`` is None on purpose: the raw socket carries TLS records, and
 anything that wrote to it directly (a splice pump) would bypass the encryption.
@@ -39,6 +40,9 @@ class Channel(asyncio.Protocol, asyncio.Transport):
         "eof_sent",
         "eof_received_",
         "closed",
+        "lost",
+        "lost_exc",
+        "app_paused",
     )
 
     def __init__(self, *, target: tuple[str, int] | None = None) -> None:
@@ -55,6 +59,11 @@ class Channel(asyncio.Protocol, asyncio.Transport):
         self.eof_sent = False
         self.eof_received_ = False
         self.closed = False
+        """Closing or closed, by either end."""
+        self.lost = False
+        self.lost_exc: Exception | None = None
+        self.app_paused = False
+        """The app asked not to be given data (flow control): attach must not undo that."""
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -76,7 +85,12 @@ class Channel(asyncio.Protocol, asyncio.Transport):
             app.data_received(chunk)
         if self.held_eof:
             self._deliver_eof()
-        if self.tls is not None and not self.closed:
+        if self.lost:
+            # The TLS connection ended before anyone was attached: tell the app now.
+            self.app = None
+            app.connection_lost(self._end_reason(self.lost_exc))
+            return
+        if self.tls is not None and not self.closed and not self.app_paused:
             self.tls.resume_reading()
 
     # -- protocol of the TLS transport ----------------------------------------------------
@@ -95,6 +109,7 @@ class Channel(asyncio.Protocol, asyncio.Transport):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.lost, self.lost_exc = True, exc
         control = self.control
         if control is not None and not control.done():
             control.set_exception(exc or ConnectionResetError("the relay connection closed"))
@@ -102,10 +117,14 @@ class Channel(asyncio.Protocol, asyncio.Transport):
         if app is None:
             return
         self.app = None
-        if exc is None and not self.eof_received_:
-            # Closed without the peer's EOF: for the relayed connection, a reset.
-            exc = ConnectionResetError("the relay connection was reset")
-        app.connection_lost(exc)
+        app.connection_lost(self._end_reason(exc))
+
+    def _end_reason(self, exc: Exception | None) -> Exception | None:
+        """How the relayed connection ended, for the app: a TLS connection that closed
+        without the peer's EOF, and without our own close or EOF, was reset."""
+        if exc is None and not self.eof_received_ and not self.eof_sent:
+            return ConnectionResetError("the relay connection was reset")
+        return exc
 
     def pause_writing(self) -> None:
         if self.app is not None:
@@ -199,10 +218,12 @@ class Channel(asyncio.Protocol, asyncio.Transport):
         return self.closed or self.tls is None or self.tls.is_closing()
 
     def pause_reading(self) -> None:
+        self.app_paused = True
         if self.tls is not None and not self.closed:
             self.tls.pause_reading()
 
     def resume_reading(self) -> None:
+        self.app_paused = False
         if self.tls is not None and not self.closed and self.app is not None:
             self.tls.resume_reading()
 

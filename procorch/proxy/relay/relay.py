@@ -13,8 +13,10 @@ Pod IPs are loopback addresses, and 127.0.0.0/8 is private to each machine. So e
 
 Node to node is TLS 1.3 with the node certificates of the join (signed by the cluster CA),
 verified both ways: the accepting node requires a client certificate of a node
-(``system:nodes``) and relays only to addresses of its own pod CIDR, so the relay is no open
-proxy into the machine; a peer that fails is logged with its address. One TLS connection per
+(``system:nodes``) and relays only to the address of a running pod of its own (not to anything
+else listening on its loopback: the relay is no open proxy into the machine); the dialing node
+checks that it reached the node it meant (``system:node:<name>``); a peer that fails is logged
+with its address. One TLS connection per
 relayed connection, framed (:mod:`~procorch.proxy.relay.wire`) so that half-close and reset
 cross it. The platform here has no kernel TLS, so the bytes are encrypted by OpenSSL in this
 process, not spliced (see the README's performance section).
@@ -38,12 +40,12 @@ from typing import Any
 
 from procorch.api.resources import must
 from procorch.kit.logging import get_logger
-from procorch.kit.pki import NODES_GROUP, subject_of
+from procorch.kit.pki import NODES_GROUP, node_user, subject_of
 from procorch.kit.tasks import TaskSet, wait_cancelled
 from procorch.proxy.relay import wire
 from procorch.proxy.relay.bridge import Bridge
 from procorch.proxy.relay.channel import Channel
-from procorch.proxy.relay.routes import Addr, Peer, Routes, remote_addresses
+from procorch.proxy.relay.routes import Addr, Peer, Routes, live_pod_ip, remote_addresses
 from procorch.proxy.relay.wire import Kind
 from procorch.reconcile.factory import InformerFactory
 
@@ -52,6 +54,9 @@ log = get_logger("proxy.relay")
 NODES = must("core/nodes")
 PODS = must("core/pods")
 ENDPOINT_SLICES = must("discovery.k8s.io/endpointslices")
+
+_POD_IP_INDEX = "relay/podIP"
+_FATAL_ACCEPT = (errno.EBADF, errno.EINVAL, errno.ENOTSOCK)
 
 ProtocolFactory = Callable[[], asyncio.Protocol]
 Dialer = Callable[[ProtocolFactory, str, int], Awaitable[tuple[Any, Any]]]
@@ -76,6 +81,12 @@ class RelaySettings:
     """How long the owner's connect to its pod may take."""
     sync_interval: float = 5.0
     """Loopback listeners that could not be opened are tried again this often."""
+    max_listeners: int = 4096
+    """At most this many remote pod addresses are answered here (a warning says when more
+    are wanted)."""
+    max_setups: int = 256
+    """Relay connections being set up at once (TLS handshake, OPEN, connect); more are
+    closed at once."""
 
 
 @dataclass
@@ -105,6 +116,7 @@ class NodeRelay:
         self.nodes = informers.get(NODES)
         self.pods = informers.get(PODS)
         self.slices = informers.get(ENDPOINT_SLICES)
+        self.pods.add_index(_POD_IP_INDEX, _pod_ip)
         self.port = 0
         self._server_ctx: ssl.SSLContext | None = None
         self._client_ctx: ssl.SSLContext | None = None
@@ -161,6 +173,8 @@ class NodeRelay:
         log.info("node relay started", address=self.address if self.enabled else None)
 
     async def stop(self) -> None:
+        # The loops first: nothing opens a listener or accepts once the closing begins.
+        await self.tasks.stop(timeout=5.0)
         for server in self._listeners.values():
             server.close()
         self._listeners.clear()
@@ -169,7 +183,6 @@ class NodeRelay:
             await wait_cancelled(task, timeout=1.0)
         for bridge in list(self._bridges):
             bridge.reset()
-        await self.tasks.stop(timeout=5.0)
         if self._listen_sock is not None:
             self._listen_sock.close()
             self._listen_sock = None
@@ -206,6 +219,13 @@ class NodeRelay:
                 server_hostname=peer.host,
                 ssl_handshake_timeout=self.settings.handshake_timeout,
             )
+            user, _ = subject_of(tls.get_extra_info("peercert") or {})
+            if user != node_user(peer.node):
+                raise ConnectionRefusedError(
+                    errno.ECONNREFUSED,
+                    f"the relay at {peer.host}:{peer.port} is {user or 'nobody'}, "
+                    f"not node {peer.node}",
+                )
             channel.send_control(Kind.OPEN, wire.open_payload(*target))
             kind, payload = await reply
         except BaseException:
@@ -230,11 +250,17 @@ class NodeRelay:
             try:
                 conn, peer = await loop.sock_accept(self._listen_sock)
             except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    log.warning("the relay cannot accept now", error=exc.strerror)
-                    await asyncio.sleep(0.1)
-                    continue
-                raise
+                if exc.errno in _FATAL_ACCEPT:
+                    raise
+                # Out of descriptors or memory, or an error of one connection (ECONNABORTED,
+                # EPROTO...): this one is lost, the next may do.
+                log.warning("the relay could not accept a connection", error=exc.strerror)
+                await asyncio.sleep(0.05)
+                continue
+            if len(self._setups) >= self.settings.max_setups:
+                conn.close()
+                log.warning("too many relay connections being set up: one closed", peer=peer[0])
+                continue
             self._setup(self._serve(conn, f"{peer[0]}:{peer[1]}"))
 
     def _setup(self, coro: Awaitable[None]) -> None:
@@ -278,8 +304,8 @@ class NodeRelay:
             tls.abort()
             log.info("dropped a relay connection", peer=peer, user=user, error=_reason(exc))
             return
-        if not self.routes.owns(target[0]):
-            self._refuse(channel, f"{target[0]} is not a pod address of node {self.node_name}")
+        if not self._runs_here(target[0]):
+            self._refuse(channel, f"{target[0]} is not a pod of node {self.node_name}")
             return
         channel.target = target
         bridge = self._bridge()
@@ -290,9 +316,24 @@ class NodeRelay:
             self._refuse(channel, _reason(exc))
             bridge.reset()
             return
+        except BaseException:
+            tls.abort()
+            bridge.reset()
+            raise
+        if channel.is_closing():
+            bridge.reset()  # the dialer gave up while we connected
+            return
         channel.send_control(Kind.OPENED)
         channel.attach(bridge.sides[0])
         self.stats.accepted += 1
+
+    def _runs_here(self, ip: str) -> bool:
+        """Whether ``ip`` is the address of a running pod of this node (nothing else on
+        the machine's loopback is the relay's to reach)."""
+        return self.routes.owns(ip) and any(
+            (pod.get("spec") or {}).get("nodeName") == self.node_name
+            for pod in self.pods.by_index(_POD_IP_INDEX, ip)
+        )
 
     def _refuse(self, channel: Channel, why: str) -> None:
         self.stats.refused_opens += 1
@@ -338,6 +379,14 @@ class NodeRelay:
         wanted: set[Addr] = set()
         if self.routes.peers and self.enabled:
             wanted = remote_addresses(self.routes, pods=self.pods.list(), slices=self.slices.list())
+            cap = self.settings.max_listeners
+            if len(wanted) > cap and len(self._listeners) < cap:
+                log.warning(
+                    "more remote pod addresses than the relay answers; some are left out",
+                    wanted=len(wanted),
+                    max_listeners=cap,
+                )
+                wanted = set(sorted(wanted)[:cap])
         for addr in [a for a in self._listeners if a not in wanted]:
             self._listeners.pop(addr).close()
         failures: dict[Addr, str] = {}
@@ -387,3 +436,8 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__
+
+
+def _pod_ip(pod: dict[str, Any]) -> list[str]:
+    ip = live_pod_ip(pod)
+    return [ip] if ip else []

@@ -4,11 +4,16 @@ Every node announces its relay in the ``procorch.io/relay`` annotation of its No
 (``<ip>:<port>``) and owns the pod addresses of its ``spec.podCIDR``. :class:`Routes` maps a pod
 IP to the :class:`Peer` that owns it, for nodes on *other machines* only: a node whose relay
 address is one of this machine's own shares this machine's loopback, so its pods are reached
-directly (several nodes on one machine, or this node itself).
+directly (several nodes on one machine, or this node itself). This node's own CIDR and those
+of nodes on this machine win over any peer's; a peer whose CIDR overlaps another node's, or
+holds 127.0.0.1, is not routed to at all (a node that claimed such a range would otherwise
+draw others' traffic).
 
 :func:`remote_addresses` is what this node answers on its own loopback for the pods of other
 machines: every declared TCP ``containerPort`` of a running pod there, and every endpoint port
-of an EndpointSlice that points there (a Service's ``targetPort`` need not be declared).
+of an EndpointSlice at such a pod's address (a Service's ``targetPort`` need not be declared).
+Only running pods' addresses count, so no object but a pod bound to that node opens a
+listener here.
 
 Concurrency: pure, except :func:`is_local_address` (a ``bind`` to ask the kernel).
 """
@@ -75,7 +80,8 @@ class Routes:
 
     def update(self, nodes: Iterable[Obj]) -> bool:
         """Take the Nodes as they are now; True if any route changed."""
-        peers: list[tuple[Network, Peer]] = []
+        candidates: list[tuple[Network, Peer]] = []
+        nearer: list[Network] = []  # this node's CIDR and those of nodes on this machine
         own: Network | None = None
         for node in nodes:
             name = str((node.get("metadata") or {}).get("name") or "")
@@ -84,11 +90,25 @@ class Routes:
                 continue
             if name == self.own_node:
                 own = cidr
+                nearer.append(cidr)
                 continue
             address = relay_address(node)
-            if address is None or self._on_this_machine(address[0]):
+            if address is None:
                 continue
-            peers.append((cidr, Peer(name, address[0], address[1])))
+            if self._on_this_machine(address[0]):
+                nearer.append(cidr)
+                continue
+            candidates.append((cidr, Peer(name, address[0], address[1])))
+        candidates = [
+            (cidr, peer)
+            for cidr, peer in candidates
+            if _LOCALHOST not in cidr and not any(cidr.overlaps(other) for other in nearer)
+        ]
+        peers = [
+            (cidr, peer)
+            for cidr, peer in candidates
+            if not any(cidr.overlaps(o) for o, p in candidates if p is not peer)
+        ]
         peers.sort(key=lambda item: item[1].node)
         changed = peers != self._peers or own != self.own_cidr
         self._peers, self.own_cidr = peers, own
@@ -131,6 +151,9 @@ class Routes:
         return local
 
 
+_LOCALHOST = ipaddress.ip_address("127.0.0.1")
+
+
 def _network(text: Any) -> Network | None:
     if not text:
         return None
@@ -140,22 +163,34 @@ def _network(text: Any) -> Network | None:
         return None
 
 
+def live_pod_ip(pod: Obj) -> str:
+    """The pod's own address while it may serve: not a host-network pod, not finished, not
+    deleted; else ``""``."""
+    spec = pod.get("spec") or {}
+    status = pod.get("status") or {}
+    if spec.get("hostNetwork") or status.get("phase") in ("Succeeded", "Failed"):
+        return ""
+    if (pod.get("metadata") or {}).get("deletionTimestamp") and status.get("phase") != "Running":
+        return ""
+    return str(status.get("podIP") or "")
+
+
 def remote_addresses(routes: Routes, *, pods: Iterable[Obj], slices: Iterable[Obj]) -> set[Addr]:
     """The pod addresses of other machines that this node answers on its loopback."""
     wanted: set[Addr] = set()
+    live: set[str] = set()
     for pod in pods:
+        ip = live_pod_ip(pod)
+        peer = routes.peer_for(ip) if ip else None
         spec = pod.get("spec") or {}
-        status = pod.get("status") or {}
-        ip = status.get("podIP")
-        if not ip or spec.get("hostNetwork") or status.get("phase") in ("Succeeded", "Failed"):
+        if peer is None or spec.get("nodeName") != peer.node:
             continue
-        if routes.peer_for(str(ip)) is None:
-            continue
+        live.add(ip)
         for container in spec.get("containers") or []:
             for port in container.get("ports") or []:
                 number = port.get("containerPort")
                 if number and (port.get("protocol") or "TCP") == "TCP":
-                    wanted.add((str(ip), int(number)))
+                    wanted.add((ip, int(number)))
     for slice_ in slices:
         numbers = [
             int(p["port"])
@@ -166,6 +201,6 @@ def remote_addresses(routes: Routes, *, pods: Iterable[Obj], slices: Iterable[Ob
             continue
         for endpoint in slice_.get("endpoints") or []:
             for ip in endpoint.get("addresses") or []:
-                if routes.peer_for(str(ip)) is not None:
+                if str(ip) in live:
                     wanted.update((str(ip), number) for number in numbers)
     return wanted
