@@ -121,6 +121,7 @@ class PodWorker:
         self.dns_mounts: list[Mount] = []
         self.hostname: str | None = None
         self.dns_warned = False
+        self.dns_error = ""
         self.volume_error = ""
         self.live_failures: dict[str, str] = {}  # container -> why liveness failed
         self.adopted: dict[str, ContainerState] = {}  # runs found running at agent start
@@ -307,12 +308,12 @@ class PodWorker:
             )
         except OSError as exc:
             message = f"could not write the pod's resolv.conf and hosts: {exc}"
-            if message != self.volume_error:
+            if message != self.dns_error:
                 host.recorder.event(self.pod, "Warning", "FailedMount", message)
-                self.volume_error = message
+                self.dns_error = message
             self.wake_after(CONFIG_RETRY)
             return False
-        self.dns_mounts, self.hostname = mounts, hostname
+        self.dns_mounts, self.hostname, self.dns_error = mounts, hostname, ""
         if warning and not self.dns_warned:
             self.dns_warned = True
             host.recorder.event(self.pod, "Warning", "DNSConfigForming", warning)

@@ -212,6 +212,22 @@ async def test_cluster_names_answer_as_coredns_does_and_the_rest_is_forwarded(
     reply = await ask(server, "api.default.svc.cluster.local", "AAAA")
     assert reply.header.rcode == RCODE.NOERROR and not reply.rr and reply.auth
 
+    # ExternalNames that lead to each other: followed a few hops, then the chain so far.
+    await cluster.apply(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: loop}\n"
+        "spec: {type: ExternalName, externalName: loop.default.svc.cluster.local}\n"
+    )
+
+    async def looped() -> DNSRecord | None:
+        reply = await ask(server, "loop.default.svc.cluster.local", "A")
+        return reply if reply.rr else None
+
+    reply = await eventually(looped, timeout=10, what="the loop Service in DNS")
+    assert reply.header.rcode == RCODE.NOERROR and 1 < len(reply.rr) <= 9, answers(reply)
+    assert {QTYPE[rr.rtype] for rr in reply.rr} == {"CNAME"}
+    # The zone's apex answers its SOA.
+    assert [QTYPE[rr.rtype] for rr in (await ask(server, "cluster.local", "SOA")).rr] == ["SOA"]
+
     # Everything else: the host's resolvers.
     reply = await ask(server, "outside.example", "A")
     assert answers(reply) == [("outside.example.", "A", "192.0.2.7")]

@@ -36,6 +36,7 @@ from procorch.api.resources import must
 from procorch.kit.logging import get_logger
 from procorch.kit.tasks import TaskSet, wait_cancelled
 from procorch.proxy.dns.zone import SERVICE_NAME_LABEL, TTL, Answer, ClusterZone
+from procorch.proxy.relay.routes import live_pod_ip
 from procorch.reconcile.factory import InformerFactory
 
 log = get_logger("proxy.dns")
@@ -43,6 +44,7 @@ log = get_logger("proxy.dns")
 SERVICES = must("core/services")
 ENDPOINT_SLICES = must("discovery.k8s.io/endpointslices")
 PODS = must("core/pods")
+_POD_IP_INDEX = "dns/podIP"
 _CACHE_LIMIT = 20_000
 _UDP_LIMIT = 512
 _EDNS_LIMIT = 1232
@@ -61,6 +63,9 @@ class DNSSettings:
     """How often an address that could not be bound is tried again."""
     extra_listen: list[tuple[str, int]] = field(default_factory=list)
     """More addresses to answer on, besides the kube-dns Service's (benchmarks, tests)."""
+    max_pending: int = 1024
+    """Questions being answered slowly at once (forwarded, or not yet kept); more get
+    SERVFAIL at once."""
 
 
 @dataclass
@@ -101,6 +106,7 @@ class ClusterDNS:
         self.services = informers.get(SERVICES)
         self.slices = informers.get(ENDPOINT_SLICES, label_selector=SERVICE_NAME_LABEL)
         self.pods = informers.get(PODS)
+        self.pods.add_index(_POD_IP_INDEX, _pod_ip)
         self._zone: ClusterZone | None = None
         self._kept: dict[bytes, bytes] = {}
         self._servers: dict[tuple[str, int], list[Any]] = {}
@@ -113,7 +119,9 @@ class ClusterDNS:
 
     async def start(self) -> None:
         s = self.settings
-        self.upstreams = s.upstreams if s.upstreams is not None else host_resolvers(s.resolv_conf)
+        upstreams = s.upstreams if s.upstreams is not None else host_resolvers(s.resolv_conf)
+        # Never ourselves (a host whose resolv.conf names the kube-dns address would loop).
+        self.upstreams = [u for u in upstreams if u not in self._wanted()]
         for view in (self.services, self.slices):
             view.add_handler(self._changed)
         await asyncio.gather(self.services.synced.wait(), self.slices.synced.wait())
@@ -217,22 +225,39 @@ class ClusterDNS:
     def kept(self, data: bytes) -> bytes | None:
         """The kept answer to ``data``, with its ID, if the question was answered before."""
         self.stats.queries += 1
-        if self._zone is None or len(data) < 12:
-            return None
-        answer = self._kept.get(bytes((data[2] & 0x01,)) + data[12:])
+        if self._zone is None or len(data) < 12 or data[2] & 0xF8:
+            return None  # not a standard query (QR or an opcode set): the slow path says
+        answer = self._kept.get(_key(data))
         if answer is None:
             return None
         self.stats.kept += 1
         return data[:2] + answer[2:]
 
+    def pending(self) -> bool:
+        """Whether another slow answer may start (else SERVFAIL at once)."""
+        return len(self._forwards) < self.settings.max_pending
+
     async def answer(self, data: bytes, *, tcp: bool) -> bytes | None:
-        """The answer to one DNS message (None: nothing to send, e.g. not a query)."""
+        """The answer to one DNS message (None: nothing to send). Never raises: a failure
+        is logged and answered SERVFAIL."""
+        try:
+            return await self._answer(data, tcp=tcp)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one bad question must not go unanswered
+            log.warning("could not answer a DNS question", error=repr(exc))
+            self.stats.failed += 1
+            return _servfail(data)
+
+    async def _answer(self, data: bytes, *, tcp: bool) -> bytes | None:
         try:
             query = DNSRecord.parse(data)
         except (DNSError, IndexError, ValueError):
             return _formerr(data)
-        if query.header.qr or not query.questions:
+        if query.header.qr:
             return None
+        if not query.questions or query.header.opcode != 0:
+            return _error_reply(data, RCODE.FORMERR if not query.questions else RCODE.NOTIMP)
         question = query.q
         qname = str(question.qname)
         zone = self.zone
@@ -250,6 +275,7 @@ class ClusterDNS:
 
     def _pack(self, query: DNSRecord, found: Answer, *, tcp: bool, keep: bytes | None) -> bytes:
         reply = query.reply(ra=1, aa=1)
+        reply.header.ad = 0  # not a validating resolver, whatever the question said
         reply.header.rcode = found.rcode
         reply.rr = list(found.answers)
         reply.auth = list(found.authority)
@@ -258,11 +284,11 @@ class ClusterDNS:
         if edns is not None:
             reply.add_ar(EDNS0(udp_len=_EDNS_LIMIT))
         packed: bytes = reply.pack()
-        if keep is not None:
+        if keep is not None and len(keep) <= _UDP_LIMIT:
             if len(self._kept) > _CACHE_LIMIT:
                 self._kept.clear()
-            self._kept[bytes((keep[2] & 0x01,)) + keep[12:]] = packed
-        limit = min(int(edns.rclass), 4096) if edns is not None else _UDP_LIMIT
+            self._kept[_key(keep)] = packed
+        limit = min(int(edns.rclass), _EDNS_LIMIT) if edns is not None else _UDP_LIMIT
         if not tcp and len(packed) > max(limit, _UDP_LIMIT):
             reply.rr, reply.auth, reply.ar = [], [], []
             reply.header.tc = 1
@@ -277,8 +303,8 @@ class ClusterDNS:
         if len(octets) != 4:
             return None
         ip = ".".join(reversed(octets))
-        for pod in self.pods.list():
-            if (pod.get("status") or {}).get("podIP") == ip:
+        for pod in self.pods.by_index(_POD_IP_INDEX, ip):
+            if (pod.get("spec") or {}).get("nodeName"):
                 namespace = (pod.get("metadata") or {}).get("namespace") or "default"
                 target = f"{ip.replace('.', '-')}.{namespace}.pod.{self.settings.domain}"
                 return Answer(answers=[RR(qname, QTYPE.PTR, ttl=TTL, rdata=PTR(target))])
@@ -291,10 +317,11 @@ class ClusterDNS:
         for upstream in self.upstreams:
             try:
                 async with asyncio.timeout(self.settings.forward_timeout):
-                    reply = None if tcp else await _udp_exchange(data, upstream)
-                    if reply is None or (len(reply) > 2 and reply[2] & 0x02):  # TC: over TCP
-                        reply = await _tcp_exchange(data, upstream)
-                    return reply
+                    # As asked: a truncated answer goes back to a UDP client as it is (it
+                    # asks again over TCP, which is then forwarded over TCP).
+                    if tcp:
+                        return await _tcp_exchange(data, upstream)
+                    return await _udp_exchange(data, upstream)
             except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
                 log.debug("upstream resolver failed", upstream=upstream[0], error=repr(exc))
         self.stats.failed += 1
@@ -326,6 +353,9 @@ class _Udp(asyncio.DatagramProtocol):
         reply = self.dns.kept(data)
         if reply is not None and len(reply) <= _UDP_LIMIT:
             self.transport.sendto(reply, addr)
+            return
+        if not self.dns.pending():
+            self.transport.sendto(_servfail(data), addr)
             return
         self.dns.forwarding(asyncio.ensure_future(self._answer(data, addr)))
 
@@ -359,6 +389,8 @@ class _Tcp(asyncio.Protocol):
             reply = self.dns.kept(message)
             if reply is not None:
                 self._send(reply)
+            elif not self.dns.pending():
+                self._send(_servfail(message))
             else:
                 self.dns.forwarding(asyncio.ensure_future(self._answer(message)))
 
@@ -429,3 +461,14 @@ def _servfail(data: bytes) -> bytes:
         return packed
     except (DNSError, IndexError, ValueError):
         return _error_reply(data, RCODE.SERVFAIL) or b""
+
+
+def _key(data: bytes) -> bytes:
+    """What a kept answer is kept under: the RD and CD bits, and everything after the
+    header (the question, and the OPT record with its size and DO bit)."""
+    return bytes((data[2] & 0x01, data[3] & 0x10)) + data[12:]
+
+
+def _pod_ip(pod: dict[str, Any]) -> list[str]:
+    ip = live_pod_ip(pod)
+    return [ip] if ip else []

@@ -34,6 +34,7 @@ from typing import Any
 from dnslib import AAAA, CNAME, PTR, QTYPE, RCODE, RR, SOA, SRV, A
 
 TTL = 5
+MAX_CNAME_HOPS = 8
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 Obj = dict[str, Any]
@@ -149,9 +150,10 @@ class ClusterZone:
         labels = tuple(qname.lower().rstrip(".").split("."))
         return labels[-len(self._suffix) :] == self._suffix
 
-    def lookup(self, qname: str, qtype: int) -> Answer | None:
+    def lookup(self, qname: str, qtype: int, *, hops: int = 0) -> Answer | None:
         """The answer to ``qname``/``qtype``, or None when the name is not the zone's (a
-        reverse name of no cluster address, or a name outside the domain)."""
+        reverse name of no cluster address, or a name outside the domain). ``hops``: how
+        many ExternalName CNAMEs led here (at most :data:`MAX_CNAME_HOPS` are followed)."""
         name = qname.lower().rstrip(".")
         if name.endswith((".in-addr.arpa", ".ip6.arpa")):
             target = self._reverse.get(name)
@@ -163,11 +165,13 @@ class ClusterZone:
         if not self.owns(name):
             return None
         labels = name.split(".")[: -len(self._suffix)]
-        return self._in_domain(qname, labels, qtype)
+        return self._in_domain(qname, labels, qtype, hops)
 
-    def _in_domain(self, qname: str, labels: list[str], qtype: int) -> Answer:
+    def _in_domain(self, qname: str, labels: list[str], qtype: int, hops: int) -> Answer:
         nodata = Answer(authority=[self.soa])
         nxdomain = Answer(rcode=RCODE.NXDOMAIN, authority=[self.soa])
+        if not labels and qtype == QTYPE.SOA:
+            return Answer(answers=[self.soa])
         if not labels or labels == ["svc"] or labels == ["pod"]:
             return nodata
         kind = labels[-1]
@@ -189,7 +193,7 @@ class ClusterZone:
             return nxdomain
         base = f"{service.name}.{service.namespace}.svc.{self.domain}"
         if len(labels) == 3:
-            return self._service(qname, service, qtype, nodata)
+            return self._service(qname, service, qtype, nodata, hops)
         if len(labels) == 4:
             if not service.headless:
                 return nxdomain
@@ -199,13 +203,19 @@ class ClusterZone:
             return self._srv(qname, service, base, labels[0][1:], labels[1][1:], qtype, nodata)
         return nxdomain
 
-    def _service(self, qname: str, service: _Service, qtype: int, nodata: Answer) -> Answer:
+    def _service(
+        self, qname: str, service: _Service, qtype: int, nodata: Answer, hops: int
+    ) -> Answer:
         if service.external_name:
             target = service.external_name.rstrip(".")
             answer = Answer(answers=[RR(qname, QTYPE.CNAME, ttl=TTL, rdata=CNAME(target))])
             if qtype not in (QTYPE.CNAME, QTYPE.ANY):
                 if self.owns(target):
-                    more = self.lookup(target, qtype)
+                    # In the zone: followed here, a few hops at most (a loop of ExternalNames
+                    # ends with the CNAMEs so far, as CoreDNS's does).
+                    more = (
+                        self.lookup(target, qtype, hops=hops + 1) if hops < MAX_CNAME_HOPS else None
+                    )
                     if more is not None:
                         answer.answers += more.answers
                 else:
