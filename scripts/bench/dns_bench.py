@@ -77,6 +77,9 @@ class Run:
     """The client's CPU time over the run's wall time (1.0: one core busy)."""
     server_cpu_us: float = float("nan")
     """The server process's CPU time (user + system) per answered query, in µs."""
+    others_cpu: float = float("nan")
+    """CPU the machine's other processes used meanwhile, in cores (roughly: ±0.2 is noise of
+    the accounting): a run that shared the machine with other work shows here."""
 
 
 @dataclass
@@ -89,32 +92,54 @@ class Result:
         ordered = sorted(runs, key=lambda r: r.queries_per_s)
         return ordered[len(ordered) // 2]
 
+    def others(self) -> float:
+        """The most CPU other processes used during any run, in cores."""
+        runs = [r for t in self.closed.values() for rs in t.values() for r in rs]
+        runs += [r for rs in self.dnsperf.values() for r in rs]
+        return max((r.others_cpu for r in runs), default=float("nan"))
+
     def rows(self, services: int, dnsperf_inflight: int) -> list[tuple[str, str, str, str]]:
+        """Rows for the README: each run's median, CPU per query the median over the runs."""
         rows = []
+        cpu: dict[str, float] = {}
         for window, by_target in sorted(self.closed.items()):
             mine, ref = self.median(by_target["procorch"]), self.median(by_target["dnsmasq"])
             cpu = {t: statistics.median(r.server_cpu_us for r in by_target[t]) for t in TARGETS}
             rows.append(
                 (
                     f"DNS queries/s, one client, {window} in flight ({services + 1} names)",
-                    f"{mine.queries_per_s:,.0f} (p50 {mine.p50_ms:.2f} ms, p99 "
-                    f"{mine.p99_ms:.2f} ms; {cpu['procorch']:.0f} µs CPU/query)",
-                    f"{ref.queries_per_s:,.0f} (p50 {ref.p50_ms:.2f} ms, p99 {ref.p99_ms:.2f} ms; "
-                    f"{cpu['dnsmasq']:.0f} µs CPU/query)",
+                    _cell(mine, cpu["procorch"]),
+                    _cell(ref, cpu["dnsmasq"]),
                     _ratio(mine, ref),
+                )
+            )
+        if cpu:
+            rows.append(
+                (
+                    f"DNS server CPU per query (user + system), {max(self.closed)} in flight",
+                    f"{cpu['procorch']:.1f} µs (the whole procorch process)",
+                    f"{cpu['dnsmasq']:.1f} µs",
+                    f"{cpu['procorch'] / cpu['dnsmasq']:.2f}x the CPU",
                 )
             )
         if all(self.dnsperf.values()):
             mine, ref = self.median(self.dnsperf["procorch"]), self.median(self.dnsperf["dnsmasq"])
             rows.append(
                 (
-                    f"DNS queries/s, dnsperf, one client, {dnsperf_inflight} in flight",
+                    f"DNS queries/s, dnsperf (one client, -T 1), {dnsperf_inflight} in flight",
                     f"{mine.queries_per_s:,.0f} (mean {mine.p50_ms:.2f} ms)",
                     f"{ref.queries_per_s:,.0f} (mean {ref.p50_ms:.2f} ms)",
                     _ratio(mine, ref),
                 )
             )
         return rows
+
+
+def _cell(run: Run, cpu_us: float) -> str:
+    return (
+        f"{run.queries_per_s:,.0f} (p50 {run.p50_ms:.2f} ms, p99 {run.p99_ms:.2f} ms; "
+        f"{cpu_us:.1f} µs CPU/query; client {run.client_cpu:.0%} of a core)"
+    )
 
 
 def _ratio(mine: Run, ref: Run) -> str:
@@ -457,15 +482,35 @@ def dnsperf(server: str, datafile: Path, *, inflight: int, duration: float) -> R
     )
 
 
+def _busy(times: Any) -> float:
+    """CPU time the machine spent busy, from ``psutil.cpu_times()``: processes' time, and
+    interrupts' (which a process's own times include when they ran in its context)."""
+    return float(
+        times.user
+        + times.nice
+        + times.system
+        + getattr(times, "irq", 0.0)
+        + getattr(times, "softirq", 0.0)
+    )
+
+
+def _own(times: Any) -> float:
+    return times.user + times.system + times.children_user + times.children_system
+
+
 def measured(pid: int, run: Callable[[], Run]) -> Run:
-    """``run()``, with the CPU time process ``pid`` spent meanwhile per answered query."""
-    process = psutil.Process(pid)
-    before = process.cpu_times()
+    """``run()``, with the CPU time process ``pid`` spent meanwhile per answered query, and
+    what every other process on the machine (neither the server nor this client) used."""
+    server, client = psutil.Process(pid), psutil.Process()
+    before = (server.cpu_times(), _own(client.cpu_times()), _busy(psutil.cpu_times()))
+    started = time.monotonic()
     result: Run = run()
-    after = process.cpu_times()
-    used = (after.user - before.user) + (after.system - before.system)
+    elapsed = time.monotonic() - started
+    after = (server.cpu_times(), _own(client.cpu_times()), _busy(psutil.cpu_times()))
+    used = (after[0].user - before[0].user) + (after[0].system - before[0].system)
     if result.queries:
         result.server_cpu_us = used / result.queries * 1e6
+    result.others_cpu = (after[2] - before[2] - used - (after[1] - before[1])) / elapsed
     return result
 
 
@@ -563,7 +608,7 @@ def _progress(label: str, target: str, run: Run) -> None:
         f"  {time.strftime('%H:%M:%S')} {label} {target:8s} {run.queries_per_s:9,.0f} q/s"
         f"  p50 {run.p50_ms:6.3f} ms  p99 {run.p99_ms:6.3f} ms  errors {run.errors}"
         f"  lost {run.lost}  client cpu {run.client_cpu:4.0%}"
-        f"  server cpu {run.server_cpu_us:5.1f} µs/q",
+        f"  server cpu {run.server_cpu_us:5.1f} µs/q  others {run.others_cpu:4.2f} cores",
         file=sys.stderr,
     )
 
@@ -598,6 +643,10 @@ def main() -> None:
     )
     print(f"finished {time.strftime('%Y-%m-%d %H:%M:%S %Z')}", file=sys.stderr)
     print_rows(result.rows(args.services, args.dnsperf_inflight))
+    print(
+        f"Other processes on the machine used at most {result.others():.2f} cores during a run "
+        f"({os.cpu_count()} cores here)."
+    )
 
 
 if __name__ == "__main__":
