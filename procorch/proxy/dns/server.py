@@ -237,19 +237,34 @@ class ClusterDNS:
         """Whether another slow answer may start (else SERVFAIL at once)."""
         return len(self._forwards) < self.settings.max_pending
 
-    async def answer(self, data: bytes, *, tcp: bool) -> bytes | None:
-        """The answer to one DNS message (None: nothing to send). Never raises: a failure
-        is logged and answered SERVFAIL."""
+    def local(self, data: bytes, *, tcp: bool) -> bytes | None | Later:
+        """The answer to one DNS message when this node has it (None: nothing to send), or
+        :data:`LATER` when it must ask upstream. Never raises: a failure is logged and
+        answered SERVFAIL."""
         try:
-            return await self._answer(data, tcp=tcp)
+            return self._local(data, tcp=tcp)
+        except Exception as exc:  # noqa: BLE001 - one bad question must not go unanswered
+            return self._failed(data, exc)
+
+    async def answer(self, data: bytes, *, tcp: bool) -> bytes | None:
+        """The answer to one DNS message, asking upstream if need be (None: nothing to
+        send). Never raises but on cancellation."""
+        reply = self.local(data, tcp=tcp)
+        if not isinstance(reply, Later):
+            return reply
+        try:
+            return await self._upstream(data, tcp=tcp)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - one bad question must not go unanswered
-            log.warning("could not answer a DNS question", error=repr(exc))
-            self.stats.failed += 1
-            return _servfail(data)
+        except Exception as exc:  # noqa: BLE001 - see local()
+            return self._failed(data, exc)
 
-    async def _answer(self, data: bytes, *, tcp: bool) -> bytes | None:
+    def _failed(self, data: bytes, exc: Exception) -> bytes:
+        log.warning("could not answer a DNS question", error=repr(exc))
+        self.stats.failed += 1
+        return _servfail(data)
+
+    def _local(self, data: bytes, *, tcp: bool) -> bytes | None | Later:
         try:
             query = DNSRecord.parse(data)
         except (DNSError, IndexError, ValueError):
@@ -260,18 +275,25 @@ class ClusterDNS:
             return _error_reply(data, RCODE.FORMERR if not query.questions else RCODE.NOTIMP)
         question = query.q
         qname = str(question.qname)
-        zone = self.zone
-        found = zone.lookup(qname, question.qtype)
+        found = self.zone.lookup(qname, question.qtype)
         if found is None and question.qtype == QTYPE.PTR:
             found = self._pod_ptr(qname)
             if found is not None:
                 return self._pack(query, found, tcp=tcp, keep=None)
-        if found is None:
-            return await self._forward(data, tcp=tcp)
-        if found.follow:
-            found.answers += await self._follow(found.follow, question.qtype)
-            return self._pack(query, found, tcp=tcp, keep=None)
+        if found is None or found.follow:
+            return LATER
         return self._pack(query, found, tcp=tcp, keep=data)
+
+    async def _upstream(self, data: bytes, *, tcp: bool) -> bytes:
+        """A question the zone leaves to upstream: forwarded, or an ExternalName whose
+        target's records come from upstream."""
+        query = DNSRecord.parse(data)
+        question = query.q
+        found = self.zone.lookup(str(question.qname), question.qtype)
+        if found is None or not found.follow:
+            return await self._forward(data, tcp=tcp)
+        found.answers += await self._follow(found.follow, question.qtype)
+        return self._pack(query, found, tcp=tcp, keep=None)
 
     def _pack(self, query: DNSRecord, found: Answer, *, tcp: bool, keep: bytes | None) -> bytes:
         reply = query.reply(ra=1, aa=1)
@@ -341,6 +363,13 @@ class ClusterDNS:
         task.add_done_callback(self._forwards.discard)
 
 
+class Later:
+    """Marks a question that needs upstream (see :meth:`ClusterDNS.local`)."""
+
+
+LATER = Later()
+
+
 class _Udp(asyncio.DatagramProtocol):
     def __init__(self, dns: ClusterDNS) -> None:
         self.dns = dns
@@ -350,11 +379,14 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        reply = self.dns.kept(data)
-        if reply is not None and len(reply) <= _UDP_LIMIT:
-            self.transport.sendto(reply, addr)
+        dns = self.dns
+        kept = dns.kept(data)
+        reply = kept if kept is not None and len(kept) <= _UDP_LIMIT else dns.local(data, tcp=False)
+        if not isinstance(reply, Later):
+            if reply is not None:
+                self.transport.sendto(reply, addr)
             return
-        if not self.dns.pending():
+        if not dns.pending():
             self.transport.sendto(_servfail(data), addr)
             return
         self.dns.forwarding(asyncio.ensure_future(self._answer(data, addr)))
@@ -386,8 +418,10 @@ class _Tcp(asyncio.Protocol):
             if len(self.buffer) < 2 + size:
                 return
             message, self.buffer = self.buffer[2 : 2 + size], self.buffer[2 + size :]
-            reply = self.dns.kept(message)
-            if reply is not None:
+            reply = self.dns.kept(message) or self.dns.local(message, tcp=True)
+            if reply is None:
+                continue
+            if not isinstance(reply, Later):
                 self._send(reply)
             elif not self.dns.pending():
                 self._send(_servfail(message))
