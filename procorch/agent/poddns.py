@@ -108,8 +108,13 @@ def _merge_options(base: list[str], extra: list[dict[str, Any]]) -> list[str]:
 
 
 def hostname_of(pod: dict[str, Any]) -> str:
+    """``spec.hostname``, else the pod's name cut to 63 characters without a trailing ``-``
+    or ``.`` (kubelet's ``truncatePodHostnameIfNeeded``)."""
     spec = pod.get("spec") or {}
-    return str(spec.get("hostname") or (pod.get("metadata") or {}).get("name") or "")[:63]
+    if spec.get("hostname"):
+        return str(spec["hostname"])
+    name = str((pod.get("metadata") or {}).get("name") or "")
+    return name[:63].rstrip("-.") if len(name) > 63 else name
 
 
 def resolv_conf_for(
@@ -151,12 +156,16 @@ def resolv_conf_for(
     )
 
 
-def hosts_file_for(pod: dict[str, Any], *, pod_ip: str, domain: str) -> str:
+def hosts_file_for(
+    pod: dict[str, Any], *, pod_ip: str, domain: str, host_file: str | None = None
+) -> str:
+    """The pod's /etc/hosts; with ``host_file`` (a host-network pod), the host's own file
+    with the pod's ``hostAliases`` after it, as kubelet makes it."""
     spec = pod.get("spec") or {}
     namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
     hostname = hostname_of(pod)
-    lines = [_HOSTS_HEADER]
-    if pod_ip:
+    lines = [_HOSTS_HEADER if host_file is None else host_file.rstrip("\n") + "\n"]
+    if pod_ip and host_file is None:
         subdomain = spec.get("subdomain")
         if subdomain:
             fqdn = f"{hostname}.{subdomain}.{namespace}.svc.{domain}"
@@ -199,9 +208,14 @@ class NodeDNS:
             pod, cluster_dns=self.cluster_dns, domain=self.domain, host=self.host
         )
         if spec.get("hostNetwork"):
+            hosts = None
+            if spec.get("hostAliases"):
+                hosts = hosts_file_for(
+                    pod, pod_ip=pod_ip, domain=self.domain, host_file=_read("/etc/hosts")
+                )
             return PodDNS(
                 resolv if spec.get("dnsPolicy") == "ClusterFirstWithHostNet" else None,
-                None,
+                hosts,
                 None,
                 warning,
             )
@@ -267,3 +281,10 @@ class NodeDNS:
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
         return path
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""

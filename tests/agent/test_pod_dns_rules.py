@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from procorch.agent.poddns import NodeDNS, ResolvConf, hosts_file_for, resolv_conf_for
+from procorch.agent.poddns import (
+    NodeDNS,
+    ResolvConf,
+    hostname_of,
+    hosts_file_for,
+    resolv_conf_for,
+)
 
 HOST = ResolvConf.parse(
     "# the machine's\nnameserver 10.0.0.53\nnameserver 10.0.0.54\nsearch corp.example\n"
@@ -125,3 +131,21 @@ def test_without_cluster_dns_a_pod_that_asks_for_nothing_keeps_the_hosts_files(
         pod(hostname="db-0", dnsPolicy="Default"), pod_ip="127.1.0.7", pod_dir=tmp_path
     )
     assert [m.target for m in mounts] == ["/etc/resolv.conf", "/etc/hosts"] and hostname == "db-0"
+
+
+def test_a_long_pod_name_is_cut_to_63_characters_without_a_trailing_dash() -> None:
+    name = "a" * 62 + "-b"
+    assert hostname_of({"metadata": {"name": name}, "spec": {}}) == "a" * 62
+    assert hostname_of({"metadata": {"name": "web"}, "spec": {"hostname": "h"}}) == "h"
+
+
+def test_a_host_network_pod_gets_the_hosts_file_with_its_aliases(tmp_path: Path) -> None:
+    node = NodeDNS(["127.96.0.10"], "cluster.local", HOST, mounts_possible=True)
+    aliases = [{"ip": "10.9.9.9", "hostnames": ["db.local"]}]
+    mounts, hostname, _ = node.prepare(
+        pod(hostNetwork=True, hostAliases=aliases), pod_ip="10.0.0.5", pod_dir=tmp_path
+    )
+    assert [m.target for m in mounts] == ["/etc/hosts"] and hostname is None
+    text = Path(mounts[0].source).read_text()
+    assert text.startswith(Path("/etc/hosts").read_text().rstrip("\n"))
+    assert text.endswith("# Entries added by HostAliases.\n10.9.9.9\tdb.local\n")

@@ -68,7 +68,7 @@ async def dns_cluster(tmp_path: Path, upstream: tuple[str, int]) -> AsyncIterato
             node=True,
             agent=dict(FAST, ready_settle=0.2),
             service_cidr=service_cidr(),
-            dns={"upstreams": [upstream], "forward_timeout": 1.0},
+            dns={"upstreams": [upstream], "forward_timeout": 1.0, "tcp_idle_timeout": 0.5},
         )
     )
     await instance.start()
@@ -227,6 +227,11 @@ async def test_cluster_names_answer_as_coredns_does_and_the_rest_is_forwarded(
     assert {QTYPE[rr.rtype] for rr in reply.rr} == {"CNAME"}
     # The zone's apex answers its SOA.
     assert [QTYPE[rr.rtype] for rr in (await ask(server, "cluster.local", "SOA")).rr] == ["SOA"]
+
+    # A TCP client that says nothing is let go (CoreDNS: after 10 s; here the test's 0.5 s).
+    reader, writer = await asyncio.open_connection(server, 53)
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
 
     # Everything else: the host's resolvers.
     reply = await ask(server, "outside.example", "A")

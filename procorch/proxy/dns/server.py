@@ -63,6 +63,8 @@ class DNSSettings:
     """How often an address that could not be bound is tried again."""
     extra_listen: list[tuple[str, int]] = field(default_factory=list)
     """More addresses to answer on, besides the kube-dns Service's (benchmarks, tests)."""
+    tcp_idle_timeout: float = 10.0
+    """A TCP client that sends nothing for this long is closed (CoreDNS's default)."""
     max_pending: int = 1024
     """Questions being answered slowly at once (forwarded, or not yet kept); more get
     SERVFAIL at once."""
@@ -401,17 +403,46 @@ class _Udp(asyncio.DatagramProtocol):
 
 
 class _Tcp(asyncio.Protocol):
-    """DNS over TCP: two-byte length, message; several questions per connection."""
+    """DNS over TCP: two-byte length, message; several questions per connection. A client
+    that sends nothing for ``tcp_idle_timeout`` is closed, and one that does not read its
+    answers stops being read (its questions wait in the kernel)."""
 
     def __init__(self, dns: ClusterDNS) -> None:
         self.dns = dns
         self.transport: Any = None
         self.buffer = b""
+        self.idle: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
+        self._arm()
+
+    def _arm(self) -> None:
+        if self.idle is not None:
+            self.idle.cancel()
+        self.idle = asyncio.get_running_loop().call_later(
+            self.dns.settings.tcp_idle_timeout, self._expire
+        )
+
+    def _expire(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.idle is not None:
+            self.idle.cancel()
+        self.transport = None
+
+    def pause_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
+        self._arm()
         self.buffer += data
         while len(self.buffer) >= 2:
             size = struct.unpack_from(">H", self.buffer)[0]
