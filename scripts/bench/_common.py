@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import ssl
 import statistics
@@ -19,6 +20,29 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCORCH = ROOT / ".venv" / "bin" / "procorch"
+
+
+def which(name: str) -> str | None:
+    """A program on PATH, or in the sbin directories root's PATH has."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
+
+
+def ensure_packages(*names: str) -> None:
+    """Install with apt-get the Debian packages (named as their programs) that are missing."""
+    missing = [name for name in names if which(name) is None]
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        raise SystemExit(f"missing {', '.join(missing)}: install the Debian packages (as root)")
+    print(f"installing {' '.join(missing)} with apt-get…", file=sys.stderr)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
+        check=True,
+        env=env,
+        timeout=600,
+    )
 
 
 def free_port() -> int:

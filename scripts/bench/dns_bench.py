@@ -36,7 +36,6 @@ import ipaddress
 import json
 import os
 import re
-import shutil
 import socket
 import ssl
 import statistics
@@ -57,7 +56,7 @@ import psutil
 from dnslib import QTYPE, DNSRecord
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import free_port  # noqa: E402
+from _common import ensure_packages, free_port, which  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = "cluster.local"
@@ -164,25 +163,8 @@ def print_rows(rows: list[tuple[str, str, str, str]]) -> None:
 # -- tools ---------------------------------------------------------------------------------------
 
 
-def _which(name: str) -> str | None:
-    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
-
-
 def ensure_tools() -> None:
-    missing = [name for name in ("dnsmasq", "dnsperf") if _which(name) is None]
-    if not missing:
-        return
-    if os.geteuid() != 0:
-        raise SystemExit(f"missing {', '.join(missing)}: install the Debian packages (as root)")
-    print(f"installing {' '.join(missing)} with apt-get…", file=sys.stderr)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
-        check=True,
-        env=env,
-        timeout=600,
-    )
+    ensure_packages("dnsmasq", "dnsperf")
 
 
 def port_53_free(ip: str) -> bool:
@@ -337,7 +319,7 @@ def start_dnsmasq(
     hosts.write_text(
         "".join(f"{ip} {name.rstrip('.')}\n" for name, ips in records.items() for ip in ips)
     )
-    binary = _which("dnsmasq")
+    binary = which("dnsmasq")
     assert binary is not None
     return subprocess.Popen(
         [
@@ -462,7 +444,7 @@ def closed_loop(
 
 
 def dnsperf(server: str, datafile: Path, *, inflight: int, duration: float) -> Run:
-    binary = _which("dnsperf")
+    binary = which("dnsperf")
     assert binary is not None
     out = subprocess.run(
         [binary, "-s", server, "-d", str(datafile), "-l", f"{duration:g}"]

@@ -46,13 +46,12 @@ from typing import Any
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import free_port  # noqa: E402
+from _common import free_port, which  # noqa: E402
 from proxy_l4 import (  # noqa: E402
     BIG_SIZE,
     SMALL,
     Process,
     Run,
-    _which,
     ensure_tools,
     nginx_conf,
     print_rows,
@@ -179,7 +178,7 @@ class CrossResult:
 
 def enter(host: Host) -> list[str]:
     """The command prefix that runs a program in ``host``'s network namespace only."""
-    nsenter = _which("nsenter")
+    nsenter = which("nsenter")
     assert nsenter is not None
     return [nsenter, f"--net=/run/netns/{host.netns}", "--"]
 
@@ -302,7 +301,7 @@ def haproxy_pair(
     """HAProxy on node-b (``127.0.0.1:port``, TLS to node-c) and on node-c (TLS on its address,
     client certificate required, to the pod): one thread each, TCP mode, TLS 1.3 with the node
     certificates the agents got at join."""
-    haproxy = _which("haproxy")
+    haproxy = which("haproxy")
     assert haproxy is not None
     pki = {host.name: workdir / host.name / "agent" / "pki" for host in (b, c)}
     ca = pki[NODE_B] / "ca.crt"

@@ -20,7 +20,6 @@ import asyncio
 import os
 import pwd
 import re
-import shutil
 import signal
 import statistics
 import subprocess
@@ -35,7 +34,7 @@ import aiohttp
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import free_port, procorch_server  # noqa: E402
+from _common import ensure_packages, free_port, procorch_server, which  # noqa: E402
 
 BACKEND_IP = "127.1.254.20"
 SMALL = b"<html><body>procorch bench: a small static response.</body></html>\n"
@@ -112,25 +111,8 @@ class L4Result:
 # -- tools ---------------------------------------------------------------------------------------
 
 
-def _which(name: str) -> str | None:
-    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
-
-
 def ensure_tools() -> None:
-    missing = [name for name in ("haproxy", "nginx", "wrk") if _which(name) is None]
-    if not missing:
-        return
-    if os.geteuid() != 0:
-        raise SystemExit(f"missing {', '.join(missing)}: install the Debian packages (as root)")
-    print(f"installing {' '.join(missing)} with apt-get…", file=sys.stderr)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
-        check=True,
-        env=env,
-        timeout=600,
-    )
+    ensure_packages("haproxy", "nginx", "wrk")
 
 
 class Process:
@@ -181,7 +163,7 @@ def nginx_backend(workdir: Path, port: int) -> Process:
     directory.mkdir()
     conf = directory / "nginx.conf"
     conf.write_text(nginx_conf(directory, f"{BACKEND_IP}:{port}", workdir / "www"))
-    nginx = _which("nginx")
+    nginx = which("nginx")
     assert nginx is not None
     return Process(
         [nginx, "-p", str(directory), "-c", str(conf), "-g", "daemon off;"],
@@ -198,7 +180,7 @@ def haproxy_tcp(workdir: Path, port: int, backend_port: int) -> Process:
         f"frontend bench\n  bind 127.0.0.1:{port}\n  default_backend pods\n"
         f"backend pods\n  server pod1 {BACKEND_IP}:{backend_port}\n"
     )
-    haproxy = _which("haproxy")
+    haproxy = which("haproxy")
     assert haproxy is not None
     return Process([haproxy, "-f", str(conf), "-db"], stop_signal=signal.SIGUSR1)
 
@@ -211,7 +193,7 @@ def wrk(
 ) -> Run:
     """One wrk run against ``url``; ``prefix`` runs it through another command (``nsenter
     --net=...`` to load from a network namespace)."""
-    binary = _which("wrk")
+    binary = which("wrk")
     assert binary is not None
     out = subprocess.run(
         [

@@ -21,7 +21,6 @@ import asyncio
 import os
 import pwd
 import re
-import shutil
 import signal
 import statistics
 import subprocess
@@ -35,7 +34,7 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import free_port, procorch_server  # noqa: E402
+from _common import ensure_packages, free_port, procorch_server, which  # noqa: E402
 
 BACKEND_IP = "127.1.254.10"
 BODY = b"<html><body>procorch bench: a small static response.</body></html>\n"
@@ -92,24 +91,7 @@ class L7Result:
 
 
 def ensure_tools() -> None:
-    missing = [name for name in ("nginx", "wrk") if _which(name) is None]
-    if not missing:
-        return
-    if os.geteuid() != 0:
-        raise SystemExit(f"missing {', '.join(missing)}: install the Debian packages (as root)")
-    print(f"installing {' '.join(missing)} with apt-get…", file=sys.stderr)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
-        check=True,
-        env=env,
-        timeout=600,
-    )
-
-
-def _which(name: str) -> str | None:
-    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
+    ensure_packages("nginx", "wrk")
 
 
 class Nginx:
@@ -134,7 +116,7 @@ class Nginx:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        nginx = _which("nginx")
+        nginx = which("nginx")
         assert nginx is not None
         self.proc = subprocess.Popen(
             [nginx, "-p", str(self.dir), "-c", str(self.conf), "-g", "daemon off;"],
@@ -170,7 +152,7 @@ async def wait_http(url: str, *, timeout: float = 20.0) -> None:
 
 
 def wrk(url: str, *, connections: int, duration: float, threads: int) -> Run:
-    binary = _which("wrk")
+    binary = which("wrk")
     assert binary is not None
     out = subprocess.run(
         [
