@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from procorch.agent.runtime.spec import Mount
+from procorch.kit.resolvconf import ResolvConf
 
 MAX_NAMESERVERS = 3
 MAX_SEARCHES = 32
@@ -44,39 +45,6 @@ fe00::0\tip6-mcastprefix
 fe00::1\tip6-allnodes
 fe00::2\tip6-allrouters
 """
-
-
-@dataclass(frozen=True)
-class ResolvConf:
-    nameservers: tuple[str, ...] = ()
-    searches: tuple[str, ...] = ()
-    options: tuple[str, ...] = ()
-
-    @classmethod
-    def parse(cls, text: str) -> ResolvConf:
-        nameservers: list[str] = []
-        searches: list[str] = []
-        options: list[str] = []
-        for line in text.splitlines():
-            parts = line.split("#", 1)[0].split()
-            if not parts:
-                continue
-            if parts[0] == "nameserver" and len(parts) > 1:
-                nameservers.append(parts[1])
-            elif parts[0] in ("search", "domain"):
-                searches = parts[1:]  # the last search/domain line wins, as in resolv.conf(5)
-            elif parts[0] == "options":
-                options += parts[1:]
-        return cls(tuple(nameservers), tuple(searches), tuple(options))
-
-    def render(self) -> str:
-        lines = []
-        if self.searches:
-            lines.append("search " + " ".join(self.searches))
-        lines += [f"nameserver {ns}" for ns in self.nameservers]
-        if self.options:
-            lines.append("options " + " ".join(self.options))
-        return "\n".join(lines) + "\n"
 
 
 @dataclass(frozen=True)
@@ -196,11 +164,7 @@ class NodeDNS:
     def load(
         cls, *, cluster_dns: list[str], domain: str, resolv_conf: Path, mounts_possible: bool
     ) -> NodeDNS:
-        try:
-            host = ResolvConf.parse(resolv_conf.read_text())
-        except OSError:
-            host = ResolvConf()
-        return cls(list(cluster_dns), domain, host, mounts_possible)
+        return cls(list(cluster_dns), domain, ResolvConf.read(resolv_conf), mounts_possible)
 
     def for_pod(self, pod: dict[str, Any], *, pod_ip: str) -> PodDNS:
         spec = pod.get("spec") or {}

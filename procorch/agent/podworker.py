@@ -120,7 +120,7 @@ class PodWorker:
         self.volume_paths: dict[str, Any] | None = None
         self.dns_mounts: list[Mount] = []
         self.hostname: str | None = None
-        self.dns_warned = False
+        self.dns_ready = False
         self.dns_error = ""
         self.volume_error = ""
         self.live_failures: dict[str, str] = {}  # container -> why liveness failed
@@ -300,7 +300,10 @@ class PodWorker:
         return True
 
     def _name_service(self) -> bool:
-        """The pod's /etc/resolv.conf, /etc/hosts and hostname, once it has its IP."""
+        """The pod's /etc/resolv.conf, /etc/hosts and hostname, made once it has its IP
+        (nothing they come from changes in a pod's life)."""
+        if self.dns_ready:
+            return True
         host = self.host
         try:
             mounts, hostname, warning = host.dns.prepare(
@@ -314,8 +317,8 @@ class PodWorker:
             self.wake_after(CONFIG_RETRY)
             return False
         self.dns_mounts, self.hostname, self.dns_error = mounts, hostname, ""
-        if warning and not self.dns_warned:
-            self.dns_warned = True
+        self.dns_ready = True
+        if warning:
             host.recorder.event(self.pod, "Warning", "DNSConfigForming", warning)
         return True
 

@@ -57,11 +57,12 @@ from procorch.client.base import Client
 from procorch.client.events import EventRecorder
 from procorch.kit.logging import get_logger
 from procorch.kit.tasks import TaskSet
+from procorch.proxy import transports
 from procorch.proxy.balancer import Balancer, ServiceStats, render_metrics
 from procorch.proxy.endpoints import SERVICE_NAME_LABEL, Addr, EndpointIndex, ServiceKey
-from procorch.proxy.relay import Dialer
 from procorch.proxy.settings import ProxySettings
 from procorch.proxy.tcp import ClientConnection
+from procorch.proxy.transports import Dialer
 from procorch.reconcile.factory import InformerFactory
 
 log = get_logger("proxy.l4")
@@ -126,7 +127,7 @@ class ServiceProxy:
     ) -> None:
         self.client = client
         self.settings = settings or ProxySettings()
-        self.dial: Dialer = dial or _create_connection
+        self.dial: Dialer = dial or transports.connect_directly
         """How endpoints are connected to (the node relay's, for pods on other machines)."""
         self.tasks = TaskSet("service-proxy", on_crash=on_crash)
         self.services = informers.get(SERVICES)
@@ -444,9 +445,3 @@ class ServiceProxy:
                     balancer.expire(now)
             for addr in [a for a, until in self.failed.items() if until <= now]:
                 del self.failed[addr]
-
-
-async def _create_connection(
-    factory: Callable[[], asyncio.Protocol], host: str, port: int
-) -> tuple[Any, Any]:
-    return await asyncio.get_running_loop().create_connection(factory, host, port)

@@ -1,10 +1,25 @@
-"""Small things both proxies and the relay do to asyncio transports."""
+"""Small things both proxies and the relay do with asyncio transports: how an endpoint is
+connected to (:data:`Dialer`), and a reset."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import struct
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+ProtocolFactory = Callable[[], asyncio.Protocol]
+Dialer = Callable[[ProtocolFactory, str, int], Awaitable[tuple[Any, Any]]]
+"""``dial(protocol_factory, host, port) -> (transport, protocol)``, as
+``loop.create_connection``: how the Service proxy and Ingress router reach an endpoint (the
+node relay's :meth:`~procorch.proxy.relay.NodeRelay.dial` for pods on other machines)."""
+
+
+async def connect_directly(factory: ProtocolFactory, host: str, port: int) -> tuple[Any, Any]:
+    """The :data:`Dialer` of a node without a relay: a plain TCP connect."""
+    return await asyncio.get_running_loop().create_connection(factory, host, port)
+
 
 _LINGER_RESET = struct.pack("ii", 1, 0)
 

@@ -7,13 +7,8 @@ from typing import Any
 
 import pytest
 
-from procorch.agent.poddns import (
-    NodeDNS,
-    ResolvConf,
-    hostname_of,
-    hosts_file_for,
-    resolv_conf_for,
-)
+from procorch.agent.poddns import NodeDNS, hostname_of, hosts_file_for, resolv_conf_for
+from procorch.kit.resolvconf import ResolvConf
 
 HOST = ResolvConf.parse(
     "# the machine's\nnameserver 10.0.0.53\nnameserver 10.0.0.54\nsearch corp.example\n"

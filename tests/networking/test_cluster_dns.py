@@ -20,8 +20,8 @@ import pytest
 from dnslib import QTYPE, RCODE, RR, A, DNSRecord
 from dnslib.server import BaseResolver, DNSServer
 
-from procorch.agent.poddns import ResolvConf
 from procorch.api.resources import must
+from procorch.kit.resolvconf import ResolvConf
 from procorch.launcher.up import Procorch, UpConfig
 from tests.agent.conftest import FAST, Cluster
 from tests.networking.conftest import service_cidr

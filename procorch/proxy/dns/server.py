@@ -34,9 +34,10 @@ from dnslib import EDNS0, PTR, QTYPE, RCODE, RR, DNSError, DNSRecord
 from procorch.api.clusterdns import CLUSTER_DOMAIN, KUBE_DNS_NAMESPACE, KUBE_DNS_SERVICE
 from procorch.api.resources import must
 from procorch.kit.logging import get_logger
+from procorch.kit.resolvconf import ResolvConf
 from procorch.kit.tasks import TaskSet, wait_cancelled
 from procorch.proxy.dns.zone import SERVICE_NAME_LABEL, TTL, Answer, ClusterZone
-from procorch.proxy.relay.routes import live_pod_ip
+from procorch.proxy.relay.routes import POD_IP_INDEX, pod_ip_index
 from procorch.reconcile.factory import InformerFactory
 
 log = get_logger("proxy.dns")
@@ -44,7 +45,6 @@ log = get_logger("proxy.dns")
 SERVICES = must("core/services")
 ENDPOINT_SLICES = must("discovery.k8s.io/endpointslices")
 PODS = must("core/pods")
-_POD_IP_INDEX = "dns/podIP"
 _CACHE_LIMIT = 20_000
 _UDP_LIMIT = 512
 _EDNS_LIMIT = 1232
@@ -66,8 +66,7 @@ class DNSSettings:
     tcp_idle_timeout: float = 10.0
     """A TCP client that sends nothing for this long is closed (CoreDNS's default)."""
     max_pending: int = 1024
-    """Questions being answered slowly at once (forwarded, or not yet kept); more get
-    SERVFAIL at once."""
+    """Questions out to upstream at once; more get SERVFAIL at once."""
 
 
 @dataclass
@@ -78,20 +77,6 @@ class DNSStats:
     forwarded: int = 0
     failed: int = 0
     """Forwarded questions no upstream answered (SERVFAIL)."""
-
-
-def host_resolvers(path: Path) -> list[tuple[str, int]]:
-    """The ``nameserver`` addresses of a resolv.conf (port 53)."""
-    try:
-        text = path.read_text()
-    except OSError:
-        return []
-    found = []
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0] == "nameserver":
-            found.append((parts[1], 53))
-    return found
 
 
 class ClusterDNS:
@@ -108,12 +93,12 @@ class ClusterDNS:
         self.services = informers.get(SERVICES)
         self.slices = informers.get(ENDPOINT_SLICES, label_selector=SERVICE_NAME_LABEL)
         self.pods = informers.get(PODS)
-        self.pods.add_index(_POD_IP_INDEX, _pod_ip)
+        self.pods.add_index(POD_IP_INDEX, pod_ip_index)
         self._zone: ClusterZone | None = None
         self._kept: dict[bytes, bytes] = {}
         self._servers: dict[tuple[str, int], list[Any]] = {}
         self._failed_binds: set[tuple[str, int]] = set()
-        self._forwards: set[asyncio.Task[None]] = set()
+        self._pending: set[asyncio.Task[None]] = set()
         self._dirty = asyncio.Event()
         self.upstreams: list[tuple[str, int]] = []
 
@@ -121,7 +106,9 @@ class ClusterDNS:
 
     async def start(self) -> None:
         s = self.settings
-        upstreams = s.upstreams if s.upstreams is not None else host_resolvers(s.resolv_conf)
+        upstreams = s.upstreams
+        if upstreams is None:
+            upstreams = [(ip, 53) for ip in ResolvConf.read(s.resolv_conf).nameservers]
         # Never ourselves (a host whose resolv.conf names the kube-dns address would loop).
         self.upstreams = [u for u in upstreams if u not in self._wanted()]
         for view in (self.services, self.slices):
@@ -136,7 +123,7 @@ class ClusterDNS:
             for transport in transports:
                 transport.close()
         self._servers.clear()
-        for task in list(self._forwards):
+        for task in list(self._pending):
             task.cancel()
             await wait_cancelled(task, timeout=1.0)
         await self.tasks.stop(timeout=5.0)
@@ -235,31 +222,26 @@ class ClusterDNS:
         self.stats.kept += 1
         return data[:2] + answer[2:]
 
-    def pending(self) -> bool:
-        """Whether another slow answer may start (else SERVFAIL at once)."""
-        return len(self._forwards) < self.settings.max_pending
-
     def local(self, data: bytes, *, tcp: bool) -> bytes | None | Later:
         """The answer to one DNS message when this node has it (None: nothing to send), or
-        :data:`LATER` when it must ask upstream. Never raises: a failure is logged and
-        answered SERVFAIL."""
+        a :class:`Later` when it must ask upstream (:meth:`answer_later`). Never raises: a
+        failure is logged and answered SERVFAIL."""
         try:
             return self._local(data, tcp=tcp)
         except Exception as exc:  # noqa: BLE001 - one bad question must not go unanswered
             return self._failed(data, exc)
 
-    async def answer(self, data: bytes, *, tcp: bool) -> bytes | None:
-        """The answer to one DNS message, asking upstream if need be (None: nothing to
-        send). Never raises but on cancellation."""
-        reply = self.local(data, tcp=tcp)
-        if not isinstance(reply, Later):
-            return reply
-        try:
-            return await self._upstream(data, tcp=tcp)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - see local()
-            return self._failed(data, exc)
+    def answer_later(
+        self, data: bytes, later: Later, *, tcp: bool, send: Callable[[bytes], None]
+    ) -> None:
+        """Ask upstream in a task of its own and ``send`` the answer; SERVFAIL at once when
+        ``max_pending`` questions are out already."""
+        if len(self._pending) >= self.settings.max_pending:
+            send(_servfail(data))
+            return
+        task = asyncio.ensure_future(self._upstream(data, later, tcp=tcp, send=send))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     def _failed(self, data: bytes, exc: Exception) -> bytes:
         log.warning("could not answer a DNS question", error=repr(exc))
@@ -283,19 +265,26 @@ class ClusterDNS:
             if found is not None:
                 return self._pack(query, found, tcp=tcp, keep=None)
         if found is None or found.follow:
-            return LATER
+            return Later(query, found)
         return self._pack(query, found, tcp=tcp, keep=data)
 
-    async def _upstream(self, data: bytes, *, tcp: bool) -> bytes:
+    async def _upstream(
+        self, data: bytes, later: Later, *, tcp: bool, send: Callable[[bytes], None]
+    ) -> None:
         """A question the zone leaves to upstream: forwarded, or an ExternalName whose
         target's records come from upstream."""
-        query = DNSRecord.parse(data)
-        question = query.q
-        found = self.zone.lookup(str(question.qname), question.qtype)
-        if found is None or not found.follow:
-            return await self._forward(data, tcp=tcp)
-        found.answers += await self._follow(found.follow, question.qtype)
-        return self._pack(query, found, tcp=tcp, keep=None)
+        try:
+            found = later.found
+            if found is None:
+                reply = await self._forward(data, tcp=tcp)
+            else:
+                found.answers += await self._follow(found.follow, later.query.q.qtype)
+                reply = self._pack(later.query, found, tcp=tcp, keep=None)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - see local()
+            reply = self._failed(data, exc)
+        send(reply)
 
     def _pack(self, query: DNSRecord, found: Answer, *, tcp: bool, keep: bytes | None) -> bytes:
         reply = query.reply(ra=1, aa=1)
@@ -327,7 +316,7 @@ class ClusterDNS:
         if len(octets) != 4:
             return None
         ip = ".".join(reversed(octets))
-        for pod in self.pods.by_index(_POD_IP_INDEX, ip):
+        for pod in self.pods.by_index(POD_IP_INDEX, ip):
             if (pod.get("spec") or {}).get("nodeName"):
                 namespace = (pod.get("metadata") or {}).get("namespace") or "default"
                 target = f"{ip.replace('.', '-')}.{namespace}.pod.{self.settings.domain}"
@@ -360,16 +349,14 @@ class ClusterDNS:
         except (DNSError, IndexError, ValueError):
             return []
 
-    def forwarding(self, task: asyncio.Task[None]) -> None:
-        self._forwards.add(task)
-        task.add_done_callback(self._forwards.discard)
 
-
+@dataclass(frozen=True)
 class Later:
-    """Marks a question that needs upstream (see :meth:`ClusterDNS.local`)."""
+    """A question that needs upstream (see :meth:`ClusterDNS.local`): the parsed query, and
+    what the zone said (an ExternalName whose target to resolve; None: forward it all)."""
 
-
-LATER = Later()
+    query: DNSRecord
+    found: Answer | None
 
 
 class _Udp(asyncio.DatagramProtocol):
@@ -384,18 +371,13 @@ class _Udp(asyncio.DatagramProtocol):
         dns = self.dns
         kept = dns.kept(data)
         reply = kept if kept is not None and len(kept) <= _UDP_LIMIT else dns.local(data, tcp=False)
-        if not isinstance(reply, Later):
-            if reply is not None:
-                self.transport.sendto(reply, addr)
-            return
-        if not dns.pending():
-            self.transport.sendto(_servfail(data), addr)
-            return
-        self.dns.forwarding(asyncio.ensure_future(self._answer(data, addr)))
+        if isinstance(reply, Later):
+            dns.answer_later(data, reply, tcp=False, send=lambda out: self._send(out, addr))
+        elif reply is not None:
+            self.transport.sendto(reply, addr)
 
-    async def _answer(self, data: bytes, addr: tuple[str, int]) -> None:
-        reply = await self.dns.answer(data, tcp=False)
-        if reply is not None and not self.transport.is_closing():
+    def _send(self, reply: bytes, addr: tuple[str, int]) -> None:
+        if not self.transport.is_closing():
             self.transport.sendto(reply, addr)
 
     def error_received(self, exc: Exception) -> None:
@@ -452,17 +434,10 @@ class _Tcp(asyncio.Protocol):
             reply = self.dns.kept(message) or self.dns.local(message, tcp=True)
             if reply is None:
                 continue
-            if not isinstance(reply, Later):
-                self._send(reply)
-            elif not self.dns.pending():
-                self._send(_servfail(message))
+            if isinstance(reply, Later):
+                self.dns.answer_later(message, reply, tcp=True, send=self._send)
             else:
-                self.dns.forwarding(asyncio.ensure_future(self._answer(message)))
-
-    async def _answer(self, message: bytes) -> None:
-        reply = await self.dns.answer(message, tcp=True)
-        if reply is not None:
-            self._send(reply)
+                self._send(reply)
 
     def _send(self, reply: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -532,8 +507,3 @@ def _key(data: bytes) -> bytes:
     """What a kept answer is kept under: the RD and CD bits, and everything after the
     header (the question, and the OPT record with its size and DO bit)."""
     return bytes((data[2] & 0x01, data[3] & 0x10)) + data[12:]
-
-
-def _pod_ip(pod: dict[str, Any]) -> list[str]:
-    ip = live_pod_ip(pod)
-    return [ip] if ip else []

@@ -352,14 +352,9 @@ class ClientConnection(asyncio.Protocol):
 
     async def _open(self, ex: Exchange, addr: Addr) -> None:
         r = self.r
-        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.settings.connect_timeout):
-                factory = lambda: UpstreamConnection(r.pool, addr)  # noqa: E731
-                if r.dial is None:
-                    _, conn = await loop.create_connection(factory, addr[0], addr[1])
-                else:
-                    _, conn = await r.dial(factory, addr[0], addr[1])
+                _, conn = await r.dial(lambda: UpstreamConnection(r.pool, addr), addr[0], addr[1])
         except (OSError, TimeoutError) as exc:
             ex.connect = None
             if self.closed or ex.finished:

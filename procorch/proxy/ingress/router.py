@@ -55,7 +55,7 @@ from procorch.proxy.ingress.status import (
 )
 from procorch.proxy.ingress.tls import Certificates
 from procorch.proxy.ingress.upstream import Pool
-from procorch.proxy.relay import Dialer
+from procorch.proxy.transports import Dialer, connect_directly
 from procorch.reconcile.factory import InformerFactory
 from procorch.reconcile.views import InformerView
 
@@ -81,9 +81,8 @@ class IngressRouter:
     ) -> None:
         self.client = client
         self.settings = settings or IngressSettings()
-        self.dial: Dialer | None = dial
-        """How endpoints are connected to (the node relay's, for pods on other machines);
-        None: directly."""
+        self.dial: Dialer = dial or connect_directly
+        """How endpoints are connected to (the node relay's, for pods on other machines)."""
         self.tasks = TaskSet("ingress", on_crash=on_crash)
         self.conns: set[ClientConnection] = set()
         self.waiting: OldestFirst[ClientConnection] = OldestFirst(

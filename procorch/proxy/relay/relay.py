@@ -45,8 +45,16 @@ from procorch.kit.tasks import TaskSet, wait_cancelled
 from procorch.proxy.relay import wire
 from procorch.proxy.relay.bridge import Bridge
 from procorch.proxy.relay.channel import Channel
-from procorch.proxy.relay.routes import Addr, Peer, Routes, live_pod_ip, remote_addresses
+from procorch.proxy.relay.routes import (
+    POD_IP_INDEX,
+    Addr,
+    Peer,
+    Routes,
+    pod_ip_index,
+    remote_addresses,
+)
 from procorch.proxy.relay.wire import Kind
+from procorch.proxy.transports import ProtocolFactory, connect_directly
 from procorch.reconcile.factory import InformerFactory
 
 log = get_logger("proxy.relay")
@@ -55,13 +63,7 @@ NODES = must("core/nodes")
 PODS = must("core/pods")
 ENDPOINT_SLICES = must("discovery.k8s.io/endpointslices")
 
-_POD_IP_INDEX = "relay/podIP"
 _FATAL_ACCEPT = (errno.EBADF, errno.EINVAL, errno.ENOTSOCK)
-
-ProtocolFactory = Callable[[], asyncio.Protocol]
-Dialer = Callable[[ProtocolFactory, str, int], Awaitable[tuple[Any, Any]]]
-"""``dial(protocol_factory, host, port) -> (transport, protocol)``, as
-``loop.create_connection``: how the Service proxy and Ingress router reach an endpoint."""
 
 
 @dataclass
@@ -95,7 +97,6 @@ class RelayStats:
     accepted: int = 0
     refused_peers: int = 0
     refused_opens: int = 0
-    listeners: int = 0
     bind_failures: dict[Addr, str] = field(default_factory=dict)
 
 
@@ -116,7 +117,7 @@ class NodeRelay:
         self.nodes = informers.get(NODES)
         self.pods = informers.get(PODS)
         self.slices = informers.get(ENDPOINT_SLICES)
-        self.pods.add_index(_POD_IP_INDEX, _pod_ip)
+        self.pods.add_index(POD_IP_INDEX, pod_ip_index)
         self.port = 0
         self._server_ctx: ssl.SSLContext | None = None
         self._client_ctx: ssl.SSLContext | None = None
@@ -196,9 +197,8 @@ class NodeRelay:
         it, else directly. A refused relay is a ``ConnectionRefusedError`` as a refused
         connect is; callers bound the time with ``asyncio.timeout``."""
         peer = self.routes.peer_for(host)
-        loop = asyncio.get_running_loop()
         if peer is None or self._client_ctx is None:
-            return await loop.create_connection(factory, host, port)
+            return await connect_directly(factory, host, port)
         channel = await self._open(peer, (host, port))
         app = factory()
         channel.attach(app)
@@ -332,7 +332,7 @@ class NodeRelay:
         the machine's loopback is the relay's to reach)."""
         return self.routes.owns(ip) and any(
             (pod.get("spec") or {}).get("nodeName") == self.node_name
-            for pod in self.pods.by_index(_POD_IP_INDEX, ip)
+            for pod in self.pods.by_index(POD_IP_INDEX, ip)
         )
 
     def _refuse(self, channel: Channel, why: str) -> None:
@@ -380,12 +380,13 @@ class NodeRelay:
         if self.routes.peers and self.enabled:
             wanted = remote_addresses(self.routes, pods=self.pods.list(), slices=self.slices.list())
             cap = self.settings.max_listeners
-            if len(wanted) > cap and len(self._listeners) < cap:
-                log.warning(
-                    "more remote pod addresses than the relay answers; some are left out",
-                    wanted=len(wanted),
-                    max_listeners=cap,
-                )
+            if len(wanted) > cap:
+                if len(self._listeners) < cap:  # said once, as the cap is reached
+                    log.warning(
+                        "more remote pod addresses than the relay answers; some are left out",
+                        wanted=len(wanted),
+                        max_listeners=cap,
+                    )
                 wanted = set(sorted(wanted)[:cap])
         for addr in [a for a in self._listeners if a not in wanted]:
             self._listeners.pop(addr).close()
@@ -411,7 +412,6 @@ class NodeRelay:
                 continue
             self._listeners[addr] = server
         self.stats.bind_failures = failures
-        self.stats.listeners = len(self._listeners)
 
 
 def _contexts(cert: Path, key: Path, ca: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
@@ -436,8 +436,3 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__
-
-
-def _pod_ip(pod: dict[str, Any]) -> list[str]:
-    ip = live_pod_ip(pod)
-    return [ip] if ip else []

@@ -175,6 +175,15 @@ def live_pod_ip(pod: Obj) -> str:
     return str(status.get("podIP") or "")
 
 
+POD_IP_INDEX = "pod-ip"
+"""The index of a pods informer by :func:`live_pod_ip`: the relay and cluster DNS share it."""
+
+
+def pod_ip_index(pod: Obj) -> list[str]:
+    ip = live_pod_ip(pod)
+    return [ip] if ip else []
+
+
 def remote_addresses(routes: Routes, *, pods: Iterable[Obj], slices: Iterable[Obj]) -> set[Addr]:
     """The pod addresses of other machines that this node answers on its loopback."""
     wanted: set[Addr] = set()
