@@ -15,8 +15,10 @@ Service selects each. wrk runs in node-b's namespace, as a pod there would, agai
 * ``same``: the clusterIP of node-b's backend (no relay);
 * ``direct``: wrk in node-c's namespace straight to the pod's IP, as a ceiling.
 
-Small files: requests/s and p99 latency with ``connections`` keep-alive connections. 10 MiB
-files: MiB/s with ``big_connections`` connections. CPU (user + system) per request of the
+Small files: requests/s and p99 latency with ``connections`` keep-alive connections
+(``small``), and with a new connection for every request (``new``: ``Connection: close``, so
+the HAProxy pair makes a TLS handshake per request, the relay opens a stream on its link).
+10 MiB files: MiB/s with ``big_connections`` connections (``big``). CPU (user + system) per request of the
 proxies on both nodes: the procorch agent processes of node-b and node-c, or the two haproxy.
 Runs are interleaved (cross, haproxy, same, direct, cross, ...); the median run of each is
 reported. Needs root (namespaces); haproxy, nginx and wrk are installed with apt-get when
@@ -89,6 +91,8 @@ class Measured:
 class CrossResult:
     small: dict[str, list[Measured]] = field(default_factory=lambda: {t: [] for t in TARGETS})
     big: dict[str, list[Measured]] = field(default_factory=lambda: {t: [] for t in TARGETS})
+    new: dict[str, list[Measured]] = field(default_factory=lambda: {t: [] for t in TARGETS})
+    """Small responses, a new connection for every request (``Connection: close``)."""
 
     @staticmethod
     def median(runs: list[Measured], key: str) -> Run:
@@ -112,26 +116,26 @@ class CrossResult:
         return statistics.median(ratios) if ratios else float("nan")
 
     def rows(self) -> list[tuple[str, str, str]]:
-        """(measurement, result, target) rows for the README's Performance table."""
+        """(measurement, result, target) rows for the README's Performance table, for the
+        kinds of response that were measured."""
+        return (
+            (self._small_rows() if self.small["cross"] else [])
+            + (self._big_rows() if self.big["cross"] else [])
+            + (self._new_rows() if self.new["cross"] else [])
+        )
+
+    def _cpu(self, kind: str, target: str, scale: float = 1.0, unit: str = "µs") -> str:
+        runs = getattr(self, kind)[target]
+        both = self.cpu(runs) * scale
+        parts = ", ".join(f"{n} {self.cpu(runs, n) * scale:.1f}" for n in (NODE_B, NODE_C))
+        return f"{both:.1f} {unit} ({parts})"
+
+    def _small_rows(self) -> list[tuple[str, str, str]]:
         small = {t: self.median(self.small[t], "requests_per_s") for t in TARGETS}
-        big = {t: self.median(self.big[t], "mib_per_s") for t in TARGETS}
         mine, ref = small["cross"], small["haproxy"]
         ratio = mine.requests_per_s / ref.requests_per_s if ref.requests_per_s else float("nan")
-        big_ratio = (
-            big["cross"].mib_per_s / big["haproxy"].mib_per_s
-            if big["haproxy"].mib_per_s
-            else float("nan")
-        )
         runs = len(self.small["cross"])
-
-        def cpu(kind: str, target: str, scale: float = 1.0, unit: str = "µs") -> str:
-            runs = getattr(self, kind)[target]
-            both = self.cpu(runs) * scale
-            parts = ", ".join(f"{n} {self.cpu(runs, n) * scale:.1f}" for n in (NODE_B, NODE_C))
-            return f"{both:.1f} {unit} ({parts})"
-
         small_cpu = self.cpu(self.small["cross"]) / self.cpu(self.small["haproxy"])
-        big_cpu = self.cpu(self.big["cross"]) / self.cpu(self.big["haproxy"])
         return [
             (
                 "Service across nodes (pod on node B → clusterIP → endpoint on node C, relay "
@@ -151,11 +155,44 @@ class CrossResult:
             ),
             (
                 "Service across nodes, CPU per small request (both nodes' proxies, user + system)",
-                f"procorch agents {cpu('small', 'cross')} vs HAProxy pair "
-                f"{cpu('small', 'haproxy')}: {small_cpu:.2f}x (same node: "
-                f"{cpu('small', 'same')})",
+                f"procorch agents {self._cpu('small', 'cross')} vs HAProxy pair "
+                f"{self._cpu('small', 'haproxy')}: {small_cpu:.2f}x (same node: "
+                f"{self._cpu('small', 'same')})",
                 "",
             ),
+        ]
+
+    def _new_rows(self) -> list[tuple[str, str, str]]:
+        new = {t: self.median(self.new[t], "requests_per_s") for t in TARGETS}
+        mine, ref = new["cross"], new["haproxy"]
+        ratio = mine.requests_per_s / ref.requests_per_s if ref.requests_per_s else float("nan")
+        return [
+            (
+                "Service across nodes, a new connection per request (small responses, "
+                "`Connection: close`), requests/s",
+                f"{mine.requests_per_s:,.0f} vs HAProxy pair (TLS) {ref.requests_per_s:,.0f}: "
+                f"**{ratio:.2f}x** (paired runs {self.paired_ratio('new', 'requests_per_s'):.2f}x"
+                f"; p99 {mine.p99_ms:.2f} vs {ref.p99_ms:.2f} ms; same node "
+                f"{new['same'].requests_per_s:,.0f}; direct {new['direct'].requests_per_s:,.0f})",
+                "",
+            ),
+            (
+                "Service across nodes, CPU per new connection (both nodes' proxies)",
+                f"procorch agents {self._cpu('new', 'cross')} vs HAProxy pair "
+                f"{self._cpu('new', 'haproxy')}",
+                "",
+            ),
+        ]
+
+    def _big_rows(self) -> list[tuple[str, str, str]]:
+        big = {t: self.median(self.big[t], "mib_per_s") for t in TARGETS}
+        big_ratio = (
+            big["cross"].mib_per_s / big["haproxy"].mib_per_s
+            if big["haproxy"].mib_per_s
+            else float("nan")
+        )
+        big_cpu = self.cpu(self.big["cross"]) / self.cpu(self.big["haproxy"])
+        return [
             (
                 "Service across nodes, 10 MiB bodies",
                 f"{big['cross'].mib_per_s:,.0f} MiB/s vs HAProxy pair (TLS) "
@@ -166,8 +203,8 @@ class CrossResult:
             ),
             (
                 "Service across nodes, CPU per 10 MiB body (both nodes' proxies)",
-                f"procorch agents {cpu('big', 'cross', 1e-3, 'ms')} vs HAProxy pair "
-                f"{cpu('big', 'haproxy', 1e-3, 'ms')}: {big_cpu:.2f}x",
+                f"procorch agents {self._cpu('big', 'cross', 1e-3, 'ms')} vs HAProxy pair "
+                f"{self._cpu('big', 'haproxy', 1e-3, 'ms')}: {big_cpu:.2f}x",
                 "",
             ),
         ]
@@ -373,6 +410,7 @@ async def cross(
     runs: int = 3,
     threads: int = 2,
     warmup: float = 2.0,
+    kinds: Sequence[str] = ("small", "big", "new"),
 ) -> CrossResult:
     """Run the cross-node comparison; prints progress on stderr and returns every run."""
     why_not = available()
@@ -466,10 +504,13 @@ async def cross(
             }
             print(f"  procorch agent pids: {agents}; haproxy: {haproxies}", file=sys.stderr)
             pids = {"cross": agents, "same": agents, "haproxy": haproxies, "direct": {}}
-            for kind, path, conns in (
-                ("small", "/small.html", connections),
-                ("big", "/big.bin", big_connections),
-            ):
+            loads = {
+                "small": ("/small.html", connections, ()),
+                "big": ("/big.bin", big_connections, ()),
+                "new": ("/small.html", connections, ("Connection: close",)),
+            }
+            for kind in kinds:
+                path, conns, headers = loads[kind]
                 for i in range(runs):
                     for name, (host, base) in hosts.items():
                         m = await asyncio.to_thread(
@@ -480,6 +521,7 @@ async def cross(
                             connections=conns,
                             duration=duration,
                             threads=threads,
+                            headers=headers,
                         )
                         getattr(result, kind)[name].append(m)
                         run = m.run
@@ -515,6 +557,11 @@ def main() -> None:
     parser.add_argument("--big-connections", type=int, default=4)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument(
+        "--kinds",
+        default="small,big,new",
+        help="comma-separated: small (keep-alive), big (10 MiB), new (a connection per request)",
+    )
     args = parser.parse_args()
     result = asyncio.run(
         cross(
@@ -523,6 +570,7 @@ def main() -> None:
             big_connections=args.big_connections,
             runs=args.runs,
             threads=args.threads,
+            kinds=args.kinds.split(","),
         )
     )
     print_rows(result.rows())

@@ -189,10 +189,17 @@ def haproxy_tcp(workdir: Path, port: int, backend_port: int) -> Process:
 
 
 def wrk(
-    url: str, *, connections: int, duration: float, threads: int, prefix: Sequence[str] = ()
+    url: str,
+    *,
+    connections: int,
+    duration: float,
+    threads: int,
+    prefix: Sequence[str] = (),
+    headers: Sequence[str] = (),
 ) -> Run:
     """One wrk run against ``url``; ``prefix`` runs it through another command (``nsenter
-    --net=...`` to load from a network namespace)."""
+    --net=...`` to load from a network namespace); ``headers`` are sent with every request
+    (``Connection: close`` makes every request a new connection)."""
     binary = which("wrk")
     assert binary is not None
     out = subprocess.run(
@@ -205,6 +212,7 @@ def wrk(
             "--timeout",
             "10s",
             "--latency",
+            *(arg for header in headers for arg in ("-H", header)),
             url,
         ],
         capture_output=True,

@@ -12,17 +12,18 @@ from procorch.proxy.relay.routes import RELAY_ANNOTATION, Peer, Routes, remote_a
 from procorch.proxy.relay.wire import Kind
 
 
-def parse(chunks: list[bytes]) -> list[tuple[str, bytes]]:
-    out: list[tuple[str, bytes]] = []
+def parse(chunks: list[bytes]) -> list[tuple[str, int, bytes]]:
+    out: list[tuple[str, int, bytes]] = []
 
-    def on_data(chunk: bytes | memoryview) -> None:
-        if out and out[-1][0] == "DATA":
-            out[-1] = ("DATA", out[-1][1] + bytes(chunk))
+    def on_data(stream: int, chunk: bytes | memoryview) -> None:
+        if out and out[-1][:2] == ("DATA", stream):
+            out[-1] = ("DATA", stream, out[-1][2] + bytes(chunk))
         else:
-            out.append(("DATA", bytes(chunk)))
+            out.append(("DATA", stream, bytes(chunk)))
 
     parser = wire.FrameParser(
-        on_data=on_data, on_control=lambda kind, payload: out.append((kind.name, payload))
+        on_data=on_data,
+        on_control=lambda kind, stream, payload: out.append((kind.name, stream, payload)),
     )
     for chunk in chunks:
         parser.feed(chunk)
@@ -30,17 +31,25 @@ def parse(chunks: list[bytes]) -> list[tuple[str, bytes]]:
 
 
 STREAM = (
-    wire.frame(Kind.OPEN, wire.open_payload("127.2.0.7", 8080))
-    + wire.data_header(5)
+    wire.frame(Kind.OPEN, 1, wire.open_payload("127.2.0.7", 8080))
+    + wire.data_header(1, 5)
     + b"hello"
-    + wire.data_header(70_000)
+    + wire.frame(Kind.OPEN, 2, wire.open_payload("127.2.0.8", 80))
+    + wire.data_header(2, 3)
+    + b"abc"
+    + wire.data_header(1, 70_000)
     + b"x" * 70_000
-    + wire.frame(Kind.EOF)
+    + wire.window(2, 65536)
+    + wire.frame(Kind.EOF, 1)
 )
 EXPECTED = [
-    ("OPEN", b"127.2.0.7 8080"),
-    ("DATA", b"hello" + b"x" * 70_000),
-    ("EOF", b""),
+    ("OPEN", 1, b"127.2.0.7 8080"),
+    ("DATA", 1, b"hello"),
+    ("OPEN", 2, b"127.2.0.8 80"),
+    ("DATA", 2, b"abc"),
+    ("DATA", 1, b"x" * 70_000),
+    ("WINDOW", 2, (65536).to_bytes(4, "big")),
+    ("EOF", 1, b""),
 ]
 
 
@@ -51,15 +60,15 @@ def test_frames_come_out_whole_and_in_order_however_the_stream_is_cut(cut: int) 
 
 
 def test_a_chunk_that_is_one_data_frame_is_passed_on_as_it_is() -> None:
-    assert parse([wire.data_header(3) + b"abc"]) == [("DATA", b"abc")]
+    assert parse([wire.data_header(7, 3) + b"abc"]) == [("DATA", 7, b"abc")]
 
 
 @pytest.mark.parametrize(
     ("stream", "message"),
     [
-        (bytes([9, 0, 0, 0, 0]), "unknown frame kind 9"),
-        (wire.HEADER.pack(Kind.OPEN, wire.MAX_CONTROL + 1), "OPEN frame of 1025 bytes"),
-        (wire.HEADER.pack(Kind.DATA, wire.MAX_DATA + 1), "DATA frame of"),
+        (bytes([9, 0, 0, 0, 1, 0, 0, 0, 0]), "unknown frame kind 9"),
+        (wire.HEADER.pack(Kind.OPEN, 1, wire.MAX_CONTROL + 1), "OPEN frame of 1025 bytes"),
+        (wire.HEADER.pack(Kind.DATA, 1, wire.MAX_DATA + 1), "DATA frame of"),
     ],
 )
 def test_a_broken_stream_is_a_protocol_error(stream: bytes, message: str) -> None:

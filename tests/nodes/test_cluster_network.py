@@ -250,7 +250,7 @@ async def relay_lets_in_only_nodes_and_only_to_their_pods(
         reader, writer = await asyncio.open_connection(
             host, int(port), ssl=anonymous, server_hostname=host
         )
-        writer.write(wire.frame(wire.Kind.OPEN, wire.open_payload("127.0.0.1", 22)))
+        writer.write(wire.frame(wire.Kind.OPEN, 1, wire.open_payload("127.0.0.1", 22)))
         answer = await asyncio.wait_for(reader.read(), 5)
         writer.close()
     except (ssl.SSLError, OSError) as exc:
@@ -274,9 +274,10 @@ async def relay_lets_in_only_nodes_and_only_to_their_pods(
             host, int(port), ssl=node, server_hostname=host
         )
         try:
-            writer.write(wire.frame(wire.Kind.OPEN, wire.open_payload(target, number)))
+            writer.write(wire.frame(wire.Kind.OPEN, 1, wire.open_payload(target, number)))
             head = await reader.readexactly(wire.HEADER_SIZE)
-            kind, length = wire.HEADER.unpack(head)
+            kind, stream, length = wire.HEADER.unpack(head)
+            assert stream == 1
             return wire.Kind(kind), await reader.readexactly(length)
         finally:
             writer.close()

@@ -214,7 +214,9 @@ def _daemon_set_strategy(strategy: Any, path: str) -> Causes:
         value = rolling.get(name, 0)
         causes += _int_or_percent(value, child(rolling_path, name))
         if isinstance(value, str) and not formats.is_valid_percent(value) and int(value[:-1]) > 100:
-            causes.append(invalid(child(rolling_path, name), value, "must not be greater than 100%"))
+            causes.append(
+                invalid(child(rolling_path, name), value, "must not be greater than 100%")
+            )
     has_unavailable = _int_or_percent_value(rolling.get("maxUnavailable", 0)) != 0
     has_surge = _int_or_percent_value(rolling.get("maxSurge", 0)) != 0
     if has_unavailable and has_surge:
@@ -248,9 +250,7 @@ def validate_daemon_set(obj: dict[str, Any], old: dict[str, Any] | None = None) 
     return causes
 
 
-def validate_controller_revision(
-    obj: dict[str, Any], old: dict[str, Any] | None = None
-) -> Causes:
+def validate_controller_revision(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Causes:
     causes = validate_object_meta(
         obj.get("metadata"), namespaced=True, name_fn=name_is_dns_subdomain
     )

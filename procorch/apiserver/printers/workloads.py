@@ -108,7 +108,9 @@ DAEMONSET_COLUMNS = (
     Column("Current", type="integer", description="Nodes running at least one daemon pod."),
     Column("Ready", type="integer", description="Nodes whose daemon pod is ready."),
     Column("Up-to-date", type="integer", description="Nodes running the current template."),
-    Column("Available", type="integer", description="Nodes whose pod is ready for minReadySeconds."),
+    Column(
+        "Available", type="integer", description="Nodes whose pod is ready for minReadySeconds."
+    ),
     Column("Node Selector", description="The template's nodeSelector."),
     AGE,
     CONTAINERS,

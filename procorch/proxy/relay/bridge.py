@@ -1,7 +1,7 @@
 """Two connections joined into one: what the relay does at both of its ends.
 
 A :class:`Bridge` has two sides, each the asyncio Protocol of one transport (a TCP connection,
-or a relay :class:`~procorch.proxy.relay.channel.Channel`). Bytes read on one side are written
+or a relay :class:`~procorch.proxy.relay.link.Stream`). Bytes read on one side are written
 to the other as they come; a side whose peer's send buffer is full stops being read until it
 drains; a half-close (EOF) is passed on and the other direction goes on; a side that ends
 cleanly closes the other after what is buffered is sent, and a side that is reset resets the

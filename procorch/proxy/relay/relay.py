@@ -16,14 +16,16 @@ verified both ways: the accepting node requires a client certificate of a node
 (``system:nodes``) and relays only to the address of a running pod of its own (not to anything
 else listening on its loopback: the relay is no open proxy into the machine); the dialing node
 checks that it reached the node it meant (``system:node:<name>``); a peer that fails is logged
-with its address. One TLS connection per
-relayed connection, framed (:mod:`~procorch.proxy.relay.wire`) so that half-close and reset
-cross it. The platform here has no kernel TLS, so the bytes are encrypted by OpenSSL in this
-process, not spliced (see the README's performance section).
+with its address. A node dials one TLS connection (a :class:`~procorch.proxy.relay.link.Link`)
+to each peer and keeps it; every relayed connection is a stream on it, with half-close, reset
+and flow control of its own (:mod:`~procorch.proxy.relay.wire`), so a new relayed connection
+costs no TLS handshake, and requests crossing at once share TLS records. The platform here has
+no kernel TLS, so the bytes are encrypted by OpenSSL in this process, not spliced (see the
+README's performance section).
 
 Concurrency: single event loop. Owned tasks: the accept loop, the listener sync loop; one
-short task per connection while it is being set up (TLS handshake, OPEN, connect), cancelled
-at stop.
+short task per link or stream while it is being set up (TLS handshake; connect to the pod),
+cancelled at stop.
 """
 
 from __future__ import annotations
@@ -42,9 +44,8 @@ from procorch.api.resources import must
 from procorch.kit.logging import get_logger
 from procorch.kit.pki import NODES_GROUP, node_user, subject_of
 from procorch.kit.tasks import TaskSet, wait_cancelled
-from procorch.proxy.relay import wire
 from procorch.proxy.relay.bridge import Bridge
-from procorch.proxy.relay.channel import Channel
+from procorch.proxy.relay.link import Link, Stream
 from procorch.proxy.relay.routes import (
     POD_IP_INDEX,
     Addr,
@@ -77,8 +78,6 @@ class RelaySettings:
     ca_file: Path | None = None
     """The node's certificate and key (``system:node:<name>``) and the cluster CA."""
     handshake_timeout: float = 5.0
-    open_timeout: float = 10.0
-    """How long an accepted connection may take to say where it goes."""
     connect_timeout: float = 2.0
     """How long the owner's connect to its pod may take."""
     sync_interval: float = 5.0
@@ -87,14 +86,18 @@ class RelaySettings:
     """At most this many remote pod addresses are answered here (a warning says when more
     are wanted)."""
     max_setups: int = 256
-    """Relay connections being set up at once (TLS handshake, OPEN, connect); more are
-    closed at once."""
+    """Links and streams being set up at once (TLS handshake; connect to the pod); more are
+    refused at once."""
 
 
 @dataclass
 class RelayStats:
     dialed: int = 0
+    """Streams this node opened that the owner connected."""
     accepted: int = 0
+    """Streams other nodes opened that this node connected to a pod."""
+    links_dialed: int = 0
+    links_accepted: int = 0
     refused_peers: int = 0
     refused_opens: int = 0
     bind_failures: dict[Addr, str] = field(default_factory=dict)
@@ -125,6 +128,10 @@ class NodeRelay:
         self._listeners: dict[Addr, asyncio.AbstractServer] = {}
         self._setups: set[asyncio.Task[Any]] = set()
         self._bridges: set[Bridge] = set()
+        self._links: dict[Peer, Link] = {}
+        """The link this node dialed to each peer."""
+        self._linking: dict[Peer, asyncio.Future[Link]] = {}
+        self._accepted_links: set[Link] = set()
         self._dirty = asyncio.Event()
 
     @property
@@ -182,6 +189,10 @@ class NodeRelay:
         for task in list(self._setups):
             task.cancel()
             await wait_cancelled(task, timeout=1.0)
+        for pending in list(self._linking.values()):
+            pending.cancel()
+        for link in [*self._links.values(), *self._accepted_links]:
+            link.abort()
         for bridge in list(self._bridges):
             bridge.reset()
         if self._listen_sock is not None:
@@ -199,47 +210,76 @@ class NodeRelay:
         peer = self.routes.peer_for(host)
         if peer is None or self._client_ctx is None:
             return await connect_directly(factory, host, port)
-        channel = await self._open(peer, (host, port))
+        stream = await self._open(peer, (host, port))
         app = factory()
-        channel.attach(app)
-        return channel, app
+        stream.attach(app)
+        return stream, app
 
-    async def _open(self, peer: Peer, target: Addr) -> Channel:
-        assert self._client_ctx is not None
-        loop = asyncio.get_running_loop()
-        channel = Channel(target=target)
-        reply = channel.expect_control()
-        tls: Any = None
+    async def _open(self, peer: Peer, target: Addr) -> Stream:
+        link = await self._link_to(peer)
+        stream = link.open(target)
+        assert stream.reply is not None
         try:
-            tls, _ = await loop.create_connection(
-                lambda: channel,
-                peer.host,
-                peer.port,
-                ssl=self._client_ctx,
-                server_hostname=peer.host,
-                ssl_handshake_timeout=self.settings.handshake_timeout,
-            )
-            user, _ = subject_of(tls.get_extra_info("peercert") or {})
-            if user != node_user(peer.node):
-                raise ConnectionRefusedError(
-                    errno.ECONNREFUSED,
-                    f"the relay at {peer.host}:{peer.port} is {user or 'nobody'}, "
-                    f"not node {peer.node}",
-                )
-            channel.send_control(Kind.OPEN, wire.open_payload(*target))
-            kind, payload = await reply
+            kind, payload = await stream.reply
         except BaseException:
-            if tls is not None:
-                tls.abort()
+            stream.abort()
             raise
         if kind is not Kind.OPENED:
-            tls.abort()
             why = payload.decode("utf-8", "replace") or kind.name
             raise ConnectionRefusedError(
                 errno.ECONNREFUSED, f"{target[0]}:{target[1]} on node {peer.node}: {why}"
             )
         self.stats.dialed += 1
-        return channel
+        return stream
+
+    async def _link_to(self, peer: Peer) -> Link:
+        """The link to ``peer``: the one there is, or a new one (one dial however many
+        connections wait for it)."""
+        link = self._links.get(peer)
+        if link is not None and link.usable:
+            return link
+        pending = self._linking.get(peer)
+        if pending is None:
+            pending = asyncio.ensure_future(self._dial_link(peer))
+            self._linking[peer] = pending
+            pending.add_done_callback(lambda done: self._dialed(peer, done))
+        return await asyncio.shield(pending)
+
+    def _dialed(self, peer: Peer, done: asyncio.Future[Link]) -> None:
+        self._linking.pop(peer, None)
+        failure = None if done.cancelled() else done.exception()
+        if failure is not None:
+            log.debug("relay link failed", peer=peer.node, error=_reason(failure))
+
+    async def _dial_link(self, peer: Peer) -> Link:
+        assert self._client_ctx is not None
+        loop = asyncio.get_running_loop()
+        link = Link(peer.node, on_lost=self._link_lost)
+        tls, _ = await loop.create_connection(
+            lambda: link,
+            peer.host,
+            peer.port,
+            ssl=self._client_ctx,
+            server_hostname=peer.host,
+            ssl_handshake_timeout=self.settings.handshake_timeout,
+        )
+        user, _ = subject_of(tls.get_extra_info("peercert") or {})
+        if user != node_user(peer.node):
+            tls.abort()
+            raise ConnectionRefusedError(
+                errno.ECONNREFUSED,
+                f"the relay at {peer.host}:{peer.port} is {user or 'nobody'}, not node {peer.node}",
+            )
+        _keepalive(tls.get_extra_info("socket"))
+        self._links[peer] = link
+        self.stats.links_dialed += 1
+        return link
+
+    def _link_lost(self, link: Link) -> None:
+        for peer, known in list(self._links.items()):
+            if known is link:
+                del self._links[peer]
+        self._accepted_links.discard(link)
 
     # -- accepting (this node owns the pod) --------------------------------------------------
 
@@ -269,12 +309,17 @@ class NodeRelay:
         task.add_done_callback(self._setups.discard)
 
     async def _serve(self, conn: socket.socket, peer: str) -> None:
+        """Take a link another node dialed: TLS, then the streams it opens."""
         loop = asyncio.get_running_loop()
-        channel = Channel()
-        request = channel.expect_control()
+        link = Link(
+            peer,
+            on_open=self._opened,
+            on_lost=self._link_lost,
+            on_made=lambda made: self._admit(made, peer),
+        )
         try:
-            tls, _ = await loop.connect_accepted_socket(
-                lambda: channel,
+            await loop.connect_accepted_socket(
+                lambda: link,
                 conn,
                 ssl=self._server_ctx,
                 ssl_handshake_timeout=self.settings.handshake_timeout,
@@ -287,44 +332,50 @@ class NodeRelay:
                 peer=peer,
                 error=_reason(exc),
             )
-            return
-        user, groups = subject_of(tls.get_extra_info("peercert") or {})
+
+    def _admit(self, link: Link, peer: str) -> None:
+        """Right after the handshake, before any frame is read: only nodes may open streams."""
+        assert link.tls is not None
+        user, groups = subject_of(link.tls.get_extra_info("peercert") or {})
         if NODES_GROUP not in groups:
-            tls.abort()
+            link.abort()
             self.stats.refused_peers += 1
             log.warning("refused a relay connection: not a node", peer=peer, user=user)
             return
-        try:
-            async with asyncio.timeout(self.settings.open_timeout):
-                kind, payload = await request
-            if kind is not Kind.OPEN:
-                raise wire.ProtocolError(f"{kind.name} before OPEN")
-            target = wire.parse_open(payload)
-        except (OSError, TimeoutError, wire.ProtocolError) as exc:
-            tls.abort()
-            log.info("dropped a relay connection", peer=peer, user=user, error=_reason(exc))
+        link.peer = f"{user} at {peer}"
+        _keepalive(link.tls.get_extra_info("socket"))
+        self._accepted_links.add(link)
+        self.stats.links_accepted += 1
+
+    def _opened(self, stream: Stream) -> None:
+        """A peer opened ``stream`` to one of this node's pods: connect it."""
+        if len(self._setups) >= self.settings.max_setups:
+            self._refuse(stream, "too many relayed connections being set up")
             return
+        self._setup(self._connect_pod(stream))
+
+    async def _connect_pod(self, stream: Stream) -> None:
+        target = stream.target
         if not self._runs_here(target[0]):
-            self._refuse(channel, f"{target[0]} is not a pod of node {self.node_name}")
+            self._refuse(stream, f"{target[0]} is not a pod of node {self.node_name}")
             return
-        channel.target = target
         bridge = self._bridge()
         try:
             async with asyncio.timeout(self.settings.connect_timeout):
-                await loop.create_connection(lambda: bridge.sides[1], *target)
+                await asyncio.get_running_loop().create_connection(lambda: bridge.sides[1], *target)
         except (OSError, TimeoutError) as exc:
-            self._refuse(channel, _reason(exc))
+            self._refuse(stream, _reason(exc))
             bridge.reset()
             return
         except BaseException:
-            tls.abort()
+            stream.abort()
             bridge.reset()
             raise
-        if channel.is_closing():
+        if stream.is_closing():
             bridge.reset()  # the dialer gave up while we connected
             return
-        channel.send_control(Kind.OPENED)
-        channel.attach(bridge.sides[0])
+        stream.accept()
+        stream.attach(bridge.sides[0])
         self.stats.accepted += 1
 
     def _runs_here(self, ip: str) -> bool:
@@ -335,10 +386,9 @@ class NodeRelay:
             for pod in self.pods.by_index(POD_IP_INDEX, ip)
         )
 
-    def _refuse(self, channel: Channel, why: str) -> None:
+    def _refuse(self, stream: Stream, why: str) -> None:
         self.stats.refused_opens += 1
-        channel.send_control(Kind.REFUSED, why.encode()[: wire.MAX_CONTROL])
-        channel.close()
+        stream.refuse(why)
 
     def _bridge(self) -> Bridge:
         bridge = Bridge(on_done=self._bridges.discard)
@@ -376,6 +426,8 @@ class NodeRelay:
                 peers=[f"{p.node}={p.host}:{p.port}" for p in self.routes.peers],
                 own=str(self.routes.own_cidr),
             )
+        for peer in set(self._links) - set(self.routes.peers):
+            self._links.pop(peer).close()  # the peer left, or moved
         wanted: set[Addr] = set()
         if self.routes.peers and self.enabled:
             wanted = remote_addresses(self.routes, pods=self.pods.list(), slices=self.slices.list())
@@ -426,6 +478,19 @@ def _contexts(cert: Path, key: Path, ca: Path) -> tuple[ssl.SSLContext, ssl.SSLC
     client.load_cert_chain(cert, key)
     client.minimum_version = ssl.TLSVersion.TLSv1_3
     return server, client
+
+
+def _keepalive(sock: Any) -> None:
+    """TCP keep-alive on a link: a peer that vanished without a word (its machine lost) is
+    noticed in about 30 s, and its streams reset."""
+    if sock is None:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 15)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 5)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _reason(exc: BaseException) -> str:
