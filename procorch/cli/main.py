@@ -301,6 +301,13 @@ def up(
     help="Where other nodes reach this node's pods (mutual TLS, on --node-ip); 0 picks a free "
     "port, announced on the Node.",
 )
+@click.option(
+    "--relay-redirect/--no-relay-redirect",
+    default=True,
+    show_default=True,
+    help="With root and nft: reach every port of other machines' pods through an nftables "
+    "redirect to the relay; without, only the ports pods declare and Services name.",
+)
 @click.option("--max-pods", type=int, default=110, show_default=True)
 @click.option(
     "--node-lease-duration-seconds",
@@ -327,6 +334,7 @@ def agent(
     ingress_port: int,
     ingress_tls_port: int,
     relay_port: int,
+    relay_redirect: bool,
     max_pods: int,
     node_lease_duration_seconds: int,
     housekeeping_interval: float,
@@ -354,6 +362,7 @@ def agent(
         ingress_port=ingress_port,
         ingress_tls_port=None if ingress_tls_port < 0 else ingress_tls_port,
         relay_port=relay_port,
+        relay_redirect=relay_redirect,
         agent={
             "max_pods": max_pods,
             "lease_duration": node_lease_duration_seconds,

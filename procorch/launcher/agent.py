@@ -42,6 +42,8 @@ class AgentConfig:
     ingress_port: int = 8080
     ingress_tls_port: int | None = 8443
     relay_port: int = 0
+    relay_redirect: bool = True
+    """Every port of other machines' pods through an nftables redirect (root and nft)."""
     agent: dict[str, Any] = field(default_factory=dict)
     """Overrides of :class:`~procorch.agent.settings.AgentSettings` fields."""
 
@@ -104,6 +106,7 @@ class RemoteNode:
                 ingress_port=self.config.ingress_port,
                 ingress_tls_port=self.config.ingress_tls_port,
                 relay_port=self.config.relay_port,
+                relay={"redirect": self.config.relay_redirect},
             ),
             informers=InformerFactory(
                 self.client, self.tasks, scope=node_scope(settings.node_name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import shutil
 import ssl
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,17 @@ SERVICES = must("core/services")
 DEPLOYMENTS = must("apps/deployments")
 INGRESSES = must("networking.k8s.io/ingresses")
 INGRESS_PORT = 18080
+UNDECLARED_PORT = 8081
+SERVER_ALSO_UNDECLARED = SERVER.replace(
+    "http.server.ThreadingHTTPServer((",
+    "import threading\n"
+    "threading.Thread(target=http.server.ThreadingHTTPServer("
+    f'(os.environ["POD_IP"], {UNDECLARED_PORT}), H).serve_forever, daemon=True).start()\n'
+    "http.server.ThreadingHTTPServer((",
+)
+"""The pod's server, and the same on a port the pod does not declare."""
+REDIRECT = shutil.which("nft") is not None
+"""Whether node-b reaches every port of node-c's pods (an nftables redirect: root and nft)."""
 
 
 def api_deployment() -> dict[str, Any]:
@@ -45,7 +57,7 @@ def api_deployment() -> dict[str, Any]:
                     "containers": [
                         {
                             "name": "api",
-                            "command": ["python3", "-c", SERVER],
+                            "command": ["python3", "-c", SERVER_ALSO_UNDECLARED],
                             "ports": [{"containerPort": 8080, "name": "http"}],
                             "readinessProbe": {
                                 "httpGet": {"path": "/", "port": 8080},
@@ -55,6 +67,25 @@ def api_deployment() -> dict[str, Any]:
                     ],
                 },
             },
+        },
+    }
+
+
+def b_server() -> dict[str, Any]:
+    """A pod on node-b serving its name on the port it declares."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "b-server", "namespace": "default"},
+        "spec": {
+            "nodeName": "node-b",
+            "containers": [
+                {
+                    "name": "server",
+                    "command": ["python3", "-c", SERVER],
+                    "ports": [{"containerPort": 8080}],
+                }
+            ],
         },
     }
 
@@ -104,9 +135,13 @@ async def test_pods_hosts_services_node_ports_and_ingress_reach_pods_on_another_
 ) -> None:
     plane = control_plane
     node_b, node_c = network.add_host("node-b"), network.add_host("node-c")
-    for host in (node_b, node_c):
-        await join(network, plane, host, tmp_path, extra=("--ingress-port", str(INGRESS_PORT)))
+    # node-b relays through the nftables redirect where it can (every port), node-c through
+    # loopback listeners (the ports pods declare and Services name).
+    for host, relay in ((node_b, ()), (node_c, ("--no-relay-redirect",))):
+        extra = ("--ingress-port", str(INGRESS_PORT), *relay)
+        await join(network, plane, host, tmp_path, extra=extra)
     await ready_nodes(plane, "node-b", "node-c")
+    await plane.admin.create(PODS, b_server(), namespace="default")
     await plane.admin.create(DEPLOYMENTS, api_deployment(), namespace="default")
     service = await plane.admin.create(SERVICES, API_SERVICE, namespace="default")
     await plane.admin.create(INGRESSES, API_INGRESS, namespace="default")
@@ -141,6 +176,31 @@ async def test_pods_hosts_services_node_ports_and_ingress_reach_pods_on_another_
     assert [body for _, body in host_seen[:2]] == [p["metadata"]["name"] for p in pods], host_seen
     assert {body for _, body in host_seen[2:4]} == names, host_seen  # round robin
     assert all(body in names for _, body in host_seen[4:]), host_seen
+
+    # A port the pods do not declare, and no Service names: node-b reaches it through its
+    # nftables redirect (root and nft); without one, nothing answers it there.
+    undeclared = [f"http://{p['status']['podIP']}:{UNDECLARED_PORT}/" for p in pods]
+    if REDIRECT:
+        seen = json.loads(
+            await network.python(node_b, f"import sys\nsys.argv[1:] = {undeclared!r}\n{FETCH}")
+        )
+        assert [body for _, body in seen] == [p["metadata"]["name"] for p in pods], seen
+    else:
+        answers = await fetch_each(network, node_b, undeclared)
+        assert all("refused" in a for a in answers), answers
+    # node-c, without the redirect, answers node-b's pod on the port it declares (a loopback
+    # listener for it), and not on another.
+    b_ip = await eventually(
+        lambda: pod_ip(plane, "b-server"), timeout=30, what="b-server running on node-b"
+    )
+    seen = json.loads(
+        await network.python(
+            node_c, f"import sys\nsys.argv[1:] = {[f'http://{b_ip}:8080/']!r}\n{FETCH}"
+        )
+    )
+    assert seen == [[f"http://{b_ip}:8080/", "b-server"]], seen
+    answers = await fetch_each(network, node_c, [f"http://{b_ip}:{UNDECLARED_PORT}/"])
+    assert "refused" in answers[0], answers
 
     # Half-close crosses the relay: a client that sends its request and shuts its side gets
     # the whole answer, and then the end of the stream.
@@ -235,6 +295,14 @@ async def local_traffic_policies_keep_to_the_node(
         else:
             answers = await fetch_each(network, host, urls)
             assert all("Connection reset" in a or "refused" in a for a in answers), answers
+
+
+async def pod_ip(plane: Procorch, name: str) -> str | None:
+    pod = await plane.admin.get(PODS, name, namespace="default")
+    status = pod.get("status") or {}
+    return (
+        str(status["podIP"]) if status.get("phase") == "Running" and status.get("podIP") else None
+    )
 
 
 async def relay_lets_in_only_nodes_and_only_to_their_pods(

@@ -2,10 +2,11 @@
 
 Pod IPs are loopback addresses, and 127.0.0.0/8 is private to each machine. So every node
 
-* **answers** the pod addresses of nodes on other machines on its own loopback (the TCP ports
-  their pods declare, and every EndpointSlice endpoint port there, see
-  :func:`~procorch.proxy.relay.routes.remote_addresses`), and relays each connection to the node
-  that owns the address;
+* **answers** the pod addresses of nodes on other machines on its own loopback, and relays each
+  connection to the node that owns the address: every TCP port, with root and ``nft``, through
+  an nftables redirect of their pod ranges (:mod:`~procorch.proxy.relay.redirect`); else the
+  TCP ports their pods declare and every EndpointSlice endpoint port there, one listener each
+  (:func:`~procorch.proxy.relay.routes.remote_addresses`);
 * **accepts** relayed connections from other nodes on ``<node IP>:<relay port>`` (announced in
   its Node's ``procorch.io/relay`` annotation) and connects them to its own pods;
 * **dials** for the Service proxy and the Ingress router (:meth:`NodeRelay.dial`): an endpoint
@@ -46,6 +47,7 @@ from procorch.kit.pki import NODES_GROUP, node_user, subject_of
 from procorch.kit.tasks import TaskSet, wait_cancelled
 from procorch.proxy.relay.bridge import Bridge
 from procorch.proxy.relay.link import Link, Stream
+from procorch.proxy.relay.redirect import Redirect, original_destination, unavailable
 from procorch.proxy.relay.routes import (
     POD_IP_INDEX,
     Addr,
@@ -80,6 +82,10 @@ class RelaySettings:
     handshake_timeout: float = 5.0
     connect_timeout: float = 2.0
     """How long the owner's connect to its pod may take."""
+    redirect: bool = True
+    """With root and ``nft``: every port of other machines' pods, through an nftables
+    redirect to the relay (:mod:`~procorch.proxy.relay.redirect`); otherwise, or if False,
+    loopback listeners for the ports the relay knows of."""
     sync_interval: float = 5.0
     """Loopback listeners that could not be opened are tried again this often."""
     max_listeners: int = 4096
@@ -125,6 +131,8 @@ class NodeRelay:
         self._server_ctx: ssl.SSLContext | None = None
         self._client_ctx: ssl.SSLContext | None = None
         self._listen_sock: socket.socket | None = None
+        self._redirect: Redirect | None = None
+        self._redirect_sock: socket.socket | None = None
         self._listeners: dict[Addr, asyncio.AbstractServer] = {}
         self._setups: set[asyncio.Task[Any]] = set()
         self._bridges: set[Bridge] = set()
@@ -173,16 +181,46 @@ class NodeRelay:
                 ) from exc
             self._listen_sock = sock
             self.port = int(sock.getsockname()[1])
-            self.tasks.start("accept", self._accept_loop())
+            self.tasks.start("accept", self._accept_loop(sock, self._take_link))
+            if s.redirect:
+                await self._start_redirect()
         for view in (self.nodes, self.pods, self.slices):
             view.add_handler(lambda _t, _o, _old: self._dirty.set())
         self._dirty.set()
         self.tasks.start("sync", self._sync_loop())
         log.info("node relay started", address=self.address if self.enabled else None)
 
+    async def _start_redirect(self) -> None:
+        why_not = unavailable()
+        if why_not is not None:
+            log.info("the relay answers the ports it knows of only", why=why_not)
+            return
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1024)
+        sock.setblocking(False)
+        redirect = Redirect(self.node_name, int(sock.getsockname()[1]))
+        try:
+            await redirect.clear()
+        except OSError as exc:
+            sock.close()
+            log.warning(
+                "no nftables redirect: the relay answers the ports it knows of only", error=str(exc)
+            )
+            return
+        self._redirect, self._redirect_sock = redirect, sock
+        self.tasks.start("redirected", self._accept_loop(sock, self._take_redirected))
+
     async def stop(self) -> None:
         # The loops first: nothing opens a listener or accepts once the closing begins.
         await self.tasks.stop(timeout=5.0)
+        if self._redirect is not None:
+            try:
+                await self._redirect.remove()
+            except OSError as exc:
+                log.warning("could not remove the relay's nftables table", error=str(exc))
+        if self._redirect_sock is not None:
+            self._redirect_sock.close()
         for server in self._listeners.values():
             server.close()
         self._listeners.clear()
@@ -283,12 +321,13 @@ class NodeRelay:
 
     # -- accepting (this node owns the pod) --------------------------------------------------
 
-    async def _accept_loop(self) -> None:
+    async def _accept_loop(
+        self, sock: socket.socket, take: Callable[[socket.socket, Addr], Awaitable[None] | None]
+    ) -> None:
         loop = asyncio.get_running_loop()
-        assert self._listen_sock is not None
         while True:
             try:
-                conn, peer = await loop.sock_accept(self._listen_sock)
+                conn, peer = await loop.sock_accept(sock)
             except OSError as exc:
                 if exc.errno in _FATAL_ACCEPT:
                     raise
@@ -301,7 +340,31 @@ class NodeRelay:
                 conn.close()
                 log.warning("too many relay connections being set up: one closed", peer=peer[0])
                 continue
-            self._setup(self._serve(conn, f"{peer[0]}:{peer[1]}"))
+            setup = take(conn, peer)
+            if setup is not None:
+                self._setup(setup)
+
+    def _take_link(self, conn: socket.socket, peer: Addr) -> Awaitable[None]:
+        return self._serve(conn, f"{peer[0]}:{peer[1]}")
+
+    def _take_redirected(self, conn: socket.socket, _peer: Addr) -> Awaitable[None] | None:
+        """A connection the nftables rule sent here: relayed to where it was headed, if that
+        is another machine's pod."""
+        target = original_destination(conn)
+        if target is None or self.routes.peer_for(target[0]) is None:
+            conn.close()  # not redirected, or not to a pod of another machine any more
+            return None
+        return self._relay_redirected(conn, target)
+
+    async def _relay_redirected(self, conn: socket.socket, target: Addr) -> None:
+        bridge = self._bridge()
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(lambda: bridge.sides[0], conn)
+        except OSError:
+            conn.close()
+            bridge.reset()
+            return
+        await self._relay(bridge, target)
 
     def _setup(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -428,8 +491,25 @@ class NodeRelay:
             )
         for peer in set(self._links) - set(self.routes.peers):
             self._links.pop(peer).close()  # the peer left, or moved
+        if self._redirect is not None:
+            try:
+                if await self._redirect.apply(self.routes.remote_networks):
+                    log.info(
+                        "relay redirect",
+                        table=self._redirect.table,
+                        networks=list(self._redirect.networks),
+                        to=f"127.0.0.1:{self._redirect.port}",
+                    )
+            except OSError as exc:
+                log.warning(
+                    "the nftables redirect failed: the relay answers the ports it knows of only",
+                    error=str(exc),
+                )
+                with contextlib.suppress(OSError):
+                    await self._redirect.clear()
+                self._redirect = None
         wanted: set[Addr] = set()
-        if self.routes.peers and self.enabled:
+        if self.routes.peers and self.enabled and self._redirect is None:
             wanted = remote_addresses(self.routes, pods=self.pods.list(), slices=self.slices.list())
             cap = self.settings.max_listeners
             if len(wanted) > cap:

@@ -78,6 +78,11 @@ class Routes:
     def peers(self) -> list[Peer]:
         return [peer for _, peer in self._peers]
 
+    @property
+    def remote_networks(self) -> list[str]:
+        """The pod ranges of the peers (those of other machines), as ``a.b.c.d/n``."""
+        return [str(network) for network, _ in self._peers if network.version == 4]
+
     def update(self, nodes: Iterable[Obj]) -> bool:
         """Take the Nodes as they are now; True if any route changed."""
         candidates: list[tuple[Network, Peer]] = []
