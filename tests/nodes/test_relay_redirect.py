@@ -54,7 +54,7 @@ async def test_the_redirect_sends_other_machines_pod_ranges_to_the_relay_and_goe
 ) -> None:
     host = network.add_host("node-b")
     out = json.loads(await network.python(host, CHECK))
-    assert "table ip procorch_relay_node_b_example" in out["tables"], out
+    assert "table ip procorch_relay_node_b_example_" in out["tables"], out
     assert out["seen"] == [["127.7.3.4", 4321], ["127.8.0.9", 4321]], out
     assert out["after"] == "Connection refused", out
     assert "procorch_relay" not in out["removed"], out

@@ -50,6 +50,10 @@ batches go as they are: the copy would cost more than the records it saves)."""
 _GRANT_AT = wire.WINDOW // 4
 """A receiver grants window once it has handed on this many bytes."""
 _MAX_STREAM_ID = 0xFFFF_FFFF
+MAX_STREAMS = 16384
+"""Relayed connections open at once on one link; the peer's next OPEN is refused."""
+_MAX_UNSENT = 64 * 1024 * 1024
+"""A link whose TLS transport holds more than this unsent is dropped (see ``_flush``)."""
 _LINK_HIGH = 1024 * 1024
 
 
@@ -117,8 +121,10 @@ class Link(asyncio.Protocol):
         )
 
     def open(self, target: Addr) -> Stream:
-        """A new stream to ``target`` on the peer (``OPEN`` sent); await its ``reply``."""
-        assert self.usable, "the link is closed"
+        """A new stream to ``target`` on the peer (``OPEN`` sent); await its ``reply``.
+        ``ConnectionResetError`` if the link is not :attr:`usable` (it was lost)."""
+        if not self.usable:
+            raise ConnectionResetError(f"the relay link to {self.peer} was lost")
         stream = Stream(self, self.next_id, target)
         stream.reply = self._loop().create_future()
         self.next_id += 1
@@ -156,6 +162,12 @@ class Link(asyncio.Protocol):
         self.out, self.out_size = [], 0
         tls = self.tls
         if tls is None or self.lost or tls.is_closing():
+            return
+        if tls.get_write_buffer_size() > _MAX_UNSENT:
+            # Writers pause long before this: only a peer that sends and never reads (its
+            # answers, refusals and grants piling up) gets here.
+            log.warning("dropped a relay link: the peer reads nothing", peer=self.peer)
+            self.abort()
             return
         if len(out) == 1:
             tls.write(out[0])
@@ -236,6 +248,9 @@ class Link(asyncio.Protocol):
             raise wire.ProtocolError(f"OPEN of stream {stream_id} after {self.last_peer_id}")
         self.last_peer_id = stream_id
         stream = Stream(self, stream_id, wire.parse_open(payload))
+        if len(self.streams) >= MAX_STREAMS:
+            stream.refuse(f"more than {MAX_STREAMS} relayed connections on one link")
+            return
         self.streams[stream_id] = stream
         self.on_open(stream)
 
@@ -320,11 +335,14 @@ class Stream(asyncio.Transport):
 
     def attach(self, app: asyncio.Protocol) -> None:
         """Hand the stream to ``app``: its ``connection_made``, then what came meanwhile."""
+        was_over = self.over
         self.app = app
         app.connection_made(self)
-        if self.over:
+        if was_over:
+            # Over before there was anyone to tell (``_over`` told no protocol).
             self.link._loop().call_soon(app.connection_lost, self.end_reason)
             return
+        self.update_writer()  # the link may be paused already
         self._hand_on_held()
 
     # -- from the link ------------------------------------------------------------------------
@@ -334,15 +352,21 @@ class Stream(asyncio.Transport):
         if size > self.recv_credit:
             raise wire.ProtocolError(f"stream {self.id}: {size} bytes of DATA beyond its window")
         self.recv_credit -= size
-        if self.ending is Kind.CLOSE or not size:
-            return  # closed here: what still comes is dropped, as a closed socket drops it
+        if not size:
+            return
+        if self.eof_received:
+            raise wire.ProtocolError(f"stream {self.id}: DATA after EOF")
+        if self.ending is Kind.CLOSE:
+            # Closed here, its unsent bytes still going out: what comes is dropped, and
+            # granted again, so that the peer is never stalled waiting to send it.
+            self._grant(size)
+            return
         data = chunk if isinstance(chunk, bytes) else bytes(chunk)
         app = self.app
         if app is None or not self.reading or self.held:
             self.held.append(data)
             return
-        app.data_received(data)
-        self._handed_on(size)
+        self._hand(app, data)
 
     def control_arrived(self, kind: Kind, payload: bytes) -> None:
         if kind is Kind.WINDOW:
@@ -378,9 +402,7 @@ class Stream(asyncio.Transport):
             return
         held = self.held
         while held and self.reading:
-            data = held.popleft()
-            app.data_received(data)
-            self._handed_on(len(data))
+            self._hand(app, held.popleft())
             if self.over or self.app is not app:
                 return
         if held:
@@ -398,14 +420,24 @@ class Stream(asyncio.Transport):
         if self.eof_received and (self.peer_closed or self.eof_sent):
             self._over(None)  # both ends are done
 
-    def _handed_on(self, size: int) -> None:
-        handed = self.handed_on + size
+    def _hand(self, app: asyncio.Protocol, data: bytes) -> None:
+        try:
+            app.data_received(data)
+        except Exception:
+            # The protocol's failure ends its own stream, not the link and the others on it.
+            log.exception("a relayed connection's protocol failed", stream=self.id)
+            self.abort()
+            return
+        handed = self.handed_on + len(data)
         if handed >= _GRANT_AT and not self.eof_received:
-            self.recv_credit += handed
             self.handed_on = 0
-            self.link.send(wire.window(self.id, handed))
+            self._grant(handed)
         else:
             self.handed_on = handed
+
+    def _grant(self, size: int) -> None:
+        self.recv_credit += size
+        self.link.send(wire.window(self.id, size))
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -509,7 +541,10 @@ class Stream(asyncio.Transport):
         if self.over or self.ending is Kind.CLOSE:
             return
         self.ending = Kind.CLOSE
+        dropped = sum(len(data) for data in self.held)
         self.held.clear()
+        if dropped and not self.eof_received and self.unsent:
+            self._grant(dropped)  # see data_arrived: the peer must not stall on them
         if not self.unsent:
             self._send_end(Kind.CLOSE)
 

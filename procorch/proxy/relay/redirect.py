@@ -7,9 +7,10 @@ network namespace, as kube-proxy's userspace mode did with iptables: every TCP c
 on this machine to an address in another machine's pod range is redirected (``nat`` ``output``
 hook) to one listener of the relay on 127.0.0.1, which reads the address the connection was
 meant for (``SO_ORIGINAL_DST``) and relays it there. The rule lives in a table of this node's
-own (``procorch_relay_<node>``), replaced whole at each change, and deleted when the relay
-stops; no table is made while there is no other machine to relay to (``procorch up`` alone
-never touches the machine's nftables).
+own (``procorch_relay_<node>_<hash>``), replaced whole at each change, and deleted when the
+relay starts (one a killed relay left) and stops; no rule is made while there is no other
+machine to relay to (``procorch up`` alone makes none). Only loopback ranges are redirected
+(:attr:`~procorch.proxy.relay.routes.Routes.remote_networks`).
 
 Concurrency: :class:`Redirect` runs ``nft`` as a subprocess; one change at a time (callers
 serialize: the relay's sync loop).
@@ -18,6 +19,7 @@ serialize: the relay's sync loop).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import re
 import shutil
@@ -53,7 +55,8 @@ class Redirect:
     """This node's nftables table: TCP to ``networks`` → ``127.0.0.1:port``."""
 
     def __init__(self, node_name: str, port: int) -> None:
-        self.table = "procorch_relay_" + re.sub(r"[^A-Za-z0-9_]", "_", node_name)
+        digest = hashlib.sha256(node_name.encode()).hexdigest()[:8]  # a-b and a.b differ
+        self.table = f"procorch_relay_{re.sub(r'[^A-Za-z0-9_]', '_', node_name)[:32]}_{digest}"
         self.port = port
         self.networks: tuple[str, ...] = ()
         self.applied = False
@@ -106,9 +109,13 @@ async def _nft(script: str) -> None:
     try:
         async with asyncio.timeout(_NFT_TIMEOUT):
             _, err = await proc.communicate(script.encode())
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise OSError("nft did not answer in time") from None
+    except BaseException as exc:
+        # Timed out or cancelled (the relay stopping): nft must not commit behind our back.
+        if proc.returncode is None:
+            proc.kill()
+            await asyncio.shield(proc.wait())
+        if isinstance(exc, TimeoutError):
+            raise OSError("nft did not answer in time") from None
+        raise
     if proc.returncode != 0:
         raise OSError(f"nft: {err.decode(errors='replace').strip()}")

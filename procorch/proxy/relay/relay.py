@@ -132,7 +132,11 @@ class NodeRelay:
         self._client_ctx: ssl.SSLContext | None = None
         self._listen_sock: socket.socket | None = None
         self._redirect: Redirect | None = None
+        """This node's nftables table, once the relay may use one (root and nft)."""
+        self._redirecting = False
+        """Whether the table is what answers remote pod addresses (else: listeners)."""
         self._redirect_sock: socket.socket | None = None
+        self._stopping = False
         self._listeners: dict[Addr, asyncio.AbstractServer] = {}
         self._setups: set[asyncio.Task[Any]] = set()
         self._bridges: set[Bridge] = set()
@@ -208,15 +212,16 @@ class NodeRelay:
                 "no nftables redirect: the relay answers the ports it knows of only", error=str(exc)
             )
             return
-        self._redirect, self._redirect_sock = redirect, sock
+        self._redirect, self._redirect_sock, self._redirecting = redirect, sock, True
         self.tasks.start("redirected", self._accept_loop(sock, self._take_redirected))
 
     async def stop(self) -> None:
         # The loops first: nothing opens a listener or accepts once the closing begins.
+        self._stopping = True
         await self.tasks.stop(timeout=5.0)
         if self._redirect is not None:
             try:
-                await self._redirect.remove()
+                await self._redirect.clear()
             except OSError as exc:
                 log.warning("could not remove the relay's nftables table", error=str(exc))
         if self._redirect_sock is not None:
@@ -308,6 +313,9 @@ class NodeRelay:
                 errno.ECONNREFUSED,
                 f"the relay at {peer.host}:{peer.port} is {user or 'nobody'}, not node {peer.node}",
             )
+        if not link.usable or self._stopping or peer not in self.routes.peers:
+            link.abort()  # lost meanwhile, or no longer wanted (the relay stops, the peer left)
+            raise ConnectionResetError(f"the relay link to {peer.node} did not last")
         _keepalive(tls.get_extra_info("socket"))
         self._links[peer] = link
         self.stats.links_dialed += 1
@@ -491,7 +499,7 @@ class NodeRelay:
             )
         for peer in set(self._links) - set(self.routes.peers):
             self._links.pop(peer).close()  # the peer left, or moved
-        if self._redirect is not None:
+        if self._redirect is not None and self._redirecting:
             try:
                 if await self._redirect.apply(self.routes.remote_networks):
                     log.info(
@@ -507,9 +515,9 @@ class NodeRelay:
                 )
                 with contextlib.suppress(OSError):
                     await self._redirect.clear()
-                self._redirect = None
+                self._redirecting = False
         wanted: set[Addr] = set()
-        if self.routes.peers and self.enabled and self._redirect is None:
+        if self.routes.peers and self.enabled and not self._redirecting:
             wanted = remote_addresses(self.routes, pods=self.pods.list(), slices=self.slices.list())
             cap = self.settings.max_listeners
             if len(wanted) > cap:
@@ -570,6 +578,8 @@ def _keepalive(sock: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 15)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 5)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+        # Keep-alive probes wait for idle; with bytes unacknowledged, this bounds the wait.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 30_000)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 

@@ -80,8 +80,14 @@ class Routes:
 
     @property
     def remote_networks(self) -> list[str]:
-        """The pod ranges of the peers (those of other machines), as ``a.b.c.d/n``."""
-        return [str(network) for network, _ in self._peers if network.version == 4]
+        """The pod ranges of the peers (those of other machines), as ``a.b.c.d/n``: loopback
+        ranges only (a node that claimed another range, by hand, is not redirected to:
+        that would take traffic of this machine's that was never the cluster's)."""
+        return [
+            str(network)
+            for network, _ in self._peers
+            if network.version == 4 and network.subnet_of(_LOOPBACK)
+        ]
 
     def update(self, nodes: Iterable[Obj]) -> bool:
         """Take the Nodes as they are now; True if any route changed."""
@@ -157,6 +163,7 @@ class Routes:
 
 
 _LOCALHOST = ipaddress.ip_address("127.0.0.1")
+_LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
 
 
 def _network(text: Any) -> Network | None:

@@ -246,6 +246,50 @@ async def test_losing_the_link_resets_every_connection_on_it(pair: Pair) -> None
     for echo in pair.echoes.values():
         assert isinstance(await asyncio.wait_for(echo.lost, 5), ConnectionResetError)
     assert not pair.dialer.usable
+    with pytest.raises(ConnectionResetError):
+        pair.dialer.open(("127.9.0.1", 80))
+
+
+async def test_a_protocol_that_ends_its_stream_at_once_hears_of_it_once(pair: Pair) -> None:
+    class Quitter(Echo):
+        lost_calls = 0
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            transport.abort()  # type: ignore[attr-defined]
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.lost_calls += 1
+            if not self.lost.done():
+                self.lost.set_result(exc)
+
+    pair.owner_app = lambda _s: Quitter()
+    stream, reader = await pair.open()
+    assert isinstance(await asyncio.wait_for(reader.lost, 5), ConnectionResetError)
+    quitter = pair.echoes[stream.id]
+    assert await quitter.lost is None
+    await asyncio.sleep(0)  # a second call would have been scheduled with the first
+    assert isinstance(quitter, Quitter) and quitter.lost_calls == 1
+
+
+async def test_a_close_with_bytes_unsent_sends_them_while_the_peer_goes_on_writing(
+    pair: Pair,
+) -> None:
+    """The peer answers before it reads (a server that writes its whole reply first): our
+    close must not stall it, and it must still get every byte we wrote before the close."""
+    pair.owner_app = lambda _s: Echo(paused=True)
+    stream, _reader = await pair.open()
+    talker = pair.echoes[stream.id]
+    assert talker.transport is not None
+    talker.transport.write(b"r" * (2 * wire.WINDOW))  # more than the window: not all sent
+    request = os.urandom(2 * wire.WINDOW)
+    stream.write(request)
+    stream.close()  # our unsent bytes are still to go; what comes from now on is dropped
+    await asyncio.wait_for(_until(lambda: talker.transport.get_write_buffer_size() == 0), 10)
+    talker.go_on()
+    assert await asyncio.wait_for(talker.lost, 10) is None
+    assert talker.received == len(request)
+    assert not pair.dialer.streams and not pair.owner.streams
 
 
 async def test_a_peer_that_breaks_the_protocol_loses_the_link(pair: Pair) -> None:
