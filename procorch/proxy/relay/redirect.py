@@ -7,10 +7,10 @@ network namespace, as kube-proxy's userspace mode did with iptables: every TCP c
 on this machine to an address in another machine's pod range is redirected (``nat`` ``output``
 hook) to one listener of the relay on 127.0.0.1, which reads the address the connection was
 meant for (``SO_ORIGINAL_DST``) and relays it there. The rule lives in a table of this node's
-own (``procorch_relay_<node>_<hash>``), replaced whole at each change, and deleted when the
-relay starts (one a killed relay left) and stops; no rule is made while there is no other
-machine to relay to (``procorch up`` alone makes none). Only loopback ranges are redirected
-(:attr:`~procorch.proxy.relay.routes.Routes.remote_networks`).
+own (``procorch_relay_<node>_<hash>``), made when the first node on another machine appears
+(a node with none, as ``procorch up`` alone, never runs ``nft``), replaced whole at each change
+(also one a killed relay left), and deleted when the relay stops. Only loopback ranges are
+redirected (:attr:`~procorch.proxy.relay.routes.Routes.remote_networks`).
 
 Concurrency: :class:`Redirect` runs ``nft`` as a subprocess; one change at a time (callers
 serialize: the relay's sync loop).

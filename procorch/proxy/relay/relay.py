@@ -135,6 +135,9 @@ class NodeRelay:
         """This node's nftables table, once the relay may use one (root and nft)."""
         self._redirecting = False
         """Whether the table is what answers remote pod addresses (else: listeners)."""
+        self._redirect_tried = False
+        """The redirect is set up when the first node on another machine appears: a node
+        with none (``procorch up``) never runs ``nft``."""
         self._redirect_sock: socket.socket | None = None
         self._stopping = False
         self._listeners: dict[Addr, asyncio.AbstractServer] = {}
@@ -186,8 +189,6 @@ class NodeRelay:
             self._listen_sock = sock
             self.port = int(sock.getsockname()[1])
             self.tasks.start("accept", self._accept_loop(sock, self._take_link))
-            if s.redirect:
-                await self._start_redirect()
         for view in (self.nodes, self.pods, self.slices):
             view.add_handler(lambda _t, _o, _old: self._dirty.set())
         self._dirty.set()
@@ -499,9 +500,13 @@ class NodeRelay:
             )
         for peer in set(self._links) - set(self.routes.peers):
             self._links.pop(peer).close()  # the peer left, or moved
+        networks = self.routes.remote_networks
+        if networks and self.enabled and self.settings.redirect and not self._redirect_tried:
+            self._redirect_tried = True
+            await self._start_redirect()
         if self._redirect is not None and self._redirecting:
             try:
-                if await self._redirect.apply(self.routes.remote_networks):
+                if await self._redirect.apply(networks):
                     log.info(
                         "relay redirect",
                         table=self._redirect.table,
