@@ -101,9 +101,13 @@ class ApiError(Exception):
         super().__init__(message)
         self.message = message
         self.details = details or {}
+        self._has_details = details is not None
+        """``details={}`` is sent as ``"details": {}``, as kube-apiserver sends it for an unknown
+        path (kubectl debug reads it); no details at all, as there, none."""
         self.headers = headers or {}
 
     def status(self) -> dict[str, Any]:
+        """The ``Status`` body, its fields in kube-apiserver's order (Go's struct order)."""
         body: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
@@ -111,11 +115,33 @@ class ApiError(Exception):
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
-            "code": self.code,
         }
-        if self.details:
-            body["details"] = self.details
+        if self.details or self._has_details:
+            body["details"] = status_details(self.details)
+        body["code"] = self.code
         return body
+
+
+_DETAILS_ORDER = ("name", "group", "kind", "uid", "causes", "retryAfterSeconds")
+_CAUSE_ORDER = ("reason", "message", "field")
+
+
+def status_details(details: dict[str, Any]) -> dict[str, Any]:
+    """``details`` as Go's ``StatusDetails`` encodes it: its fields in struct order, empty
+    ones left out (all are ``omitempty``), each cause's fields likewise."""
+    out: dict[str, Any] = {}
+    for key in (*_DETAILS_ORDER, *(k for k in details if k not in _DETAILS_ORDER)):
+        value = details.get(key)
+        if value in (None, "", [], 0) and key in _DETAILS_ORDER:
+            continue
+        if key == "causes" and isinstance(value, list):
+            value = [
+                {k: c[k] for k in _CAUSE_ORDER if c.get(k)} if isinstance(c, dict) else c
+                for c in value
+            ]
+        if key in details:
+            out[key] = value
+    return out
 
 
 def _details(kind: str, name: str, group: str = "") -> dict[str, Any]:

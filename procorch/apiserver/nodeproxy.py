@@ -182,9 +182,14 @@ class NodeProxy:
                     raise errors.InternalError(body.decode(errors="replace")) from None
             response = web.StreamResponse(headers={"Content-Type": "text/plain"})
             await response.prepare(request)
-            async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
-            await response.write_eof()
+            try:
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+                await response.write_eof()
+            except ConnectionResetError:
+                # The client went away (a followed log's reader closing it): the stream ends
+                # here, as its reader wanted; nothing failed.
+                log.debug("log stream closed by the client", path=request.path)
             return response
         finally:
             upstream.release()

@@ -146,7 +146,7 @@ class ServiceCore:
         warnings = Warnings()
         obj = self._decode_new(rt, namespace, body, opts, warnings)
         meta = obj["metadata"]
-        if meta.get("resourceVersion"):
+        if _set_version(meta.pop("resourceVersion", None)):
             raise errors.BadRequest("resourceVersion should not be set on objects to be created")
         meta["uid"] = new_uid()
         meta["creationTimestamp"] = rfc3339()
@@ -624,3 +624,11 @@ class ServiceCore:
                 continue
             return Result(scale.to_scale(rt, result.stored), warnings=result.warnings)
         raise errors.Conflict.modified(rt.plural, name, group=rt.group)
+
+
+def _set_version(value: Any) -> bool:
+    """Whether a create's ``metadata.resourceVersion`` names a version, as kube-apiserver's
+    storage reads it: a decimal ``uint64`` other than 0. Anything else (text, "0", a
+    negative number) is ignored, as there."""
+    text = value if isinstance(value, str) else ""
+    return text.isascii() and text.isdigit() and 0 < int(text) < 2**64

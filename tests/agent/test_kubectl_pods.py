@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import textwrap
 
+import aiohttp
 import pytest
 
+from procorch.client.kubeconfig import read
 from tests.agent.conftest import Cluster, container_state, running
 
 pytestmark = pytest.mark.kubectl
@@ -173,3 +176,40 @@ async def test_kubectl_top_pod_and_node(kubectl, cluster: Cluster) -> None:
     raw = json.loads((await kubectl("get", "--raw", "/apis/metrics.k8s.io/v1beta1/pods")).stdout)
     assert raw["kind"] == "PodMetricsList"
     assert [i["metadata"]["name"] for i in raw["items"]] == ["busy"]
+
+
+async def test_a_followed_log_that_its_reader_closes_ends_quietly(cluster: Cluster) -> None:
+    """Closing ``logs?follow=true`` is how every follower stops: not a failed request."""
+    await cluster.apply(
+        """
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: ticker}
+        spec:
+          containers:
+          - {name: main, command: ["sh", "-c", "while true; do echo tick; sleep 0.05; done"]}
+        """
+    )
+    await cluster.wait_pod("ticker", running)
+    counts = cluster.procorch.control_plane.http.requests_total
+    before = dict(counts)
+    creds = read(cluster.procorch.kubeconfig_path)
+    context = ssl.create_default_context(cadata=creds.ca_data.decode())
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session:
+        url = f"{creds.server}/api/v1/namespaces/default/pods/ticker/log?follow=true"
+        async with session.get(url, headers={"Authorization": f"Bearer {creds.token}"}) as resp:
+            assert resp.status == 200
+            assert b"tick" in await resp.content.readuntil(b"\n")
+        # Leaving the block closes the connection: the next tick written finds it gone.
+
+    def finished() -> int:
+        return sum(n for (method, _), n in counts.items() if method == "GET") - sum(
+            n for (method, _), n in before.items() if method == "GET"
+        )
+
+    deadline = asyncio.get_running_loop().time() + 10
+    while not finished():
+        assert asyncio.get_running_loop().time() < deadline, "the log request never ended"
+        await asyncio.sleep(0.02)
+    assert counts.get(("GET", 500), 0) == before.get(("GET", 500), 0)
+    assert counts.get(("GET", 200), 0) == before.get(("GET", 200), 0) + 1

@@ -16,6 +16,7 @@ from procorch.client.http import HttpClient
 
 CM = resources.must("core/configmaps")
 DEPLOY = resources.must("apps/deployments")
+SECRETS = resources.must("core/secrets")
 
 
 def configmap(name: str, **data: str) -> dict[str, Any]:
@@ -289,3 +290,53 @@ async def test_a_patch_that_loses_a_race_is_retried_not_refused(procorch, http) 
     other_uid = {"metadata": {"uid": "00000000-0000-0000-0000-000000000000"}}
     with pytest.raises(errors.Conflict, match="Precondition failed: UID in precondition"):
         await http.patch(CM, "race", other_uid, namespace="default")
+
+
+async def test_status_bodies_are_kube_apiservers_text(raw, http: HttpClient) -> None:
+    """Fields in Go's order, empty details where kube-apiserver sends them (kubectl debug
+    reads them), a trailing newline (the official client's tests compare the text)."""
+    async with raw.session.get(f"{raw.url}/api/v1/nosuchthings", headers=raw.headers()) as r:
+        assert r.status == 404
+        assert await r.read() == (
+            b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+            b'"message":"the server could not find the requested resource",'
+            b'"reason":"NotFound","details":{},"code":404}\n'
+        )
+    url = f"{raw.url}/apis/apps/v1/namespaces/default/deployments/nope"
+    async with raw.session.get(url, headers=raw.headers()) as r:
+        assert await r.read() == (
+            b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+            b'"message":"deployments.apps \\"nope\\" not found","reason":"NotFound",'
+            b'"details":{"name":"nope","group":"apps","kind":"deployments"},"code":404}\n'
+        )
+    created = await http.create(CM, configmap("gone"), namespace="default")
+    url = f"{raw.url}/api/v1/namespaces/default/configmaps/gone"
+    async with raw.session.delete(url, headers=raw.headers()) as r:
+        assert await r.read() == (
+            b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success",'
+            b'"details":{"name":"gone","kind":"configmaps","uid":"'
+            + created["metadata"]["uid"].encode()
+            + b'"}}\n'
+        )
+
+
+async def test_bodies_kubernetes_accepts_are_accepted(raw, http: HttpClient) -> None:
+    """A Secret's base64 wrapped over lines (a YAML block); a create whose resourceVersion is
+    not a version (only a decimal other than 0 is refused, as kube-apiserver's storage)."""
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "wrapped"},
+        "data": {"key": "aGVsbG8gd29y\nbGQgaGVsbG8g\r\nd29ybGQ=\n"},
+    }
+    stored = await http.create(SECRETS, secret, namespace="default")
+    assert stored["data"]["key"] == "aGVsbG8gd29ybGQgaGVsbG8gd29ybGQ="  # "hello world hello world"
+    for version in ("abc", "0", "-3", ""):
+        obj = configmap(f"rv-{len(version)}-{version.strip('-') or 'x'}")
+        obj["metadata"]["resourceVersion"] = version
+        made = await http.create(CM, obj, namespace="default")
+        assert made["metadata"]["resourceVersion"] not in ("abc", "0", "-3", "")
+    obj = configmap("rv-set")
+    obj["metadata"]["resourceVersion"] = "12"
+    with pytest.raises(errors.BadRequest, match="resourceVersion should not be set"):
+        await http.create(CM, obj, namespace="default")

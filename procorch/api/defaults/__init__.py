@@ -26,6 +26,7 @@ DEFAULTERS: dict[tuple[str, str], Defaulter] = {
     ("v1", "Pod"): pod.pod,
     ("v1", "Service"): core.service,
     ("v1", "Secret"): core.secret,
+    ("v1", "ConfigMap"): core.config_map,
     ("v1", "Namespace"): core.namespace,
     ("v1", "Endpoints"): core.endpoints,
     ("v1", "PersistentVolumeClaim"): core.persistent_volume_claim,

@@ -66,8 +66,22 @@ def service(obj: dict[str, Any]) -> None:
         set_missing(spec, "ipFamilies", ["IPv4"])
 
 
+def _unwrap_base64(values: Any) -> None:
+    """Base64 wrapped over lines (a YAML block, as the kubernetes.io examples write it): Go's
+    decoder skips CR and LF and stores the bytes, so reads see the base64 unwrapped."""
+    if isinstance(values, dict):
+        for key, value in values.items():
+            if isinstance(value, str) and ("\n" in value or "\r" in value):
+                values[key] = value.replace("\r", "").replace("\n", "")
+
+
+def config_map(obj: dict[str, Any]) -> None:
+    _unwrap_base64(obj.get("binaryData"))
+
+
 def secret(obj: dict[str, Any]) -> None:
     set_if_empty(obj, "type", "Opaque")
+    _unwrap_base64(obj.get("data"))
     string_data = obj.pop("stringData", None)
     if isinstance(string_data, dict) and string_data:
         data = obj.get("data")
