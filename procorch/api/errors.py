@@ -129,18 +129,13 @@ _CAUSE_ORDER = ("reason", "message", "field")
 def status_details(details: dict[str, Any]) -> dict[str, Any]:
     """``details`` as Go's ``StatusDetails`` encodes it: its fields in struct order, empty
     ones left out (all are ``omitempty``), each cause's fields likewise."""
-    out: dict[str, Any] = {}
-    for key in (*_DETAILS_ORDER, *(k for k in details if k not in _DETAILS_ORDER)):
-        value = details.get(key)
-        if value in (None, "", [], 0) and key in _DETAILS_ORDER:
-            continue
-        if key == "causes" and isinstance(value, list):
-            value = [
-                {k: c[k] for k in _CAUSE_ORDER if c.get(k)} if isinstance(c, dict) else c
-                for c in value
-            ]
-        if key in details:
-            out[key] = value
+    out = {k: details[k] for k in _DETAILS_ORDER if details.get(k) not in (None, "", [], 0)}
+    if isinstance(out.get("causes"), list):
+        out["causes"] = [
+            {k: c[k] for k in _CAUSE_ORDER if c.get(k)} if isinstance(c, dict) else c
+            for c in out["causes"]
+        ]
+    out.update((k, v) for k, v in details.items() if k not in _DETAILS_ORDER)
     return out
 
 

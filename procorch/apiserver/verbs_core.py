@@ -146,7 +146,7 @@ class ServiceCore:
         warnings = Warnings()
         obj = self._decode_new(rt, namespace, body, opts, warnings)
         meta = obj["metadata"]
-        if _set_version(meta.pop("resourceVersion", None)):
+        if _names_a_version(meta.pop("resourceVersion", None)):
             raise errors.BadRequest("resourceVersion should not be set on objects to be created")
         meta["uid"] = new_uid()
         meta["creationTimestamp"] = rfc3339()
@@ -626,7 +626,7 @@ class ServiceCore:
         raise errors.Conflict.modified(rt.plural, name, group=rt.group)
 
 
-def _set_version(value: Any) -> bool:
+def _names_a_version(value: Any) -> bool:
     """Whether a create's ``metadata.resourceVersion`` names a version, as kube-apiserver's
     storage reads it: a decimal ``uint64`` other than 0. Anything else (text, "0", a
     negative number) is ignored, as there."""

@@ -96,7 +96,7 @@ class Link(asyncio.Protocol):
         self.on_lost = on_lost
         self.on_made = on_made
         self.tls: asyncio.Transport | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self.loop = asyncio.get_running_loop()
         self.streams: dict[int, Stream] = {}
         self.parser = wire.FrameParser(on_data=self._on_data, on_control=self._on_control)
         self.next_id = 1
@@ -126,7 +126,7 @@ class Link(asyncio.Protocol):
         if not self.usable:
             raise ConnectionResetError(f"the relay link to {self.peer} was lost")
         stream = Stream(self, self.next_id, target)
-        stream.reply = self._loop().create_future()
+        stream.reply = self.loop.create_future()
         self.next_id += 1
         self.streams[stream.id] = stream
         self.send(wire.frame(Kind.OPEN, stream.id, wire.open_payload(*target)))
@@ -152,7 +152,7 @@ class Link(asyncio.Protocol):
         self.out_size += len(data)
         if not self.flushing:
             self.flushing = True
-            self._loop().call_soon(self._flush)
+            self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self.flushing = False
@@ -176,17 +176,11 @@ class Link(asyncio.Protocol):
         else:
             tls.writelines(out)
 
-    def _loop(self) -> asyncio.AbstractEventLoop:
-        if self.loop is None:
-            self.loop = asyncio.get_running_loop()
-        return self.loop
-
     # -- protocol of the TLS transport --------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.tls = transport  # type: ignore[assignment]
         transport.set_write_buffer_limits(high=_LINK_HIGH)  # type: ignore[attr-defined]
-        self._loop()
         if self.on_made is not None:
             self.on_made(self)
 
@@ -331,7 +325,7 @@ class Stream(asyncio.Transport):
         if self.over:
             return
         self.link.send(wire.frame(Kind.REFUSED, self.id, why.encode()[: wire.MAX_CONTROL]))
-        self._over(None)
+        self.end(None)
 
     def attach(self, app: asyncio.Protocol) -> None:
         """Hand the stream to ``app``: its ``connection_made``, then what came meanwhile."""
@@ -339,8 +333,8 @@ class Stream(asyncio.Transport):
         self.app = app
         app.connection_made(self)
         if was_over:
-            # Over before there was anyone to tell (``_over`` told no protocol).
-            self.link._loop().call_soon(app.connection_lost, self.end_reason)
+            # Over before there was anyone to tell (``end`` told no protocol).
+            self.link.loop.call_soon(app.connection_lost, self.end_reason)
             return
         self.update_writer()  # the link may be paused already
         self._hand_on_held()
@@ -386,13 +380,9 @@ class Stream(asyncio.Transport):
                 raise wire.ProtocolError(f"unexpected {kind.name} for stream {self.id}")
             reply.set_result((kind, payload))
             if kind is Kind.REFUSED:
-                self._over(None)
+                self.end(None)
         else:
             raise wire.ProtocolError(f"unexpected {kind.name} for stream {self.id}")
-
-    def end(self, reason: Exception) -> None:
-        """The stream is over because of ``reason`` (a reset, or the link lost)."""
-        self._over(reason)
 
     # -- handing bytes to the protocol --------------------------------------------------------
 
@@ -418,7 +408,7 @@ class Stream(asyncio.Transport):
                 self.close()
                 return
         if self.eof_received and (self.peer_closed or self.eof_sent):
-            self._over(None)  # both ends are done
+            self.end(None)  # both ends are done
 
     def _hand(self, app: asyncio.Protocol, data: bytes) -> None:
         try:
@@ -472,7 +462,7 @@ class Stream(asyncio.Transport):
         self.link.send(wire.frame(kind, self.id))
         self.eof_sent = True
         if kind is Kind.CLOSE or self.eof_received and not self.held_eof:
-            self._over(None)
+            self.end(None)
 
     def update_writer(self) -> None:
         """Pause or resume the protocol's writing, as the window and the link allow."""
@@ -490,7 +480,9 @@ class Stream(asyncio.Transport):
         else:
             app.resume_writing()
 
-    def _over(self, reason: Exception | None) -> None:
+    def end(self, reason: Exception | None) -> None:
+        """The stream is over: ``reason`` None when it ended as it should (both ends done, a
+        refusal, our own close or abort), else why (a reset, the link lost)."""
         if self.over:
             return
         self.over = True
@@ -506,7 +498,7 @@ class Stream(asyncio.Transport):
             reply.set_exception(reason or ConnectionResetError("the relayed connection closed"))
         app = self.app
         if app is not None:
-            link._loop().call_soon(app.connection_lost, reason)
+            link.loop.call_soon(app.connection_lost, reason)
 
     # -- transport of the relayed connection --------------------------------------------------
 
@@ -552,7 +544,7 @@ class Stream(asyncio.Transport):
         if self.over:
             return
         self.link.send(wire.frame(Kind.RESET, self.id))
-        self._over(None)
+        self.end(None)
 
     def is_closing(self) -> bool:
         return self.over or self.ending is Kind.CLOSE

@@ -59,14 +59,14 @@ class Redirect:
         self.table = f"procorch_relay_{re.sub(r'[^A-Za-z0-9_]', '_', node_name)[:32]}_{digest}"
         self.port = port
         self.networks: tuple[str, ...] = ()
-        self.applied = False
-        """Whether the table is there (as this node last made it)."""
+        """What the table redirects, as this node last made it (none: no table)."""
 
-    async def apply(self, networks: Sequence[str]) -> bool:
-        """Make the table redirect exactly ``networks`` (none: no table); True if that
-        changed anything. Raises ``OSError`` with nft's message if nft refuses."""
+    async def apply(self, networks: Sequence[str], *, force: bool = False) -> bool:
+        """Make the table redirect exactly ``networks`` (none: no table); True if nft ran
+        (the networks changed, or ``force``). Raises ``OSError`` with nft's message if nft
+        refuses."""
         wanted = tuple(sorted(networks))
-        if wanted == self.networks and self.applied == bool(wanted):
+        if wanted == self.networks and not force:
             return False
         # Declaring the table first makes the delete valid whether or not it was there: one
         # transaction replaces it whole, so no connection sees a half-made rule set.
@@ -82,16 +82,13 @@ class Redirect:
                 "}\n"
             )
         await _nft(script)
-        self.networks, self.applied = wanted, bool(wanted)
+        self.networks = wanted
         return True
 
     async def remove(self) -> None:
-        await self.apply(())
-
-    async def clear(self) -> None:
-        """Delete the table whatever this process knows of it (one a killed relay left)."""
-        self.applied = True
-        await self.remove()
+        """Delete the table, whatever this process knows of it (also one a killed relay
+        left, or one an nft that failed half-way may have made)."""
+        await self.apply((), force=True)
 
 
 async def _nft(script: str) -> None:

@@ -206,7 +206,7 @@ class NodeRelay:
         sock.setblocking(False)
         redirect = Redirect(self.node_name, int(sock.getsockname()[1]))
         try:
-            await redirect.clear()
+            await redirect.remove()
         except OSError as exc:
             sock.close()
             log.warning(
@@ -222,7 +222,7 @@ class NodeRelay:
         await self.tasks.stop(timeout=5.0)
         if self._redirect is not None:
             try:
-                await self._redirect.clear()
+                await self._redirect.remove()
             except OSError as exc:
                 log.warning("could not remove the relay's nftables table", error=str(exc))
         if self._redirect_sock is not None:
@@ -519,7 +519,7 @@ class NodeRelay:
                     error=str(exc),
                 )
                 with contextlib.suppress(OSError):
-                    await self._redirect.clear()
+                    await self._redirect.remove()
                 self._redirecting = False
         wanted: set[Addr] = set()
         if self.routes.peers and self.enabled and not self._redirecting:
