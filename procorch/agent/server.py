@@ -10,6 +10,8 @@ TLS with the node's certificate, and only to a client certificate of the API ser
   ``previous``, ``tailLines``, ``sinceSeconds``, ``sinceTime``, ``timestamps``,
   ``limitBytes``), streamed as ``text/plain``; errors are Kubernetes ``Status`` objects with
   Kubernetes' messages.
+* ``GET /exec/{namespace}/{pod}/{container}?command=...&stdin=&stdout=&stderr=&tty=``: a WebSocket
+  (:mod:`procorch.agent.streaming.remotecommand`) to a process started in the container.
 * ``GET /stats/summary``: CPU (nanocores) and working-set memory of the node and of every
   running container, from the agent's periodic samples.
 * ``GET /healthz``.
@@ -34,8 +36,11 @@ from aiohttp import web
 from procorch.agent.containers import State
 from procorch.agent.podlogs import container_log_path
 from procorch.agent.podworker import PodWorker
+from procorch.agent.runtime.api import AttachedProcess, Runtime
 from procorch.agent.runtime.logs import parse_time, read_log
+from procorch.agent.runtime.spec import ExecStdio
 from procorch.agent.settings import AgentSettings
+from procorch.agent.streaming.remotecommand import PROTOCOLS, ExecSession, StreamOptions
 from procorch.kit.logging import get_logger
 from procorch.kit.pki import KUBELET_CLIENT, MASTERS_GROUP, subject_of
 
@@ -50,6 +55,9 @@ class NodePods(Protocol):
 
     @property
     def workers(self) -> Mapping[str, PodWorker]: ...
+
+    @property
+    def runtime(self) -> Runtime: ...
 
     def worker_for(self, namespace: str, name: str) -> PodWorker | None: ...
 
@@ -98,6 +106,7 @@ class KubeletServer:
         app = web.Application(middlewares=[self._auth])
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
+        app.router.add_get("/exec/{namespace}/{pod}/{container}", self._exec)
         app.router.add_get("/stats/summary", self._summary)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
@@ -199,6 +208,45 @@ class KubeletServer:
             await response.write(chunk)
         await response.write_eof()
         return response
+
+    async def _exec(self, request: web.Request) -> web.StreamResponse:
+        namespace = request.match_info["namespace"]
+        pod_name = request.match_info["pod"]
+        container = request.match_info["container"]
+        argv = request.query.getall("command", [])
+        options = StreamOptions.from_query(request.query)
+        if not argv:
+            return _status(
+                400, "BadRequest", "you must specify at least one command for the container"
+            )
+        if not (options.stdin or options.stdout or options.stderr):
+            return _status(
+                400, "BadRequest", "you must specify at least 1 of stdin, stdout, stderr"
+            )
+        worker = self.agent.worker_for(namespace, pod_name)
+        if worker is None:
+            return _status(404, "NotFound", f'pods "{pod_name}" not found')
+        record = worker.record(container)
+        if record is None:
+            return _status(
+                400, "BadRequest", f"container {container} is not valid for pod {pod_name}"
+            )
+        if record.state is not State.RUNNING or not record.run_id:
+            return _status(
+                400,
+                "BadRequest",
+                f"container {container} is not running in pod {pod_name}",
+            )
+        run_id = record.run_id
+        runtime = self.agent.runtime
+
+        async def start(stdio: ExecStdio) -> AttachedProcess:
+            return await runtime.exec_attached(run_id, argv, stdio=stdio)
+
+        ws = web.WebSocketResponse(protocols=PROTOCOLS, autoping=True, max_msg_size=0)
+        await ws.prepare(request)
+        await ExecSession(ws, options, argv).run(start)
+        return ws
 
     async def _summary(self, request: web.Request) -> web.Response:
         agent = self.agent

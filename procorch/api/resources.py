@@ -111,6 +111,7 @@ def _rt(
 
 _ALL = ("all",)
 _LOG = Subresource("log", kind="Pod", verbs=("get",))
+_EXEC = Subresource("exec", kind="PodExecOptions", verbs=("create", "get"))
 _BINDING = Subresource("binding", kind="Binding", verbs=("create",))
 # kubectl drain evicts only when discovery names the Eviction's group and version here.
 _EVICTION = Subresource(
@@ -130,7 +131,12 @@ RESOURCES: tuple[ResourceType, ...] = (
         verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
     ),
     _rt(
-        "", "Pod", "pods", short=("po",), categories=_ALL, subs=(STATUS, _LOG, _BINDING, _EVICTION)
+        "",
+        "Pod",
+        "pods",
+        short=("po",),
+        categories=_ALL,
+        subs=(STATUS, _LOG, _EXEC, _BINDING, _EVICTION),
     ),
     _rt("", "Node", "nodes", namespaced=False, short=("no",), subs=(STATUS,)),
     _rt("", "ConfigMap", "configmaps", short=("cm",)),

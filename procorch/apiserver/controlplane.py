@@ -29,6 +29,7 @@ from procorch.apiserver.http import ApiServer
 from procorch.apiserver.join import BOOTSTRAP_USER, JoinEndpoints
 from procorch.apiserver.join import load_or_create_token as load_or_create_join_token
 from procorch.apiserver.nodeproxy import METRICS_PREFIX, NodeProxy, register_discovery
+from procorch.apiserver.podstreams import PodStreams
 from procorch.apiserver.reviews import AUTHN_PREFIX, AUTHZ_PREFIX, SelfReviews
 from procorch.apiserver.reviews import register_discovery as register_reviews
 from procorch.apiserver.service import ApiService
@@ -74,6 +75,8 @@ class ControlPlane:
         self.http = ApiServer(self.service, self.authenticator.authenticate)
         self.node_proxy = NodeProxy(self.service)
         self.http.subresource_handlers[("core/pods", "log")] = self.node_proxy.pod_log
+        pod_streams = PodStreams(self.node_proxy)
+        self.http.subresource_handlers[("core/pods", "exec")] = pod_streams.exec
         # kubectl autoscale creates its HPA at autoscaling/v1.
         self.http.prefix_handlers[HPA_V1_PREFIX] = AutoscalingV1(self.service).handle
         # kubectl auth can-i / whoami.

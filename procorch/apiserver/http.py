@@ -351,7 +351,7 @@ class ApiServer:
             namespace, plural, name, sub = "", "nodes", parts[3], parts[4]
         else:
             return
-        supported = {"pods": ("exec", "attach", "portforward", "proxy"), "services": ("proxy",)}
+        supported = {"pods": ("attach", "portforward", "proxy"), "services": ("proxy",)}
         if sub not in supported.get(plural, ("proxy",)):
             return
         # Kubernetes' SplitSchemeNamePort: name, name:port or scheme:name:port.
@@ -367,10 +367,10 @@ class ApiServer:
         if plural == "pods":
             ip = (obj.get("status") or {}).get("podIP")
             where = f" (pod IP {ip})" if ip else ""
-            if sub in ("exec", "attach"):
+            if sub == "attach":
                 message += (
-                    f"; the pod's containers are processes on this machine{where}: run the "
-                    "command directly, and read their output with kubectl logs"
+                    f"; the pod's containers are processes on this machine{where}: read "
+                    "their output with kubectl logs, or run a command in them with kubectl exec"
                 )
             else:
                 ports = [

@@ -79,6 +79,38 @@ def register_discovery() -> None:
     )
 
 
+def container_of(pod: dict[str, Any], requested: str) -> str:
+    """The container a ``pods/log`` or ``pods/exec`` request names: the one asked for, which
+    must be the pod's, or the only one; Kubernetes' messages otherwise."""
+    spec = pod.get("spec") or {}
+    name = pod["metadata"]["name"]
+    names = [str(c.get("name")) for c in spec.get("containers") or []]
+    init_names = [str(c.get("name")) for c in spec.get("initContainers") or []]
+    if not requested:
+        if len(names) == 1:
+            return names[0]
+        message = (
+            f"a container name must be specified for pod {name}, choose one of: [{' '.join(names)}]"
+        )
+        if init_names:
+            message += f" or one of the init containers: [{' '.join(init_names)}]"
+        raise errors.BadRequest(message)
+    if requested not in names and requested not in init_names:
+        raise errors.BadRequest(f"container {requested} is not valid for pod {name}")
+    return requested
+
+
+def scheduled_node(pod: dict[str, Any], container: str) -> str:
+    """The node that runs ``pod``; a BadRequest while it has none."""
+    node = (pod.get("spec") or {}).get("nodeName")
+    if not node:
+        raise errors.BadRequest(
+            f'container "{container}" in pod "{pod["metadata"]["name"]}" is waiting to start: '
+            "pod has not been scheduled to a node"
+        )
+    return str(node)
+
+
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -109,7 +141,8 @@ class NodeProxy:
             await self._session.close()
             self._session = None
 
-    def _endpoint(self, node_name: str) -> str:
+    def endpoint(self, node_name: str) -> str:
+        """The base URL of ``node_name``'s agent endpoint (kubelet's port)."""
         node = self.service.store.get(self.service.key(NODES, "", node_name))
         if node is None:
             raise errors.NotFound(
@@ -141,31 +174,10 @@ class NodeProxy:
     ) -> web.StreamResponse:
         self.service.authorize(user, "get", rt, namespace=namespace, name=name, subresource="log")
         pod = self.service.get(user, PODS, namespace, name).object
-        spec = pod.get("spec") or {}
-        names = [str(c.get("name")) for c in spec.get("containers") or []]
-        init_names = [str(c.get("name")) for c in spec.get("initContainers") or []]
-        container = request.query.get("container", "")
-        if not container:
-            if len(names) == 1:
-                container = names[0]
-            else:
-                message = (
-                    f"a container name must be specified for pod {name}, choose one of: "
-                    f"[{' '.join(names)}]"
-                )
-                if init_names:
-                    message += f" or one of the init containers: [{' '.join(init_names)}]"
-                raise errors.BadRequest(message)
-        if container not in names and container not in init_names:
-            raise errors.BadRequest(f"container {container} is not valid for pod {name}")
-        node = spec.get("nodeName")
-        if not node:
-            raise errors.BadRequest(
-                f'container "{container}" in pod "{name}" is waiting to start: '
-                "pod has not been scheduled to a node"
-            )
+        container = container_of(pod, request.query.get("container", ""))
+        node = scheduled_node(pod, container)
         params = {k: request.query[k] for k in LOG_QUERY if k in request.query}
-        url = f"{self._endpoint(str(node))}/containerLogs/{namespace}/{name}/{container}"
+        url = f"{self.endpoint(node)}/containerLogs/{namespace}/{name}/{container}"
         try:
             upstream = await self.session().get(url, params=params)
         except (aiohttp.ClientError, OSError) as exc:
@@ -246,7 +258,7 @@ class NodeProxy:
         async def one(node: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
             name = str(node["metadata"]["name"])
             try:
-                url = f"{self._endpoint(name)}/stats/summary"
+                url = f"{self.endpoint(name)}/stats/summary"
                 async with asyncio.timeout(5):
                     async with self.session().get(url) as resp:
                         if resp.status != 200:

@@ -69,7 +69,7 @@ async def test_kubectl_logs_errors_read_like_kubernetes(kubectl, cluster: Cluste
     assert 'previous terminated container "main" in pod "fresh" not found' in out.stderr
 
 
-async def test_exec_port_forward_and_proxy_say_what_to_do_instead(
+async def test_attach_port_forward_and_proxy_say_what_to_do_instead(
     kubectl, cluster: Cluster
 ) -> None:
     await apply(
@@ -93,12 +93,12 @@ async def test_exec_port_forward_and_proxy_say_what_to_do_instead(
     )
     pod = await cluster.wait_pod("web", running)
     ip = pod["status"]["podIP"]
-    out = await kubectl("exec", "web", "--", "ls", check=False)
+    out = await kubectl("attach", "web", check=False)
     assert out.returncode == 1
-    assert out.stderr.startswith(
-        'Error from server (NotFound): pods "web": exec is not supported by procorch; '
+    assert (
+        'pods "web": attach is not supported by procorch; '
         f"the pod's containers are processes on this machine (pod IP {ip})"
-    )
+    ) in out.stderr
     out = await kubectl("port-forward", "pod/web", "0:8000", check=False, timeout=20)
     assert out.returncode == 1
     assert (
@@ -118,7 +118,7 @@ async def test_exec_port_forward_and_proxy_say_what_to_do_instead(
         )
         assert f"connect to {cluster_ip}:80" in out.stderr, (name, out.stderr)
     # A pod that does not exist is still simply not found.
-    out = await kubectl("exec", "nope", "--", "ls", check=False)
+    out = await kubectl("attach", "nope", check=False)
     assert 'pods "nope" not found' in out.stderr
 
 

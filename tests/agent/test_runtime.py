@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import time
 import uuid
@@ -19,7 +20,7 @@ import psutil
 import pytest
 
 from procorch.agent.runtime.logs import read_log
-from procorch.agent.runtime.spec import ContainerSpec, Mount, StartError
+from procorch.agent.runtime.spec import ContainerSpec, ExecStdio, Mount, StartError
 from procorch.agent.runtime.supervisor import Supervisor, SupervisorConfig
 
 PY = sys.executable
@@ -29,7 +30,9 @@ PY = sys.executable
 async def supervisor(request: pytest.FixtureRequest) -> AsyncIterator[Supervisor]:
     sup = Supervisor(
         SupervisorConfig(
-            scope=f"procorch-test-{uuid.uuid4().hex[:8]}", cgroups=request.param == "cgroups"
+            scope=f"procorch-test-{uuid.uuid4().hex[:8]}",
+            cgroups=request.param == "cgroups",
+            hangup_grace=0.3,
         )
     )
     if request.param == "cgroups" and sup.cgroups.tracking is None:
@@ -263,6 +266,51 @@ async def test_exec_runs_in_the_containers_environment(supervisor, tmp_path) -> 
     assert result.output.decode() == f"{tmp_path}\nswordfish\n"
     with pytest.raises(TimeoutError):
         await supervisor.exec("target", ["sleep", "30"], timeout=0.3)
+
+
+async def test_an_attached_exec_uses_the_callers_descriptors_and_a_hang_up_ends_it(
+    supervisor, tmp_path
+) -> None:
+    await supervisor.start(spec(tmp_path, "box", ["sleep", "60"], cwd=str(tmp_path)))
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    pid, exited = supervisor.exec_attached(
+        "box",
+        ["sh", "-c", "read line; echo got $line in $PWD; echo oops >&2; exit 7"],
+        stdio=ExecStdio(stdin=in_r, stdout=out_w, stderr=out_w),
+    )
+    os.close(in_r)
+    os.close(out_w)
+    os.write(in_w, b"hello\n")
+    os.close(in_w)
+    assert await exited == 7
+    with os.fdopen(out_r, "rb") as out:
+        assert out.read() == f"got hello in {tmp_path}\noops\n".encode()
+    quiet = ExecStdio(stdin=os.open(os.devnull, os.O_RDONLY), stdout=1, stderr=2)
+    # The process is the container's: it dies when the container is stopped.
+    _, exited = supervisor.exec_attached("box", ["sleep", "60"], stdio=quiet)
+    await supervisor.stop("box", grace=1.0)
+    assert await asyncio.wait_for(exited, 5) == 137
+    # A client that goes away hangs its process up: SIGHUP ends a plain process at once, and
+    # one that ignores it is killed after the grace.
+    await supervisor.start(spec(tmp_path, "box2", ["sleep", "60"]))
+    quick_pid, quick = supervisor.exec_attached("box2", ["sleep", "60"], stdio=quiet)
+    ready_r, ready_w = os.pipe()
+    stubborn_pid, stubborn = supervisor.exec_attached(
+        "box2",
+        ["sh", "-c", "trap '' HUP; echo ready; exec sleep 60"],
+        stdio=ExecStdio(stdin=quiet.stdin, stdout=ready_w, stderr=2),
+    )
+    os.close(quiet.stdin)
+    os.close(ready_w)
+    with os.fdopen(ready_r, "rb") as ready:
+        assert ready.readline() == b"ready\n"
+    began = time.monotonic()
+    supervisor.hang_up(quick_pid, quick)
+    supervisor.hang_up(stubborn_pid, stubborn)
+    assert await asyncio.wait_for(quick, 1) == 128 + signal.SIGHUP
+    assert await asyncio.wait_for(stubborn, 5) == 137
+    assert time.monotonic() - began >= supervisor.config.hangup_grace * 0.9
 
 
 async def test_stats_measure_the_whole_tree(supervisor, tmp_path) -> None:

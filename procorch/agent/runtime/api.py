@@ -16,14 +16,36 @@ the runtime itself went away (the supervisor process died): every container of i
 from __future__ import annotations
 
 import abc
+import asyncio
 import signal
 from collections.abc import Callable
 
-from procorch.agent.runtime.spec import ContainerSpec, ContainerState, ExecResult, ExitStatus, Stats
+from procorch.agent.runtime.spec import (
+    ContainerSpec,
+    ContainerState,
+    ExecResult,
+    ExecStdio,
+    ExitStatus,
+    Stats,
+)
 from procorch.agent.runtime.supervisor import Supervisor, SupervisorConfig
 
 ExitListener = Callable[[str, ExitStatus], None]
 OutputListener = Callable[[str, str, bytes], None]  # (container id, stream, bytes)
+
+
+class AttachedProcess(abc.ABC):
+    """A process exec'd into a container on the caller's descriptors (``kubectl exec``)."""
+
+    pid: int
+
+    @abc.abstractmethod
+    async def wait(self) -> int:
+        """Its exit code (128 + the signal that killed it)."""
+
+    @abc.abstractmethod
+    def hang_up(self) -> None:
+        """Its client went away: SIGHUP now, SIGKILL if it outlives a short grace."""
 
 
 class Runtime(abc.ABC):
@@ -73,6 +95,13 @@ class Runtime(abc.ABC):
     async def exec(self, container_id: str, argv: list[str], *, timeout: float) -> ExecResult: ...
 
     @abc.abstractmethod
+    async def exec_attached(
+        self, container_id: str, argv: list[str], *, stdio: ExecStdio
+    ) -> AttachedProcess:
+        """Start ``argv`` in the container on ``stdio`` (the caller keeps the other ends and
+        closes the given ones after this returns). Raises :class:`StartError`."""
+
+    @abc.abstractmethod
     async def stats(self, container_ids: list[str] | None = None) -> dict[str, Stats]: ...
 
     @abc.abstractmethod
@@ -113,6 +142,12 @@ class LocalRuntime(Runtime):
     async def exec(self, container_id: str, argv: list[str], *, timeout: float) -> ExecResult:
         return await self.supervisor.exec(container_id, argv, timeout=timeout)
 
+    async def exec_attached(
+        self, container_id: str, argv: list[str], *, stdio: ExecStdio
+    ) -> AttachedProcess:
+        pid, exited = self.supervisor.exec_attached(container_id, argv, stdio=stdio)
+        return _LocalProcess(self.supervisor, pid, exited)
+
     async def stats(self, container_ids: list[str] | None = None) -> dict[str, Stats]:
         return self.supervisor.stats(container_ids)
 
@@ -128,3 +163,16 @@ class LocalRuntime(Runtime):
     async def close(self, *, grace: float = 10.0, stop_containers: bool = True) -> None:
         # In-process, nothing can outlive us: containers always stop.
         await self.supervisor.close(grace=grace)
+
+
+class _LocalProcess(AttachedProcess):
+    def __init__(self, supervisor: Supervisor, pid: int, exited: asyncio.Future[int]) -> None:
+        self.supervisor = supervisor
+        self.pid = pid
+        self.exited = exited
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self.exited)
+
+    def hang_up(self) -> None:
+        self.supervisor.hang_up(self.pid, self.exited)

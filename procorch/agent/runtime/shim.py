@@ -16,6 +16,10 @@ way containerd's shim or conmon sit between kubelet and the processes:
   found through the cgroups / markers (:meth:`Supervisor.sweep_leftovers`); then the pods'
   containers are started again.
 
+Attached execs (``kubectl exec``) use a second socket, :func:`exec_socket_path`: one connection
+per exec, whose first line arrives with the process's three descriptors (``SCM_RIGHTS``), so its
+input and output go between the agent and the process directly, never through this process.
+
 Protocol: one JSON object per line. Requests ``{"id": n, "op": ..., "args": {...}}`` get
 ``{"id": n, "ok": true, "result": ...}`` or ``{"id": n, "ok": false, "error": {"type", "message"}}``;
 exits are pushed as ``{"event": "exit", "container": id, "status": {...}}``. One agent at a
@@ -32,17 +36,27 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
 
-from procorch.agent.runtime.spec import ContainerSpec, ExitStatus, RuntimeError_
+from procorch.agent.runtime.spec import ContainerSpec, ExecStdio, ExitStatus, RuntimeError_
 from procorch.agent.runtime.supervisor import Supervisor, SupervisorConfig
+from procorch.kit import fdwait
 from procorch.kit.logging import configure, get_logger
 
 log = get_logger("shim")
 
 MAX_LINE = 16 * 1024 * 1024
+MAX_EXEC_REQUEST = 256 * 1024
+
+
+def exec_socket_path(socket_path: Path) -> Path:
+    """Where the supervisor serving ``socket_path`` takes attached execs."""
+    return socket_path.with_name(socket_path.name + ".exec")
+
+
 OUTPUT_BUFFER_LIMIT = 4 * 1024 * 1024
 
 
@@ -75,12 +89,25 @@ class Shim:
             self._serve, path=str(self.socket_path), limit=MAX_LINE
         )
         os.chmod(self.socket_path, 0o600)
+        exec_path = exec_socket_path(self.socket_path)
+        with contextlib.suppress(FileNotFoundError):
+            exec_path.unlink()
+        exec_listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        exec_listener.bind(str(exec_path))
+        os.chmod(exec_path, 0o600)
+        exec_listener.listen(64)
+        exec_listener.setblocking(False)
+        accepting = asyncio.create_task(self._accept_execs(exec_listener), name="shim/execs")
         self._arm_orphan_timer()
         log.info("supervisor listening", socket=str(self.socket_path), pid=os.getpid())
         try:
             await self.done.wait()
         finally:
             server.close()
+            accepting.cancel()
+            exec_listener.close()
+            with contextlib.suppress(FileNotFoundError):
+                exec_path.unlink()
             if self.writer is not None:
                 self.writer.close()
             # Let the connection handler see its end before the loop goes away.
@@ -144,7 +171,7 @@ class Shim:
         writer = self.writer
         if writer is None or writer.is_closing():
             return
-        writer.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+        writer.write(_line(message))
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         current = asyncio.current_task()
@@ -185,6 +212,56 @@ class Shim:
                     self._arm_orphan_timer()
             writer.close()
 
+    async def _accept_execs(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            conn, _ = await loop.sock_accept(listener)
+            task = asyncio.create_task(self._serve_exec(conn), name="shim/exec")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _serve_exec(self, conn: socket.socket) -> None:
+        """One attached exec: read the request and its descriptors, start the process, say
+        its pid, then its exit code; the agent closing first hangs the process up."""
+        sup = self.supervisor
+        assert sup is not None
+        fds: list[int] = []
+        try:
+            try:
+                request = await _receive_request(conn, fds)
+                if len(fds) != 3:
+                    raise RuntimeError_(f"an exec needs 3 descriptors, got {len(fds)}")
+                stdio = ExecStdio(
+                    stdin=fds[0], stdout=fds[1], stderr=fds[2], tty=bool(request.get("tty"))
+                )
+                pid, exited = sup.exec_attached(
+                    str(request["container"]), list(request["argv"]), stdio=stdio
+                )
+            except RuntimeError_ as exc:
+                conn.setblocking(True)
+                conn.sendall(_line({"ok": False, "error": {"type": exc.kind, "message": str(exc)}}))
+                return
+            finally:
+                for fd in fds:
+                    os.close(fd)
+            reader, writer = await asyncio.open_unix_connection(sock=conn)
+            writer.write(_line({"ok": True, "pid": pid}))
+            gone = asyncio.ensure_future(reader.read())
+            await asyncio.wait((exited, gone), return_when=asyncio.FIRST_COMPLETED)
+            if not exited.done():
+                sup.hang_up(pid, exited)
+                await exited
+            else:
+                writer.write(_line({"exit_code": exited.result()}))
+                with contextlib.suppress(ConnectionError):
+                    await writer.drain()
+            gone.cancel()
+            writer.close()
+        except (ConnectionError, ValueError, KeyError, TypeError) as exc:
+            log.warning("bad exec request", error=str(exc))
+        finally:
+            conn.close()
+
     async def _handle(self, writer: asyncio.StreamWriter, request: dict[str, Any]) -> None:
         rid = request.get("id")
         try:
@@ -198,7 +275,7 @@ class Shim:
             log.exception("request failed", op=request.get("op"))
             reply = {"id": rid, "ok": False, "error": {"type": "Internal", "message": repr(exc)}}
         if not writer.is_closing():
-            writer.write(json.dumps(reply, separators=(",", ":")).encode() + b"\n")
+            writer.write(_line(reply))
 
     async def _dispatch(self, op: str, args: dict[str, Any]) -> Any:
         sup = self.supervisor
@@ -243,6 +320,32 @@ class Shim:
             asyncio.get_running_loop().call_soon(self._shutdown_soon, "asked by the agent")
             return None
         raise RuntimeError_(f"unknown operation {op!r}")
+
+
+def _line(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+
+
+async def _receive_request(conn: socket.socket, fds: list[int]) -> dict[str, Any]:
+    """The first line of an exec connection, collecting the descriptors that come with it
+    into ``fds`` (the caller closes them)."""
+    data = b""
+    while b"\n" not in data:
+        if len(data) > MAX_EXEC_REQUEST:
+            raise ValueError("exec request too long")
+        await fdwait.readable(conn.fileno())
+        try:
+            chunk, received, _, _ = socket.recv_fds(conn, 65536, 8)
+        except BlockingIOError:
+            continue
+        fds.extend(received)
+        if not chunk:
+            raise ConnectionResetError("the agent closed an exec before asking")
+        data += chunk
+    request = json.loads(data.split(b"\n", 1)[0])
+    if not isinstance(request, dict):
+        raise ValueError("exec request is not an object")
+    return request
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,17 +22,19 @@ import itertools
 import json
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
 
-from procorch.agent.runtime.api import Runtime
-from procorch.agent.runtime.shim import MAX_LINE
+from procorch.agent.runtime.api import AttachedProcess, Runtime
+from procorch.agent.runtime.shim import MAX_LINE, exec_socket_path
 from procorch.agent.runtime.spec import (
     ERRORS,
     ContainerSpec,
     ContainerState,
     ExecResult,
+    ExecStdio,
     ExitStatus,
     RuntimeError_,
     Stats,
@@ -219,6 +221,36 @@ class ShimRuntime(Runtime):
             exit_code=int(result["exit_code"]), output=base64.b64decode(result["output"])
         )
 
+    async def exec_attached(
+        self, container_id: str, argv: list[str], *, stdio: ExecStdio
+    ) -> AttachedProcess:
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            try:
+                await loop.sock_connect(sock, str(exec_socket_path(self.socket_path)))
+            except OSError as exc:
+                raise RuntimeError_(f"cannot reach the node supervisor for exec: {exc}") from exc
+            request = {"container": container_id, "argv": argv, "tty": stdio.tty}
+            # A fresh local socket has room for one small message: this never blocks.
+            socket.send_fds(
+                sock,
+                [json.dumps(request, separators=(",", ":")).encode() + b"\n"],
+                [stdio.stdin, stdio.stdout, stdio.stderr],
+            )
+            reader, writer = await asyncio.open_unix_connection(sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+        reply = json.loads(await reader.readline() or b"{}")
+        if not reply.get("ok"):
+            writer.close()
+            err = reply.get("error") or {}
+            cls = ERRORS.get(str(err.get("type")), RuntimeError_)
+            raise cls(str(err.get("message") or "the node supervisor closed the exec"))
+        return _ShimProcess(int(reply["pid"]), reader, writer)
+
     async def stats(self, container_ids: list[str] | None = None) -> dict[str, Stats]:
         result = await self._call("stats", containers=container_ids)
         return {k: Stats.from_json(v) for k, v in result.items()}
@@ -253,3 +285,28 @@ class ShimRuntime(Runtime):
                 log.warning("node supervisor did not exit; killing it", pid=self._process.pid)
                 self._process.kill()
                 await self._process.wait()
+
+
+class _ShimProcess(AttachedProcess):
+    """An attached exec in the supervisor process: its connection says the exit code, and
+    closing it hangs the process up."""
+
+    def __init__(
+        self, pid: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.pid = pid
+        self._reader = reader
+        self._writer = writer
+        self._code: int | None = None
+
+    async def wait(self) -> int:
+        if self._code is None:
+            line = await self._reader.readline()
+            self._writer.close()
+            if not line:
+                raise RuntimeError_("the node supervisor went away during an exec")
+            self._code = int(json.loads(line)["exit_code"])
+        return self._code
+
+    def hang_up(self) -> None:
+        self._writer.close()

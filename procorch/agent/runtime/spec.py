@@ -151,3 +151,14 @@ class Stats:
 class ExecResult:
     exit_code: int
     output: bytes
+
+
+@dataclass(frozen=True)
+class ExecStdio:
+    """The descriptors an exec'd process gets as 0, 1 and 2 (all three the pty's terminal
+    side when ``tty``: it becomes the process's controlling terminal)."""
+
+    stdin: int
+    stdout: int
+    stderr: int
+    tty: bool = False

@@ -45,6 +45,7 @@ from procorch.agent.runtime.spec import (
     ContainerSpec,
     ContainerState,
     ExecResult,
+    ExecStdio,
     ExitStatus,
     Mount,
     StartError,
@@ -84,6 +85,9 @@ class SupervisorConfig:
     """Seconds between RSS checks of containers whose memory limit no cgroup enforces."""
     drain_timeout: float = 2.0
     """How long to keep reading a dead container's pipes for its last output."""
+    hangup_grace: float = 2.0
+    """Seconds an attached exec's process has after its client went away (SIGHUP) before
+    SIGKILL."""
 
 
 @dataclass
@@ -567,39 +571,73 @@ class Supervisor:
 
     # -- exec --------------------------------------------------------------------------------
 
-    async def exec(self, container_id: str, argv: list[str], *, timeout: float) -> ExecResult:
-        """Run ``argv`` in the container's environment, directory, mounts and cgroup (for exec
-        probes and hooks). Raises TimeoutError after ``timeout`` (the process is killed)."""
+    def exec_attached(
+        self, container_id: str, argv: list[str], *, stdio: ExecStdio
+    ) -> tuple[int, asyncio.Future[int]]:
+        """Start ``argv`` as a process of the running container ``container_id`` on the
+        descriptors given (``kubectl exec``; exec probes and hooks through :meth:`exec`): the
+        container's environment, working directory, user, mounts, hostname and cgroup, so it
+        dies with the container. The caller keeps its ends and may close the ones given as
+        soon as this returns. Returns the pid (a process group of its own) and a future of its
+        exit code (128 + the signal that killed it)."""
         run = self._get(container_id)
         if run.exit is not None:
             raise StartError(f"container {container_id} is not running")
         spec = run.spec
+        pid = self._start_process(
+            spec,
+            argv,
+            env={**spec.env, MARKER: f"{self.config.scope}/{spec.id}"},
+            cgroup=run.cgroup,
+            stdin=stdio.stdin,
+            stdout=stdio.stdout,
+            stderr=stdio.stderr,
+            tty=stdio.tty,
+        )
+        done: asyncio.Future[int] = self.loop.create_future()
+
+        def on_exit(_pid: int, status: int) -> None:
+            if not done.done():
+                code = os.waitstatus_to_exitcode(status)
+                done.set_result(128 - code if code < 0 else code)
+
+        self.reaper.watch(pid, on_exit)
+        return pid, done
+
+    def hang_up(self, pid: int, exited: asyncio.Future[int]) -> None:
+        """The client of an attached exec went away: SIGHUP its process group (a terminal's
+        hang-up), and SIGKILL it if it is still there ``hangup_grace`` seconds later, so
+        an abandoned ``kubectl exec`` never leaves a process behind."""
+        if exited.done():
+            return
+        for sig in (signal.SIGHUP, signal.SIGCONT):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, sig)
+
+        def kill() -> None:
+            if not exited.done():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+
+        timer = self.loop.call_later(self.config.hangup_grace, kill)
+        exited.add_done_callback(lambda _: timer.cancel())
+
+    async def exec(self, container_id: str, argv: list[str], *, timeout: float) -> ExecResult:
+        """Run ``argv`` in the container's environment, directory, mounts and cgroup (for exec
+        probes and hooks). Raises TimeoutError after ``timeout`` (the process is killed)."""
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            pid = self._start_process(
-                spec,
-                argv,
-                env={**spec.env, MARKER: f"{self.config.scope}/{spec.id}"},
-                cgroup=run.cgroup,
-                stdin=devnull,
-                stdout=out_w,
-                stderr=out_w,
+            pid, done = self.exec_attached(
+                container_id, argv, stdio=ExecStdio(stdin=devnull, stdout=out_w, stderr=out_w)
             )
-        except StartError:
+        except (StartError, UnknownContainer):
             os.close(out_r)
             raise
         finally:
             for fd in (out_w, devnull):
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        done: asyncio.Future[int] = self.loop.create_future()
-
-        def on_exit(_pid: int, status: int) -> None:
-            if not done.done():
-                done.set_result(os.waitstatus_to_exitcode(status))
-
-        self.reaper.watch(pid, on_exit)
         output = bytearray()
         reader_done = self.loop.create_future()
         os.set_blocking(out_r, False)
@@ -636,8 +674,7 @@ class Supervisor:
                 self.loop.remove_reader(out_r)
             with contextlib.suppress(OSError):
                 os.close(out_r)
-        exit_code = 128 - code if code < 0 else code
-        return ExecResult(exit_code=exit_code, output=bytes(output))
+        return ExecResult(exit_code=code, output=bytes(output))
 
     # -- measurements ------------------------------------------------------------------------
 
