@@ -12,6 +12,8 @@ TLS with the node's certificate, and only to a client certificate of the API ser
   Kubernetes' messages.
 * ``GET /exec/{namespace}/{pod}/{container}?command=...&stdin=&stdout=&stderr=&tty=``: a WebSocket
   (:mod:`procorch.agent.streaming.remotecommand`) to a process started in the container.
+* ``GET /portForward/{namespace}/{pod}?port=...``: a WebSocket
+  (:mod:`procorch.agent.streaming.portforward`) to the pod's ports.
 * ``GET /stats/summary``: CPU (nanocores) and working-set memory of the node and of every
   running container, from the agent's periodic samples.
 * ``GET /healthz``.
@@ -25,6 +27,7 @@ a slow client never slows a container.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import time
 from collections.abc import Mapping
@@ -40,6 +43,7 @@ from procorch.agent.runtime.api import AttachedProcess, Runtime
 from procorch.agent.runtime.logs import parse_time, read_log
 from procorch.agent.runtime.spec import ExecStdio
 from procorch.agent.settings import AgentSettings
+from procorch.agent.streaming import portforward
 from procorch.agent.streaming.remotecommand import PROTOCOLS, ExecSession, StreamOptions
 from procorch.kit.logging import get_logger
 from procorch.kit.pki import KUBELET_CLIENT, MASTERS_GROUP, subject_of
@@ -107,6 +111,7 @@ class KubeletServer:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
         app.router.add_get("/exec/{namespace}/{pod}/{container}", self._exec)
+        app.router.add_get("/portForward/{namespace}/{pod}", self._port_forward)
         app.router.add_get("/stats/summary", self._summary)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
@@ -246,6 +251,35 @@ class KubeletServer:
         ws = web.WebSocketResponse(protocols=PROTOCOLS, autoping=True, max_msg_size=0)
         await ws.prepare(request)
         await ExecSession(ws, options, argv).run(start)
+        return ws
+
+    async def _port_forward(self, request: web.Request) -> web.StreamResponse:
+        namespace = request.match_info["namespace"]
+        pod_name = request.match_info["pod"]
+        worker = self.agent.worker_for(namespace, pod_name)
+        if worker is None:
+            return _status(404, "NotFound", f'pods "{pod_name}" not found')
+        try:
+            ports = [int(p) for p in request.query.getall("port", [])]
+        except ValueError:
+            return _status(400, "BadRequest", "invalid port: ports must be integers")
+        if any(not 0 < p < 65536 for p in ports):
+            return _status(400, "BadRequest", "invalid port: ports must be 1-65535")
+        address = worker.pod_ip or self.agent.settings.node_ip
+        uid = worker.uid
+
+        async def dial(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+            return await asyncio.open_connection(address, port)
+
+        def describe(port: int, reason: str) -> str:
+            return (
+                f"error forwarding port {port} to pod {namespace}/{pod_name}, uid {uid}: "
+                f"failed to connect to {address}:{port}: {reason}"
+            )
+
+        ws = web.WebSocketResponse(protocols=portforward.PROTOCOLS, autoping=True, max_msg_size=0)
+        await ws.prepare(request)
+        await portforward.serve(ws, ports, dial, describe)
         return ws
 
     async def _summary(self, request: web.Request) -> web.Response:

@@ -351,7 +351,7 @@ class ApiServer:
             namespace, plural, name, sub = "", "nodes", parts[3], parts[4]
         else:
             return
-        supported = {"pods": ("attach", "portforward", "proxy"), "services": ("proxy",)}
+        supported = {"pods": ("attach", "proxy"), "services": ("proxy",)}
         if sub not in supported.get(plural, ("proxy",)):
             return
         # Kubernetes' SplitSchemeNamePort: name, name:port or scheme:name:port.

@@ -1,12 +1,14 @@
-"""The streaming subresources of pods: ``pods/exec`` through the API server to the pod's node.
+"""The streaming subresources of pods: ``pods/exec`` and ``pods/portforward`` through the API
+server to the pod's node.
 
 As kube-apiserver does, the API server checks the request (who may ``create pods/exec``, which
 container, which streams) and then connects to the agent of the pod's node
 (:mod:`procorch.agent.server`, kubelet's port, mutual TLS), which runs the process
-(:mod:`procorch.agent.streaming.remotecommand`). The client's WebSocket and the agent's are
-joined message by message, with the subprotocol the agent chose among the client's offers
-(``v5.channel.k8s.io`` for kubectl 1.30+), so every frame, the final status and the close pass
-through unchanged.
+(:mod:`procorch.agent.streaming.remotecommand`) or connects to the pod's ports
+(:mod:`procorch.agent.streaming.portforward`). The client's WebSocket and the agent's are joined
+message by message, with the subprotocol the agent chose among the client's offers
+(``v5.channel.k8s.io`` for kubectl's exec, ``SPDY/3.1+portforward.k8s.io`` for its
+port-forward), so every frame, the final status and the close pass through unchanged.
 
 Concurrency: one task per direction per session, on the API server's loop.
 """
@@ -66,6 +68,33 @@ class PodStreams:
         url = f"{self.nodes.endpoint(node)}/exec/{namespace}/{name}/{container}"
         return await self._join(request, url, params, node=node)
 
+    async def port_forward(
+        self, request: web.BaseRequest, user: User, rt: ResourceType, namespace: str, name: str
+    ) -> web.StreamResponse:
+        if request.method not in ("GET", "POST"):
+            raise errors.MethodNotAllowed(
+                "the server does not allow this method on the requested resource"
+            )
+        self.service.authorize(
+            user, "create", rt, namespace=namespace, name=name, subresource="portforward"
+        )
+        pod = self.service.get(user, PODS, namespace, name).object
+        ports: list[tuple[str, str]] = []
+        for value in request.query.getall("ports", []):
+            for text in value.split(","):
+                try:
+                    port = int(text.strip())
+                except ValueError:
+                    port = 0
+                if not 0 < port < 65536:
+                    raise errors.BadRequest(f"invalid port {text.strip()!r}: must be 1-65535")
+                ports.append(("port", str(port)))
+        node = (pod.get("spec") or {}).get("nodeName")
+        if not node:
+            raise errors.BadRequest(f"pod {name} does not have a host assigned")
+        url = f"{self.nodes.endpoint(str(node))}/portForward/{namespace}/{name}"
+        return await self._join(request, url, ports, node=str(node))
+
     async def _join(
         self, request: web.BaseRequest, url: str, params: list[tuple[str, str]], *, node: str
     ) -> web.StreamResponse:
@@ -113,7 +142,8 @@ class PodStreams:
             pass
         return errors.BadRequest(
             f"Upgrade request required ({status}): procorch serves this stream over "
-            "WebSocket (v5.channel.k8s.io, v4.channel.k8s.io), not SPDY"
+            "WebSocket (v5.channel.k8s.io, v4.channel.k8s.io, SPDY/3.1+portforward.k8s.io), "
+            "not plain SPDY"
         )
 
 

@@ -69,9 +69,7 @@ async def test_kubectl_logs_errors_read_like_kubernetes(kubectl, cluster: Cluste
     assert 'previous terminated container "main" in pod "fresh" not found' in out.stderr
 
 
-async def test_attach_port_forward_and_proxy_say_what_to_do_instead(
-    kubectl, cluster: Cluster
-) -> None:
+async def test_attach_and_proxy_say_what_to_do_instead(kubectl, cluster: Cluster) -> None:
     await apply(
         kubectl,
         cluster,
@@ -99,10 +97,9 @@ async def test_attach_port_forward_and_proxy_say_what_to_do_instead(
         'pods "web": attach is not supported by procorch; '
         f"the pod's containers are processes on this machine (pod IP {ip})"
     ) in out.stderr
-    out = await kubectl("port-forward", "pod/web", "0:8000", check=False, timeout=20)
-    assert out.returncode == 1
+    out = await kubectl("get", "--raw", "/api/v1/namespaces/default/pods/web/proxy/", check=False)
     assert (
-        "portforward is not supported by procorch; the pod's ports are open on this "
+        "proxy is not supported by procorch; the pod's ports are open on this "
         f"machine: connect to {ip}:8000"
     ) in out.stderr
     svc = (await kubectl("get", "svc", "web", "-o", "json")).stdout
