@@ -12,6 +12,8 @@ TLS with the node's certificate, and only to a client certificate of the API ser
   Kubernetes' messages.
 * ``GET /exec/{namespace}/{pod}/{container}?command=...&stdin=&stdout=&stderr=&tty=``: a WebSocket
   (:mod:`procorch.agent.streaming.remotecommand`) to a process started in the container.
+* ``GET /attach/{namespace}/{pod}/{container}?stdin=&stdout=&stderr=&tty=``: a WebSocket to a
+  running container's output (followed from its log) and input.
 * ``GET /portForward/{namespace}/{pod}?port=...``: a WebSocket
   (:mod:`procorch.agent.streaming.portforward`) to the pod's ports.
 * ``GET /stats/summary``: CPU (nanocores) and working-set memory of the node and of every
@@ -28,15 +30,17 @@ a slow client never slows a container.
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
 
-from procorch.agent.containers import State
+from procorch.agent.containers import ContainerRecord, State
 from procorch.agent.podlogs import container_log_path
 from procorch.agent.podworker import PodWorker
 from procorch.agent.runtime.api import AttachedProcess, Runtime
@@ -44,11 +48,19 @@ from procorch.agent.runtime.logs import parse_time, read_log
 from procorch.agent.runtime.spec import ExecStdio
 from procorch.agent.settings import AgentSettings
 from procorch.agent.streaming import portforward
-from procorch.agent.streaming.remotecommand import PROTOCOLS, ExecSession, StreamOptions
+from procorch.agent.streaming.remotecommand import (
+    PROTOCOLS,
+    AttachSession,
+    ExecSession,
+    StreamOptions,
+)
 from procorch.kit.logging import get_logger
 from procorch.kit.pki import KUBELET_CLIENT, MASTERS_GROUP, subject_of
 
 log = get_logger("agent.server")
+
+ATTACH_POLL = 0.02
+"""Seconds between looks at an attached container's log for new output."""
 
 
 class NodePods(Protocol):
@@ -111,6 +123,7 @@ class KubeletServer:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
         app.router.add_get("/exec/{namespace}/{pod}/{container}", self._exec)
+        app.router.add_get("/attach/{namespace}/{pod}/{container}", self._attach)
         app.router.add_get("/portForward/{namespace}/{pod}", self._port_forward)
         app.router.add_get("/stats/summary", self._summary)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
@@ -182,8 +195,7 @@ class KubeletServer:
                     f"{record.reason or 'ContainerCreating'}",
                 )
             run_id = record.run_id if record.state is not State.WAITING else record.last.run_id  # type: ignore[union-attr]
-        attempt = int(run_id.rsplit("_", 1)[-1]) if "_" in run_id else 0
-        path = container_log_path(self.agent.settings.node_dir, worker.pod, container, attempt)
+        path = self._log_path(worker, container, run_id)
         since_ns: int | None = None
         try:
             if q.get("sinceTime"):
@@ -214,10 +226,75 @@ class KubeletServer:
         await response.write_eof()
         return response
 
-    async def _exec(self, request: web.Request) -> web.StreamResponse:
-        namespace = request.match_info["namespace"]
+    def _log_path(self, worker: PodWorker, container: str, run_id: str) -> Path:
+        """The log file of one run of a container (its id ends in the attempt number)."""
+        attempt = int(run_id.rsplit("_", 1)[-1]) if "_" in run_id else 0
+        return container_log_path(self.agent.settings.node_dir, worker.pod, container, attempt)
+
+    def _running(self, request: web.Request) -> tuple[PodWorker, ContainerRecord] | web.Response:
+        """The pod worker and running container a streaming request names, or the refusal."""
         pod_name = request.match_info["pod"]
         container = request.match_info["container"]
+        worker = self.agent.worker_for(request.match_info["namespace"], pod_name)
+        if worker is None:
+            return _status(404, "NotFound", f'pods "{pod_name}" not found')
+        record = worker.record(container)
+        if record is None:
+            return _status(
+                400, "BadRequest", f"container {container} is not valid for pod {pod_name}"
+            )
+        if record.state is not State.RUNNING or not record.run_id:
+            return _status(400, "BadRequest", f'container not found ("{container}")')
+        return worker, record
+
+    async def _attach(self, request: web.Request) -> web.StreamResponse:
+        options = StreamOptions.from_query(request.query)
+        if not (options.stdin or options.stdout or options.stderr):
+            return _status(
+                400, "BadRequest", "you must specify at least 1 of stdin, stdout, stderr"
+            )
+        found = self._running(request)
+        if isinstance(found, web.Response):
+            return found
+        worker, record = found
+        spec = worker.spec_of(record)
+        runtime = self.agent.runtime
+        run_id = record.run_id
+        path = self._log_path(worker, record.name, run_id)
+        stdin = await runtime.stdin_of(run_id) if options.stdin and spec.get("stdin") else -1
+
+        def follow(stream: str) -> AsyncIterator[bytes]:
+            return read_log(
+                path,
+                follow=True,
+                tail_lines=0,
+                running=lambda: record.run_id == run_id and record.state is State.RUNNING,
+                poll_interval=ATTACH_POLL,
+                stream=stream,
+            )
+
+        async def close_stdin() -> None:
+            await runtime.close_stdin(run_id)
+
+        ws = web.WebSocketResponse(protocols=PROTOCOLS, autoping=True, max_msg_size=0)
+        try:
+            await ws.prepare(request)
+        except BaseException:
+            if stdin >= 0:
+                os.close(stdin)
+            raise
+        session = AttachSession(
+            ws,
+            options,
+            stdin=stdin,
+            stdin_once=bool(spec.get("stdinOnce")),
+            follow=follow,
+            close_stdin=close_stdin,
+        )
+        await session.run()
+        return ws
+
+    async def _exec(self, request: web.Request) -> web.StreamResponse:
         argv = request.query.getall("command", [])
         options = StreamOptions.from_query(request.query)
         if not argv:
@@ -228,21 +305,10 @@ class KubeletServer:
             return _status(
                 400, "BadRequest", "you must specify at least 1 of stdin, stdout, stderr"
             )
-        worker = self.agent.worker_for(namespace, pod_name)
-        if worker is None:
-            return _status(404, "NotFound", f'pods "{pod_name}" not found')
-        record = worker.record(container)
-        if record is None:
-            return _status(
-                400, "BadRequest", f"container {container} is not valid for pod {pod_name}"
-            )
-        if record.state is not State.RUNNING or not record.run_id:
-            return _status(
-                400,
-                "BadRequest",
-                f"container {container} is not running in pod {pod_name}",
-            )
-        run_id = record.run_id
+        found = self._running(request)
+        if isinstance(found, web.Response):
+            return found
+        run_id = found[1].run_id
         runtime = self.agent.runtime
 
         async def start(stdio: ExecStdio) -> AttachedProcess:

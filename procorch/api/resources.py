@@ -112,6 +112,7 @@ def _rt(
 _ALL = ("all",)
 _LOG = Subresource("log", kind="Pod", verbs=("get",))
 _EXEC = Subresource("exec", kind="PodExecOptions", verbs=("create", "get"))
+_ATTACH = Subresource("attach", kind="PodAttachOptions", verbs=("create", "get"))
 _PORTFORWARD = Subresource("portforward", kind="PodPortForwardOptions", verbs=("create", "get"))
 _BINDING = Subresource("binding", kind="Binding", verbs=("create",))
 # kubectl drain evicts only when discovery names the Eviction's group and version here.
@@ -137,7 +138,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         "pods",
         short=("po",),
         categories=_ALL,
-        subs=(STATUS, _LOG, _EXEC, _PORTFORWARD, _BINDING, _EVICTION),
+        subs=(STATUS, _LOG, _EXEC, _ATTACH, _PORTFORWARD, _BINDING, _EVICTION),
     ),
     _rt("", "Node", "nodes", namespaced=False, short=("no",), subs=(STATUS,)),
     _rt("", "ConfigMap", "configmaps", short=("cm",)),

@@ -77,6 +77,7 @@ class ControlPlane:
         self.http.subresource_handlers[("core/pods", "log")] = self.node_proxy.pod_log
         pod_streams = PodStreams(self.node_proxy)
         self.http.subresource_handlers[("core/pods", "exec")] = pod_streams.exec
+        self.http.subresource_handlers[("core/pods", "attach")] = pod_streams.attach
         self.http.subresource_handlers[("core/pods", "portforward")] = pod_streams.port_forward
         # kubectl autoscale creates its HPA at autoscaling/v1.
         self.http.prefix_handlers[HPA_V1_PREFIX] = AutoscalingV1(self.service).handle

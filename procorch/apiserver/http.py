@@ -338,9 +338,9 @@ class ApiServer:
             raise errors.Forbidden(forbidden_message(user, attrs), details={})
 
     def _refuse_unsupported(self, path: str, user: User) -> None:
-        """Say what a user can do instead of the streaming subresources procorch does not
-        serve (``kubectl exec``, ``attach``, ``port-forward``, ``proxy``), rather than the
-        bare "could not find the requested resource" kubectl would print."""
+        """Say what a user can do instead of the ``proxy`` subresources procorch does not
+        serve, rather than the bare "could not find the requested resource" kubectl would
+        print."""
         parts = path.strip("/").split("/")
         # api/v1/namespaces/{ns}/{pods|services}/{name}/{sub}[/...], api/v1/nodes/{name}/proxy
         if parts[:2] != ["api", "v1"]:
@@ -351,7 +351,7 @@ class ApiServer:
             namespace, plural, name, sub = "", "nodes", parts[3], parts[4]
         else:
             return
-        supported = {"pods": ("attach", "proxy"), "services": ("proxy",)}
+        supported = {"pods": ("proxy",), "services": ("proxy",)}
         if sub not in supported.get(plural, ("proxy",)):
             return
         # Kubernetes' SplitSchemeNamePort: name, name:port or scheme:name:port.
@@ -366,21 +366,17 @@ class ApiServer:
         message = f'{plural} "{name}": {sub} is not supported by procorch'
         if plural == "pods":
             ip = (obj.get("status") or {}).get("podIP")
-            where = f" (pod IP {ip})" if ip else ""
-            if sub == "attach":
-                message += (
-                    f"; the pod's containers are processes on this machine{where}: read "
-                    "their output with kubectl logs, or run a command in them with kubectl exec"
-                )
-            else:
-                ports = [
-                    str(port["containerPort"])
-                    for container in (obj.get("spec") or {}).get("containers") or []
-                    for port in container.get("ports") or []
-                    if port.get("containerPort")
-                ]
-                at = f"{ip}:{'|'.join(ports) or '<port>'}" if ip else "its pod IP"
-                message += f"; the pod's ports are open on this machine: connect to {at}"
+            ports = [
+                str(port["containerPort"])
+                for container in (obj.get("spec") or {}).get("containers") or []
+                for port in container.get("ports") or []
+                if port.get("containerPort")
+            ]
+            at = f"{ip}:{'|'.join(ports) or '<port>'}" if ip else "its pod IP"
+            message += (
+                f"; the pod's ports are open on this machine: connect to {at}, "
+                "or use kubectl port-forward"
+            )
         elif plural == "services":
             spec = obj.get("spec") or {}
             ip = spec.get("clusterIP")

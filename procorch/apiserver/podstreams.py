@@ -1,5 +1,5 @@
-"""The streaming subresources of pods: ``pods/exec`` and ``pods/portforward`` through the API
-server to the pod's node.
+"""The streaming subresources of pods: ``pods/exec``, ``pods/attach`` and ``pods/portforward``
+through the API server to the pod's node.
 
 As kube-apiserver does, the API server checks the request (who may ``create pods/exec``, which
 container, which streams) and then connects to the agent of the pod's node
@@ -46,26 +46,44 @@ class PodStreams:
     async def exec(
         self, request: web.BaseRequest, user: User, rt: ResourceType, namespace: str, name: str
     ) -> web.StreamResponse:
+        if not request.query.getall("command", []):
+            raise errors.BadRequest("you must specify at least one command for the container")
+        return await self._container_stream(request, user, rt, namespace, name, "exec")
+
+    async def attach(
+        self, request: web.BaseRequest, user: User, rt: ResourceType, namespace: str, name: str
+    ) -> web.StreamResponse:
+        return await self._container_stream(request, user, rt, namespace, name, "attach")
+
+    async def _container_stream(
+        self,
+        request: web.BaseRequest,
+        user: User,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        subresource: str,
+    ) -> web.StreamResponse:
+        """``exec`` or ``attach``: checked here, served by the agent of the pod's node."""
         if request.method not in ("GET", "POST"):
             raise errors.MethodNotAllowed(
                 "the server does not allow this method on the requested resource"
             )
         self.service.authorize(
-            user, "create", rt, namespace=namespace, name=name, subresource="exec"
+            user, "create", rt, namespace=namespace, name=name, subresource=subresource
         )
         query = request.query
         pod = self.service.get(user, PODS, namespace, name).object
-        if not query.getall("command", []):
-            raise errors.BadRequest("you must specify at least one command for the container")
         container = container_of(pod, query.get("container", ""))
         node = scheduled_node(pod, container)
         phase = (pod.get("status") or {}).get("phase")
         if phase in ("Succeeded", "Failed"):
+            what = "exec into" if subresource == "exec" else "attach"
             raise errors.BadRequest(
-                f"cannot exec into a container in a completed pod; current phase is {phase}"
+                f"cannot {what} a container in a completed pod; current phase is {phase}"
             )
         params = [(k, v) for k, v in query.items() if k != "container"]
-        url = f"{self.nodes.endpoint(node)}/exec/{namespace}/{name}/{container}"
+        url = f"{self.nodes.endpoint(node)}/{subresource}/{namespace}/{name}/{container}"
         return await self._join(request, url, params, node=node)
 
     async def port_forward(

@@ -256,3 +256,35 @@ async def test_an_exec_ends_with_its_client_or_its_pod(kubectl, cluster: Cluster
     finally:
         with contextlib.suppress(ProcessLookupError):
             waiting.kill()
+
+
+async def test_kubectl_attach_reads_and_writes_a_running_container(
+    kubectl, cluster: Cluster
+) -> None:
+    await cluster.apply(
+        """
+apiVersion: v1
+kind: Pod
+metadata: {name: talk}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    command: ["sh", "-c", "while read line; do echo out:$line; echo err:$line >&2; done; echo bye"]
+    stdin: true
+    stdinOnce: true
+"""
+    )
+    await cluster.wait_pod("talk", running)
+    # stdinOnce: the end of this attach's input is the end of the container's.
+    out = await kubectl("attach", "-i", "talk", "-c", "main", input="one\ntwo\n", timeout=20)
+    assert out.stdout == "out:one\nout:two\nbye\n"
+    assert out.stderr.endswith("err:one\nerr:two\n")
+    pod = await cluster.wait_pod(
+        "talk", lambda p: (p.get("status") or {}).get("phase") == "Succeeded"
+    )
+    assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+    out = await kubectl("attach", "talk", check=False)
+    assert "cannot attach a container in a completed pod; current phase is Succeeded" in (
+        out.stderr
+    )

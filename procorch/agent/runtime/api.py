@@ -102,6 +102,15 @@ class Runtime(abc.ABC):
         closes the given ones after this returns). Raises :class:`StartError`."""
 
     @abc.abstractmethod
+    async def stdin_of(self, container_id: str) -> int:
+        """A descriptor of the container's input for ``kubectl attach`` (the caller closes
+        it), or -1 when it has none."""
+
+    @abc.abstractmethod
+    async def close_stdin(self, container_id: str) -> None:
+        """End the container's input (``stdinOnce``)."""
+
+    @abc.abstractmethod
     async def stats(self, container_ids: list[str] | None = None) -> dict[str, Stats]: ...
 
     @abc.abstractmethod
@@ -147,6 +156,12 @@ class LocalRuntime(Runtime):
     ) -> AttachedProcess:
         pid, exited = self.supervisor.exec_attached(container_id, argv, stdio=stdio)
         return _LocalProcess(self.supervisor, pid, exited)
+
+    async def stdin_of(self, container_id: str) -> int:
+        return self.supervisor.stdin_of(container_id)
+
+    async def close_stdin(self, container_id: str) -> None:
+        self.supervisor.close_stdin(container_id)
 
     async def stats(self, container_ids: list[str] | None = None) -> dict[str, Stats]:
         return self.supervisor.stats(container_ids)

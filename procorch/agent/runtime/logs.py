@@ -206,17 +206,22 @@ async def read_log(
     limit_bytes: int | None = None,
     running: Callable[[], bool] = lambda: False,
     poll_interval: float = 0.1,
+    stream: str | None = None,
 ) -> AsyncIterator[bytes]:
-    """Yield the container's output as ``kubectl logs`` prints it.
+    """Yield the container's output as ``kubectl logs`` prints it (only ``stream``'s, stdout
+    or stderr, when given).
 
     With ``follow``, keeps yielding new output until ``running()`` turns false and the file
     has been read to its end (a rotation while following is followed too).
     """
+    only = _STREAMS[stream] if stream is not None else None
     remaining = limit_bytes if limit_bytes is not None and limit_bytes > 0 else None
     since = timestamp(since_ns) if since_ns is not None else None
 
     def emit(record: bytes) -> bytes | None:
         nonlocal remaining
+        if only is not None and record.split(b" ", 2)[1:2] != [only]:
+            return None
         ts, out = _render(record, timestamps=timestamps)
         if since is not None and ts < since:
             return None

@@ -19,6 +19,8 @@ way containerd's shim or conmon sit between kubelet and the processes:
 Attached execs (``kubectl exec``) use a second socket, :func:`exec_socket_path`: one connection
 per exec, whose first line arrives with the process's three descriptors (``SCM_RIGHTS``), so its
 input and output go between the agent and the process directly, never through this process.
+On the same socket, ``{"stdin": container}`` is answered with a descriptor of a running
+container's input (``kubectl attach``).
 
 Protocol: one JSON object per line. Requests ``{"id": n, "op": ..., "args": {...}}`` get
 ``{"id": n, "ok": true, "result": ...}`` or ``{"id": n, "ok": false, "error": {"type", "message"}}``;
@@ -229,6 +231,9 @@ class Shim:
         try:
             try:
                 request = await _receive_request(conn, fds)
+                if "stdin" in request:
+                    await self._send_stdin(conn, str(request["stdin"]))
+                    return
                 if len(fds) != 3:
                     raise RuntimeError_(f"an exec needs 3 descriptors, got {len(fds)}")
                 stdio = ExecStdio(
@@ -261,6 +266,17 @@ class Shim:
             log.warning("bad exec request", error=str(exc))
         finally:
             conn.close()
+
+    async def _send_stdin(self, conn: socket.socket, container_id: str) -> None:
+        sup = self.supervisor
+        assert sup is not None
+        fd = sup.stdin_of(container_id)
+        conn.setblocking(True)
+        try:
+            socket.send_fds(conn, [_line({"ok": True, "stdin": fd >= 0})], [fd] if fd >= 0 else [])
+        finally:
+            if fd >= 0:
+                os.close(fd)
 
     async def _handle(self, writer: asyncio.StreamWriter, request: dict[str, Any]) -> None:
         rid = request.get("id")
@@ -304,6 +320,9 @@ class Shim:
                 "exit_code": result.exit_code,
                 "output": base64.b64encode(result.output).decode(),
             }
+        if op == "close_stdin":
+            sup.close_stdin(args["container"])
+            return None
         if op == "stats":
             return {k: v.to_json() for k, v in sup.stats(args.get("containers")).items()}
         if op == "list":

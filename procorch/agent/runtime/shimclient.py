@@ -39,6 +39,7 @@ from procorch.agent.runtime.spec import (
     RuntimeError_,
     Stats,
 )
+from procorch.kit import fdwait
 from procorch.kit.logging import get_logger
 
 log = get_logger("runtime.client")
@@ -221,9 +222,9 @@ class ShimRuntime(Runtime):
             exit_code=int(result["exit_code"]), output=base64.b64decode(result["output"])
         )
 
-    async def exec_attached(
-        self, container_id: str, argv: list[str], *, stdio: ExecStdio
-    ) -> AttachedProcess:
+    async def _exec_socket(self, request: dict[str, Any], fds: list[int]) -> socket.socket:
+        """A new connection to the supervisor's exec socket, ``request`` sent on it with
+        ``fds``."""
         loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -231,14 +232,22 @@ class ShimRuntime(Runtime):
             try:
                 await loop.sock_connect(sock, str(exec_socket_path(self.socket_path)))
             except OSError as exc:
-                raise RuntimeError_(f"cannot reach the node supervisor for exec: {exc}") from exc
-            request = {"container": container_id, "argv": argv, "tty": stdio.tty}
+                raise RuntimeError_(f"cannot reach the node supervisor: {exc}") from exc
             # A fresh local socket has room for one small message: this never blocks.
             socket.send_fds(
-                sock,
-                [json.dumps(request, separators=(",", ":")).encode() + b"\n"],
-                [stdio.stdin, stdio.stdout, stdio.stderr],
+                sock, [json.dumps(request, separators=(",", ":")).encode() + b"\n"], fds
             )
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    async def exec_attached(
+        self, container_id: str, argv: list[str], *, stdio: ExecStdio
+    ) -> AttachedProcess:
+        request = {"container": container_id, "argv": argv, "tty": stdio.tty}
+        sock = await self._exec_socket(request, [stdio.stdin, stdio.stdout, stdio.stderr])
+        try:
             reader, writer = await asyncio.open_unix_connection(sock=sock)
         except BaseException:
             sock.close()
@@ -250,6 +259,18 @@ class ShimRuntime(Runtime):
             cls = ERRORS.get(str(err.get("type")), RuntimeError_)
             raise cls(str(err.get("message") or "the node supervisor closed the exec"))
         return _ShimProcess(int(reply["pid"]), reader, writer)
+
+    async def stdin_of(self, container_id: str) -> int:
+        sock = await self._exec_socket({"stdin": container_id}, [])
+        try:
+            await fdwait.readable(sock.fileno())
+            _, fds, _, _ = socket.recv_fds(sock, 4096, 1)
+        finally:
+            sock.close()
+        return fds[0] if fds else -1
+
+    async def close_stdin(self, container_id: str) -> None:
+        await self._call("close_stdin", container=container_id)
 
     async def stats(self, container_ids: list[str] | None = None) -> dict[str, Stats]:
         result = await self._call("stats", containers=container_ids)

@@ -604,6 +604,23 @@ class Supervisor:
         self.reaper.watch(pid, on_exit)
         return pid, done
 
+    def stdin_of(self, container_id: str) -> int:
+        """A new descriptor of the running container's input (its pipe's writing end, or its
+        terminal for a tty: resizable), for ``kubectl attach``; the caller closes it. -1 when
+        the container has no stdin."""
+        run = self._get(container_id)
+        if run.exit is not None or run.stdin_fd < 0:
+            return -1
+        return os.dup(run.stdin_fd)
+
+    def close_stdin(self, container_id: str) -> None:
+        """End the container's input (``stdinOnce``: its first attach ended it)."""
+        run = self._get(container_id)
+        if run.stdin_fd >= 0 and not run.spec.tty:
+            with contextlib.suppress(OSError):
+                os.close(run.stdin_fd)
+            run.stdin_fd = -1
+
     def hang_up(self, pid: int, exited: asyncio.Future[int]) -> None:
         """The client of an attached exec went away: SIGHUP its process group (a terminal's
         hang-up), and SIGKILL it if it is still there ``hangup_grace`` seconds later, so

@@ -1,4 +1,5 @@
-"""``kubectl exec`` on the node: a process in a container, its streams over a WebSocket.
+"""``kubectl exec`` and ``attach`` on the node: a process in a container, or a running
+container, its streams over a WebSocket.
 
 Kubernetes' remote command protocol over WebSocket (``v5.channel.k8s.io`` and the versions
 before it, as kubelet's streaming server speaks it): every binary message starts with a channel
@@ -27,7 +28,7 @@ import json
 import os
 import struct
 import termios
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import orjson
@@ -145,14 +146,14 @@ class Channels:
             await self.send(ERROR, str(status.get("message", "")).encode())
 
 
-class ExecSession:
-    """One exec's process and streams, from start to the final status."""
+class _Session:
+    """A client's streams to a process: its output out, its input, terminal size and end of
+    input in."""
 
-    def __init__(self, ws: web.WebSocketResponse, options: StreamOptions, argv: list[str]):
+    def __init__(self, ws: web.WebSocketResponse, options: StreamOptions) -> None:
         self.channels = Channels(ws)
         self.ws = ws
         self.options = options
-        self.argv = argv
         self.loop = asyncio.get_running_loop()
         self._ours: list[int] = []  # descriptors this side keeps
         self._outputs: list[tuple[int, int]] = []  # (read end, channel)
@@ -161,101 +162,16 @@ class ExecSession:
         self._stdin_closed = False
         self._resize_buffer = b""
 
-    def _stdio(self) -> tuple[ExecStdio, list[int]]:
-        """Make the process's descriptors; returns them and the ones to close once started."""
+    async def _first_frame(self) -> None:
+        """kubelet's first message: an empty one on the lowest channel it writes."""
         opts = self.options
-        if opts.tty:
-            master, slave = os.openpty()
-            os.set_blocking(master, False)
-            self._terminal = master
-            self._ours.append(master)
-            self._outputs.append((master, STDOUT))
-            if opts.stdin:
-                self._stdin = master
-            return ExecStdio(stdin=slave, stdout=slave, stderr=slave, tty=True), [slave]
-        theirs: list[int] = []
-        if opts.stdin:
-            in_r, in_w = os.pipe2(os.O_CLOEXEC)
-            os.set_blocking(in_w, False)
-            self._stdin = in_w
-            self._ours.append(in_w)
-        else:
-            in_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        theirs.append(in_r)
-        for wanted, channel in ((opts.stdout, STDOUT), (opts.stderr, STDERR)):
-            if wanted:
-                r, w = os.pipe2(os.O_CLOEXEC)
-                os.set_blocking(r, False)
-                self._ours.append(r)
-                self._outputs.append((r, channel))
-            else:
-                w = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-            theirs.append(w)
-        return ExecStdio(stdin=theirs[0], stdout=theirs[1], stderr=theirs[2]), theirs
+        await self.channels.send(STDOUT if opts.stdout else STDERR if opts.stderr else ERROR, b"")
 
-    async def run(self, start: Starter) -> None:
-        """Start the process, stream until it ends (or the client leaves), say how it ended,
-        and close the WebSocket (code 1000, waiting for the client's close)."""
-        try:
-            # kubelet's first message: an empty one on the lowest channel it writes.
-            first = STDOUT if self.options.stdout or self.options.tty else STDERR
-            await self.channels.send(
-                first if self.options.stderr or first == STDOUT else ERROR, b""
-            )
-            stdio, theirs = self._stdio()
-            try:
-                process = await start(stdio)
-            except RuntimeError_ as exc:
-                await self._refused(str(exc))
-                return
-            finally:
-                for fd in theirs:
-                    os.close(fd)
-            await self._stream(process)
-        except ConnectionError as exc:
-            log.debug("exec stream ended early", error=str(exc))
-        finally:
-            for fd in self._ours:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-            self._ours.clear()
-            await self.ws.close()
-
-    async def _stream(self, process: AttachedProcess) -> None:
-        readers = [
-            asyncio.create_task(self._pump(fd, channel), name="exec/output")
-            for fd, channel in self._outputs
-        ]
-        inbound = asyncio.create_task(self._inbound(), name="exec/input")
-        exited = asyncio.ensure_future(process.wait())
-        try:
-            await asyncio.wait((exited, inbound), return_when=asyncio.FIRST_COMPLETED)
-            if not exited.done():
-                # The client went away first: hang the process up; nobody hears its end.
-                process.hang_up()
-                return
-            if readers:
-                await asyncio.wait(readers, timeout=DRAIN_TIMEOUT)
-            code = exited.result()
-            await self.channels.finish(code, exit_status(code, self.argv))
-        except BaseException:
-            process.hang_up()
-            raise
-        finally:
-            for task in (*readers, inbound, exited):
-                task.cancel()
-
-    async def _refused(self, message: str) -> None:
-        """The process could not start: say why on its output (so the user reads it), and
-        end as a shell would (127 for a command not found)."""
-        if self.options.tty:
-            await self.channels.send(STDOUT, f"{message}\r\n".encode())
-        elif self.options.stderr:
-            await self.channels.send(STDERR, f"{message}\n".encode())
-        code = start_failure_code(message)
-        status = exit_status(code, self.argv)
-        status["message"] = f"{status['message']}: {message}"
-        await self.channels.finish(code, status)
+    def _release(self) -> None:
+        for fd in self._ours:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._ours.clear()
 
     async def _pump(self, fd: int, channel: int) -> None:
         """Copy one output to its channel until end of file (EIO on a pty whose last
@@ -288,7 +204,11 @@ class ExecSession:
             elif channel == RESIZE:
                 self._resize(data)
             elif channel == CLOSE and self.channels.closes and data[:1] == bytes((STDIN,)):
-                self._close_stdin()
+                await self._stdin_ended()
+
+    async def _stdin_ended(self) -> None:
+        """The client's input ended (v5's close of stdin)."""
+        self._close_stdin()
 
     async def _write_stdin(self, data: bytes) -> None:
         fd = self._stdin
@@ -350,3 +270,174 @@ class ExecSession:
                 fcntl.ioctl(
                     self._terminal, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0)
                 )
+
+
+class ExecSession(_Session):
+    """One exec's process and streams, from start to the final status."""
+
+    def __init__(self, ws: web.WebSocketResponse, options: StreamOptions, argv: list[str]):
+        super().__init__(ws, options)
+        self.argv = argv
+
+    def _stdio(self) -> tuple[ExecStdio, list[int]]:
+        """Make the process's descriptors; returns them and the ones to close once started."""
+        opts = self.options
+        if opts.tty:
+            master, slave = os.openpty()
+            os.set_blocking(master, False)
+            self._terminal = master
+            self._ours.append(master)
+            self._outputs.append((master, STDOUT))
+            if opts.stdin:
+                self._stdin = master
+            return ExecStdio(stdin=slave, stdout=slave, stderr=slave, tty=True), [slave]
+        theirs: list[int] = []
+        if opts.stdin:
+            in_r, in_w = os.pipe2(os.O_CLOEXEC)
+            os.set_blocking(in_w, False)
+            self._stdin = in_w
+            self._ours.append(in_w)
+        else:
+            in_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        theirs.append(in_r)
+        for wanted, channel in ((opts.stdout, STDOUT), (opts.stderr, STDERR)):
+            if wanted:
+                r, w = os.pipe2(os.O_CLOEXEC)
+                os.set_blocking(r, False)
+                self._ours.append(r)
+                self._outputs.append((r, channel))
+            else:
+                w = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+            theirs.append(w)
+        return ExecStdio(stdin=theirs[0], stdout=theirs[1], stderr=theirs[2]), theirs
+
+    async def run(self, start: Starter) -> None:
+        """Start the process, stream until it ends (or the client leaves), say how it ended,
+        and close the WebSocket (code 1000, waiting for the client's close)."""
+        try:
+            # kubelet's first message: an empty one on the lowest channel it writes.
+            first = STDOUT if self.options.stdout or self.options.tty else STDERR
+            await self.channels.send(
+                first if self.options.stderr or first == STDOUT else ERROR, b""
+            )
+            stdio, theirs = self._stdio()
+            try:
+                process = await start(stdio)
+            except RuntimeError_ as exc:
+                await self._refused(str(exc))
+                return
+            finally:
+                for fd in theirs:
+                    os.close(fd)
+            await self._stream(process)
+        except ConnectionError as exc:
+            log.debug("exec stream ended early", error=str(exc))
+        finally:
+            self._release()
+            await self.ws.close()
+
+    async def _stream(self, process: AttachedProcess) -> None:
+        readers = [
+            asyncio.create_task(self._pump(fd, channel), name="exec/output")
+            for fd, channel in self._outputs
+        ]
+        inbound = asyncio.create_task(self._inbound(), name="exec/input")
+        exited = asyncio.ensure_future(process.wait())
+        try:
+            await asyncio.wait((exited, inbound), return_when=asyncio.FIRST_COMPLETED)
+            if not exited.done():
+                # The client went away first: hang the process up; nobody hears its end.
+                process.hang_up()
+                return
+            if readers:
+                await asyncio.wait(readers, timeout=DRAIN_TIMEOUT)
+            code = exited.result()
+            await self.channels.finish(code, exit_status(code, self.argv))
+        except BaseException:
+            process.hang_up()
+            raise
+        finally:
+            for task in (*readers, inbound, exited):
+                task.cancel()
+
+    async def _refused(self, message: str) -> None:
+        """The process could not start: say why on its output (so the user reads it), and
+        end as a shell would (127 for a command not found)."""
+        if self.options.tty:
+            await self.channels.send(STDOUT, f"{message}\r\n".encode())
+        elif self.options.stderr:
+            await self.channels.send(STDERR, f"{message}\n".encode())
+        code = start_failure_code(message)
+        status = exit_status(code, self.argv)
+        status["message"] = f"{status['message']}: {message}"
+        await self.channels.finish(code, status)
+
+
+Follow = Callable[[str], AsyncIterator[bytes]]
+"""A running container's output on one stream (stdout, stderr) from now on, until it ends."""
+
+
+class AttachSession(_Session):
+    """``kubectl attach``: a running container's output as it is written (from its log), and
+    its input. The client's end of input detaches it, or with ``stdinOnce`` (and no terminal)
+    ends the container's input, as containerd does; a client that leaves leaves the
+    container running."""
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        options: StreamOptions,
+        *,
+        stdin: int,
+        stdin_once: bool,
+        follow: Follow,
+        close_stdin: Callable[[], Awaitable[None]],
+    ) -> None:
+        super().__init__(ws, options)
+        if stdin >= 0:
+            os.set_blocking(stdin, False)
+            self._stdin = stdin
+            self._ours.append(stdin)
+            if options.tty:
+                self._terminal = stdin
+        self.stdin_once = stdin_once
+        self.follow = follow
+        self.close_container_stdin = close_stdin
+        self._detached = asyncio.Event()
+
+    async def _stdin_ended(self) -> None:
+        if self.stdin_once and not self.options.tty:
+            self._close_stdin()
+            await self.close_container_stdin()
+        else:
+            self._detached.set()
+
+    async def run(self) -> None:
+        """Stream until the container ends, the client detaches or leaves; then ``Success``
+        (attach never reports an exit code) and close."""
+        try:
+            await self._first_frame()
+            wanted = [("stdout", STDOUT)] if self.options.stdout or self.options.tty else []
+            if self.options.stderr:
+                wanted.append(("stderr", STDERR))
+            outputs = asyncio.gather(*(self._copy(stream, ch) for stream, ch in wanted))
+            inbound = asyncio.create_task(self._inbound(), name="attach/input")
+            detached = asyncio.create_task(self._detached.wait(), name="attach/detach")
+            try:
+                await asyncio.wait(
+                    (outputs, inbound, detached), return_when=asyncio.FIRST_COMPLETED
+                )
+                if not inbound.done():
+                    await self.channels.finish(0, exit_status(0, []))
+            finally:
+                for task in (outputs, inbound, detached):
+                    task.cancel()
+        except ConnectionError as exc:
+            log.debug("attach stream ended early", error=str(exc))
+        finally:
+            self._release()
+            await self.ws.close()
+
+    async def _copy(self, stream: str, channel: int) -> None:
+        async for chunk in self.follow(stream):
+            await self.channels.send(channel, chunk)
