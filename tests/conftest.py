@@ -6,7 +6,9 @@ Also the leak guard: a test that leaves child processes behind fails.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -120,6 +122,26 @@ class Kubectl:
                 f"\n{result.stdout}"
             )
         return result
+
+    @contextlib.asynccontextmanager
+    async def port_forward(self, *args: str) -> AsyncIterator[list[int]]:
+        """Run ``kubectl port-forward ARGS`` (ports as ``:REMOTE``) and yield the local ports
+        it listens on, in order; stopped at the end."""
+        proc = await self.start("port-forward", "--address=127.0.0.1", *args)
+        try:
+            ports: list[int] = []
+            assert proc.stdout is not None
+            while len(ports) < sum(1 for a in args if ":" in a):
+                line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+                assert line, f"kubectl port-forward ended: {(await proc.stderr.read()).decode()}"
+                found = re.match(r"Forwarding from 127\.0\.0\.1:(\d+) ->", line)
+                if found:
+                    ports.append(int(found.group(1)))
+            yield ports
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
 
     def start(self, *args: str) -> Any:
         """Start a long-running kubectl (e.g. ``get -w``); the caller must stop it."""

@@ -9,7 +9,6 @@ import contextlib
 import json
 import os
 import re
-from collections.abc import AsyncIterator
 
 import pytest
 from kubernetes import client as k8s
@@ -77,27 +76,6 @@ async def echo_pod(cluster: Cluster) -> str:
     return name
 
 
-@contextlib.asynccontextmanager
-async def forwarding(kubectl: Kubectl, *args: str) -> AsyncIterator[list[int]]:
-    """Run ``kubectl port-forward ARGS`` and yield the local ports it listens on."""
-    proc = await kubectl.start("port-forward", "--address=127.0.0.1", *args)
-    try:
-        ports: list[int] = []
-        wanted = sum(1 for a in args if ":" in a)
-        assert proc.stdout is not None
-        while len(ports) < wanted:
-            line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
-            assert line, f"kubectl port-forward ended: {(await proc.stderr.read()).decode()}"
-            found = re.match(r"Forwarding from 127\.0\.0\.1:(\d+) ->", line)
-            if found:
-                ports.append(int(found.group(1)))
-        yield ports
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-
-
 async def echo_through(port: int, payload: bytes) -> bytes:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(payload)
@@ -112,7 +90,7 @@ async def test_kubectl_port_forward_carries_many_connections_to_several_ports(
     kubectl: Kubectl, cluster: Cluster
 ) -> None:
     name = await echo_pod(cluster)
-    async with forwarding(kubectl, f"pod/{name}", ":7001", ":7002") as (first, second):
+    async with kubectl.port_forward(f"pod/{name}", ":7001", ":7002") as (first, second):
         big = os.urandom(10 * 1024 * 1024)
         assert await echo_through(first, big) == big
         payloads = [os.urandom(1000 * i) for i in range(40)]
@@ -127,9 +105,9 @@ async def test_kubectl_port_forward_to_a_service_and_a_deployment(
 ) -> None:
     await echo_pod(cluster)
     # The Service's port 80 is the pod's port named "first" (7001).
-    async with forwarding(kubectl, "svc/echo", ":80") as (port,):
+    async with kubectl.port_forward("svc/echo", ":80") as (port,):
         assert await echo_through(port, b"via the service") == b"via the service"
-    async with forwarding(kubectl, "deploy/echo", ":7002") as (port,):
+    async with kubectl.port_forward("deploy/echo", ":7002") as (port,):
         assert await echo_through(port, b"via the deployment") == b"via the deployment"
 
 

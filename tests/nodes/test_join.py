@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from procorch.client.http import HttpClient
 from procorch.kit.pki import JoinToken
 from procorch.launcher.up import Procorch
 from tests.conftest import KUBECTL, Kubectl
-from tests.nodes.conftest import HostNetwork, join
+from tests.nodes.conftest import Host, HostNetwork, join
 from tests.workloads.conftest import eventually
 
 NODES = must("core/nodes")
@@ -125,14 +126,15 @@ async def test_agents_on_two_hosts_join_run_spread_pods_and_serve_their_logs(
                 return out.stdout if f"hello from {ip}\n" == out.stdout else None
 
             await eventually(logged, timeout=20, what=f"kubectl logs {name}")
-        await follow_logs_previous_logs_and_top(plane, kubectl, tmp_path)
+        await follow_logs_previous_logs_and_top(plane, kubectl, tmp_path, hosts[1])
 
 
 async def follow_logs_previous_logs_and_top(
-    plane: Procorch, kubectl: Kubectl, tmp_path: Path
+    plane: Procorch, kubectl: Kubectl, tmp_path: Path, host_b: Host
 ) -> None:
-    """``kubectl logs -f`` and ``--previous``, ``kubectl top pod`` and ``top node`` for a pod
-    on another host: each goes through the API server to that node's agent."""
+    """``kubectl logs -f`` and ``--previous``, ``kubectl top pod`` and ``top node``, ``exec``
+    and ``port-forward`` for pods on another host: each goes through the API server to that
+    node's agent."""
     mark = tmp_path / "ticker-ran-once"
     script = (
         f"if [ -e {mark} ]; then i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.1; done;"
@@ -197,6 +199,46 @@ async def follow_logs_previous_logs_and_top(
     assert int(pod_row[2][:-2]) > 0, pod_row
     node_row = (await eventually(lambda: topped("node", "node-b"), what="kubectl top node")).split()
     assert node_row[0] == "node-b" and node_row[1].endswith("m"), node_row
+
+    # exec runs its process on the pod's host (in that host's network namespace), and
+    # port-forward connects there to the pod's port.
+    out = await kubectl(
+        "exec", "ticker", "--", "sh", "-c", "readlink /proc/self/ns/net; exit 3", check=False
+    )
+    assert out.returncode == 3, out.stderr
+    assert out.stdout == f"net:[{os.stat(f'/run/netns/{host_b.netns}').st_ino}]\n"
+    server = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "server-b", "namespace": "default"},
+        "spec": {
+            "nodeName": "node-b",
+            "containers": [
+                {
+                    "name": "main",
+                    "command": ["python3", "-m", "http.server", "8000", "--bind", "$(POD_IP)"],
+                    "env": [
+                        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+                    ],
+                    "readinessProbe": {"tcpSocket": {"port": 8000}, "periodSeconds": 1},
+                }
+            ],
+        },
+    }
+    await plane.admin.create(PODS, server, namespace="default")
+
+    async def served() -> bool:
+        pod = await plane.admin.get(PODS, "server-b", namespace="default")
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        return bool(statuses) and bool(statuses[0].get("ready"))
+
+    await eventually(served, timeout=30, what="server-b ready")
+    async with kubectl.port_forward("pod/server-b", ":8000") as (port,):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.0\r\n\r\n")
+        response = await asyncio.wait_for(reader.read(), 20)
+        writer.close()
+    assert response.startswith(b"HTTP/1.0 200 OK"), response[:100]
 
 
 async def test_a_node_holds_its_own_identity_and_nothing_more(
