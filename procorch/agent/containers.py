@@ -57,10 +57,14 @@ def _time(ts: float | None) -> str | None:
 
 
 class ContainerRecord:
-    def __init__(self, name: str, *, init: bool = False, sidecar: bool = False) -> None:
+    def __init__(
+        self, name: str, *, init: bool = False, sidecar: bool = False, ephemeral: bool = False
+    ) -> None:
         self.name = name
         self.init = init
         self.sidecar = sidecar
+        self.ephemeral = ephemeral
+        """A debug container (``kubectl debug``): started once, never restarted."""
         self.state = State.WAITING
         self.reason = "ContainerCreating"
         self.message = ""
@@ -154,6 +158,13 @@ class ContainerRecord:
     def ever_ran(self) -> bool:
         return self.runs > 0 or self.last is not None
 
+    @property
+    def spec_field(self) -> str:
+        """Where the pod's spec lists this container."""
+        if self.ephemeral:
+            return "ephemeralContainers"
+        return "initContainers" if self.init else "containers"
+
 
 def _terminated(
     run: FinishedRun | None, *, exit_: ExitStatus | None, started: float | None, run_id: str
@@ -197,7 +208,7 @@ def container_status(record: ContainerRecord, container: dict[str, Any]) -> dict
         "name": record.name,
         "state": state,
         "lastState": last,
-        "ready": record.ready and record.running,
+        "ready": record.ready and record.running and not record.ephemeral,
         "restartCount": record.restart_count,
         "image": str(container.get("image") or ""),
         "imageID": "",

@@ -116,6 +116,7 @@ def build(
     *,
     init: Sequence[ContainerRecord],
     app: Sequence[ContainerRecord],
+    ephemeral: Sequence[ContainerRecord] = (),
     pod_ip: str,
     host_ip: str,
     start_time: str,
@@ -201,6 +202,11 @@ def build(
     if init:
         status["initContainerStatuses"] = [
             container_status(r, init_by_name.get(r.name) or {}) for r in init
+        ]
+    if ephemeral:
+        debug_by_name = {c.get("name"): c for c in spec.get("ephemeralContainers") or []}
+        status["ephemeralContainerStatuses"] = [
+            container_status(r, debug_by_name.get(r.name) or {}) for r in ephemeral
         ]
     for key in ("nominatedNodeName", "reason", "message"):
         if key in current and key not in status:

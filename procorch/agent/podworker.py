@@ -109,6 +109,8 @@ class PodWorker:
             for c in spec.get("initContainers") or []
         ]
         self.app = [ContainerRecord(str(c["name"])) for c in spec.get("containers") or []]
+        self.ephemeral: list[ContainerRecord] = []
+        self._add_ephemeral(spec)
         self.probes: dict[str, ContainerProbes] = {}
         self.backoff = FlowBackoff(
             initial=host.settings.crashloop_initial,
@@ -141,18 +143,29 @@ class PodWorker:
 
     # -- lookups -----------------------------------------------------------------------------
 
+    @property
+    def records(self) -> tuple[ContainerRecord, ...]:
+        """Every container of the pod: init, app, then ephemeral."""
+        return (*self.init, *self.app, *self.ephemeral)
+
     def record(self, name: str) -> ContainerRecord | None:
-        for r in (*self.init, *self.app):
+        for r in self.records:
             if r.name == name:
                 return r
         return None
 
     def spec_of(self, record: ContainerRecord) -> dict[str, Any]:
         spec = self.pod.get("spec") or {}
-        for c in spec.get("initContainers" if record.init else "containers") or []:
+        for c in spec.get(record.spec_field) or []:
             if c.get("name") == record.name:
                 return dict(c)
         return {}
+
+    def _add_ephemeral(self, spec: dict[str, Any]) -> None:
+        known = {r.name for r in self.ephemeral}
+        for c in spec.get("ephemeralContainers") or []:
+            if str(c.get("name")) not in known:
+                self.ephemeral.append(ContainerRecord(str(c["name"]), ephemeral=True))
 
     @property
     def key(self) -> str:
@@ -169,7 +182,7 @@ class PodWorker:
             self._next_wake = due
 
     def on_exit(self, container_id: str, status: ExitStatus) -> None:
-        for record in (*self.init, *self.app):
+        for record in self.records:
             if record.run_id == container_id and record.state is State.RUNNING:
                 record.terminate(status)
                 if status.reason == "OOMKilled":
@@ -255,6 +268,7 @@ class PodWorker:
         self.adopted.clear()
         if await self._sync_init():
             await self._sync_app()
+            await self._sync_ephemeral()
         await self.write_status()
 
     # -- dependencies ------------------------------------------------------------------------
@@ -369,6 +383,16 @@ class PodWorker:
                 if record.sidecar and record.running:
                     await self._stop(record, grace=self._grace(), reason="Sidecar done")
 
+    async def _sync_ephemeral(self) -> None:
+        """Debug containers (``kubectl debug``): each is started once, while the pod's
+        containers run, and never restarted."""
+        self._add_ephemeral(self.pod.get("spec") or {})
+        if not any(r.running for r in self.app):
+            return
+        for record in self.ephemeral:
+            if record.state is State.WAITING and record.runs == 0 and not record.failed_at:
+                await self._start(record)
+
     async def _ensure_running(self, record: ContainerRecord, *, restart: str) -> None:
         if record.state is State.RUNNING:
             await self._liveness(record)
@@ -427,7 +451,7 @@ class PodWorker:
             )
             argv = command_line(container, env)
             mounts = self.dns_mounts + host.volumes.mounts(
-                self.pod, container, self.volume_paths or {}, env=env
+                self.pod, self._mount_view(container), self.volume_paths or {}, env=env
             )
         except ConfigError as exc:
             self._failed_start(record, "CreateContainerConfigError", str(exc))
@@ -496,6 +520,26 @@ class PodWorker:
             await self._post_start(record, container)
         if record.running:
             self._start_probes(record, container, state)
+
+    def _mount_view(self, container: dict[str, Any]) -> dict[str, Any]:
+        """The container whose volume mounts a run gets: its own, and for a debug container
+        with a target, the target's too (``kubectl debug --target``: it sees what the
+        target sees)."""
+        target = container.get("targetContainerName")
+        if not target:
+            return container
+        of_target: dict[str, Any] = next(
+            (
+                c
+                for c in (self.pod.get("spec") or {}).get("containers") or []
+                if c.get("name") == target
+            ),
+            {},
+        )
+        own = list(container.get("volumeMounts") or [])
+        paths = {m.get("mountPath") for m in own}
+        extra = [m for m in of_target.get("volumeMounts") or [] if m.get("mountPath") not in paths]
+        return {**container, "volumeMounts": own + extra}
 
     def _failed_start(self, record: ContainerRecord, reason: str, message: str) -> None:
         if record.state is not State.WAITING or record.message != message:
@@ -682,7 +726,7 @@ class PodWorker:
         del reason
 
     async def _stop_all(self, *, grace: float, deadline: float | None = None) -> None:
-        apps = [r for r in self.app if r.running]
+        apps = [r for r in (*self.app, *self.ephemeral) if r.running]
         await asyncio.gather(*(self._stop(r, grace=grace, deadline=deadline) for r in apps))
         for record in reversed(self.init):
             if record.running:
@@ -695,7 +739,7 @@ class PodWorker:
         self.terminating = True
         for prober in self.probes.values():
             prober.set_terminating()
-        for record in (*self.init, *self.app):
+        for record in self.records:
             record.ready = False
         deadline = time.monotonic() + grace
         if first and delete:
@@ -709,7 +753,7 @@ class PodWorker:
                     timeout=min(self.host.settings.endpoint_drain_timeout, grace),
                 )
         await self._stop_all(grace=grace, deadline=deadline)
-        for record in (*self.init, *self.app):
+        for record in self.records:
             if record.state is State.WAITING:
                 record.terminate(
                     ExitStatus(exit_code=0, reason="Completed", finished_at=time.time())
@@ -740,6 +784,7 @@ class PodWorker:
             self.pod,
             init=self.init,
             app=self.app,
+            ephemeral=self.ephemeral,
             pod_ip=self.pod_ip,
             host_ip=self.host.settings.node_ip,
             start_time=self.start_time,
@@ -798,8 +843,7 @@ class PodWorker:
     # -- helpers -----------------------------------------------------------------------------
 
     def _field_path(self, record: ContainerRecord) -> str:
-        kind = "initContainers" if record.init else "containers"
-        return f"spec.{kind}{{{record.name}}}"
+        return f"spec.{record.spec_field}{{{record.name}}}"
 
     def _deadline_exceeded(self) -> bool:
         deadline = (self.pod.get("spec") or {}).get("activeDeadlineSeconds")

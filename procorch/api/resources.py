@@ -114,6 +114,8 @@ _LOG = Subresource("log", kind="Pod", verbs=("get",))
 _EXEC = Subresource("exec", kind="PodExecOptions", verbs=("create", "get"))
 _ATTACH = Subresource("attach", kind="PodAttachOptions", verbs=("create", "get"))
 _PORTFORWARD = Subresource("portforward", kind="PodPortForwardOptions", verbs=("create", "get"))
+EPHEMERAL = "ephemeralcontainers"
+_EPHEMERAL = Subresource(EPHEMERAL, kind="Pod", verbs=("get", "patch", "update"))
 _BINDING = Subresource("binding", kind="Binding", verbs=("create",))
 # kubectl drain evicts only when discovery names the Eviction's group and version here.
 _EVICTION = Subresource(
@@ -138,7 +140,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         "pods",
         short=("po",),
         categories=_ALL,
-        subs=(STATUS, _LOG, _EXEC, _ATTACH, _PORTFORWARD, _BINDING, _EVICTION),
+        subs=(STATUS, _LOG, _EXEC, _ATTACH, _PORTFORWARD, _EPHEMERAL, _BINDING, _EVICTION),
     ),
     _rt("", "Node", "nodes", namespaced=False, short=("no",), subs=(STATUS,)),
     _rt("", "ConfigMap", "configmaps", short=("cm",)),

@@ -95,7 +95,8 @@ def container_of(pod: dict[str, Any], requested: str) -> str:
         if init_names:
             message += f" or one of the init containers: [{' '.join(init_names)}]"
         raise errors.BadRequest(message)
-    if requested not in names and requested not in init_names:
+    debug_names = [str(c.get("name")) for c in spec.get("ephemeralContainers") or []]
+    if requested not in (*names, *init_names, *debug_names):
         raise errors.BadRequest(f"container {requested} is not valid for pod {name}")
     return requested
 

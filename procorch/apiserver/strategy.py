@@ -87,6 +87,12 @@ def prepare_update(rt: ResourceType, new: dict[str, Any], old: dict[str, Any]) -
         new.setdefault("spec", {})["finalizers"] = list(
             (old.get("spec") or {}).get("finalizers") or []
         )
+    if rt.kind == "Pod":
+        # Ephemeral containers are the ephemeralcontainers subresource's business.
+        spec = new.setdefault("spec", {})
+        spec.pop("ephemeralContainers", None)
+        if (old.get("spec") or {}).get("ephemeralContainers"):
+            spec["ephemeralContainers"] = deep_copy(old["spec"]["ephemeralContainers"])
     if tracks_generation(rt):
         generation = int(old["metadata"].get("generation") or 1)
         if _spec_part(new) != _spec_part(old):
@@ -119,6 +125,17 @@ def prepare_status_update(new_body: dict[str, Any], old: dict[str, Any]) -> dict
         result["status"] = new_body["status"]
     else:
         result.pop("status", None)
+    return result
+
+
+def prepare_ephemeral_update(new_body: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+    """pods/ephemeralcontainers: only ``spec.ephemeralContainers`` changes."""
+    result = deep_copy(old)
+    containers = (new_body.get("spec") or {}).get("ephemeralContainers")
+    if containers:
+        result.setdefault("spec", {})["ephemeralContainers"] = containers
+    else:
+        result.get("spec", {}).pop("ephemeralContainers", None)
     return result
 
 

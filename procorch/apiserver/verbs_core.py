@@ -17,7 +17,7 @@ from procorch.api.defaults import apply_defaults
 from procorch.api.errors import Warnings
 from procorch.api.meta import deep_copy, generate_name, new_uid, rfc3339
 from procorch.api.patch.managed import update_managed_fields
-from procorch.api.resources import ResourceType, by_key
+from procorch.api.resources import EPHEMERAL, ResourceType, by_key
 from procorch.api.shape import check_shape
 from procorch.api.taints import with_default_tolerations
 from procorch.api.types import schema_for
@@ -490,6 +490,8 @@ class ServiceCore:
         requested: dict[str, Any] | None = None
         if subresource == "status":
             new = strategy.prepare_status_update(new, old)
+        elif subresource == EPHEMERAL:
+            new = strategy.prepare_ephemeral_update(new, old)
         elif subresource == "finalize":
             new = strategy.prepare_finalize(new, old)
         else:

@@ -14,7 +14,7 @@ from procorch.api.errors import Warnings
 from procorch.api.meta import deep_copy, new_uid, rfc3339
 from procorch.api.patch.managed import server_side_apply
 from procorch.api.patch.strategic import apply_patch
-from procorch.api.resources import ResourceType
+from procorch.api.resources import EPHEMERAL, ResourceType
 from procorch.api.schema import ANY
 from procorch.api.shape import check_shape
 from procorch.api.types import schema_for
@@ -91,7 +91,7 @@ class PatchVerbs(ServiceCore):
                     new,
                     opts,
                     expected_rv=current.revision,
-                    subresource=subresource if subresource in ("status",) else "",
+                    subresource=subresource if subresource in ("status", EPHEMERAL) else "",
                 )
             except PreconditionFailed:
                 raise

@@ -19,8 +19,9 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.stream import stream
 
+from procorch.api import errors
 from procorch.kit import fdwait
-from tests.agent.conftest import Cluster, running
+from tests.agent.conftest import PODS, Cluster, running
 from tests.conftest import KUBECTL
 
 pytestmark = pytest.mark.kubectl
@@ -109,25 +110,18 @@ async def test_kubectl_cp_copies_both_ways(kubectl, cluster: Cluster, tmp_path: 
     assert (back / "sub" / "blob.bin").read_bytes() == payload
 
 
-async def test_kubectl_exec_it_has_a_terminal_of_the_callers_size(
-    kubectl, cluster: Cluster
-) -> None:
-    await start_box(cluster)
+async def in_terminal(
+    kubectl, *args: str, replies: list[tuple[bytes, bytes]], rows: int = 30, cols: int = 100
+) -> tuple[int, str]:
+    """Run kubectl ARGS on a terminal of ``rows`` x ``cols``; each time the screen shows a
+    reply's cue (in order), type its text. Returns kubectl's exit code and the screen."""
     assert KUBECTL is not None
     master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
     proc = await asyncio.create_subprocess_exec(
         KUBECTL,
         f"--kubeconfig={kubectl.kubeconfig}",
-        "exec",
-        "-it",
-        "box",
-        "-c",
-        "main",
-        "--",
-        "sh",
-        "-c",
-        "tty; read line; echo got $line; stty size; exit 5",
+        *args,
         stdin=slave,
         stdout=slave,
         stderr=slave,
@@ -136,7 +130,7 @@ async def test_kubectl_exec_it_has_a_terminal_of_the_callers_size(
     os.close(slave)
     os.set_blocking(master, False)
     seen = b""
-    sent = False
+    pending = list(replies)
     try:
         async with asyncio.timeout(20):
             while True:
@@ -151,18 +145,103 @@ async def test_kubectl_exec_it_has_a_terminal_of_the_callers_size(
                 if not chunk:
                     break
                 seen += chunk
-                if b"/dev/pts/" in seen and not sent:
-                    os.write(master, b"typed\r")
-                    sent = True
-        assert await proc.wait() == 5
+                if pending and pending[0][0] in seen:
+                    os.write(master, pending.pop(0)[1])
+            code = await proc.wait()
     finally:
         os.close(master)
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
-    text = seen.decode(errors="replace")
-    assert "/dev/pts/" in text
-    assert "got typed" in text
-    assert "30 100" in text
+    return code, seen.decode(errors="replace")
+
+
+async def test_kubectl_exec_it_has_a_terminal_of_the_callers_size(
+    kubectl, cluster: Cluster
+) -> None:
+    await start_box(cluster)
+    code, screen = await in_terminal(
+        kubectl,
+        *("exec", "-it", "box", "-c", "main", "--"),
+        *("sh", "-c", "tty; read line; echo got $line; stty size; exit 5"),
+        replies=[(b"/dev/pts/", b"typed\r")],
+    )
+    assert code == 5
+    assert "/dev/pts/" in screen
+    assert "got typed" in screen
+    assert "30 100" in screen
+
+
+async def test_kubectl_debug_adds_a_shell_to_a_running_pod(kubectl, cluster: Cluster) -> None:
+    await cluster.apply(
+        """
+apiVersion: v1
+kind: Pod
+metadata: {name: app}
+spec:
+  volumes: [{name: data, emptyDir: {}}]
+  containers:
+  - name: main
+    command: ["sh", "-c", "echo from-main > /data/note; exec sleep infinity"]
+    volumeMounts: [{name: data, mountPath: /data}]
+"""
+    )
+    await cluster.wait_pod("app", running)
+    code, screen = await in_terminal(
+        kubectl,
+        *("debug", "-it", "app", "--image=busybox", "--target=main", "--", "sh"),
+        replies=[(b"prompt", b"cat /data/note; echo sum-$((40+2))\r"), (b"sum-42", b"exit\r")],
+    )
+    assert code == 0, screen
+    # --target: the debug container sees the target's volumes.
+    assert "from-main" in screen and "sum-42" in screen
+    pod = await cluster.wait_pod(
+        "app",
+        lambda p: any(
+            "terminated" in (s.get("state") or {})
+            for s in (p.get("status") or {}).get("ephemeralContainerStatuses") or []
+        ),
+    )
+    (debug,) = pod["spec"]["ephemeralContainers"]
+    (status,) = pod["status"]["ephemeralContainerStatuses"]
+    assert status["name"] == debug["name"] and debug["name"].startswith("debugger-")
+    assert status["state"]["terminated"]["exitCode"] == 0 and status["restartCount"] == 0
+    assert pod["status"]["phase"] == "Running"  # the pod is untouched
+    # Ephemeral containers are only ever added, and only through their subresource.
+    changed = {**debug, "command": ["true"]}
+    with pytest.raises(errors.Invalid) as refused:
+        await cluster.client.patch(
+            PODS,
+            "app",
+            {"spec": {"ephemeralContainers": [changed]}},
+            namespace="default",
+            subresource="ephemeralcontainers",
+        )
+    assert f'existing ephemeral containers "{debug["name"]}" may not be changed' in str(
+        refused.value
+    )
+    with pytest.raises(errors.Invalid) as refused:
+        await cluster.client.patch(
+            PODS,
+            "app",
+            {
+                "spec": {
+                    "ephemeralContainers": [
+                        debug,
+                        {"name": "x", "command": ["sh"], "ports": [{"containerPort": 80}]},
+                    ]
+                }
+            },
+            namespace="default",
+            subresource="ephemeralcontainers",
+        )
+    assert (
+        "spec.ephemeralContainers[1].ports: Forbidden: cannot be set for an Ephemeral Container"
+        in str(refused.value)
+    )
+    await cluster.client.patch(
+        PODS, "app", {"spec": {"ephemeralContainers": None}}, namespace="default"
+    )
+    assert (await cluster.pod("app"))["spec"]["ephemeralContainers"] == [debug]
 
 
 async def test_the_python_clients_stream_exec(cluster: Cluster) -> None:

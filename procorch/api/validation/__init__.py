@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from procorch.api.errors import Cause, invalid
+from procorch.api.errors import Cause, forbidden, invalid
 from procorch.api.resources import by_kind
 from procorch.api.validation import (
     apps,
@@ -43,6 +43,8 @@ def _pod(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
     causes = validate_pod(obj)
     if old is not None:
         causes += validate_pod_update(obj, old)
+    elif (obj.get("spec") or {}).get("ephemeralContainers"):
+        causes.append(forbidden("spec.ephemeralContainers", "cannot be set on create"))
     return causes
 
 

@@ -11,7 +11,7 @@ import copy
 import json
 from typing import Any
 
-from procorch.api.errors import forbidden, invalid
+from procorch.api.errors import duplicate, forbidden, invalid, required
 from procorch.api.validation import formats
 from procorch.api.validation._base import (
     Causes,
@@ -102,10 +102,84 @@ def _only_added_tolerations(new: list[Any], old: list[Any], path: str) -> Causes
     return validate_tolerations(new, path)
 
 
+EPHEMERAL_FORBIDDEN = (
+    "ports",
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+    "lifecycle",
+    "resources",
+    "resizePolicy",
+    "restartPolicy",
+)
+"""Container fields an ephemeral container may not have (Kubernetes' list)."""
+
+
+def validate_ephemeral_containers(new_spec: dict[str, Any], old_spec: dict[str, Any]) -> Causes:
+    """What the ``ephemeralcontainers`` subresource may do: add containers (with names no
+    other container of the pod has, none of the fields above, a target that is one of the
+    pod's containers, and, procorch running commands rather than images, a command); never
+    change or remove one."""
+    causes: Causes = []
+    path = "spec.ephemeralContainers"
+    new_list = as_list(new_spec.get("ephemeralContainers"))
+    old_by_name = {as_str(c.get("name")): c for _, c in items(old_spec.get("ephemeralContainers"))}
+    new_by_name = {as_str(c.get("name")): (i, c) for i, c in items(new_list)}
+    for name, old_ctr in old_by_name.items():
+        if name not in new_by_name:
+            causes.append(
+                forbidden(path, f'existing ephemeral containers "{name}" may not be removed')
+            )
+        elif new_by_name[name][1] != old_ctr:
+            causes.append(
+                forbidden(
+                    index(path, new_by_name[name][0]),
+                    f'existing ephemeral containers "{name}" may not be changed',
+                )
+            )
+    regular = {
+        as_str(c.get("name"))
+        for field in ("containers", "initContainers")
+        for _, c in items(new_spec.get(field))
+    }
+    taken = set(regular)
+    for i, ctr in items(new_list):
+        at = index(path, i)
+        name = as_str(ctr.get("name"))
+        if not name:
+            causes.append(required(child(at, "name")))
+        elif name in taken:
+            causes.append(duplicate(child(at, "name"), name))
+        taken.add(name)
+        if name in old_by_name:
+            continue
+        for field in EPHEMERAL_FORBIDDEN:
+            if ctr.get(field) not in (None, {}, [], ""):  # empty is unset, as Go compares
+                causes.append(
+                    forbidden(child(at, field), "cannot be set for an Ephemeral Container")
+                )
+        target = as_str(ctr.get("targetContainerName"))
+        if target and target not in regular:
+            causes.append(
+                invalid(child(at, "targetContainerName"), target, "must be a container of the pod")
+            )
+        if not as_list(ctr.get("command")) and not as_list(ctr.get("args")):
+            causes.append(
+                required(
+                    child(at, "command"),
+                    "procorch runs commands, not images: give the debug container one "
+                    "(kubectl debug ... -- sh)",
+                )
+            )
+    return causes
+
+
 def validate_pod_update(new: dict[str, Any], old: dict[str, Any]) -> Causes:
     causes: Causes = []
     new_spec = as_dict(new.get("spec"))
     old_spec = as_dict(old.get("spec"))
+    if new_spec.get("ephemeralContainers") != old_spec.get("ephemeralContainers"):
+        causes += validate_ephemeral_containers(new_spec, old_spec)
     for field in ("containers", "initContainers"):
         if len(as_list(new_spec.get(field))) != len(as_list(old_spec.get(field))):
             causes.append(
@@ -166,7 +240,8 @@ def validate_pod_update(new: dict[str, Any], old: dict[str, Any]) -> Causes:
                 ctr.pop("image", None)
                 if isinstance(old_ctr, dict) and "image" in old_ctr:
                     ctr["image"] = old_ctr["image"]
-    for field in ("activeDeadlineSeconds", "schedulingGates", "tolerations"):
+    # Ephemeral containers change through their subresource (checked above), not here.
+    for field in ("activeDeadlineSeconds", "schedulingGates", "tolerations", "ephemeralContainers"):
         munged.pop(field, None)
         if field in old_spec:
             munged[field] = old_spec[field]
