@@ -1,6 +1,8 @@
 """Benchmark the API server: durable creates/s (sequential and 50-way), list latency for
 1,000 and 10,000 objects, watch delivery latency, and a mixed load (api_mixed.py). Run by
-hand: ./scripts/bench/api [--no-node] [--only basic|mixed] [--duration SECONDS]
+hand: ./scripts/bench/api [--no-node] [--only basic|mixed|memory|streams] [--duration SECONDS]
+
+``--only streams``: exec round trips and port-forward throughput (api_streams.py).
 
 Targets: >= 1,000 durable writes/s with 50 concurrent clients, a list of 1,000 objects in
 < 100 ms, watch delivery p99 < 10 ms (issue 2); the mixed load at >= 1,000 operations/s with
@@ -21,6 +23,7 @@ import psutil
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
 from _common import percentile, procorch_server, summary
 from api_mixed import churn_memory, mixed_load, report
+from api_streams import streams
 
 
 def configmap(ns: str, name: str) -> bytes:
@@ -156,7 +159,7 @@ async def basic(session: aiohttp.ClientSession, url: str, proc: psutil.Process) 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--no-node", action="store_true", help="the bare control plane")
-    parser.add_argument("--only", choices=("basic", "mixed", "memory"), default=None)
+    parser.add_argument("--only", choices=("basic", "mixed", "memory", "streams"), default=None)
     parser.add_argument("--duration", type=float, default=60.0, help="of the mixed load")
     parser.add_argument(
         "--rate",
@@ -181,6 +184,8 @@ async def main() -> None:
                     + " -> ".join(f"{value:.0f}" for value in rss)
                     + " |"
                 )
+            if args.only in (None, "streams") and not args.no_node:
+                lines += await streams(session, server)
             if args.only in (None, "mixed"):
                 for i, rate in enumerate(args.rate or [0.0, 1000.0]):
                     result = await mixed_load(

@@ -37,7 +37,9 @@ log = get_logger("agent.portforward")
 SPDY_TUNNEL = "SPDY/3.1+portforward.k8s.io"
 CHANNELS = "v4.channel.k8s.io"
 PROTOCOLS = (SPDY_TUNNEL, CHANNELS)
-CHUNK = 32 * 1024
+CHUNK = 256 * 1024
+"""Bytes read from the pod per message: 32 KiB gave 114 MiB/s through kubectl port-forward
+here, 256 KiB 166 MiB/s (scripts/bench/api --only streams)."""
 
 Dial = Callable[[int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 """Connect to the pod's port; raises OSError."""
