@@ -6,6 +6,7 @@ kind is declared once. Pure data.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -37,6 +38,8 @@ class ResourceType:
     subresources: tuple[Subresource, ...] = ()
     verbs: tuple[str, ...] = ALL_VERBS
     singular: str = field(default="")
+    custom: bool = False
+    """Defined by a CustomResourceDefinition (served while it exists)."""
 
     @property
     def singular_name(self) -> str:
@@ -123,7 +126,7 @@ _EVICTION = Subresource(
 )
 _FINALIZE = Subresource("finalize", verbs=("update",))
 
-RESOURCES: tuple[ResourceType, ...] = (
+RESOURCES: list[ResourceType] = [
     # core/v1
     _rt(
         "",
@@ -180,6 +183,15 @@ RESOURCES: tuple[ResourceType, ...] = (
     _rt("discovery.k8s.io", "EndpointSlice", "endpointslices"),
     # coordination.k8s.io/v1
     _rt("coordination.k8s.io", "Lease", "leases"),
+    _rt(
+        "apiextensions.k8s.io",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        namespaced=False,
+        short=("crd", "crds"),
+        categories=("api-extensions",),
+        subs=(STATUS,),
+    ),
     # autoscaling/v2
     _rt(
         "autoscaling",
@@ -197,7 +209,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     _rt("rbac.authorization.k8s.io", "RoleBinding", "rolebindings"),
     _rt("rbac.authorization.k8s.io", "ClusterRole", "clusterroles", namespaced=False),
     _rt("rbac.authorization.k8s.io", "ClusterRoleBinding", "clusterrolebindings", namespaced=False),
-)
+]
 
 # Group order as discovery lists it (the core group is served separately under /api).
 GROUP_ORDER: tuple[str, ...] = (
@@ -209,13 +221,52 @@ GROUP_ORDER: tuple[str, ...] = (
     "autoscaling",
     "policy",
     "rbac.authorization.k8s.io",
+    "apiextensions.k8s.io",
 )
 
-_BY_PATH: dict[tuple[str, str, str], ResourceType] = {
-    (r.group, r.version, r.plural): r for r in RESOURCES
-}
-_BY_GVK: dict[tuple[str, str], ResourceType] = {(r.api_version, r.kind): r for r in RESOURCES}
-_BY_KEY: dict[str, ResourceType] = {r.key: r for r in RESOURCES}
+_BY_PATH: dict[tuple[str, str, str], ResourceType] = {}
+_BY_GVK: dict[tuple[str, str], ResourceType] = {}
+_BY_KEY: dict[str, ResourceType] = {}
+_LISTENERS: list[Callable[[], None]] = []
+
+
+def _index() -> None:
+    _BY_PATH.clear()
+    _BY_GVK.clear()
+    _BY_KEY.clear()
+    for r in RESOURCES:
+        _BY_PATH[(r.group, r.version, r.plural)] = r
+        _BY_GVK[(r.api_version, r.kind)] = r
+        _BY_KEY.setdefault(r.key, r)  # a custom resource's first version is its storage's
+    for listener in list(_LISTENERS):
+        listener()
+
+
+def on_change(listener: Callable[[], None]) -> None:
+    """Call ``listener`` whenever the served resources change (a CRD installed or removed)."""
+    _LISTENERS.append(listener)
+
+
+def register(types: list[ResourceType]) -> None:
+    """Serve ``types`` (a CustomResourceDefinition's versions, its storage version first).
+    RESOURCES is changed in place: whoever imported it sees the change."""
+    for rt in types:
+        if (rt.group, rt.version, rt.plural) in _BY_PATH:
+            raise ValueError(f"{rt.plural}.{rt.group}/{rt.version} is already served")
+    RESOURCES.extend(types)
+    _index()
+
+
+def unregister(group: str, plural: str) -> list[ResourceType]:
+    """Stop serving the custom resource ``plural.group``; the types that were served."""
+    gone = [r for r in RESOURCES if r.custom and r.group == group and r.plural == plural]
+    if gone:
+        RESOURCES[:] = [r for r in RESOURCES if r not in gone]
+        _index()
+    return gone
+
+
+_index()
 
 
 def by_path(group: str, version: str, plural: str) -> ResourceType | None:
@@ -255,9 +306,11 @@ def lookup(name: str) -> ResourceType | None:
 
 
 def group_versions() -> list[tuple[str, str]]:
-    """Every (group, version) served, the core group first."""
+    """Every (group, version) served, the core group first, then the built-in groups, then
+    custom resources' groups by name (each group's storage versions first)."""
     seen: list[tuple[str, str]] = [("", "v1")]
-    for group in GROUP_ORDER:
+    custom = sorted({r.group for r in RESOURCES if r.custom} - set(GROUP_ORDER))
+    for group in (*GROUP_ORDER, *custom):
         for r in RESOURCES:
             if r.group == group and (group, r.version) not in seen:
                 seen.append((group, r.version))

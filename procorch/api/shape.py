@@ -11,6 +11,7 @@ Pure data.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -19,6 +20,11 @@ from procorch.api import errors
 from procorch.api.errors import Cause
 from procorch.api.schema import SchemaNode, node_for
 from procorch.api.types import model_for
+
+Pruner = Callable[[dict[str, Any]], list[str]]
+PRUNERS: dict[tuple[str, str], Pruner] = {}
+"""Kinds with no model (custom resources): drop what their schema does not specify, say where
+(registered by :mod:`procorch.api.crd.definition`)."""
 
 FieldValidation = Literal["Strict", "Warn", "Ignore"]
 
@@ -111,6 +117,9 @@ def check_shape(
     """
     model = model_for(api_version, kind)
     if model is None:
+        pruner = PRUNERS.get((api_version, kind))
+        if pruner is not None:
+            _pruned(kind, api_version, obj, pruner(obj), field_validation, warnings)
         return
     try:
         model.model_validate(obj)
@@ -154,3 +163,27 @@ def check_shape(
             causes=causes,
             group=api_version.rpartition("/")[0],
         )
+
+
+def _pruned(
+    kind: str,
+    api_version: str,
+    obj: dict[str, Any],
+    dropped: list[str],
+    field_validation: FieldValidation,
+    warnings: errors.Warnings | None,
+) -> None:
+    """What pruning a custom resource dropped: refused under ``Strict``, else warned about."""
+    if not dropped:
+        return
+    if field_validation == "Strict":
+        listed = ", ".join(f'unknown field "{path}"' for path in dropped)
+        name = (obj.get("metadata") or {}).get("name") or ""
+        raise errors.BadRequest(
+            f'{kind} in version "{api_version.rpartition("/")[2]}" cannot be handled as a '
+            f"{kind}: strict decoding error: {listed}",
+            details={"name": name, "kind": kind} if name else {"kind": kind},
+        )
+    if field_validation == "Warn" and warnings is not None:
+        for path in dropped:
+            warnings.add(f'unknown field "{path}"')

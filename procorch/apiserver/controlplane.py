@@ -23,6 +23,7 @@ from procorch.apiserver.auth import (
     load_or_create_token,
 )
 from procorch.apiserver.certs import Pki, ensure_pki, issue
+from procorch.apiserver.crds import CrdController
 from procorch.apiserver.hpa_v1 import PREFIX as HPA_V1_PREFIX
 from procorch.apiserver.hpa_v1 import AutoscalingV1
 from procorch.apiserver.http import ApiServer
@@ -74,6 +75,7 @@ class ControlPlane:
         self.authenticator = TokenAuthenticator()
         self.http = ApiServer(self.service, self.authenticator.authenticate)
         self.node_proxy = NodeProxy(self.service)
+        self.crds = CrdController(self.service)
         self.http.subresource_handlers[("core/pods", "log")] = self.node_proxy.pod_log
         pod_streams = PodStreams(self.node_proxy)
         self.http.subresource_handlers[("core/pods", "exec")] = pod_streams.exec
@@ -119,6 +121,7 @@ class ControlPlane:
     async def start(self) -> None:
         await self.store.start()
         await self._bootstrap()
+        await self.crds.start()  # custom resources are served before the API opens
         self.admin_token = load_or_create_token(self.data_dir / "admin-token")
         self.authenticator.add(self.admin_token, ADMIN)
         context = None
@@ -177,5 +180,6 @@ class ControlPlane:
 
     async def stop(self) -> None:
         await self.http.stop()
+        await self.crds.stop()
         await self.node_proxy.close()
         await self.store.close()

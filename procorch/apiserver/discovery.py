@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from procorch.api import resources as resources_registry
 from procorch.api.resources import RESOURCES, ResourceType, group_versions, in_group_version
 
 AGGREGATED_CONTENT_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
@@ -100,6 +101,7 @@ def register_extra(group: str, version: str, resources: list[dict[str, Any]]) ->
 
 
 _cache: dict[str, bytes] = {}
+resources_registry.on_change(_cache.clear)  # a CRD installed or removed
 
 
 def aggregated(core: bool) -> bytes:
@@ -115,20 +117,14 @@ def aggregated(core: bool) -> bytes:
             )
         )
     else:
+        # One item per group, its versions in order (a CRD may serve several).
+        groups: dict[str, list[tuple[str, list[dict[str, Any]]]]] = {}
         for group, version in group_versions():
             if group == "":
                 continue
-            items.append(
-                _aggregated_group(
-                    group,
-                    [
-                        (
-                            version,
-                            [_aggregated_resource(r) for r in in_group_version(group, version)],
-                        )
-                    ],
-                )
-            )
+            documents = [_aggregated_resource(r) for r in in_group_version(group, version)]
+            groups.setdefault(group, []).append((version, documents))
+        items += [_aggregated_group(group, versions) for group, versions in groups.items()]
         for group, version, resources in _EXTRA:
             items.append(_aggregated_group(group, [(version, resources)]))
     body = orjson.dumps(

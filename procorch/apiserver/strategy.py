@@ -15,6 +15,8 @@ from procorch.api.quantity import parse_quantity
 from procorch.api.resources import ResourceType
 from procorch.api.types.apps import TEMPLATE_GENERATION_ANNOTATION
 
+CRD_CLEANUP = "customresourcecleanup.apiextensions.k8s.io"
+
 # Kinds whose status a create may set (Kubernetes lets nodes, events-like kinds do so).
 _STATUS_ON_CREATE = {"Node", "Endpoints", "EndpointSlice", "Lease", "Event"}
 
@@ -24,13 +26,21 @@ def _spec_part(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def tracks_generation(rt: ResourceType) -> bool:
-    """Kinds with a status subresource have a spec whose changes bump ``generation``."""
-    return rt.has_status()
+    """Kinds with a status subresource, and custom resources, have a spec whose changes bump
+    ``generation``."""
+    return rt.has_status() or rt.custom
 
 
 def prepare_create(rt: ResourceType, obj: dict[str, Any]) -> None:
-    if rt.has_status() and rt.kind not in _STATUS_ON_CREATE:
+    if rt.custom and rt.has_status():
+        obj.pop("status", None)  # the status subresource's to write
+    elif rt.has_status() and rt.kind not in _STATUS_ON_CREATE:
         obj["status"] = initial_status(rt.kind, obj)
+    if rt.kind == "CustomResourceDefinition":
+        # Its objects are deleted before it goes (apiextensions' cleanup finalizer).
+        finalizers = obj["metadata"].setdefault("finalizers", [])
+        if CRD_CLEANUP not in finalizers:
+            finalizers.append(CRD_CLEANUP)
     if tracks_generation(rt):
         obj["metadata"]["generation"] = 1
     if rt.kind == "Namespace":

@@ -12,6 +12,7 @@ from procorch.api import errors
 from procorch.api.conditions import replaced
 from procorch.api.errors import Warnings
 from procorch.api.meta import deep_copy, new_uid, rfc3339
+from procorch.api.patch import JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH
 from procorch.api.patch.managed import server_side_apply
 from procorch.api.patch.strategic import apply_patch
 from procorch.api.resources import EPHEMERAL, ResourceType
@@ -53,6 +54,12 @@ class PatchVerbs(ServiceCore):
         if content_type == APPLY_PATCH:
             return await self._server_side_apply(
                 user, rt, namespace, name, body, opts, subresource=subresource
+            )
+        if rt.custom and content_type == STRATEGIC_PATCH:
+            # As kube-apiserver: a custom resource has no strategic merge keys.
+            raise errors.UnsupportedMediaType(
+                f"the body of the request was in an unknown format - accepted media types "
+                f"include: {JSON_PATCH}, {MERGE_PATCH}, {APPLY_PATCH}"
             )
         schema = schema_for(rt.api_version, rt.kind)
         for _attempt in range(RETRIES):
@@ -155,6 +162,8 @@ class PatchVerbs(ServiceCore):
             rt.api_version, rt.kind, body, field_validation=opts.field_validation, warnings=warnings
         )
         schema = schema_for(rt.api_version, rt.kind)
+        if schema is None and rt.custom:
+            schema = ANY  # a CRD's lists are atomic unless it says otherwise
         if schema is None:
             raise errors.UnsupportedMediaType(f"server-side apply is not supported for {rt.kind}")
         for _attempt in range(RETRIES):

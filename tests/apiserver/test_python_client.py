@@ -82,6 +82,21 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "ports": [{"port": 80}],
     },
     "Lease": {"spec": {"holderIdentity": "me", "leaseDurationSeconds": 10}},
+    "CustomResourceDefinition": {
+        "spec": {
+            "group": "python.example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "gizmos", "kind": "Gizmo"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": {"type": "object"}},
+                }
+            ],
+        }
+    },
     "HorizontalPodAutoscaler": {
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
@@ -112,6 +127,7 @@ API_CLASSES = {
     "autoscaling": "AutoscalingV2Api",
     "policy": "PolicyV1Api",
     "rbac.authorization.k8s.io": "RbacAuthorizationV1Api",
+    "apiextensions.k8s.io": "ApiextensionsV1Api",
 }
 
 
@@ -163,6 +179,8 @@ def body(rt: ResourceType, name: str) -> dict[str, Any]:
 async def test_python_client_drives_every_kind(api_client, rt: ResourceType) -> None:
     verbs = Verbs(api_client, rt)
     name = f"py-{snake(rt.kind).replace('_', '-')}"
+    if rt.kind == "CustomResourceDefinition":
+        name = "gizmos.python.example.com"  # a CRD is named for its resource
 
     def scenario() -> None:
         created = verbs.call("create", body=body(rt, name))

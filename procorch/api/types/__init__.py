@@ -10,6 +10,7 @@ bodies of subresources and options are here too: ``Scale``, ``Binding``, ``Evict
 from __future__ import annotations
 
 from procorch.api.schema import SchemaNode, node_for
+from procorch.api.types.apiextensions import CustomResourceDefinition
 from procorch.api.types.apps import ControllerRevision, DaemonSet, Deployment, ReplicaSet
 from procorch.api.types.autoscaling import HorizontalPodAutoscaler, Scale
 from procorch.api.types.base import K8sModel
@@ -66,6 +67,7 @@ MODELS: dict[tuple[str, str], type[K8sModel]] = {
     (_RBAC, "RoleBinding"): RoleBinding,
     (_RBAC, "ClusterRole"): ClusterRole,
     (_RBAC, "ClusterRoleBinding"): ClusterRoleBinding,
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): CustomResourceDefinition,
 }
 
 # Kinds Kubernetes registers in every group version (metav1.AddToGroupVersion), so a DELETE

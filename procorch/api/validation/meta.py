@@ -29,7 +29,12 @@ from procorch.api.validation._base import (
 NameFn = Callable[[str, bool], list[str]]
 
 TOTAL_ANNOTATION_SIZE_LIMIT = 256 * 1024
-_STANDARD_FINALIZERS = {"kubernetes", "orphan", "foregroundDeletion"}
+_STANDARD_FINALIZERS = {
+    "kubernetes",
+    "orphan",
+    "foregroundDeletion",
+    "customresourcecleanup.apiextensions.k8s.io",
+}
 # Kinds Kubernetes refuses as owners.
 _BANNED_OWNERS = {("v1", "Event")}
 

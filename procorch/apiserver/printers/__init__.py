@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from procorch.api import errors
 from procorch.api.resources import ResourceType
-from procorch.apiserver.printers import cluster, core, pods, workloads
+from procorch.apiserver.printers import cluster, core, custom, pods, workloads
 from procorch.apiserver.printers._base import (
     NAME,
     Cell,
@@ -60,6 +60,15 @@ _PRINTERS: Final[dict[str, Printer]] = {
 
 def printer_for(rt: ResourceType) -> Printer:
     return _PRINTERS.get(rt.key, _DEFAULT)
+
+
+def register_custom(rt: ResourceType, columns: list[dict[str, Any]]) -> None:
+    """Print the custom resource ``rt`` with its CRD's ``additionalPrinterColumns``."""
+    _PRINTERS[rt.key] = custom.printer(columns)
+
+
+def unregister_custom(rt: ResourceType) -> None:
+    _PRINTERS.pop(rt.key, None)
 
 
 def column_definitions(rt: ResourceType) -> list[dict[str, Any]]:

@@ -1,0 +1,230 @@
+"""CustomResourceDefinitions: checking one, and serving the kinds it defines.
+
+:func:`validate_crd` is kube-apiserver's CRD validation (names, scope, versions, one storage
+version, structural schemas, what an update may change), with Kubernetes' messages.
+:func:`install` turns a CRD into served resource types: each served version becomes a
+:class:`~procorch.api.resources.ResourceType` in the registry, with its schema's pruning,
+defaulting and validation registered for its ``apiVersion`` and ``kind`` where the built-in
+kinds keep theirs; :func:`uninstall` takes them away. Install and uninstall are called by the
+API server's CRD controller (:mod:`procorch.apiserver.crds`), on its one event loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from procorch.api import resources
+from procorch.api.crd import schema as structural
+from procorch.api.defaults import DEFAULTERS
+from procorch.api.errors import Cause, invalid, not_supported, required
+from procorch.api.resources import SCALE, STATUS, ResourceType, Subresource
+from procorch.api.shape import PRUNERS
+from procorch.api.validation import VALIDATORS, formats
+from procorch.api.validation.meta import (
+    name_is_dns_subdomain,
+    validate_object_meta,
+    validate_object_meta_update,
+)
+
+GROUP = "apiextensions.k8s.io"
+CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
+"""Held by a CRD until its objects are deleted (``procorch.apiserver.strategy`` adds it)."""
+
+
+def _spec(crd: dict[str, Any]) -> dict[str, Any]:
+    spec = crd.get("spec")
+    return spec if isinstance(spec, dict) else {}
+
+
+def _names(crd: dict[str, Any]) -> dict[str, Any]:
+    names = _spec(crd).get("names")
+    return names if isinstance(names, dict) else {}
+
+
+def versions(crd: dict[str, Any]) -> list[dict[str, Any]]:
+    return [v for v in _spec(crd).get("versions") or [] if isinstance(v, dict)]
+
+
+def version_schema(version: dict[str, Any]) -> dict[str, Any]:
+    found = ((version.get("schema") or {}).get("openAPIV3Schema")) or {}
+    return found if isinstance(found, dict) else {}
+
+
+def storage_version(crd: dict[str, Any]) -> str:
+    return next((str(v.get("name")) for v in versions(crd) if v.get("storage")), "")
+
+
+# -- validation --------------------------------------------------------------------------------
+
+
+def validate_crd(crd: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
+    """Every problem with ``crd`` (and with changing ``old`` into it)."""
+    causes: list[Cause] = validate_object_meta(
+        crd.get("metadata"), namespaced=False, name_fn=name_is_dns_subdomain
+    )
+    spec = _spec(crd)
+    names = _names(crd)
+    group = str(spec.get("group") or "")
+    plural = str(names.get("plural") or "")
+    name = str((crd.get("metadata") or {}).get("name") or "")
+    if not group:
+        causes.append(required("spec.group"))
+    elif "." not in group:
+        causes.append(invalid("spec.group", group, "should be a domain with at least one dot"))
+    if plural and group and name != f"{plural}.{group}":
+        causes.append(invalid("metadata.name", name, 'must be spec.names.plural+"."+spec.group'))
+    for field in ("plural", "kind"):
+        if not names.get(field):
+            causes.append(required(f"spec.names.{field}"))
+    for field in ("plural", "singular"):
+        value = str(names.get(field) or "")
+        if value:
+            for message in formats.is_dns1035_label(value):
+                causes.append(invalid(f"spec.names.{field}", value, message))
+    kind = str(names.get("kind") or "")
+    if kind and (not kind[0].isalpha() or not kind.isalnum()):
+        causes.append(
+            invalid(
+                "spec.names.kind", kind, "may have mixed case, but should otherwise match: [a-z]"
+            )
+        )
+    scope = spec.get("scope")
+    if scope not in ("Namespaced", "Cluster"):
+        causes.append(not_supported("spec.scope", scope, ["Cluster", "Namespaced"]))
+    all_versions = versions(crd)
+    if not all_versions:
+        causes.append(
+            required("spec.versions", "must have exactly one version marked as storage version")
+        )
+    elif sum(1 for v in all_versions if v.get("storage")) != 1:
+        causes.append(
+            invalid(
+                "spec.versions",
+                [v.get("name") for v in all_versions],
+                "must have exactly one version marked as storage version",
+            )
+        )
+    for i, version in enumerate(all_versions):
+        at = f"spec.versions[{i}]"
+        vname = str(version.get("name") or "")
+        if not vname:
+            causes.append(required(f"{at}.name"))
+        else:
+            for message in formats.is_dns1035_label(vname):
+                causes.append(invalid(f"{at}.name", vname, message))
+        schema = (version.get("schema") or {}).get("openAPIV3Schema")
+        if schema is None:
+            causes.append(required(f"{at}.schema.openAPIV3Schema", "schemas are required"))
+        else:
+            causes += structural.structural_errors(schema, f"{at}.schema.openAPIV3Schema")
+    strategy = (spec.get("conversion") or {}).get("strategy") or "None"
+    if strategy != "None":
+        causes.append(not_supported("spec.conversion.strategy", strategy, ["None"]))
+    if old is not None:
+        causes += validate_object_meta_update(crd.get("metadata"), old.get("metadata"))
+        old_spec = _spec(old)
+        for field in ("group", "scope"):
+            if spec.get(field) != old_spec.get(field):
+                causes.append(invalid(f"spec.{field}", spec.get(field), "field is immutable"))
+        if names.get("plural") != _names(old).get("plural"):
+            causes.append(invalid("spec.names.plural", names.get("plural"), "field is immutable"))
+    return causes
+
+
+# -- serving -----------------------------------------------------------------------------------
+
+
+def resource_types(crd: dict[str, Any]) -> list[ResourceType]:
+    """The resource types of ``crd``'s served versions, the storage version first."""
+    spec = _spec(crd)
+    names = _names(crd)
+    out = []
+    for version in sorted(versions(crd), key=lambda v: not v.get("storage")):
+        if not version.get("served"):
+            continue
+        subs: list[Subresource] = []
+        declared = version.get("subresources") or {}
+        if "status" in declared:
+            subs.append(STATUS)
+        if "scale" in declared:
+            subs.append(SCALE)
+        out.append(
+            ResourceType(
+                group=str(spec.get("group")),
+                version=str(version.get("name")),
+                kind=str(names.get("kind")),
+                plural=str(names.get("plural")),
+                namespaced=spec.get("scope") != "Cluster",
+                short_names=tuple(names.get("shortNames") or ()),
+                categories=tuple(names.get("categories") or ()),
+                subresources=tuple(subs),
+                singular=str(names.get("singular") or str(names.get("kind") or "").lower()),
+                custom=True,
+            )
+        )
+    return out
+
+
+def install(crd: dict[str, Any]) -> list[ResourceType]:
+    """Serve ``crd``'s kinds (replacing what an earlier version of it served)."""
+    uninstall(crd)
+    types = resource_types(crd)
+    by_version = {str(v.get("name")): v for v in versions(crd)}
+    for rt in types:
+        schema = version_schema(by_version[rt.version])
+        key = (rt.api_version, rt.kind)
+        PRUNERS[key] = _pruner(schema)
+        DEFAULTERS[key] = _defaulter(schema)
+        VALIDATORS[key] = _validator(rt, schema)
+    resources.register(types)
+    return types
+
+
+def uninstall(crd: dict[str, Any]) -> None:
+    """Stop serving what ``crd`` defined."""
+    spec = _spec(crd)
+    group, plural = str(spec.get("group") or ""), str(_names(crd).get("plural") or "")
+    for rt in resources.unregister(group, plural):
+        key = (rt.api_version, rt.kind)
+        PRUNERS.pop(key, None)
+        DEFAULTERS.pop(key, None)
+        VALIDATORS.pop(key, None)
+
+
+def _pruner(schema: dict[str, Any]) -> Any:
+    def prune(obj: dict[str, Any]) -> list[str]:
+        return structural.prune(obj, schema)
+
+    return prune
+
+
+def _defaulter(schema: dict[str, Any]) -> Any:
+    def default(obj: dict[str, Any]) -> None:
+        structural.default(obj, schema)
+
+    return default
+
+
+def _validator(rt: ResourceType, schema: dict[str, Any]) -> Any:
+    def validate(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
+        causes = validate_object_meta(
+            obj.get("metadata"), namespaced=rt.namespaced, name_fn=name_is_dns_subdomain
+        )
+        body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
+        causes += structural.validate(
+            body,
+            {
+                **schema,
+                "required": [
+                    r
+                    for r in schema.get("required") or []
+                    if r not in ("apiVersion", "kind", "metadata")
+                ],
+            },
+        )
+        return causes
+
+    return validate
+
+
+VALIDATORS[(f"{GROUP}/v1", "CustomResourceDefinition")] = validate_crd

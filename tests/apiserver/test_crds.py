@@ -1,0 +1,176 @@
+"""CustomResourceDefinitions with real kubectl: a CRD serves its kind at once (discovery,
+REST, printer columns, categories, short names), objects are pruned, defaulted and
+validated by the schema as kube-apiserver does, and deleting the CRD deletes its objects."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from procorch.api import resources
+from procorch.launcher.up import Procorch
+from tests.conftest import Kubectl
+
+pytestmark = pytest.mark.kubectl
+
+CRD = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wd], categories: [all]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    - {name: Color, type: string, jsonPath: .spec.color}
+    - {name: Ready, type: string, jsonPath: '.status.conditions[?(@.type=="Ready")].status'}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [size]
+            properties:
+              size: {type: integer, minimum: 1, maximum: 10}
+              color: {type: string, enum: [red, blue], default: red}
+              port: {x-kubernetes-int-or-string: true}
+              extra: {type: object, x-kubernetes-preserve-unknown-fields: true}
+          status:
+            type: object
+            properties:
+              conditions:
+                type: array
+                items:
+                  type: object
+                  properties:
+                    type: {type: string}
+                    status: {type: string}
+"""
+
+
+def write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+async def test_a_crd_serves_its_kind_as_kube_apiserver_does(
+    kubectl: Kubectl, procorch: Procorch, tmp_path: Path
+) -> None:
+    began = time.monotonic()
+    await kubectl("apply", "-f", write(tmp_path, "crd.yaml", CRD))
+    widget = """
+    apiVersion: example.com/v1
+    kind: Widget
+    metadata: {name: w1}
+    spec: {size: 3, port: http, extra: {anything: [1, 2]}}
+    """
+    await kubectl("apply", "-f", write(tmp_path, "w1.yaml", widget))
+    assert time.monotonic() - began < 5
+    crd = json.loads((await kubectl("get", "crd", "widgets.example.com", "-o", "json")).stdout)
+    conditions = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
+    assert conditions == {"NamesAccepted": "True", "Established": "True"}
+    assert crd["status"]["storedVersions"] == ["v1"]
+    assert crd["status"]["acceptedNames"]["listKind"] == "WidgetList"
+    # Defaults from the schema, unknown fields kept only where the schema says so.
+    obj = json.loads((await kubectl("get", "wd", "w1", "-o", "json")).stdout)
+    assert obj["spec"] == {"size": 3, "port": "http", "color": "red", "extra": {"anything": [1, 2]}}
+    assert obj["metadata"]["generation"] == 1
+    # Printer columns, the "all" category, short names.
+    table = (await kubectl("get", "widgets")).stdout.splitlines()
+    assert table[0].split() == ["NAME", "SIZE", "COLOR", "READY"]
+    assert table[1].split() == ["w1", "3", "red", "<none>"]
+    assert "widget.example.com/w1" in (await kubectl("get", "all")).stdout
+    # The status subresource, and the column reading it.
+    await kubectl(
+        "patch", "wd", "w1", "--subresource=status", "--type=merge",
+        "-p", '{"status": {"conditions": [{"type": "Ready", "status": "True"}]}}',
+    )  # fmt: skip
+    assert (await kubectl("get", "widgets")).stdout.splitlines()[1].split()[-1] == "True"
+    # Kubernetes' words for what the schema refuses, and for unknown fields with kubectl's
+    # strict field validation.
+    out = await kubectl(
+        "patch", "wd", "w1", "--type=merge", "-p", '{"spec":{"size":30}}', check=False
+    )
+    assert out.stderr.strip() == (
+        'The Widget "w1" is invalid: spec.size: Invalid value: 30: spec.size in body should '
+        "be less than or equal to 10"
+    )
+    out = await kubectl(
+        "patch", "wd", "w1", "--type=merge", "-p", '{"spec":{"color":"pink","size":"x"}}',
+        check=False,
+    )  # fmt: skip
+    assert 'spec.color: Unsupported value: "pink": supported values: "red", "blue"' in out.stderr
+    assert 'spec.size: Invalid value: "string": spec.size in body must be of type integer' in (
+        out.stderr
+    )
+    bad = """
+    apiVersion: example.com/v1
+    kind: Widget
+    metadata: {name: w2}
+    spec: {size: 2, mystery: 1}
+    """
+    out = await kubectl("apply", "-f", write(tmp_path, "w2.yaml", bad), check=False)
+    assert 'strict decoding error: unknown field "spec.mystery"' in out.stderr
+    out = await kubectl("create", "-f", str(tmp_path / "w2.yaml"), "--validate=false")
+    assert json.loads((await kubectl("get", "wd", "w2", "-o", "json")).stdout)["spec"] == {
+        "size": 2,
+        "color": "red",
+    }
+    # No strategic merge for a custom resource; merge, JSON patch and apply work.
+    out = await kubectl("patch", "wd", "w1", "-p", '{"spec":{"size":4}}', check=False)
+    assert "the body of the request was in an unknown format" in out.stderr
+    await kubectl(
+        "patch", "wd", "w1", "--type=json", "-p", '[{"op":"replace","path":"/spec/size","value":5}]'
+    )
+    await kubectl("apply", "--server-side", "--force-conflicts", "-f", str(tmp_path / "w1.yaml"))
+    assert json.loads((await kubectl("get", "wd", "w1", "-o", "json")).stdout)["spec"]["size"] == 3
+
+    # Deleting the CRD deletes its objects, then the kind is no longer served.
+    await kubectl("delete", "crd", "widgets.example.com", timeout=30)
+    out = await kubectl("get", "widgets", check=False)
+    assert out.returncode == 1
+    assert resources.by_key("example.com/widgets") is None
+    stored, _ = procorch.control_plane.store.list("example.com/widgets")
+    assert stored == []
+
+
+async def test_a_crd_is_checked_as_kubernetes_checks_it(kubectl: Kubectl, tmp_path: Path) -> None:
+    bad = """
+    apiVersion: apiextensions.k8s.io/v1
+    kind: CustomResourceDefinition
+    metadata: {name: gadgets.example}
+    spec:
+      group: example
+      scope: Namespaced
+      names: {plural: gadgets, kind: Gadget}
+      versions:
+      - name: v1
+        served: true
+        storage: false
+        schema:
+          openAPIV3Schema:
+            type: object
+            properties:
+              spec: {properties: {size: {type: integer}}}
+    """
+    out = await kubectl("apply", "-f", write(tmp_path, "bad.yaml", bad), check=False)
+    assert out.returncode == 1
+    for expected in (
+        'spec.group: Invalid value: "example": should be a domain with at least one dot',
+        "must have exactly one version marked as storage version",
+        "spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required value: must "
+        "not be empty for specified object fields",
+    ):
+        assert expected in out.stderr, out.stderr
