@@ -10,7 +10,8 @@
   (themselves in foreground), and once none that ``blockOwnerDeletion`` remains, the
   finalizer is removed and the owner goes.
 
-Keys are (resource key, namespace, name). Every served resource is watched.
+Keys are (resource key, namespace, name). Every served resource is watched, custom
+resources too: each CustomResourceDefinition seen adds a watch of its kind.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from __future__ import annotations
 from typing import Any
 
 from procorch.api import errors, resources
+from procorch.api.crd import definition as crd_definition
 from procorch.api.resources import RESOURCES, ResourceType
 from procorch.reconcile.controller import Controller
 from procorch.reconcile.views import InformerView
 
 Key = tuple[str, str, str]
 
+CRDS = resources.must("apiextensions.k8s.io/customresourcedefinitions")
 ORPHAN = "orphan"
 FOREGROUND = "foregroundDeletion"
 
@@ -44,10 +47,23 @@ class GarbageCollector(Controller[Key]):
         self._by_uid: dict[str, Key] = {}
         self._informers: dict[str, InformerView] = {}
         for rt in RESOURCES:
-            informer = self.watch(rt)
-            informer.add_index("owner-uid", _owner_uids)
-            informer.add_handler(self._handler(rt))
-            self._informers[rt.key] = informer
+            if not rt.custom and rt.key not in self._informers:
+                self._inform(self.watch(rt), rt)
+        self.watch(CRDS).add_handler(self._crd_seen)
+
+    def _inform(self, informer: InformerView, rt: ResourceType) -> None:
+        informer.add_index("owner-uid", _owner_uids)
+        informer.add_handler(self._handler(rt))
+        self._informers[rt.key] = informer
+
+    def _crd_seen(self, etype: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        """A CRD's kind can own and be owned: watch it from now on (kept after the CRD goes,
+        so its objects' deletion is seen)."""
+        if etype == "DELETED":
+            return
+        for rt in crd_definition.resource_types(obj)[:1]:  # the storage version
+            if rt.key not in self._informers:
+                self._inform(self.informers.get(rt), rt)
 
     def _handler(self, rt: ResourceType) -> Any:
         def handle(etype: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
@@ -123,7 +139,8 @@ class GarbageCollector(Controller[Key]):
         namespace = (
             str((obj.get("metadata") or {}).get("namespace") or "") if owner_rt.namespaced else ""
         )
-        cached = self._informers[owner_rt.key].get(str(ref.get("name")), namespace)
+        informer = self._informers.get(owner_rt.key)
+        cached = informer.get(str(ref.get("name")), namespace) if informer is not None else None
         if cached is None or cached["metadata"].get("uid") != ref.get("uid"):
             # Confirm with a live read before acting on an absence.
             try:

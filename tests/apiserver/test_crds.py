@@ -137,6 +137,26 @@ async def test_a_crd_serves_its_kind_as_kube_apiserver_does(
     await kubectl("apply", "--server-side", "--force-conflicts", "-f", str(tmp_path / "w1.yaml"))
     assert json.loads((await kubectl("get", "wd", "w1", "-o", "json")).stdout)["spec"]["size"] == 3
 
+    # A custom resource owns what names it as owner (garbage collection), and goes with its
+    # namespace.
+    uid = json.loads((await kubectl("get", "wd", "w2", "-o", "json")).stdout)["metadata"]["uid"]
+    owned = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "owned",
+            "ownerReferences": [
+                {"apiVersion": "example.com/v1", "kind": "Widget", "name": "w2", "uid": uid}
+            ],
+        },
+    }
+    await kubectl("create", "-f", write(tmp_path, "owned.json", json.dumps(owned)))
+    await kubectl("delete", "wd", "w2")
+    await kubectl("wait", "--for=delete", "configmap/owned", "--timeout=20s", timeout=30)
+    await kubectl("create", "namespace", "scratch")
+    await kubectl("create", "-f", str(tmp_path / "w2.yaml"), "-n", "scratch", "--validate=false")
+    await kubectl("delete", "namespace", "scratch", "--timeout=30s", timeout=40)
+
     # Deleting the CRD deletes its objects, then the kind is no longer served.
     await kubectl("delete", "crd", "widgets.example.com", timeout=30)
     out = await kubectl("get", "widgets", check=False)
