@@ -40,6 +40,9 @@ class ResourceType:
     singular: str = field(default="")
     custom: bool = False
     """Defined by a CustomResourceDefinition (served while it exists)."""
+    scale_paths: tuple[str, str, str] = (".spec.replicas", ".status.replicas", "")
+    """Where the ``scale`` subresource reads and writes: spec replicas, status replicas, and
+    the label selector (a CRD's ``subresources.scale``; empty: ``spec.selector``)."""
 
     @property
     def singular_name(self) -> str:

@@ -71,6 +71,18 @@ def status_response(err: errors.ApiError) -> web.Response:
     return web.Response(status=err.code, body=body, headers=headers)
 
 
+def _wire(rt: ResourceType, stored: Stored) -> bytes:
+    """The stored JSON as served at ``rt``'s version: a custom resource read through another
+    of its CRD's versions than the one it is stored at gets that ``apiVersion`` (conversion
+    strategy ``None``); everything else is served as stored, uncopied."""
+    if not rt.custom:
+        return stored.raw
+    obj = stored.object
+    if obj.get("apiVersion") == rt.api_version or obj.get("kind") != rt.kind:
+        return stored.raw  # already that version, or a subresource's (a Scale)
+    return orjson.dumps({**obj, "apiVersion": rt.api_version})
+
+
 def _json_response(
     body: bytes, *, status: int = 200, warnings: list[str] | None = None, content_type: str = JSON
 ) -> web.Response:
@@ -489,7 +501,7 @@ class ApiServer:
             new_obj, _, warnings = await read_object(request, rt, options)
             result = await self.service.create(user, rt, info.namespace, new_obj, options)
             return _json_response(
-                result.stored.raw, status=201, warnings=warnings + result.warnings
+                _wire(rt, result.stored), status=201, warnings=warnings + result.warnings
             )
         if method == "PUT":
             if not info.name:
@@ -507,7 +519,7 @@ class ApiServer:
                 options,
                 subresource=info.subresource,
             )
-            return _json_response(result.stored.raw, warnings=warnings + result.warnings)
+            return _json_response(_wire(rt, result.stored), warnings=warnings + result.warnings)
         if method == "PATCH":
             if not info.name:
                 raise errors.MethodNotAllowed(
@@ -526,7 +538,7 @@ class ApiServer:
                 subresource=info.subresource,
             )
             return _json_response(
-                result.stored.raw,
+                _wire(rt, result.stored),
                 status=201 if result.created else 200,
                 warnings=warnings + result.warnings,
             )
@@ -559,7 +571,7 @@ class ApiServer:
                     "details": errors.status_details(details),
                 }
                 return _json_response(orjson.dumps(status) + b"\n")
-            return _json_response(outcome.stored.raw)
+            return _json_response(_wire(rt, outcome.stored))
         raise errors.MethodNotAllowed(
             "the server does not allow this method on the requested resource"
         )
@@ -582,7 +594,7 @@ class ApiServer:
             return _json_response(orjson.dumps(table))
         if as_.startswith("PartialObjectMetadata"):
             return _json_response(orjson.dumps(_partial(stored.object, version)))
-        return _json_response(stored.raw)
+        return _json_response(_wire(rt, stored))
 
     async def _list(self, request: web.BaseRequest, user: User, info: RequestInfo) -> web.Response:
         query = request.query
@@ -662,7 +674,7 @@ class ApiServer:
         )
         # Splice the stored JSON of every item in, without decoding or re-encoding it: one
         # copy of each (a list of thousands of objects is megabytes).
-        body = b"".join((head[:-1], b',"items":[', b",".join([s.raw for s in items]), b"]}"))
+        body = b"".join((head[:-1], b',"items":[', b",".join([_wire(rt, s) for s in items]), b"]}"))
         return _json_response(body)
 
     # -- watch -------------------------------------------------------------------------------
@@ -736,8 +748,9 @@ class ApiServer:
                     parts.append(encode_table(etype, stored))
                     size += len(parts[-1])
                 else:
-                    parts += (_EVENT_HEAD[etype], stored.raw, b"}\n")
-                    size += len(stored.raw) + 32
+                    raw = _wire(info.rt, stored)
+                    parts += (_EVENT_HEAD[etype], raw, b"}\n")
+                    size += len(raw) + 32
                 if size >= WATCH_CHUNK_BYTES:
                     break
                 next_event = stream.poll()

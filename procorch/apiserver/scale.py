@@ -1,4 +1,5 @@
-"""The ``scale`` subresource: an ``autoscaling/v1`` Scale view of Deployments and ReplicaSets."""
+"""The ``scale`` subresource: an ``autoscaling/v1`` Scale view of Deployments, ReplicaSets and
+custom resources (at the paths their CRD names)."""
 
 from __future__ import annotations
 
@@ -20,11 +21,31 @@ SCALE_SCHEMA: SchemaNode = (
 )
 
 
+def _path(path: str) -> list[str]:
+    return [part for part in path.split(".") if part]
+
+
+def _read(obj: dict[str, Any], path: str) -> Any:
+    value: Any = obj
+    for part in _path(path):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
 def to_scale(rt: ResourceType, stored: Stored) -> Stored:
     obj = stored.object
     meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
+    if rt.custom:
+        spec_path, status_path, selector_path = rt.scale_paths
+        replicas = _read(obj, spec_path) or 0
+        current = _read(obj, status_path)
+        found = _read(obj, selector_path) if selector_path else ""
+        selector = found if isinstance(found, str) else ""
+    else:
+        spec = obj.get("spec") or {}
+        replicas = spec.get("replicas") if spec.get("replicas") is not None else 1
+        current = (obj.get("status") or {}).get("replicas")
+        selector = format_label_selector(spec.get("selector"))
     scale_meta = {
         k: meta[k]
         for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
@@ -34,13 +55,8 @@ def to_scale(rt: ResourceType, stored: Stored) -> Stored:
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": scale_meta,
-        "spec": {
-            "replicas": int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
-        },
-        "status": {
-            "replicas": int(status.get("replicas") or 0),
-            "selector": format_label_selector(spec.get("selector")),
-        },
+        "spec": {"replicas": int(replicas)},
+        "status": {"replicas": int(current or 0), "selector": selector},
     }
     return Stored(object=body, raw=orjson.dumps(body), revision=stored.revision)
 
@@ -68,7 +84,13 @@ def replicas_of(scale_body: dict[str, Any]) -> int:
     return replicas
 
 
-def with_replicas(obj: dict[str, Any], replicas: int) -> dict[str, Any]:
+def with_replicas(
+    obj: dict[str, Any], replicas: int, path: str = ".spec.replicas"
+) -> dict[str, Any]:
     new = deep_copy(obj)
-    new.setdefault("spec", {})["replicas"] = replicas
+    *parents, last = _path(path)
+    target = new
+    for part in parents:
+        target = target.setdefault(part, {})
+    target[last] = replicas
     return new

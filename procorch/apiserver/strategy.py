@@ -12,7 +12,7 @@ from typing import Any
 from procorch.api.defaults import generate_job_selector
 from procorch.api.meta import deep_copy
 from procorch.api.quantity import parse_quantity
-from procorch.api.resources import ResourceType
+from procorch.api.resources import ResourceType, by_key
 from procorch.api.types.apps import TEMPLATE_GENERATION_ANNOTATION
 
 CRD_CLEANUP = "customresourcecleanup.apiextensions.k8s.io"
@@ -31,7 +31,17 @@ def tracks_generation(rt: ResourceType) -> bool:
     return rt.has_status() or rt.custom
 
 
+def _at_storage_version(rt: ResourceType, obj: dict[str, Any]) -> None:
+    """A custom resource is stored at its CRD's storage version, whichever version it was
+    written through (conversion strategy ``None``: only ``apiVersion`` changes)."""
+    storage = by_key(rt.key)
+    if storage is not None:
+        obj["apiVersion"] = storage.api_version
+
+
 def prepare_create(rt: ResourceType, obj: dict[str, Any]) -> None:
+    if rt.custom:
+        _at_storage_version(rt, obj)
     if rt.custom and rt.has_status():
         obj.pop("status", None)  # the status subresource's to write
     elif rt.has_status() and rt.kind not in _STATUS_ON_CREATE:
@@ -88,6 +98,8 @@ def initial_status(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
 
 def prepare_update(rt: ResourceType, new: dict[str, Any], old: dict[str, Any]) -> None:
     """Main-resource update: status is the status subresource's business."""
+    if rt.custom:
+        _at_storage_version(rt, new)
     if rt.has_status():
         if "status" in old:
             new["status"] = deep_copy(old["status"])

@@ -610,7 +610,7 @@ class ServiceCore:
         expected = parse_rv((body.get("metadata") or {}).get("resourceVersion"))
         for _attempt in range(RETRIES):
             current = self._get_or_404(rt, namespace, name)
-            new = scale.with_replicas(current.object, replicas)
+            new = scale.with_replicas(current.object, replicas, rt.scale_paths[0])
             try:
                 result = await self._commit_update(
                     rt,

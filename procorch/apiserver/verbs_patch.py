@@ -68,7 +68,9 @@ class PatchVerbs(ServiceCore):
             if subresource == "scale":
                 base = scale.to_scale(rt, current).object
                 patched = apply_patch(content_type, base, body, scale.SCALE_SCHEMA)
-                new = scale.with_replicas(current.object, scale.replicas_of(patched))
+                new = scale.with_replicas(
+                    current.object, scale.replicas_of(patched), rt.scale_paths[0]
+                )
                 explicit = parse_rv((patched.get("metadata") or {}).get("resourceVersion"))
             else:
                 patched = apply_patch(

@@ -194,3 +194,51 @@ async def test_a_crd_is_checked_as_kubernetes_checks_it(kubectl: Kubectl, tmp_pa
         "not be empty for specified object fields",
     ):
         assert expected in out.stderr, out.stderr
+
+
+async def test_several_versions_and_the_scale_subresource(kubectl: Kubectl, tmp_path: Path) -> None:
+    crd = """
+    apiVersion: apiextensions.k8s.io/v1
+    kind: CustomResourceDefinition
+    metadata: {name: pools.example.com}
+    spec:
+      group: example.com
+      scope: Cluster
+      names: {plural: pools, kind: Pool}
+      versions:
+      - name: v1beta1
+        served: true
+        storage: false
+        schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+      - name: v1
+        served: true
+        storage: true
+        subresources:
+          status: {}
+          scale: {specReplicasPath: .spec.size, statusReplicasPath: .status.size, labelSelectorPath: .status.selector}
+        schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+    """
+    await kubectl("apply", "-f", write(tmp_path, "crd.yaml", crd))
+    pool = """
+    apiVersion: example.com/v1beta1
+    kind: Pool
+    metadata: {name: p1}
+    spec: {size: 2}
+    """
+    await kubectl("apply", "-f", write(tmp_path, "p1.yaml", pool))
+    # Stored at the storage version; read at the version asked for (conversion None).
+    at_v1 = json.loads((await kubectl("get", "pools.v1.example.com", "p1", "-o", "json")).stdout)
+    old = json.loads((await kubectl("get", "pools.v1beta1.example.com", "p1", "-o", "json")).stdout)
+    assert (at_v1["apiVersion"], old["apiVersion"]) == ("example.com/v1", "example.com/v1beta1")
+    assert at_v1["spec"] == old["spec"] == {"size": 2}
+    crd_now = json.loads((await kubectl("get", "crd", "pools.example.com", "-o", "json")).stdout)
+    assert crd_now["status"]["storedVersions"] == ["v1"]
+    # kubectl scale through the CRD's scale paths.
+    await kubectl("scale", "pool", "p1", "--replicas=5")
+    assert json.loads((await kubectl("get", "pool", "p1", "-o", "json")).stdout)["spec"] == {
+        "size": 5
+    }
+    scale = json.loads(
+        (await kubectl("get", "--raw", "/apis/example.com/v1/pools/p1/scale")).stdout
+    )
+    assert scale["spec"] == {"replicas": 5} and scale["kind"] == "Scale"

@@ -146,7 +146,8 @@ def resource_types(crd: dict[str, Any]) -> list[ResourceType]:
         declared = version.get("subresources") or {}
         if "status" in declared:
             subs.append(STATUS)
-        if "scale" in declared:
+        scale = declared.get("scale")
+        if isinstance(scale, dict):
             subs.append(SCALE)
         out.append(
             ResourceType(
@@ -160,6 +161,13 @@ def resource_types(crd: dict[str, Any]) -> list[ResourceType]:
                 subresources=tuple(subs),
                 singular=str(names.get("singular") or str(names.get("kind") or "").lower()),
                 custom=True,
+                scale_paths=(
+                    str(scale.get("specReplicasPath") or ".spec.replicas"),
+                    str(scale.get("statusReplicasPath") or ".status.replicas"),
+                    str(scale.get("labelSelectorPath") or ""),
+                )
+                if isinstance(scale, dict)
+                else (".spec.replicas", ".status.replicas", ""),
             )
         )
     return out
