@@ -3,6 +3,7 @@
 hand: ./scripts/bench/api [--no-node] [--only basic|mixed|memory|streams] [--duration SECONDS]
 
 ``--only streams``: exec round trips and port-forward throughput (api_streams.py).
+``--only crd``: a custom resource's creates/s and list latency beside a ConfigMap's (api_crd.py).
 
 Targets: >= 1,000 durable writes/s with 50 concurrent clients, a list of 1,000 objects in
 < 100 ms, watch delivery p99 < 10 ms (issue 2); the mixed load at >= 1,000 operations/s with
@@ -22,6 +23,7 @@ import psutil
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
 from _common import percentile, procorch_server, summary
+from api_crd import custom_resources
 from api_mixed import churn_memory, mixed_load, report
 from api_streams import streams
 
@@ -159,7 +161,9 @@ async def basic(session: aiohttp.ClientSession, url: str, proc: psutil.Process) 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--no-node", action="store_true", help="the bare control plane")
-    parser.add_argument("--only", choices=("basic", "mixed", "memory", "streams"), default=None)
+    parser.add_argument(
+        "--only", choices=("basic", "mixed", "memory", "streams", "crd"), default=None
+    )
     parser.add_argument("--duration", type=float, default=60.0, help="of the mixed load")
     parser.add_argument(
         "--rate",
@@ -184,6 +188,8 @@ async def main() -> None:
                     + " -> ".join(f"{value:.0f}" for value in rss)
                     + " |"
                 )
+            if args.only in (None, "crd"):
+                lines += await custom_resources(session, server.url)
             if args.only in (None, "streams") and not args.no_node:
                 lines += await streams(session, server)
             if args.only in (None, "mixed"):
