@@ -242,3 +242,72 @@ async def test_several_versions_and_the_scale_subresource(kubectl: Kubectl, tmp_
         (await kubectl("get", "--raw", "/apis/example.com/v1/pools/p1/scale")).stdout
     )
     assert scale["spec"] == {"replicas": 5} and scale["kind"] == "Scale"
+
+
+async def test_cel_validation_rules(kubectl: Kubectl, tmp_path: Path) -> None:
+    crd = """
+    apiVersion: apiextensions.k8s.io/v1
+    kind: CustomResourceDefinition
+    metadata: {name: scalers.example.com}
+    spec:
+      group: example.com
+      scope: Namespaced
+      names: {plural: scalers, kind: Scaler}
+      versions:
+      - name: v1
+        served: true
+        storage: true
+        schema:
+          openAPIV3Schema:
+            type: object
+            properties:
+              spec:
+                type: object
+                x-kubernetes-validations:
+                - rule: self.minReplicas <= self.replicas
+                  message: replicas should be greater than or equal to minReplicas
+                - rule: self.replicas >= oldSelf.replicas
+                  message: replicas may not shrink
+                properties:
+                  replicas: {type: integer}
+                  minReplicas: {type: integer}
+                  tags:
+                    type: array
+                    items: {type: string}
+                    x-kubernetes-validations:
+                    - {rule: "self.all(t, t.startsWith('team-'))", message: tags start with team-}
+    """
+    await kubectl("apply", "-f", write(tmp_path, "crd.yaml", crd))
+    obj = """
+    apiVersion: example.com/v1
+    kind: Scaler
+    metadata: {name: s1}
+    spec: {replicas: 1, minReplicas: 2, tags: [team-a, other]}
+    """
+    out = await kubectl("apply", "-f", write(tmp_path, "s1.yaml", obj), check=False)
+    assert (
+        'spec: Invalid value: "object": replicas should be greater than or equal to minReplicas'
+        in out.stderr
+    )
+    assert 'spec.tags: Invalid value: "array": tags start with team-' in out.stderr
+    await kubectl(
+        "apply",
+        "-f",
+        write(
+            tmp_path, "s1.yaml", obj.replace("replicas: 1", "replicas: 3").replace(", other", "")
+        ),
+    )
+    # A transition rule sees the value before the update as oldSelf.
+    out = await kubectl(
+        "patch", "scaler", "s1", "--type=merge", "-p", '{"spec":{"replicas":2}}', check=False
+    )
+    assert 'spec: Invalid value: "object": replicas may not shrink' in out.stderr
+    await kubectl("patch", "scaler", "s1", "--type=merge", "-p", '{"spec":{"replicas":4}}')
+    broken = (
+        crd.replace("self.minReplicas <= self.replicas", "self.minReplicas <=")
+        .replace("scalers", "brokens")
+        .replace("Scaler", "Broken")
+    )
+    out = await kubectl("apply", "-f", write(tmp_path, "broken.yaml", broken), check=False)
+    assert "x-kubernetes-validations[0].rule: Invalid value" in out.stderr
+    assert "compilation failed" in out.stderr

@@ -15,6 +15,7 @@ from typing import Any
 
 from procorch.api import resources
 from procorch.api.crd import schema as structural
+from procorch.api.crd.schema import MISSING
 from procorch.api.defaults import DEFAULTERS
 from procorch.api.errors import Cause, invalid, not_supported, required
 from procorch.api.resources import SCALE, STATUS, ResourceType, Subresource
@@ -27,6 +28,7 @@ from procorch.api.validation.meta import (
 )
 
 GROUP = "apiextensions.k8s.io"
+META = ("apiVersion", "kind", "metadata")
 CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 """Held by a CRD until its objects are deleted (``procorch.apiserver.strategy`` adds it)."""
 
@@ -117,6 +119,7 @@ def validate_crd(crd: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]
             causes.append(required(f"{at}.schema.openAPIV3Schema", "schemas are required"))
         else:
             causes += structural.structural_errors(schema, f"{at}.schema.openAPIV3Schema")
+            causes += structural.rule_errors(schema, f"{at}.schema.openAPIV3Schema")
     strategy = (spec.get("conversion") or {}).get("strategy") or "None"
     if strategy != "None":
         causes.append(not_supported("spec.conversion.strategy", strategy, ["None"]))
@@ -214,22 +217,15 @@ def _defaulter(schema: dict[str, Any]) -> Any:
 
 
 def _validator(rt: ResourceType, schema: dict[str, Any]) -> Any:
+    root = {**schema, "required": [r for r in schema.get("required") or [] if r not in META]}
+
     def validate(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
         causes = validate_object_meta(
             obj.get("metadata"), namespaced=rt.namespaced, name_fn=name_is_dns_subdomain
         )
-        body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
-        causes += structural.validate(
-            body,
-            {
-                **schema,
-                "required": [
-                    r
-                    for r in schema.get("required") or []
-                    if r not in ("apiVersion", "kind", "metadata")
-                ],
-            },
-        )
+        body = {k: v for k, v in obj.items() if k not in META}
+        before = {k: v for k, v in old.items() if k not in META} if old is not None else MISSING
+        causes += structural.validate(body, root, old=before)
         return causes
 
     return validate

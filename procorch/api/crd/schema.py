@@ -7,7 +7,9 @@ Three operations, as kube-apiserver applies them to a custom resource:
 * :func:`default` fills in ``default`` values where a field is absent (or null and not
   ``nullable``);
 * :func:`validate` reports every value the schema refuses, with its field path and
-  Kubernetes' words (``spec.replicas in body must be of type integer: "string"``).
+  Kubernetes' words (``spec.replicas in body must be of type integer: "string"``), and every
+  ``x-kubernetes-validations`` rule that does not hold: CEL expressions over ``self`` (and on
+  an update ``oldSelf``, the value before), evaluated with cel-python.
 
 :func:`structural_errors` says why a schema is not structural (a CRD with such a schema is
 refused). Schemas are plain JSON (dicts); everything here is a pure function.
@@ -19,6 +21,8 @@ import copy
 import math
 import re
 from typing import Any
+
+import celpy
 
 from procorch.api.errors import (
     Cause,
@@ -34,7 +38,12 @@ Schema = dict[str, Any]
 PRESERVE = "x-kubernetes-preserve-unknown-fields"
 INT_OR_STRING = "x-kubernetes-int-or-string"
 EMBEDDED = "x-kubernetes-embedded-resource"
+RULES = "x-kubernetes-validations"
 _META_FIELDS = ("apiVersion", "kind", "metadata")
+MISSING: Any = object()
+"""No old value (a create, or a field the update adds)."""
+_CEL = celpy.Environment()
+_PROGRAMS: dict[str, Any] = {}
 
 
 def _child(path: str, name: str) -> str:
@@ -123,10 +132,23 @@ def default(obj: Any, schema: Schema) -> None:
 # -- validation --------------------------------------------------------------------------------
 
 
-def validate(value: Any, schema: Schema, path: str = "") -> list[Cause]:
-    """Every way ``value`` breaks ``schema``; paths rooted at ``path``."""
+def validate(value: Any, schema: Schema, path: str = "", *, old: Any = MISSING) -> list[Cause]:
+    """Every way ``value`` breaks ``schema``; paths rooted at ``path``. ``old`` is the value
+    an update replaces (for transition rules, which see it as ``oldSelf``)."""
     causes: list[Cause] = []
     _validate(value, schema, path, causes)
+    if any(c.reason == "FieldValueTypeInvalid" for c in causes):
+        # As kube-apiserver: rules are not run over values of the wrong type.
+        causes.append(
+            invalid(
+                path,
+                None,
+                "some validation rules were not checked because the object was invalid; "
+                "correct the existing errors to complete validation",
+            )
+        )
+    else:
+        _check_rules(value, schema, path, old, causes)
     return causes
 
 
@@ -246,10 +268,11 @@ def _arrays(value: list[Any], schema: Schema, path: str, where: str, causes: lis
             )
         )
     items = schema.get("items")
+    list_type = schema.get("x-kubernetes-list-type")
+    keys = schema.get("x-kubernetes-list-map-keys") or []
     if isinstance(items, dict):
         for i, item in enumerate(value):
             _validate(item, items, f"{path}[{i}]", causes)
-    list_type = schema.get("x-kubernetes-list-type")
     if schema.get("uniqueItems") or list_type == "set":
         seen: list[Any] = []
         for i, item in enumerate(value):
@@ -257,7 +280,6 @@ def _arrays(value: list[Any], schema: Schema, path: str, where: str, causes: lis
                 causes.append(duplicate(f"{path}[{i}]", item))
             seen.append(item)
     if list_type == "map":
-        keys = schema.get("x-kubernetes-list-map-keys") or []
         seen_keys: set[str] = set()
         for i, item in enumerate(value):
             if isinstance(item, dict):
@@ -298,6 +320,85 @@ def _objects(
         for name in ("apiVersion", "kind"):
             if not value.get(name):
                 causes.append(required(_child(path, name), "must not be empty"))
+
+
+def _program(rule: str) -> Any:
+    program = _PROGRAMS.get(rule)
+    if program is None:
+        program = _PROGRAMS[rule] = _CEL.program(_CEL.compile(rule))
+    return program
+
+
+def _check_rules(value: Any, schema: Schema, path: str, old: Any, causes: list[Cause]) -> None:
+    """Every ``x-kubernetes-validations`` rule in ``schema`` over the values it governs."""
+    rules = schema.get(RULES)
+    if isinstance(rules, list) and value is not None:
+        _rules(value, old, rules, path, causes)
+    if isinstance(value, dict):
+        properties = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        for name, item in value.items():
+            sub = properties.get(name, extra if isinstance(extra, dict) else None)
+            if isinstance(sub, dict):
+                prior = old.get(name, MISSING) if isinstance(old, dict) else MISSING
+                _check_rules(item, sub, _child(path, name), prior, causes)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        keys = schema.get("x-kubernetes-list-map-keys") or []
+        before: dict[str, Any] = {}
+        if schema.get("x-kubernetes-list-type") == "map" and isinstance(old, list):
+            before = {repr([o.get(k) for k in keys]): o for o in old if isinstance(o, dict)}
+        for i, item in enumerate(value):
+            prior = (
+                before.get(repr([item.get(k) for k in keys]), MISSING)
+                if isinstance(item, dict) and before
+                else MISSING
+            )
+            _check_rules(item, schema["items"], f"{path}[{i}]", prior, causes)
+
+
+def _rules(value: Any, old: Any, rules: list[Any], path: str, causes: list[Cause]) -> None:
+    """Each ``x-kubernetes-validations`` rule over ``self`` (a transition rule, one that names
+    ``oldSelf``, only on an update that had a value here)."""
+    for rule in rules:
+        if not isinstance(rule, dict) or not isinstance(rule.get("rule"), str):
+            continue
+        text = rule["rule"]
+        transition = "oldSelf" in text
+        if transition and old is MISSING:
+            continue
+        activation = {"self": celpy.json_to_cel(value)}
+        if transition:
+            activation["oldSelf"] = celpy.json_to_cel(old)
+        try:
+            result = _program(text).evaluate(activation)
+        except (celpy.CELParseError, celpy.CELEvalError, TypeError, ValueError) as exc:
+            causes.append(invalid(path, _json_type(value), f"{text}: {exc}"))
+            continue
+        if result is not True and not (isinstance(result, celpy.celtypes.BoolType) and result):
+            message = rule.get("message") or f"failed rule: {text}"
+            at = _child(path, str(rule["fieldPath"]).lstrip(".")) if rule.get("fieldPath") else path
+            causes.append(invalid(at, _json_type(value), str(message)))
+
+
+def rule_errors(schema: Any, path: str) -> list[Cause]:
+    """Rules of ``schema`` (anywhere in it) that do not compile."""
+    causes: list[Cause] = []
+    if not isinstance(schema, dict):
+        return causes
+    for i, rule in enumerate(schema.get(RULES) or []):
+        text = rule.get("rule") if isinstance(rule, dict) else None
+        if not isinstance(text, str):
+            causes.append(required(f"{path}.{RULES}[{i}].rule"))
+            continue
+        try:
+            _program(text)
+        except celpy.CELParseError as exc:
+            causes.append(invalid(f"{path}.{RULES}[{i}].rule", text, f"compilation failed: {exc}"))
+    for name, sub in (schema.get("properties") or {}).items():
+        causes += rule_errors(sub, f"{path}.properties[{name}]")
+    for key in ("items", "additionalProperties"):
+        causes += rule_errors(schema.get(key), f"{path}.{key}")
+    return causes
 
 
 # -- the schema itself -------------------------------------------------------------------------
