@@ -1,12 +1,15 @@
-"""OpenAPI documents, just enough for kubectl's ``create -f``/``apply``/``replace``/``edit``.
+"""OpenAPI documents: what kubectl's ``create -f``/``apply``/``replace``/``edit`` and
+``explain`` read.
 
 kubectl downloads ``/openapi/v3`` before it sends objects; without it, it refuses unless the
 user passes ``--validate=false`` (k8s-api-contract.md §2). procorch serves "recipe A": a root
 document listing one document per group-version, each declaring the group-version-kinds with
 a ``patch`` operation that takes ``fieldValidation``. kubectl then leaves validation to the
-server (``fieldValidation=Strict``), which is exactly where procorch's schema lives. No
-``requestBody`` schemas are served, so kubectl builds strategic merge patches from its own
-compiled-in types, as it does for built-in kinds.
+server (``fieldValidation=Strict``), which is exactly where procorch's schema lives. Each
+document also carries ``components.schemas`` for its kinds
+(:mod:`procorch.api.openapi_schema`): ``kubectl explain`` reads them, and client-side apply
+computes strategic merge patches from their patch markers, which are the ones the server
+applies patches with. Documents are built once, until a CRD changes what is served.
 
 ``/openapi/v2`` answers with an empty document ("recipe B"). kubectl asks for it when
 ``/openapi/v3`` does not describe a kind (a kind procorch does not serve) and for client-side
@@ -22,7 +25,12 @@ from typing import Any
 
 import orjson
 
+from procorch.api import resources as resources_registry
+from procorch.api.crd import definition as crd_definition
+from procorch.api.openapi_schema import Components
 from procorch.api.resources import ResourceType, in_group_version
+from procorch.api.types import model_for
+from procorch.api.types.base import ObjectMeta
 
 # ``/openapi/v2`` is served as an empty protobuf Document ("recipe B"). Not the protobuf media
 # type itself: kubectl refuses ``application/com.github.proto-openapi.spec.v2@v1.0+protobuf``
@@ -50,12 +58,37 @@ def _operation(rt: ResourceType) -> dict[str, Any]:
     }
 
 
+_documents: dict[tuple[str, str], bytes] = {}
+resources_registry.on_change(_documents.clear)  # a CRD installed or removed
+
+
 def group_version_document(group: str, version: str) -> bytes | None:
+    """The group-version's document (built once, until the served resources change)."""
+    cached = _documents.get((group, version))
+    if cached is None:
+        built = _build(group, version)
+        if built is None:
+            return None
+        cached = _documents[(group, version)] = built
+    return cached
+
+
+def _build(group: str, version: str) -> bytes | None:
     resources = in_group_version(group, version)
     if not resources:
         return None
     paths: dict[str, Any] = {}
+    components = Components()
     for rt in resources:
+        model = model_for(rt.api_version, rt.kind)
+        if model is not None:
+            components.root(model, rt.group, rt.version, rt.kind)
+        elif rt.custom and (rt.api_version, rt.kind) in crd_definition.SCHEMAS:
+            components.custom_root(
+                crd_definition.SCHEMAS[(rt.api_version, rt.kind)],
+                ObjectMeta,
+                {"group": rt.group, "version": rt.version, "kind": rt.kind},
+            )
         base = f"/{_gv_path(group, version)}"
         if rt.namespaced:
             item = f"{base}/namespaces/{{namespace}}/{rt.plural}/{{name}}"
@@ -66,6 +99,7 @@ def group_version_document(group: str, version: str) -> bytes | None:
         "openapi": "3.0.0",
         "info": {"title": "procorch", "version": version},
         "paths": paths,
+        "components": {"schemas": components.schemas},
     }
     return orjson.dumps(doc)
 

@@ -87,6 +87,10 @@ async def test_a_crd_serves_its_kind_as_kube_apiserver_does(
     obj = json.loads((await kubectl("get", "wd", "w1", "-o", "json")).stdout)
     assert obj["spec"] == {"size": 3, "port": "http", "color": "red", "extra": {"anything": [1, 2]}}
     assert obj["metadata"]["generation"] == 1
+    # kubectl explain reads the CRD's schema.
+    explained = (await kubectl("explain", "widget.spec")).stdout
+    assert "KIND:       Widget" in explained
+    assert "size\t<integer> -required-" in explained and "enum: red, blue" in explained
     # Printer columns, the "all" category, short names.
     table = (await kubectl("get", "widgets")).stdout.splitlines()
     assert table[0].split() == ["NAME", "SIZE", "COLOR", "READY"]

@@ -28,6 +28,8 @@ from procorch.api.validation.meta import (
 )
 
 GROUP = "apiextensions.k8s.io"
+SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {}
+"""The schema of each served custom kind, by ``(apiVersion, kind)`` (for OpenAPI)."""
 META = ("apiVersion", "kind", "metadata")
 CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 """Held by a CRD until its objects are deleted (``procorch.apiserver.strategy`` adds it)."""
@@ -184,6 +186,7 @@ def install(crd: dict[str, Any]) -> list[ResourceType]:
     for rt in types:
         schema = version_schema(by_version[rt.version])
         key = (rt.api_version, rt.kind)
+        SCHEMAS[key] = schema
         PRUNERS[key] = _pruner(schema)
         DEFAULTERS[key] = _defaulter(schema)
         VALIDATORS[key] = _validator(rt, schema)
@@ -197,6 +200,7 @@ def uninstall(crd: dict[str, Any]) -> None:
     group, plural = str(spec.get("group") or ""), str(_names(crd).get("plural") or "")
     for rt in resources.unregister(group, plural):
         key = (rt.api_version, rt.kind)
+        SCHEMAS.pop(key, None)
         PRUNERS.pop(key, None)
         DEFAULTERS.pop(key, None)
         VALIDATORS.pop(key, None)
