@@ -296,10 +296,11 @@ class Agent:
             for cs in [
                 *(status.get("initContainerStatuses") or []),
                 *(status.get("containerStatuses") or []),
+                *(status.get("ephemeralContainerStatuses") or []),
             ]
         }
         adopted = 0
-        for record in (*worker.init, *worker.app):
+        for record in worker.records:
             mine = sorted(
                 (r for r in runs if r.labels.get("container") == record.name),
                 key=lambda r: int(r.labels.get("attempt") or 0),
@@ -442,7 +443,7 @@ class Agent:
 
     async def cleanup_pod(self, worker: PodWorker) -> None:
         """Release what a terminated pod held: its runs in the runtime, IP, volumes, logs."""
-        for record in (*worker.init, *worker.app):
+        for record in worker.records:
             ids = {record.run_id} | ({record.last.run_id} if record.last else set())
             for rid in ids:
                 if rid:
@@ -496,7 +497,7 @@ class Agent:
         log.error("container runtime lost; reconnecting", reason=reason)
         now = time.time()
         for worker in self.workers.values():
-            for record in (*worker.init, *worker.app):
+            for record in worker.records:
                 if record.state is State.RUNNING:
                     record.terminate(
                         ExitStatus(

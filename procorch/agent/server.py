@@ -355,7 +355,7 @@ class KubeletServer:
         pods = []
         for worker in list(agent.workers.values()):
             containers = []
-            for record in (*worker.init, *worker.app):
+            for record in worker.records:
                 if not record.running:
                     continue
                 usage = agent.usage(record.run_id)

@@ -43,12 +43,28 @@ class CrdController:
         self.store = service.store
         self._installed: dict[str, dict[str, Any]] = {}  # CRD name -> the CRD it serves
         self._task: asyncio.Task[None] | None = None
+        self._retries: dict[str, asyncio.Task[None]] = {}  # CRD name -> its cleanup's next look
 
     async def start(self) -> None:
-        stored, revision = self.store.list(CRDS.key)
-        for item in stored:
-            await self._reconcile(item.object)
+        revision = await self._resync()
         self._task = asyncio.create_task(self._watch(revision), name="apiserver/crds")
+
+    async def _resync(self) -> int:
+        """Serve what the store holds now (and stop serving CRDs no longer there)."""
+        stored, revision = self.store.list(CRDS.key)
+        present = {str(item.object["metadata"]["name"]) for item in stored}
+        for name, crd in list(self._installed.items()):
+            if name not in present:
+                self._uninstall(crd)
+        for item in stored:
+            await self._reconcile_safely(item.object)
+        return revision
+
+    async def _reconcile_safely(self, crd: dict[str, Any]) -> None:
+        try:
+            await self._reconcile(crd)
+        except Exception:  # noqa: BLE001 - one bad CRD must not stop the others
+            log.exception("CRD reconcile failed", crd=crd["metadata"].get("name"))
 
     async def stop(self) -> None:
         """Stop, and stop serving: the registry is the process's, and outlives this server."""
@@ -56,6 +72,8 @@ class CrdController:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for task in list(self._retries.values()):
+            task.cancel()
         for crd in list(self._installed.values()):
             self._uninstall(crd)
 
@@ -65,17 +83,15 @@ class CrdController:
             try:
                 async for event in watch:
                     revision = event.revision
-                    try:
-                        if event.type == "DELETED":
-                            self._uninstall(event.current.object)
-                        else:
-                            await self._reconcile(event.current.object)
-                    except Exception:  # noqa: BLE001 - one bad CRD must not stop the others
-                        log.exception("CRD reconcile failed", crd=event.key)
+                    if event.type != "DELETED":
+                        await self._reconcile_safely(event.current.object)
+                        continue
+                    self._uninstall(event.current.object)
+                    # A CRD refused for a name this one held may be served now.
+                    for item in self.store.list(CRDS.key)[0]:
+                        await self._reconcile_safely(item.object)
             except WatchClosed:
-                stored, revision = self.store.list(CRDS.key)
-                for item in stored:
-                    await self._reconcile(item.object)
+                revision = await self._resync()
             finally:
                 watch.close()
 
@@ -109,7 +125,11 @@ class CrdController:
         spec = crd.get("spec") or {}
         names = spec.get("names") or {}
         for rt in resources.RESOURCES:
-            if rt.group != spec.get("group") or rt.plural == names.get("plural"):
+            if rt.group != spec.get("group"):
+                continue
+            if rt.plural == names.get("plural"):
+                if not rt.custom:  # a built-in resource is never taken over
+                    return f'"{rt.plural}" is already served by the API server'
                 continue
             if rt.kind == names.get("kind"):
                 return f'"{rt.kind}" is already in use'
@@ -197,7 +217,8 @@ class CrdController:
             f"{(crd.get('spec') or {}).get('group')}/"
             f"{((crd.get('spec') or {}).get('names') or {}).get('plural')}"
         )
-        if rt is not None:
+        if rt is not None and rt.custom and str(crd["metadata"]["name"]) in self._installed:
+            definition.TERMINATING.add(rt.key)
             remaining, _ = self.store.list(rt.key)
             for item in remaining:
                 meta = item.object["metadata"]
@@ -209,9 +230,11 @@ class CrdController:
                     )
             if self.store.list(rt.key)[0]:
                 # Some still have finalizers of their own: look again shortly.
-                asyncio.get_running_loop().call_later(
-                    CLEANUP_RETRY, lambda: asyncio.ensure_future(self._recheck(name))
-                )
+                pending = self._retries.get(name)
+                if pending is None or pending.done():
+                    self._retries[name] = asyncio.create_task(
+                        self._recheck(name), name="apiserver/crd-cleanup"
+                    )
                 return
         latest = self.store.get(self.service.key(CRDS, "", name))
         if latest is None:
@@ -224,6 +247,8 @@ class CrdController:
             await self.service.update(SYSTEM, CRDS, "", name, body)
 
     async def _recheck(self, name: str) -> None:
+        await asyncio.sleep(CLEANUP_RETRY)
+        self._retries.pop(name, None)  # a look still needed after this one is scheduled anew
         latest = self.store.get(self.service.key(CRDS, "", name))
         if latest is not None:
-            await self._reconcile(latest.object)
+            await self._reconcile_safely(latest.object)

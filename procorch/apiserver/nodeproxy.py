@@ -130,10 +130,13 @@ class NodeProxy:
         self.tls = context
 
     def session(self) -> aiohttp.ClientSession:
+        """The session to the nodes. Unlimited connections: every followed log, exec, attach
+        and port-forward holds one for its whole life, and must never make ``top`` or the
+        HPA's stats wait for a free one."""
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=None, connect=5, sock_read=None),
-                connector=aiohttp.TCPConnector(ssl=self.tls or False),
+                connector=aiohttp.TCPConnector(ssl=self.tls or False, limit=0),
             )
         return self._session
 

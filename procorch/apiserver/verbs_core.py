@@ -13,6 +13,7 @@ import json
 from typing import Any, Literal
 
 from procorch.api import errors
+from procorch.api.crd.definition import TERMINATING
 from procorch.api.defaults import apply_defaults
 from procorch.api.errors import Warnings
 from procorch.api.meta import deep_copy, generate_name, new_uid, rfc3339
@@ -143,6 +144,10 @@ class ServiceCore:
         """Create ``body`` (which the service takes ownership of and may modify)."""
         opts = opts or WriteOptions()
         self.authorize(user, "create", rt, namespace=namespace)
+        if rt.custom and rt.key in TERMINATING:
+            raise errors.MethodNotAllowed(
+                "create not allowed while custom resource definition is terminating"
+            )
         warnings = Warnings()
         obj = self._decode_new(rt, namespace, body, opts, warnings)
         meta = obj["metadata"]

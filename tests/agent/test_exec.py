@@ -238,6 +238,16 @@ spec:
         "spec.ephemeralContainers[1].ports: Forbidden: cannot be set for an Ephemeral Container"
         in str(refused.value)
     )
+    # A debug container is a container: its name is a DNS label (it names files on the node).
+    with pytest.raises(errors.Invalid) as refused:
+        await cluster.client.patch(
+            PODS,
+            "app",
+            {"spec": {"ephemeralContainers": [debug, {"name": "../../x", "command": ["sh"]}]}},
+            namespace="default",
+            subresource="ephemeralcontainers",
+        )
+    assert 'spec.ephemeralContainers[1].name: Invalid value: "../../x"' in str(refused.value)
     await cluster.client.patch(
         PODS, "app", {"spec": {"ephemeralContainers": None}}, namespace="default"
     )

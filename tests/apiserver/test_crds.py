@@ -315,3 +315,46 @@ async def test_cel_validation_rules(kubectl: Kubectl, tmp_path: Path) -> None:
     out = await kubectl("apply", "-f", write(tmp_path, "broken.yaml", broken), check=False)
     assert "x-kubernetes-validations[0].rule: Invalid value" in out.stderr
     assert "compilation failed" in out.stderr
+
+
+async def test_a_crd_cannot_take_over_a_built_in_resource(
+    kubectl: Kubectl, procorch: Procorch, tmp_path: Path
+) -> None:
+    crd = """
+    apiVersion: apiextensions.k8s.io/v1
+    kind: CustomResourceDefinition
+    metadata: {name: leases.coordination.k8s.io}
+    spec:
+      group: coordination.k8s.io
+      scope: Namespaced
+      names: {plural: leases, kind: Lease}
+      versions:
+      - {name: v2, served: true, storage: true, schema: {openAPIV3Schema: {type: object}}}
+    """
+    out = await kubectl("apply", "-f", write(tmp_path, "crd.yaml", crd), check=False)
+    assert (
+        "metadata.annotations[api-approved.kubernetes.io]: Required value: protected groups "
+        'must have approval annotation "api-approved.kubernetes.io"'
+    ) in out.stderr
+    approved = crd.replace(
+        "metadata: {name: leases.coordination.k8s.io}",
+        "metadata: {name: leases.coordination.k8s.io, annotations: "
+        "{api-approved.kubernetes.io: unapproved}}",
+    )
+    await kubectl("apply", "-f", write(tmp_path, "crd.yaml", approved))
+    deadline = time.monotonic() + 10
+    while True:
+        crd_now = json.loads(
+            (await kubectl("get", "crd", "leases.coordination.k8s.io", "-o", "json")).stdout
+        )
+        conditions = {c["type"]: c for c in (crd_now.get("status") or {}).get("conditions") or []}
+        if "NamesAccepted" in conditions:
+            break
+        assert time.monotonic() < deadline
+    assert conditions["NamesAccepted"]["status"] == "False"
+    assert "already served" in conditions["NamesAccepted"]["message"]
+    assert not resources.must("coordination.k8s.io/leases").custom
+    # Deleting it deletes no Lease.
+    before = len(procorch.control_plane.store.list("coordination.k8s.io/leases")[0])
+    await kubectl("delete", "crd", "leases.coordination.k8s.io", timeout=30)
+    assert len(procorch.control_plane.store.list("coordination.k8s.io/leases")[0]) == before

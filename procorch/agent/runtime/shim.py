@@ -357,6 +357,8 @@ async def _receive_request(conn: socket.socket, fds: list[int]) -> dict[str, Any
             chunk, received, _, _ = socket.recv_fds(conn, 65536, 8)
         except BlockingIOError:
             continue
+        for fd in received:  # SCM_RIGHTS gives inheritable descriptors: no child may get them
+            os.set_inheritable(fd, False)
         fds.extend(received)
         if not chunk:
             raise ConnectionResetError("the agent closed an exec before asking")

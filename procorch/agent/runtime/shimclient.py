@@ -252,13 +252,16 @@ class ShimRuntime(Runtime):
         except BaseException:
             sock.close()
             raise
-        reply = json.loads(await reader.readline() or b"{}")
-        if not reply.get("ok"):
-            writer.close()
-            err = reply.get("error") or {}
-            cls = ERRORS.get(str(err.get("type")), RuntimeError_)
-            raise cls(str(err.get("message") or "the node supervisor closed the exec"))
-        return _ShimProcess(int(reply["pid"]), reader, writer)
+        try:
+            reply = json.loads(await reader.readline() or b"{}")
+            if not reply.get("ok"):
+                err = reply.get("error") or {}
+                cls = ERRORS.get(str(err.get("type")), RuntimeError_)
+                raise cls(str(err.get("message") or "the node supervisor closed the exec"))
+            return _ShimProcess(int(reply["pid"]), reader, writer)
+        except BaseException:
+            writer.close()  # the supervisor hangs up a process it started for nobody
+            raise
 
     async def stdin_of(self, container_id: str) -> int:
         sock = await self._exec_socket({"stdin": container_id}, [])
@@ -267,6 +270,8 @@ class ShimRuntime(Runtime):
             _, fds, _, _ = socket.recv_fds(sock, 4096, 1)
         finally:
             sock.close()
+        for fd in fds:
+            os.set_inheritable(fd, False)
         return fds[0] if fds else -1
 
     async def close_stdin(self, container_id: str) -> None:

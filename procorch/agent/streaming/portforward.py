@@ -37,6 +37,10 @@ log = get_logger("agent.portforward")
 SPDY_TUNNEL = "SPDY/3.1+portforward.k8s.io"
 CHANNELS = "v4.channel.k8s.io"
 PROTOCOLS = (SPDY_TUNNEL, CHANNELS)
+MAX_PAIRS = 1024
+"""Forwarded connections at once on one WebSocket (more are refused with a stream reset)."""
+MAX_PENDING = 4 * 1024 * 1024
+"""Bytes from kubectl held while the pod's port has not answered yet."""
 CHUNK = 256 * 1024
 """Bytes read from the pod per message: 32 KiB gave 114 MiB/s through kubectl port-forward
 here, 256 KiB 166 MiB/s (scripts/bench/api --only streams)."""
@@ -86,7 +90,10 @@ class _Pair:
     writer: asyncio.StreamWriter | None = None
     pending: list[bytes] = field(default_factory=list)
     """Bytes from kubectl before the pod's port answered."""
+    pending_bytes: int = 0
     client_done: bool = False
+    reset: bool = False
+    """kubectl reset the data stream: whatever the pod's end is, it is abandoned."""
     task: asyncio.Task[None] | None = None
 
 
@@ -130,8 +137,10 @@ class SpdyForwarder:
             await self._open(frame)
         elif frame.kind == spdy.RST_STREAM:
             pair = self.by_stream.get(frame.stream_id)
-            if pair is not None and frame.stream_id == pair.data_id and pair.writer is not None:
-                pair.writer.transport.abort()
+            if pair is not None and frame.stream_id == pair.data_id:
+                pair.reset = pair.client_done = True
+                if pair.writer is not None:
+                    pair.writer.transport.abort()
         elif frame.kind == spdy.PING and frame.status % 2 == 1:
             await self._send(self.frames.ping(frame.status))  # the client's: echo it
         elif frame.kind == spdy.GOAWAY:
@@ -145,7 +154,7 @@ class SpdyForwarder:
             port = int(headers.get("port", ""))
         except ValueError:
             port = 0
-        if kind not in ("error", "data") or not 0 < port < 65536:
+        if kind not in ("error", "data") or not 0 < port < 65536 or len(self.pairs) >= MAX_PAIRS:
             await self._send(self.frames.rst_stream(frame.stream_id, spdy.CANCEL))
             return
         await self._send(self.frames.syn_reply(frame.stream_id))
@@ -167,6 +176,12 @@ class SpdyForwarder:
         if pair is None or frame.stream_id != pair.data_id or pair.client_done:
             return  # the error stream's empty FIN, or a stream already ended
         if pair.writer is None:
+            pair.pending_bytes += len(frame.payload)
+            if pair.pending_bytes > MAX_PENDING:  # the pod's port is slow to answer: give up
+                pair.reset = pair.client_done = True
+                pair.pending.clear()
+                await self._send(self.frames.rst_stream(pair.data_id, spdy.CANCEL))
+                return
             pair.pending.append(frame.payload)
         elif frame.payload:
             pair.writer.write(frame.payload)
@@ -187,6 +202,9 @@ class SpdyForwarder:
                 await self._send(self.frames.data(pair.error_id, message.encode()))
                 return
             pair.writer = writer
+            if pair.reset:
+                writer.transport.abort()
+                return
             for chunk in pair.pending:
                 writer.write(chunk)
             pair.pending.clear()

@@ -30,6 +30,7 @@ import struct
 import termios
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from aiohttp import WSMsgType, web
@@ -167,6 +168,20 @@ class _Session:
         opts = self.options
         await self.channels.send(STDOUT if opts.stdout else STDERR if opts.stderr else ERROR, b"")
 
+    async def _internal_error(self, message: str) -> None:
+        """The error channel's Failure for what went wrong on this side (kubelet's
+        InternalError), so the client never mistakes it for success."""
+        status = {
+            "metadata": {},
+            "status": "Failure",
+            "message": f"Internal error occurred: {message}",
+            "reason": "InternalError",
+            "details": {"causes": [{"message": message}]},
+            "code": 500,
+        }
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.channels.send(ERROR, orjson.dumps(status))
+
     def _release(self) -> None:
         for fd in self._ours:
             with contextlib.suppress(OSError):
@@ -280,46 +295,49 @@ class ExecSession(_Session):
         self.argv = argv
 
     def _stdio(self) -> tuple[ExecStdio, list[int]]:
-        """Make the process's descriptors; returns them and the ones to close once started."""
+        """Make the process's descriptors; returns them and the ones to close once started.
+        On failure (no descriptors left) closes what it made."""
         opts = self.options
-        if opts.tty:
-            master, slave = os.openpty()
-            os.set_blocking(master, False)
-            self._terminal = master
-            self._ours.append(master)
-            self._outputs.append((master, STDOUT))
-            if opts.stdin:
-                self._stdin = master
-            return ExecStdio(stdin=slave, stdout=slave, stderr=slave, tty=True), [slave]
         theirs: list[int] = []
-        if opts.stdin:
-            in_r, in_w = os.pipe2(os.O_CLOEXEC)
-            os.set_blocking(in_w, False)
-            self._stdin = in_w
-            self._ours.append(in_w)
-        else:
-            in_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        theirs.append(in_r)
-        for wanted, channel in ((opts.stdout, STDOUT), (opts.stderr, STDERR)):
-            if wanted:
-                r, w = os.pipe2(os.O_CLOEXEC)
-                os.set_blocking(r, False)
-                self._ours.append(r)
-                self._outputs.append((r, channel))
+        try:
+            if opts.tty:
+                master, slave = os.openpty()
+                theirs.append(slave)
+                self._ours.append(master)
+                os.set_blocking(master, False)
+                self._terminal = master
+                self._outputs.append((master, STDOUT))
+                if opts.stdin:
+                    self._stdin = master
+                return ExecStdio(stdin=slave, stdout=slave, stderr=slave, tty=True), theirs
+            if opts.stdin:
+                in_r, in_w = os.pipe2(os.O_CLOEXEC)
+                theirs.append(in_r)
+                self._ours.append(in_w)
+                os.set_blocking(in_w, False)
+                self._stdin = in_w
             else:
-                w = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-            theirs.append(w)
-        return ExecStdio(stdin=theirs[0], stdout=theirs[1], stderr=theirs[2]), theirs
+                theirs.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+            for wanted, channel in ((opts.stdout, STDOUT), (opts.stderr, STDERR)):
+                if wanted:
+                    r, w = os.pipe2(os.O_CLOEXEC)
+                    theirs.append(w)
+                    self._ours.append(r)
+                    os.set_blocking(r, False)
+                    self._outputs.append((r, channel))
+                else:
+                    theirs.append(os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC))
+            return ExecStdio(stdin=theirs[0], stdout=theirs[1], stderr=theirs[2]), theirs
+        except BaseException:
+            for fd in theirs:
+                os.close(fd)
+            raise
 
     async def run(self, start: Starter) -> None:
         """Start the process, stream until it ends (or the client leaves), say how it ended,
         and close the WebSocket (code 1000, waiting for the client's close)."""
         try:
-            # kubelet's first message: an empty one on the lowest channel it writes.
-            first = STDOUT if self.options.stdout or self.options.tty else STDERR
-            await self.channels.send(
-                first if self.options.stderr or first == STDOUT else ERROR, b""
-            )
+            await self._first_frame()
             stdio, theirs = self._stdio()
             try:
                 process = await start(stdio)
@@ -332,6 +350,9 @@ class ExecSession(_Session):
             await self._stream(process)
         except ConnectionError as exc:
             log.debug("exec stream ended early", error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - say it failed, never a silent success
+            log.warning("exec failed", error=repr(exc))
+            await self._internal_error(f"error executing command in container: {exc}")
         finally:
             self._release()
             await self.ws.close()
@@ -343,6 +364,7 @@ class ExecSession(_Session):
         ]
         inbound = asyncio.create_task(self._inbound(), name="exec/input")
         exited = asyncio.ensure_future(process.wait())
+        tasks = (*readers, inbound, exited)
         try:
             await asyncio.wait((exited, inbound), return_when=asyncio.FIRST_COMPLETED)
             if not exited.done():
@@ -357,8 +379,7 @@ class ExecSession(_Session):
             process.hang_up()
             raise
         finally:
-            for task in (*readers, inbound, exited):
-                task.cancel()
+            await _cancelled(tasks)
 
     async def _refused(self, message: str) -> None:
         """The process could not start: say why on its output (so the user reads it), and
@@ -430,10 +451,12 @@ class AttachSession(_Session):
                 if not inbound.done():
                     await self.channels.finish(0, exit_status(0, []))
             finally:
-                for task in (outputs, inbound, detached):
-                    task.cancel()
+                await _cancelled((outputs, inbound, detached))
         except ConnectionError as exc:
             log.debug("attach stream ended early", error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - say it failed, never a silent success
+            log.warning("attach failed", error=repr(exc))
+            await self._internal_error(f"error attaching to container: {exc}")
         finally:
             self._release()
             await self.ws.close()
@@ -441,3 +464,11 @@ class AttachSession(_Session):
     async def _copy(self, stream: str, channel: int) -> None:
         async for chunk in self.follow(stream):
             await self.channels.send(channel, chunk)
+
+
+async def _cancelled(tasks: tuple[asyncio.Future[Any], ...]) -> None:
+    """Cancel ``tasks`` and wait until they are over, so none still watches a descriptor
+    when it is closed (its number may be someone else's a moment later)."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

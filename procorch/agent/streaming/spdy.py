@@ -33,7 +33,8 @@ FLAG_FIN = 0x01
 CANCEL = 5
 """RST_STREAM status: the stream is refused (kubelet's answer to a stream it cannot serve)."""
 PROTOCOL_ERROR = 1
-MAX_FRAME = 16 * 1024 * 1024
+MAX_FRAME = 1024 * 1024
+"""Larger frames are a protocol error (kubectl sends data in 32 KiB frames)."""
 MAX_HEADER_BLOCK = 64 * 1024
 
 # The header compression dictionary of SPDY/3 (draft 3, 2.6.10.1): 65 words, each after its

@@ -17,7 +17,7 @@ from procorch.api import resources
 from procorch.api.crd import schema as structural
 from procorch.api.crd.schema import MISSING
 from procorch.api.defaults import DEFAULTERS
-from procorch.api.errors import Cause, invalid, not_supported, required
+from procorch.api.errors import Cause, duplicate, invalid, not_supported, required
 from procorch.api.resources import SCALE, STATUS, ResourceType, Subresource
 from procorch.api.shape import PRUNERS
 from procorch.api.validation import VALIDATORS, formats
@@ -28,6 +28,9 @@ from procorch.api.validation.meta import (
 )
 
 GROUP = "apiextensions.k8s.io"
+APPROVAL = "api-approved.kubernetes.io"
+TERMINATING: set[str] = set()
+"""Store keys (``group/plural``) of custom resources whose CRD is being deleted: no creates."""
 SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {}
 """The schema of each served custom kind, by ``(apiVersion, kind)`` (for OpenAPI)."""
 META = ("apiVersion", "kind", "metadata")
@@ -75,6 +78,18 @@ def validate_crd(crd: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]
         causes.append(required("spec.group"))
     elif "." not in group:
         causes.append(invalid("spec.group", group, "should be a domain with at least one dot"))
+    protected = group in ("k8s.io", "kubernetes.io") or group.endswith(
+        (".k8s.io", ".kubernetes.io")
+    )
+    annotations = (crd.get("metadata") or {}).get("annotations") or {}
+    if protected and not annotations.get(APPROVAL):
+        causes.append(
+            required(
+                f"metadata.annotations[{APPROVAL}]",
+                f'protected groups must have approval annotation "{APPROVAL}", see '
+                "https://github.com/kubernetes/enhancements/pull/1111",
+            )
+        )
     if plural and group and name != f"{plural}.{group}":
         causes.append(invalid("metadata.name", name, 'must be spec.names.plural+"."+spec.group'))
     for field in ("plural", "kind"):
@@ -108,9 +123,13 @@ def validate_crd(crd: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]
                 "must have exactly one version marked as storage version",
             )
         )
+    seen_versions: set[str] = set()
     for i, version in enumerate(all_versions):
         at = f"spec.versions[{i}]"
         vname = str(version.get("name") or "")
+        if vname in seen_versions:
+            causes.append(duplicate(f"{at}.name", vname))
+        seen_versions.add(vname)
         if not vname:
             causes.append(required(f"{at}.name"))
         else:
@@ -198,6 +217,7 @@ def uninstall(crd: dict[str, Any]) -> None:
     """Stop serving what ``crd`` defined."""
     spec = _spec(crd)
     group, plural = str(spec.get("group") or ""), str(_names(crd).get("plural") or "")
+    TERMINATING.discard(f"{group}/{plural}")
     for rt in resources.unregister(group, plural):
         key = (rt.api_version, rt.kind)
         SCHEMAS.pop(key, None)

@@ -115,6 +115,8 @@ def default(obj: Any, schema: Schema) -> None:
                 name not in obj or (obj[name] is None and not sub.get("nullable"))
             ):
                 obj[name] = copy.deepcopy(sub["default"])
+            elif name in obj and obj[name] is None and not sub.get("nullable"):
+                del obj[name]  # a null where none may be, and no default: dropped, as Kubernetes
             if name in obj:
                 default(obj[name], sub)
         extra = schema.get("additionalProperties")
@@ -137,7 +139,9 @@ def validate(value: Any, schema: Schema, path: str = "", *, old: Any = MISSING) 
     an update replaces (for transition rules, which see it as ``oldSelf``)."""
     causes: list[Cause] = []
     _validate(value, schema, path, causes)
-    if any(c.reason == "FieldValueTypeInvalid" for c in causes):
+    if not any(c.reason == "FieldValueTypeInvalid" for c in causes):
+        _check_rules(value, schema, path, old, causes)
+    elif _has_rules(schema):
         # As kube-apiserver: rules are not run over values of the wrong type.
         causes.append(
             invalid(
@@ -147,8 +151,6 @@ def validate(value: Any, schema: Schema, path: str = "", *, old: Any = MISSING) 
                 "correct the existing errors to complete validation",
             )
         )
-    else:
-        _check_rules(value, schema, path, old, causes)
     return causes
 
 
@@ -320,6 +322,16 @@ def _objects(
         for name in ("apiVersion", "kind"):
             if not value.get(name):
                 causes.append(required(_child(path, name), "must not be empty"))
+
+
+def _has_rules(schema: Any) -> bool:
+    if not isinstance(schema, dict):
+        return False
+    if schema.get(RULES):
+        return True
+    children = [*(schema.get("properties") or {}).values()]
+    children += [schema.get("items"), schema.get("additionalProperties")]
+    return any(_has_rules(child) for child in children)
 
 
 def _program(rule: str) -> Any:

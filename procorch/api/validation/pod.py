@@ -11,7 +11,7 @@ import copy
 import json
 from typing import Any
 
-from procorch.api.errors import duplicate, forbidden, invalid, required
+from procorch.api.errors import duplicate, forbidden, invalid
 from procorch.api.validation import formats
 from procorch.api.validation._base import (
     Causes,
@@ -24,6 +24,7 @@ from procorch.api.validation._base import (
     items,
     present,
 )
+from procorch.api.validation.containers import validate_container_common
 from procorch.api.validation.meta import name_is_dns_subdomain, validate_object_meta
 from procorch.api.validation.podspec import MAX_INT32, validate_pod_spec, validate_tolerations
 
@@ -116,10 +117,9 @@ EPHEMERAL_FORBIDDEN = (
 
 
 def validate_ephemeral_containers(new_spec: dict[str, Any], old_spec: dict[str, Any]) -> Causes:
-    """What the ``ephemeralcontainers`` subresource may do: add containers (with names no
-    other container of the pod has, none of the fields above, a target that is one of the
-    pod's containers, and, procorch running commands rather than images, a command); never
-    change or remove one."""
+    """What the ``ephemeralcontainers`` subresource may do: add containers (valid as any
+    container, with names no other container of the pod has, none of the fields above, and a
+    target that is one of the pod's containers); never change or remove one."""
     causes: Causes = []
     path = "spec.ephemeralContainers"
     new_list = as_list(new_spec.get("ephemeralContainers"))
@@ -143,16 +143,19 @@ def validate_ephemeral_containers(new_spec: dict[str, Any], old_spec: dict[str, 
         for _, c in items(new_spec.get(field))
     }
     taken = set(regular)
+    volumes = {as_str(v.get("name")) for _, v in items(new_spec.get("volumes"))}
     for i, ctr in items(new_list):
         at = index(path, i)
         name = as_str(ctr.get("name"))
-        if not name:
-            causes.append(required(child(at, "name")))
-        elif name in taken:
+        if name in old_by_name:
+            taken.add(name)
+            continue
+        # Everything a container must be (a DNS-label name, its env, its mounts of the
+        # pod's volumes, a command), then what only an ephemeral one may not have.
+        causes += validate_container_common(ctr, volumes, at)
+        if name and name in taken:
             causes.append(duplicate(child(at, "name"), name))
         taken.add(name)
-        if name in old_by_name:
-            continue
         for field in EPHEMERAL_FORBIDDEN:
             if ctr.get(field) not in (None, {}, [], ""):  # empty is unset, as Go compares
                 causes.append(
@@ -162,14 +165,6 @@ def validate_ephemeral_containers(new_spec: dict[str, Any], old_spec: dict[str, 
         if target and target not in regular:
             causes.append(
                 invalid(child(at, "targetContainerName"), target, "must be a container of the pod")
-            )
-        if not as_list(ctr.get("command")) and not as_list(ctr.get("args")):
-            causes.append(
-                required(
-                    child(at, "command"),
-                    "procorch runs commands, not images: give the debug container one "
-                    "(kubectl debug ... -- sh)",
-                )
             )
     return causes
 
