@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from procorch.api.schema import Atomic, ListMap, ListSet, MergeByKey, RetainKeys
+from procorch.api.schema import Atomic, ListMap, ListSet, MergeByKey, RetainKeys, unwrap
 
 Schema = dict[str, Any]
 PREFIX = "#/components/schemas/"
@@ -79,7 +79,7 @@ class Components:
         return schema
 
     def field(self, tp: Any, meta: tuple[Any, ...]) -> Schema:
-        tp, meta = _unwrap(tp, meta)
+        tp, meta = unwrap(tp, meta)
         origin = typing.get_origin(tp)
         if origin is typing.Union or origin is types.UnionType:
             members = set(typing.get_args(tp))
@@ -137,21 +137,3 @@ class Components:
         if "x-kubernetes-list-type" not in schema and "x-kubernetes-patch-strategy" not in schema:
             schema["x-kubernetes-list-type"] = "atomic"
         return schema
-
-
-def _unwrap(tp: Any, meta: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
-    """Strip ``Annotated`` and ``Optional`` layers, gathering the markers on the way."""
-    collected = list(meta)
-    while True:
-        origin = typing.get_origin(tp)
-        if origin is typing.Annotated:
-            args = typing.get_args(tp)
-            collected.extend(args[1:])
-            tp = args[0]
-            continue
-        if origin is typing.Union or origin is types.UnionType:
-            members = [a for a in typing.get_args(tp) if a is not type(None)]
-            if len(members) == 1:
-                tp = members[0]
-                continue
-        return tp, tuple(collected)

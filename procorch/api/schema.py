@@ -140,7 +140,7 @@ def _strip_optional(tp: Any) -> Any:
     return tp
 
 
-def _collect_metadata(tp: Any, meta: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
+def unwrap(tp: Any, meta: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
     """Unwrap ``Annotated`` and ``Optional`` layers, gathering their metadata."""
     collected = list(meta)
     while True:
@@ -159,7 +159,7 @@ def _collect_metadata(tp: Any, meta: tuple[Any, ...]) -> tuple[Any, tuple[Any, .
 
 
 def _node_from(tp: Any, meta: tuple[Any, ...]) -> SchemaNode:
-    tp, meta = _collect_metadata(tp, meta)
+    tp, meta = unwrap(tp, meta)
     tp = _strip_optional(tp)
     origin = typing.get_origin(tp)
     atomic = any(isinstance(m, Atomic) for m in meta)

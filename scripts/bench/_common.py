@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -131,3 +132,14 @@ def summary(values: list[float]) -> str:
         f"p50 {ms(percentile(values, 50))}, p99 {ms(percentile(values, 99))}, "
         f"mean {ms(statistics.fmean(values))}"
     )
+
+
+def configmap(ns: str, name: str) -> bytes:
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": ns, "labels": {"app": "bench"}},
+            "data": {"key": "value", "other": "x" * 200},
+        }
+    ).encode()

@@ -22,21 +22,10 @@ import aiohttp
 import psutil
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
-from _common import percentile, procorch_server, summary
+from _common import configmap, percentile, procorch_server, summary
 from api_crd import custom_resources
 from api_mixed import churn_memory, mixed_load, report
 from api_streams import streams
-
-
-def configmap(ns: str, name: str) -> bytes:
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": ns, "labels": {"app": "bench"}},
-            "data": {"key": "value", "other": "x" * 200},
-        }
-    ).encode()
 
 
 async def make_namespace(session: aiohttp.ClientSession, url: str, ns: str) -> None:

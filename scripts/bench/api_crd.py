@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 import aiohttp
-from _common import percentile, summary
+from _common import configmap, percentile, summary
 
 CRD = {
     "apiVersion": "apiextensions.k8s.io/v1",
@@ -50,17 +50,6 @@ CRD = {
         ],
     },
 }
-
-
-def _configmap(ns: str, name: str) -> bytes:
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": ns, "labels": {"app": "bench"}},
-            "data": {"key": "value", "other": "x" * 200},
-        }
-    ).encode()
 
 
 def _widget(ns: str, name: str) -> bytes:
@@ -125,7 +114,7 @@ async def custom_resources(session: aiohttp.ClientSession, url: str) -> list[str
     cm_rates, cr_rates = [], []
     for round_ in range(3):
         cm_rates.append(
-            await _creates(session, cm_url, lambda n, r=round_: _configmap("cm", f"{r}-{n}"), 1000)
+            await _creates(session, cm_url, lambda n, r=round_: configmap("cm", f"{r}-{n}"), 1000)
         )
         cr_rates.append(
             await _creates(session, cr_url, lambda n, r=round_: _widget("cr", f"{r}-{n}"), 1000)

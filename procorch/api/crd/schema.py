@@ -257,18 +257,23 @@ def _strings(value: str, schema: Schema, path: str, where: str, causes: list[Cau
             causes.append(invalid(path, value, f"{where} in body should match '{pattern}'"))
 
 
+def _counts(size: int, schema: Schema, path: str, where: str, causes: list[Cause]) -> None:
+    """``minItems``/``maxItems`` of an array, ``minProperties``/``maxProperties`` of an object."""
+    noun, fewest_key, most_key = (
+        ("properties", "minProperties", "maxProperties")
+        if schema.get("type") == "object"
+        else ("items", "minItems", "maxItems")
+    )
+    fewest, most = schema.get(fewest_key), schema.get(most_key)
+    if fewest is not None and size < fewest:
+        causes.append(invalid(path, size, f"{where} in body should have at least {fewest} {noun}"))
+    if most is not None and size > most:
+        message = f"Too many: {size}: must have at most {most} items"
+        causes.append(Cause("FieldValueTooMany", message, path))
+
+
 def _arrays(value: list[Any], schema: Schema, path: str, where: str, causes: list[Cause]) -> None:
-    fewest, most = schema.get("minItems"), schema.get("maxItems")
-    if fewest is not None and len(value) < fewest:
-        causes.append(
-            invalid(path, len(value), f"{where} in body should have at least {fewest} items")
-        )
-    if most is not None and len(value) > most:
-        causes.append(
-            Cause(
-                "FieldValueTooMany", f"Too many: {len(value)}: must have at most {most} items", path
-            )
-        )
+    _counts(len(value), schema, path, where, causes)
     items = schema.get("items")
     list_type = schema.get("x-kubernetes-list-type")
     keys = schema.get("x-kubernetes-list-map-keys") or []
@@ -297,19 +302,7 @@ def _objects(
     for name in schema.get("required") or []:
         if name not in value:
             causes.append(required(_child(path, name)))
-    fewest, most = schema.get("minProperties"), schema.get("maxProperties")
-    if fewest is not None and len(value) < fewest:
-        causes.append(
-            invalid(path, len(value), f"{where} in body should have at least {fewest} properties")
-        )
-    if most is not None and len(value) > most:
-        causes.append(
-            Cause(
-                "FieldValueTooMany",
-                f"Too many: {len(value)}: must have at most {most} items",
-                path,
-            )
-        )
+    _counts(len(value), schema, path, where, causes)
     properties = schema.get("properties") or {}
     extra = schema.get("additionalProperties")
     for name, item in value.items():
