@@ -186,6 +186,21 @@ RESOURCES: list[ResourceType] = [
     _rt("discovery.k8s.io", "EndpointSlice", "endpointslices"),
     # coordination.k8s.io/v1
     _rt("coordination.k8s.io", "Lease", "leases"),
+    # Stored, not run yet (procorch.api.types.inert): kubectl apply --prune's allowlist.
+    _rt(
+        "",
+        "ReplicationController",
+        "replicationcontrollers",
+        short=("rc",),
+        categories=_ALL,
+        subs=(STATUS,),
+    ),
+    _rt(
+        "", "PersistentVolume", "persistentvolumes", namespaced=False, short=("pv",), subs=(STATUS,)
+    ),
+    _rt(
+        "apps", "StatefulSet", "statefulsets", short=("sts",), categories=_ALL, subs=(STATUS, SCALE)
+    ),
     _rt(
         "apiextensions.k8s.io",
         "CustomResourceDefinition",

@@ -47,7 +47,13 @@ _EVENT_HEAD = {
 ANONYMOUS_PATHS = {"/livez", "/readyz", "/healthz", "/version"}
 # Kinds whose DELETE answers with the deleted object rather than a Status (as in Kubernetes,
 # and as typed clients expect).
-RETURNS_DELETED_OBJECT = {"Pod", "Service", "PersistentVolumeClaim", "ServiceAccount"}
+RETURNS_DELETED_OBJECT = {
+    "Pod",
+    "Service",
+    "PersistentVolumeClaim",
+    "PersistentVolume",
+    "ServiceAccount",
+}
 
 # A pods/log handler and friends are provided by whoever can reach the node (the agent).
 SubresourceHandler = Callable[

@@ -77,8 +77,12 @@ def initial_status(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
         return {"phase": "Pending", "qosClass": qos_class(obj.get("spec") or {})}
     if kind == "Namespace":
         return {"phase": "Active"}
-    if kind == "PersistentVolumeClaim":
+    if kind in ("PersistentVolumeClaim", "PersistentVolume"):
         return {"phase": "Pending"}
+    if kind == "ReplicationController":
+        return {"replicas": 0}
+    if kind == "StatefulSet":
+        return {"replicas": 0, "availableReplicas": 0}
     if kind == "Service":
         return {"loadBalancer": {}}
     # Fields Go always serializes (no omitempty); typed clients require them.
@@ -212,3 +216,18 @@ def _quantity(value: Any) -> Any:
 def _positive(value: Any) -> bool:
     parsed = _quantity(value)
     return parsed is not None and parsed > 0
+
+
+_NOT_RUN = {
+    "core/replicationcontrollers": "procorch stores ReplicationControllers but does not run "
+    "them: use a Deployment",
+    "apps/statefulsets": "procorch stores StatefulSets but does not run them yet: nothing "
+    "creates this one's pods",
+    "core/persistentvolumes": "procorch does not use PersistentVolumes: a claim binds to a "
+    "directory on its pod's node (storage class local-path)",
+}
+
+
+def not_run(rt: ResourceType) -> str:
+    """The warning a write of a kind procorch stores but does not act on carries."""
+    return _NOT_RUN.get(rt.key, "")

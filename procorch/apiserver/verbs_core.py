@@ -196,6 +196,9 @@ class ServiceCore:
                 into=obj,
             )
         key = key_for(rt, str(meta.get("namespace") or ""), str(meta["name"]))
+        inert = strategy.not_run(rt)
+        if inert:
+            warnings.add(inert)
         if opts.dry_run:
             if self.store.get(key) is not None:
                 raise errors.AlreadyExists.of(rt.plural, key.name, group=rt.group)
@@ -536,11 +539,12 @@ class ServiceCore:
             stored = await self.store.delete(key, expected_rv=current.revision)
             self.allocators.released(rt, old)
             return Result(stored)
+        inert = [strategy.not_run(rt)] if subresource == "" and strategy.not_run(rt) else []
         with self.allocators.updating(rt, new, old, dry_run=opts.dry_run):
             if opts.dry_run:
-                return Result(unsaved(new, self.store.revision))
+                return Result(unsaved(new, self.store.revision), warnings=inert)
             stored = await self.store.update(key, new, expected_rv=current.revision)
-        return Result(stored)
+        return Result(stored, warnings=inert)
 
     @staticmethod
     def _finalizers_pending(rt: ResourceType, obj: dict[str, Any]) -> bool:

@@ -733,6 +733,75 @@ status:
   - {type: Established, status: "True", lastTransitionTime: "2026-01-12T09:00:00Z", reason: InitialNamesAccepted, message: the initial names have been accepted}
   storedVersions: [v1]
 ---
+apiVersion: v1
+kind: ReplicationController
+metadata: {name: legacy, namespace: shop, labels: {app: legacy}}
+spec:
+  replicas: 2
+  minReadySeconds: 5
+  selector: {app: legacy}
+  template:
+    metadata: {labels: {app: legacy}}
+    spec:
+      containers:
+      - {name: main, command: [sleep, "3600"]}
+status:
+  replicas: 2
+  readyReplicas: 2
+  availableReplicas: 2
+  fullyLabeledReplicas: 2
+  observedGeneration: 1
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: pv-1}
+spec:
+  capacity: {storage: 5Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: manual
+  volumeMode: Filesystem
+  hostPath: {path: /mnt/data, type: DirectoryOrCreate}
+  claimRef: {namespace: shop, name: data}
+  nodeAffinity:
+    required:
+      nodeSelectorTerms:
+      - matchExpressions:
+        - {key: kubernetes.io/hostname, operator: In, values: [node-1]}
+status: {phase: Bound}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: shop}
+spec:
+  serviceName: db
+  replicas: 3
+  podManagementPolicy: Parallel
+  selector: {matchLabels: {app: db}}
+  updateStrategy: {type: RollingUpdate, rollingUpdate: {partition: 1, maxUnavailable: 1}}
+  persistentVolumeClaimRetentionPolicy: {whenDeleted: Delete, whenScaled: Retain}
+  ordinals: {start: 0}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers:
+      - {name: db, command: [postgres], volumeMounts: [{name: data, mountPath: /var/lib/db}]}
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
+status:
+  replicas: 3
+  readyReplicas: 3
+  currentReplicas: 3
+  updatedReplicas: 3
+  availableReplicas: 3
+  currentRevision: db-7d9c8f
+  updateRevision: db-7d9c8f
+  observedGeneration: 2
+  collisionCount: 0
+---
 apiVersion: coordination.k8s.io/v1
 kind: Lease
 metadata: {name: node-1, namespace: kube-node-lease}
@@ -992,10 +1061,10 @@ def test_every_served_resource_and_subresource_body_has_a_model() -> None:
 
 
 def test_model_for_is_none_for_kinds_not_served() -> None:
-    assert model_for("apps/v1", "StatefulSet") is None
+    assert model_for("apps/v1", "ControllerRevisionList") is None
     assert model_for("v1", "Deployment") is None  # right kind, wrong group
     assert model_for("autoscaling/v1", "HorizontalPodAutoscaler") is None
-    assert schema_for("apps/v1", "StatefulSet") is None
+    assert schema_for("storage.k8s.io/v1", "StorageClass") is None
 
 
 def test_delete_options_decode_under_any_group_version() -> None:
@@ -1323,6 +1392,9 @@ NEWER_THAN_1_32 = {
 
 CLIENT_ROOTS = {
     "CustomResourceDefinition": "V1CustomResourceDefinition",
+    "ReplicationController": "V1ReplicationController",
+    "PersistentVolume": "V1PersistentVolume",
+    "StatefulSet": "V1StatefulSet",
     "Namespace": "V1Namespace",
     "Pod": "V1Pod",
     "Node": "V1Node",

@@ -238,7 +238,7 @@ async def test_creating_into_a_missing_namespace_is_not_found(http: HttpClient) 
 
 async def test_unknown_kind_names_the_kind(raw) -> None:
     async with raw.session.get(
-        f"{raw.url}/apis/apps/v1/namespaces/default/statefulsets", headers=raw.headers()
+        f"{raw.url}/apis/apps/v1/namespaces/default/replicasets-of-nothing", headers=raw.headers()
     ) as r:
         assert r.status == 404
         assert (await r.json())["kind"] == "Status"

@@ -82,6 +82,24 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "ports": [{"port": 80}],
     },
     "Lease": {"spec": {"holderIdentity": "me", "leaseDurationSeconds": 10}},
+    "ReplicationController": {
+        "spec": {"replicas": 0, "selector": {"app": "x"}, "template": TEMPLATE}
+    },
+    "PersistentVolume": {
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "hostPath": {"path": "/tmp/pv"},
+        }
+    },
+    "StatefulSet": {
+        "spec": {
+            "serviceName": "x",
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "x"}},
+            "template": TEMPLATE,
+        }
+    },
     "CustomResourceDefinition": {
         "spec": {
             "group": "python.example.com",

@@ -253,6 +253,3 @@ def _validator(rt: ResourceType, schema: dict[str, Any]) -> Any:
         return causes
 
     return validate
-
-
-VALIDATORS[(f"{GROUP}/v1", "CustomResourceDefinition")] = validate_crd

@@ -136,3 +136,16 @@ def node(obj: dict[str, Any]) -> None:
         status["allocatable"] = copy.deepcopy(capacity)
     round_resource_list(status.get("capacity"))
     round_resource_list(status.get("allocatable"))
+
+
+def persistent_volume(obj: dict[str, Any]) -> None:
+    """Kubernetes' ``SetDefaults_PersistentVolume``."""
+    spec = obj.get("spec")
+    if isinstance(spec, dict):
+        if not spec.get("persistentVolumeReclaimPolicy"):
+            spec["persistentVolumeReclaimPolicy"] = "Retain"
+        if not spec.get("volumeMode"):
+            spec["volumeMode"] = "Filesystem"
+    status = obj.setdefault("status", {})
+    if isinstance(status, dict) and not status.get("phase"):
+        status["phase"] = "Pending"

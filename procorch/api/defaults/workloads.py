@@ -142,3 +142,46 @@ def cron_job(obj: dict[str, Any]) -> None:
     job_spec = _dict(job_template, "spec") if job_template is not None else None
     if job_spec is not None:
         pod_template(job_spec.get("template"))
+
+
+def stateful_set(obj: dict[str, Any]) -> None:
+    """Kubernetes' ``SetDefaults_StatefulSet`` (apps/v1)."""
+    spec = _dict(obj, "spec")
+    if spec is None:
+        return
+    set_missing(spec, "replicas", 1)
+    set_if_empty(spec, "podManagementPolicy", "OrderedReady")
+    strategy = _dict(spec, "updateStrategy")
+    if strategy is None:
+        strategy = spec["updateStrategy"] = {}
+    set_if_empty(strategy, "type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        rolling = _dict(strategy, "rollingUpdate")
+        if rolling is None:
+            rolling = strategy["rollingUpdate"] = {}
+        set_missing(rolling, "partition", 0)
+    set_missing(spec, "revisionHistoryLimit", 10)
+    retention = _dict(spec, "persistentVolumeClaimRetentionPolicy")
+    if retention is None:
+        retention = spec["persistentVolumeClaimRetentionPolicy"] = {}
+    set_if_empty(retention, "whenDeleted", "Retain")
+    set_if_empty(retention, "whenScaled", "Retain")
+    pod_template(spec.get("template"))
+
+
+def replication_controller(obj: dict[str, Any]) -> None:
+    """Kubernetes' ``SetDefaults_ReplicationController``: one replica, and the selector and
+    labels taken from the template's labels when absent."""
+    spec = _dict(obj, "spec")
+    if spec is None:
+        return
+    set_missing(spec, "replicas", 1)
+    template = _dict(spec, "template")
+    labels = ((template or {}).get("metadata") or {}).get("labels")
+    if isinstance(labels, dict) and labels:
+        if not spec.get("selector"):
+            spec["selector"] = dict(labels)
+        meta = obj.setdefault("metadata", {})
+        if isinstance(meta, dict) and not meta.get("labels"):
+            meta["labels"] = dict(labels)
+    pod_template(template)

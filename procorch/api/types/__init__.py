@@ -30,6 +30,7 @@ from procorch.api.types.core import (
     ServiceAccount,
 )
 from procorch.api.types.discovery import EndpointSlice
+from procorch.api.types.inert import PersistentVolume, ReplicationController, StatefulSet
 from procorch.api.types.meta import DeleteOptions
 from procorch.api.types.networking import Ingress, IngressClass
 from procorch.api.types.policy import Eviction, PodDisruptionBudget
@@ -49,6 +50,9 @@ MODELS: dict[tuple[str, str], type[K8sModel]] = {
     ("v1", "ServiceAccount"): ServiceAccount,
     ("v1", "PersistentVolumeClaim"): PersistentVolumeClaim,
     ("v1", "Binding"): Binding,
+    ("v1", "ReplicationController"): ReplicationController,
+    ("v1", "PersistentVolume"): PersistentVolume,
+    ("apps/v1", "StatefulSet"): StatefulSet,
     ("apps/v1", "Deployment"): Deployment,
     ("apps/v1", "ReplicaSet"): ReplicaSet,
     ("apps/v1", "DaemonSet"): DaemonSet,

@@ -48,6 +48,13 @@ def _pod(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
     return causes
 
 
+def _crd(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
+    # The CRD rules live with what serves CRDs, which needs this module's tables first.
+    from procorch.api.crd.definition import validate_crd  # noqa: PLC0415
+
+    return validate_crd(obj, old)
+
+
 VALIDATORS: dict[tuple[str, str], Validator] = {
     ("v1", "Pod"): _pod,
     ("v1", "Service"): validate_service,
@@ -62,6 +69,10 @@ VALIDATORS: dict[tuple[str, str], Validator] = {
     ("apps/v1", "Deployment"): apps.validate_deployment,
     ("apps/v1", "ReplicaSet"): apps.validate_replica_set,
     ("apps/v1", "DaemonSet"): apps.validate_daemon_set,
+    ("apps/v1", "StatefulSet"): apps.validate_stateful_set,
+    ("v1", "ReplicationController"): apps.validate_replication_controller,
+    ("v1", "PersistentVolume"): cluster.validate_persistent_volume,
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): _crd,
     ("apps/v1", "ControllerRevision"): apps.validate_controller_revision,
     ("batch/v1", "Job"): batch.validate_job,
     ("batch/v1", "CronJob"): batch.validate_cron_job,

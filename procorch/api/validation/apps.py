@@ -260,3 +260,51 @@ def validate_controller_revision(obj: dict[str, Any], old: dict[str, Any] | None
     if old is not None:
         causes += immutable("data", obj.get("data"), old.get("data"))
     return causes
+
+
+def validate_stateful_set(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Causes:
+    """The parts of ``ValidateStatefulSet`` a stored StatefulSet needs: replicas, selector and
+    template (which must match), and on update an unchanged selector."""
+    causes = validate_object_meta(
+        obj.get("metadata"), namespaced=True, name_fn=name_is_dns_subdomain
+    )
+    spec = as_dict(obj.get("spec"))
+    causes += nonnegative("spec.replicas", spec.get("replicas"))
+    causes += nonnegative("spec.minReadySeconds", spec.get("minReadySeconds"))
+    causes += _selector_and_template(spec, "StatefulSet", "spec")
+    if old is not None:
+        causes += immutable(
+            "spec.selector", spec.get("selector"), as_dict(old.get("spec")).get("selector")
+        )
+    return causes
+
+
+def validate_replication_controller(
+    obj: dict[str, Any], old: dict[str, Any] | None = None
+) -> Causes:
+    """The parts of ``ValidateReplicationController`` a stored one needs: replicas, a map
+    selector the template's labels match, and the template."""
+    causes = validate_object_meta(
+        obj.get("metadata"), namespaced=True, name_fn=name_is_dns_subdomain
+    )
+    spec = as_dict(obj.get("spec"))
+    causes += nonnegative("spec.replicas", spec.get("replicas"))
+    causes += nonnegative("spec.minReadySeconds", spec.get("minReadySeconds"))
+    selector = as_dict(spec.get("selector"))
+    if not selector:
+        causes.append(required("spec.selector"))
+    template = spec.get("template")
+    if template is None:
+        causes.append(required("spec.template"))
+        return causes
+    labels = template_labels(template)
+    if selector and any(labels.get(k) != v for k, v in selector.items()):
+        causes.append(
+            invalid(
+                "spec.template.metadata.labels",
+                labels,
+                "`selector` does not match template `labels`",
+            )
+        )
+    causes += validate_pod_template(template, "spec.template")
+    return causes

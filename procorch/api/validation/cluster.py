@@ -408,3 +408,17 @@ def validate_lease(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Ca
             invalid("spec.leaseTransitions", transitions, "must be greater than or equal to 0")
         )
     return causes
+
+
+def validate_persistent_volume(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Causes:
+    """The parts of ``ValidatePersistentVolume`` a stored one needs: its name, access modes
+    and a capacity."""
+    causes = validate_object_meta(
+        obj.get("metadata"), namespaced=False, name_fn=name_is_dns_subdomain
+    )
+    spec = as_dict(obj.get("spec"))
+    if not as_list(spec.get("accessModes")):
+        causes.append(required("spec.accessModes"))
+    if not as_dict(spec.get("capacity")):
+        causes.append(required("spec.capacity"))
+    return causes
