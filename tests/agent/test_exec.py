@@ -63,7 +63,9 @@ async def until_gone(marker: str, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_kubectl_exec_runs_a_process_of_the_container(kubectl, cluster: Cluster) -> None:
+async def test_kubectl_exec_runs_a_process_of_the_container(
+    kubectl, cluster: Cluster, tmp_path: Path
+) -> None:
     await start_box(cluster)
     out = await kubectl(
         "exec", "box", "-c", "main", "--", "sh", "-c", "echo $GREETING in $PWD; echo oops >&2"
@@ -92,10 +94,7 @@ async def test_kubectl_exec_runs_a_process_of_the_container(kubectl, cluster: Cl
     )
     out = await kubectl("exec", "ghost", "--", "true", check=False)
     assert 'pods "ghost" not found' in out.stderr
-
-
-async def test_kubectl_cp_copies_both_ways(kubectl, cluster: Cluster, tmp_path: Path) -> None:
-    await start_box(cluster)
+    # kubectl cp is tar through exec, both ways.
     src = tmp_path / "src"
     (src / "sub").mkdir(parents=True)
     (src / "a.txt").write_text("alpha\n")

@@ -86,7 +86,7 @@ async def echo_through(port: int, payload: bytes) -> bytes:
     return data
 
 
-async def test_kubectl_port_forward_carries_many_connections_to_several_ports(
+async def test_kubectl_port_forward_to_a_pod_a_service_a_deployment_and_a_closed_port(
     kubectl: Kubectl, cluster: Cluster
 ) -> None:
     name = await echo_pod(cluster)
@@ -98,23 +98,11 @@ async def test_kubectl_port_forward_carries_many_connections_to_several_ports(
             *(echo_through(first if i % 2 else second, p) for i, p in enumerate(payloads))
         )
         assert got == payloads
-
-
-async def test_kubectl_port_forward_to_a_service_and_a_deployment(
-    kubectl: Kubectl, cluster: Cluster
-) -> None:
-    await echo_pod(cluster)
     # The Service's port 80 is the pod's port named "first" (7001).
     async with kubectl.port_forward("svc/echo", ":80") as (port,):
         assert await echo_through(port, b"via the service") == b"via the service"
     async with kubectl.port_forward("deploy/echo", ":7002") as (port,):
         assert await echo_through(port, b"via the deployment") == b"via the deployment"
-
-
-async def test_kubectl_port_forward_to_a_closed_port_says_why(
-    kubectl: Kubectl, cluster: Cluster
-) -> None:
-    name = await echo_pod(cluster)
     proc = await kubectl.start("port-forward", "--address=127.0.0.1", f"pod/{name}", ":7999")
     try:
         assert proc.stdout is not None and proc.stderr is not None

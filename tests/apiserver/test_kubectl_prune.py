@@ -26,7 +26,9 @@ data: {b: "2"}
 """
 
 
-async def test_apply_prune_without_an_allowlist(kubectl: Kubectl, tmp_path: Path) -> None:
+async def test_apply_prune_without_an_allowlist_and_the_kinds_it_names(
+    kubectl: Kubectl, tmp_path: Path
+) -> None:
     manifest = tmp_path / "demo.yaml"
     manifest.write_text(textwrap.dedent(BOTH))
     await kubectl("apply", "-f", str(manifest), "--prune", "-l", "app=demo")
@@ -36,11 +38,7 @@ async def test_apply_prune_without_an_allowlist(kubectl: Kubectl, tmp_path: Path
     assert "configmap/drop pruned" in out.stdout
     names = (await kubectl("get", "configmaps", "-l", "app=demo", "-o", "name")).stdout.split()
     assert names == ["configmap/keep"]
-
-
-async def test_kinds_procorch_stores_but_does_not_run_say_so(
-    kubectl: Kubectl, tmp_path: Path
-) -> None:
+    # The kinds of the allowlist procorch stores but does not run say so.
     sts = """
     apiVersion: apps/v1
     kind: StatefulSet
