@@ -41,6 +41,8 @@ MAX_PAIRS = 1024
 """Forwarded connections at once on one WebSocket (more are refused with a stream reset)."""
 MAX_PENDING = 4 * 1024 * 1024
 """Bytes from kubectl held while the pod's port has not answered yet."""
+BUFFERED = 1024 * 1024
+"""Bytes from kubectl buffered for one pod connection before reading the WebSocket waits."""
 CHUNK = 256 * 1024
 """Bytes read from the pod per message: 32 KiB gave 114 MiB/s through kubectl port-forward
 here, 256 KiB 166 MiB/s (scripts/bench/api --only streams)."""
@@ -185,8 +187,11 @@ class SpdyForwarder:
             pair.pending.append(frame.payload)
         elif frame.payload:
             pair.writer.write(frame.payload)
-            with contextlib.suppress(ConnectionError):
-                await pair.writer.drain()
+            # Buffered, not awaited: one slow pod connection must not stall the others on
+            # this WebSocket, until it holds BUFFERED bytes; then it holds the reader back.
+            if pair.writer.transport.get_write_buffer_size() > BUFFERED:
+                with contextlib.suppress(ConnectionError):
+                    await pair.writer.drain()
         if frame.fin:
             pair.client_done = True
             if pair.writer is not None and pair.writer.can_write_eof():
