@@ -7,6 +7,7 @@ import os
 import socket
 import stat
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -299,6 +300,11 @@ def test_readers_never_see_partial_content_during_updates(tmp_path: Path) -> Non
     try:
         for version in versions[1:]:
             write_atomic(tmp_path, {"key": (version, 0o644)})
+            # Updates come from API writes, not back to back: a reader is only guaranteed
+            # its file across one swap (the previous version is kept until the next), and
+            # on a loaded machine one open() can outlast two back-to-back swaps (seen once
+            # in CI: ENOENT).
+            time.sleep(0.002)
     finally:
         stop.set()
         thread.join()
