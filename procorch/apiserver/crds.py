@@ -142,11 +142,8 @@ class CrdController:
         name = str(crd["metadata"]["name"])
         if self._installed.pop(name, None) is None:
             return
-        for rt in resources.RESOURCES:
-            if rt.custom and rt.group == (crd.get("spec") or {}).get("group"):
-                if rt.plural == ((crd.get("spec") or {}).get("names") or {}).get("plural"):
-                    printers.unregister_custom(rt)
-        definition.uninstall(crd)
+        for rt in definition.uninstall(crd):
+            printers.unregister_custom(rt)
         log.info("stopped serving a custom resource", crd=name)
 
     async def _set_status(self, crd: dict[str, Any], *, accepted: bool, reason: str) -> None:

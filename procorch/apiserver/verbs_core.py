@@ -539,7 +539,8 @@ class ServiceCore:
             stored = await self.store.delete(key, expected_rv=current.revision)
             self.allocators.released(rt, old)
             return Result(stored)
-        inert = [strategy.not_run(rt)] if subresource == "" and strategy.not_run(rt) else []
+        warning = strategy.not_run(rt) if subresource == "" else ""
+        inert = [warning] if warning else []
         with self.allocators.updating(rt, new, old, dry_run=opts.dry_run):
             if opts.dry_run:
                 return Result(unsaved(new, self.store.revision), warnings=inert)

@@ -28,7 +28,7 @@ import json
 import os
 import struct
 import termios
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,12 +67,10 @@ class StreamOptions:
     tty: bool
 
     @classmethod
-    def from_query(cls, query: dict[str, str] | object) -> StreamOptions:
-        get = getattr(query, "get")  # noqa: B009 - a MultiDictProxy or a dict
-
+    def from_query(cls, query: Mapping[str, str]) -> StreamOptions:
         def flag(name: str) -> bool:
             # As Kubernetes converts a query: absent is false, and only 0 and false are.
-            value = get(name)
+            value = query.get(name)
             return value is not None and str(value).lower() not in ("0", "false")
 
         tty = flag("tty")
@@ -167,6 +165,20 @@ class _Session:
         """kubelet's first message: an empty one on the lowest channel it writes."""
         opts = self.options
         await self.channels.send(STDOUT if opts.stdout else STDERR if opts.stderr else ERROR, b"")
+
+    async def _guarded(self, session: Awaitable[None], failure: str) -> None:
+        """Run a session; whatever ends it, release its descriptors and close the WebSocket
+        (code 1000). An unexpected failure is said as kubelet's InternalError first."""
+        try:
+            await session
+        except ConnectionError as exc:
+            log.debug("stream ended early", error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - say it failed, never a silent success
+            log.warning("stream failed", error=repr(exc))
+            await self._internal_error(f"{failure}: {exc}")
+        finally:
+            self._release()
+            await self.ws.close()
 
     async def _internal_error(self, message: str) -> None:
         """The error channel's Failure for what went wrong on this side (kubelet's
@@ -336,26 +348,20 @@ class ExecSession(_Session):
     async def run(self, start: Starter) -> None:
         """Start the process, stream until it ends (or the client leaves), say how it ended,
         and close the WebSocket (code 1000, waiting for the client's close)."""
+        await self._guarded(self._run(start), "error executing command in container")
+
+    async def _run(self, start: Starter) -> None:
+        await self._first_frame()
+        stdio, theirs = self._stdio()
         try:
-            await self._first_frame()
-            stdio, theirs = self._stdio()
-            try:
-                process = await start(stdio)
-            except RuntimeError_ as exc:
-                await self._refused(str(exc))
-                return
-            finally:
-                for fd in theirs:
-                    os.close(fd)
-            await self._stream(process)
-        except ConnectionError as exc:
-            log.debug("exec stream ended early", error=str(exc))
-        except Exception as exc:  # noqa: BLE001 - say it failed, never a silent success
-            log.warning("exec failed", error=repr(exc))
-            await self._internal_error(f"error executing command in container: {exc}")
+            process = await start(stdio)
+        except RuntimeError_ as exc:
+            await self._refused(str(exc))
+            return
         finally:
-            self._release()
-            await self.ws.close()
+            for fd in theirs:
+                os.close(fd)
+        await self._stream(process)
 
     async def _stream(self, process: AttachedProcess) -> None:
         readers = [
@@ -436,30 +442,22 @@ class AttachSession(_Session):
     async def run(self) -> None:
         """Stream until the container ends, the client detaches or leaves; then ``Success``
         (attach never reports an exit code) and close."""
+        await self._guarded(self._run(), "error attaching to container")
+
+    async def _run(self) -> None:
+        await self._first_frame()
+        wanted = [("stdout", STDOUT)] if self.options.stdout or self.options.tty else []
+        if self.options.stderr:
+            wanted.append(("stderr", STDERR))
+        outputs = asyncio.gather(*(self._copy(stream, ch) for stream, ch in wanted))
+        inbound = asyncio.create_task(self._inbound(), name="attach/input")
+        detached = asyncio.create_task(self._detached.wait(), name="attach/detach")
         try:
-            await self._first_frame()
-            wanted = [("stdout", STDOUT)] if self.options.stdout or self.options.tty else []
-            if self.options.stderr:
-                wanted.append(("stderr", STDERR))
-            outputs = asyncio.gather(*(self._copy(stream, ch) for stream, ch in wanted))
-            inbound = asyncio.create_task(self._inbound(), name="attach/input")
-            detached = asyncio.create_task(self._detached.wait(), name="attach/detach")
-            try:
-                await asyncio.wait(
-                    (outputs, inbound, detached), return_when=asyncio.FIRST_COMPLETED
-                )
-                if not inbound.done():
-                    await self.channels.finish(0, exit_status(0, []))
-            finally:
-                await _cancelled((outputs, inbound, detached))
-        except ConnectionError as exc:
-            log.debug("attach stream ended early", error=str(exc))
-        except Exception as exc:  # noqa: BLE001 - say it failed, never a silent success
-            log.warning("attach failed", error=repr(exc))
-            await self._internal_error(f"error attaching to container: {exc}")
+            await asyncio.wait((outputs, inbound, detached), return_when=asyncio.FIRST_COMPLETED)
+            if not inbound.done():
+                await self.channels.finish(0, exit_status(0, []))
         finally:
-            self._release()
-            await self.ws.close()
+            await _cancelled((outputs, inbound, detached))
 
     async def _copy(self, stream: str, channel: int) -> None:
         async for chunk in self.follow(stream):

@@ -213,17 +213,19 @@ def install(crd: dict[str, Any]) -> list[ResourceType]:
     return types
 
 
-def uninstall(crd: dict[str, Any]) -> None:
-    """Stop serving what ``crd`` defined."""
+def uninstall(crd: dict[str, Any]) -> list[ResourceType]:
+    """Stop serving what ``crd`` defined; the resource types that were served."""
     spec = _spec(crd)
     group, plural = str(spec.get("group") or ""), str(_names(crd).get("plural") or "")
     TERMINATING.discard(f"{group}/{plural}")
-    for rt in resources.unregister(group, plural):
+    gone = resources.unregister(group, plural)
+    for rt in gone:
         key = (rt.api_version, rt.kind)
         SCHEMAS.pop(key, None)
         PRUNERS.pop(key, None)
         DEFAULTERS.pop(key, None)
         VALIDATORS.pop(key, None)
+    return gone
 
 
 def _pruner(schema: dict[str, Any]) -> Any:

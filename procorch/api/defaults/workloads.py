@@ -22,21 +22,31 @@ LEGACY_CONTROLLER_UID_LABEL = "controller-uid"
 LEGACY_JOB_NAME_LABEL = "job-name"
 
 
+def _object(parent: dict[str, Any], name: str) -> dict[str, Any]:
+    """``parent[name]``, made an empty object when absent."""
+    found = _dict(parent, name)
+    if found is None:
+        found = parent[name] = {}
+    return found
+
+
+def _rolling_update(spec: dict[str, Any], field: str, **rolling: Any) -> None:
+    """A workload's update strategy: ``RollingUpdate`` unless set, with ``rolling``'s
+    defaults under ``rollingUpdate`` when it is one."""
+    strategy = _object(spec, field)
+    set_if_empty(strategy, "type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        target = _object(strategy, "rollingUpdate")
+        for name, value in rolling.items():
+            set_missing(target, name, value)
+
+
 def deployment(obj: dict[str, Any]) -> None:
     spec = _dict(obj, "spec")
     if spec is None:
         return
     set_missing(spec, "replicas", 1)
-    strategy = _dict(spec, "strategy")
-    if strategy is None:
-        strategy = spec["strategy"] = {}
-    set_if_empty(strategy, "type", "RollingUpdate")
-    if strategy["type"] == "RollingUpdate":
-        rolling = _dict(strategy, "rollingUpdate")
-        if rolling is None:
-            rolling = strategy["rollingUpdate"] = {}
-        set_missing(rolling, "maxUnavailable", "25%")
-        set_missing(rolling, "maxSurge", "25%")
+    _rolling_update(spec, "strategy", maxUnavailable="25%", maxSurge="25%")
     set_missing(spec, "revisionHistoryLimit", 10)
     set_missing(spec, "progressDeadlineSeconds", 600)
     pod_template(spec.get("template"))
@@ -54,16 +64,7 @@ def daemon_set(obj: dict[str, Any]) -> None:
     spec = _dict(obj, "spec")
     if spec is None:
         return
-    strategy = _dict(spec, "updateStrategy")
-    if strategy is None:
-        strategy = spec["updateStrategy"] = {}
-    set_if_empty(strategy, "type", "RollingUpdate")
-    if strategy["type"] == "RollingUpdate":
-        rolling = _dict(strategy, "rollingUpdate")
-        if rolling is None:
-            rolling = strategy["rollingUpdate"] = {}
-        set_missing(rolling, "maxUnavailable", 1)
-        set_missing(rolling, "maxSurge", 0)
+    _rolling_update(spec, "updateStrategy", maxUnavailable=1, maxSurge=0)
     set_missing(spec, "revisionHistoryLimit", 10)
     pod_template(spec.get("template"))
 
@@ -151,19 +152,9 @@ def stateful_set(obj: dict[str, Any]) -> None:
         return
     set_missing(spec, "replicas", 1)
     set_if_empty(spec, "podManagementPolicy", "OrderedReady")
-    strategy = _dict(spec, "updateStrategy")
-    if strategy is None:
-        strategy = spec["updateStrategy"] = {}
-    set_if_empty(strategy, "type", "RollingUpdate")
-    if strategy["type"] == "RollingUpdate":
-        rolling = _dict(strategy, "rollingUpdate")
-        if rolling is None:
-            rolling = strategy["rollingUpdate"] = {}
-        set_missing(rolling, "partition", 0)
+    _rolling_update(spec, "updateStrategy", partition=0)
     set_missing(spec, "revisionHistoryLimit", 10)
-    retention = _dict(spec, "persistentVolumeClaimRetentionPolicy")
-    if retention is None:
-        retention = spec["persistentVolumeClaimRetentionPolicy"] = {}
+    retention = _object(spec, "persistentVolumeClaimRetentionPolicy")
     set_if_empty(retention, "whenDeleted", "Retain")
     set_if_empty(retention, "whenScaled", "Retain")
     pod_template(spec.get("template"))

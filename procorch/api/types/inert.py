@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from procorch.api.schema import ListMap
+from procorch.api.types.apps import ReplicaSetCondition, ReplicaSetStatus
 from procorch.api.types.base import (
     FreeForm,
     Int32,
@@ -29,15 +30,6 @@ from procorch.api.types.base import (
 from procorch.api.types.core import PersistentVolumeClaim
 from procorch.api.types.core_pod import PodTemplateSpec
 
-
-class _Condition(K8sModel):
-    type: str | None = None
-    status: str | None = None
-    lastTransitionTime: Time | None = None
-    reason: str | None = None
-    message: str | None = None
-
-
 # --- ReplicationController (core/v1) -----------------------------------------------------------
 
 
@@ -48,18 +40,9 @@ class ReplicationControllerSpec(K8sModel):
     template: PodTemplateSpec | None = None
 
 
-class ReplicationControllerStatus(K8sModel):
-    replicas: Int32 | None = None
-    fullyLabeledReplicas: Int32 | None = None
-    readyReplicas: Int32 | None = None
-    availableReplicas: Int32 | None = None
-    observedGeneration: Int64 | None = None
-    conditions: Annotated[list[_Condition] | None, ListMap("type")] = None
-
-
 class ReplicationController(K8sObject):
     spec: ReplicationControllerSpec | None = None
-    status: ReplicationControllerStatus | None = None
+    status: ReplicaSetStatus | None = None  # the same fields as v1.ReplicationControllerStatus
 
 
 # --- PersistentVolume (core/v1) ----------------------------------------------------------------
@@ -158,7 +141,7 @@ class StatefulSetStatus(K8sModel):
     currentRevision: str | None = None
     updateRevision: str | None = None
     collisionCount: Int32 | None = None
-    conditions: Annotated[list[_Condition] | None, ListMap("type")] = None
+    conditions: Annotated[list[ReplicaSetCondition] | None, ListMap("type")] = None
     availableReplicas: Int32 | None = None
 
 

@@ -181,19 +181,25 @@ def validate_deployment(obj: dict[str, Any], old: dict[str, Any] | None = None) 
     return causes
 
 
-def validate_replica_set(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Causes:
+def _replicated(obj: dict[str, Any], old: dict[str, Any] | None, kind: str) -> Causes:
+    """What ReplicaSets and StatefulSets share: replicas, selector and template (which must
+    match), and on update an unchanged selector."""
     causes = validate_object_meta(
         obj.get("metadata"), namespaced=True, name_fn=name_is_dns_subdomain
     )
     spec = as_dict(obj.get("spec"))
     causes += nonnegative("spec.replicas", spec.get("replicas"))
     causes += nonnegative("spec.minReadySeconds", spec.get("minReadySeconds"))
-    causes += _selector_and_template(spec, "ReplicaSet", "spec")
+    causes += _selector_and_template(spec, kind, "spec")
     if old is not None:
         causes += immutable(
             "spec.selector", spec.get("selector"), as_dict(old.get("spec")).get("selector")
         )
     return causes
+
+
+def validate_replica_set(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Causes:
+    return _replicated(obj, old, "ReplicaSet")
 
 
 def _daemon_set_strategy(strategy: Any, path: str) -> Causes:
@@ -263,20 +269,8 @@ def validate_controller_revision(obj: dict[str, Any], old: dict[str, Any] | None
 
 
 def validate_stateful_set(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Causes:
-    """The parts of ``ValidateStatefulSet`` a stored StatefulSet needs: replicas, selector and
-    template (which must match), and on update an unchanged selector."""
-    causes = validate_object_meta(
-        obj.get("metadata"), namespaced=True, name_fn=name_is_dns_subdomain
-    )
-    spec = as_dict(obj.get("spec"))
-    causes += nonnegative("spec.replicas", spec.get("replicas"))
-    causes += nonnegative("spec.minReadySeconds", spec.get("minReadySeconds"))
-    causes += _selector_and_template(spec, "StatefulSet", "spec")
-    if old is not None:
-        causes += immutable(
-            "spec.selector", spec.get("selector"), as_dict(old.get("spec")).get("selector")
-        )
-    return causes
+    """The parts of ``ValidateStatefulSet`` a stored StatefulSet needs."""
+    return _replicated(obj, old, "StatefulSet")
 
 
 def validate_replication_controller(
