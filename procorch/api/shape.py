@@ -11,20 +11,14 @@ Pure data.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
 from procorch.api import errors
 from procorch.api.errors import Cause
+from procorch.api.registry import definition, model_for
 from procorch.api.schema import SchemaNode, node_for
-from procorch.api.types import model_for
-
-Pruner = Callable[[dict[str, Any]], list[str]]
-PRUNERS: dict[tuple[str, str], Pruner] = {}
-"""Kinds with no model (custom resources): drop what their schema does not specify, say where
-(registered by :mod:`procorch.api.crd.definition`)."""
 
 FieldValidation = Literal["Strict", "Warn", "Ignore"]
 
@@ -117,9 +111,10 @@ def check_shape(
     """
     model = model_for(api_version, kind)
     if model is None:
-        pruner = PRUNERS.get((api_version, kind))
-        if pruner is not None:
-            _pruned(kind, api_version, obj, pruner(obj), field_validation, warnings)
+        # A custom resource: drop what its schema does not specify, say where.
+        found = definition(api_version, kind)
+        if found is not None and found.prune is not None:
+            _pruned(kind, api_version, obj, found.prune(obj), field_validation, warnings)
         return
     try:
         model.model_validate(obj)

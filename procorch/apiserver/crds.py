@@ -2,7 +2,7 @@
 
 It serves every stored CRD before the API opens (:meth:`CrdController.start`), then watches
 CRDs and keeps the served resources in step: a CRD written is installed at once
-(:func:`procorch.api.crd.definition.install`: discovery, REST paths, pruning, defaulting,
+(:func:`procorch.api.crd.serving.install`: discovery, REST paths, pruning, defaulting,
 validation, its printer columns) and its status says so (``NamesAccepted``, ``Established``,
 ``acceptedNames``, ``storedVersions``), or why not (a kind another CRD of the group already
 has). A CRD being deleted (``customresourcecleanup.apiextensions.k8s.io``) is marked
@@ -19,9 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from procorch.api import errors, resources
-from procorch.api.crd import definition
+from procorch.api.crd import definition, serving
 from procorch.api.meta import deep_copy
-from procorch.apiserver import printers
 from procorch.apiserver.auth import SYSTEM
 from procorch.apiserver.service import ApiService
 from procorch.kit.logging import get_logger
@@ -105,19 +104,8 @@ class CrdController:
             await self._set_status(crd, accepted=False, reason=conflict)
             return
         if (self._installed.get(name) or {}).get("spec") != crd.get("spec"):
-            types = definition.install(crd)
+            types = serving.install(crd)
             self._installed[name] = deep_copy(crd)
-            storage = definition.storage_version(crd)
-            columns = next(
-                (
-                    v.get("additionalPrinterColumns") or []
-                    for v in definition.versions(crd)
-                    if v.get("name") == storage
-                ),
-                [],
-            )
-            for rt in types:
-                printers.register_custom(rt, columns)
             log.info("serving a custom resource", crd=name, versions=[t.version for t in types])
         await self._set_status(crd, accepted=True, reason="")
 
@@ -142,8 +130,7 @@ class CrdController:
         name = str(crd["metadata"]["name"])
         if self._installed.pop(name, None) is None:
             return
-        for rt in definition.uninstall(crd):
-            printers.unregister_custom(rt)
+        serving.uninstall(crd)
         log.info("stopped serving a custom resource", crd=name)
 
     async def _set_status(self, crd: dict[str, Any], *, accepted: bool, reason: str) -> None:
@@ -210,12 +197,10 @@ class CrdController:
         if not any(c.get("type") == "Terminating" for c in status.get("conditions") or []):
             status["conditions"] = [*(status.get("conditions") or []), terminating]
             await self._write_status(crd, status)
-        rt = resources.by_key(
-            f"{(crd.get('spec') or {}).get('group')}/"
-            f"{((crd.get('spec') or {}).get('names') or {}).get('plural')}"
-        )
+        group, plural = definition.group_and_plural(crd)
+        rt = resources.by_key(f"{group or 'core'}/{plural}")
         if rt is not None and rt.custom and str(crd["metadata"]["name"]) in self._installed:
-            definition.TERMINATING.add(rt.key)
+            serving.TERMINATING.add(rt.key)
             remaining, _ = self.store.list(rt.key)
             for item in remaining:
                 meta = item.object["metadata"]

@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from procorch.api.registry import validate_fields
 from procorch.api.resources import ResourceType
 from procorch.api.selectors import (
     FieldSelector,
     LabelSelector,
     parse_field_selector,
     parse_label_selector,
-    validate_fields,
 )
 from procorch.store.base import Stored
 
@@ -30,7 +30,7 @@ class ObjectFilter:
     def parse(cls, rt: ResourceType, *, label_selector: str, field_selector: str) -> ObjectFilter:
         """Parse both selectors; BadRequest for bad syntax or an unsupported field."""
         labels = parse_label_selector(label_selector)
-        fields = validate_fields(rt.key, parse_field_selector(field_selector))
+        fields = validate_fields(rt, parse_field_selector(field_selector))
         return cls(
             labels=labels,
             fields=fields,

@@ -24,13 +24,14 @@ from aiohttp import web
 
 from procorch.api import errors, resources
 from procorch.api.meta import now
+from procorch.api.printers import to_table
+from procorch.api.registry import printer_for, strategy_for
 from procorch.api.resources import ResourceType
 from procorch.apiserver import decode, discovery, openapi
 from procorch.apiserver.auth import Attributes, User, forbidden_message
 from procorch.apiserver.connections import ConnectionGuard, ConnectionLimits
 from procorch.apiserver.options import delete_options, read_object, truthy, write_options
 from procorch.apiserver.paging import Pager
-from procorch.apiserver.printers import to_table
 from procorch.apiserver.service import ApiService
 from procorch.kit.logging import get_logger
 from procorch.store.base import Stored, WatchClosed
@@ -45,15 +46,6 @@ _EVENT_HEAD = {
 }
 """Events already waiting are written together up to about this much."""
 ANONYMOUS_PATHS = {"/livez", "/readyz", "/healthz", "/version"}
-# Kinds whose DELETE answers with the deleted object rather than a Status (as in Kubernetes,
-# and as typed clients expect).
-RETURNS_DELETED_OBJECT = {
-    "Pod",
-    "Service",
-    "PersistentVolumeClaim",
-    "PersistentVolume",
-    "ServiceAccount",
-}
 
 # A pods/log handler and friends are provided by whoever can reach the node (the agent).
 SubresourceHandler = Callable[
@@ -561,7 +553,7 @@ class ApiServer:
                 )
                 return self._encode_list(request, rt, deleted, self.service.store.revision, "", 0)
             outcome = await self.service.delete(user, rt, info.namespace, info.name, deletion)
-            if outcome.finished and rt.kind not in RETURNS_DELETED_OBJECT:
+            if outcome.finished and not strategy_for(rt).returns_deleted_object:
                 meta = outcome.stored.object.get("metadata") or {}
                 details = {
                     "name": info.name,
@@ -592,6 +584,7 @@ class ApiServer:
             table = to_table(
                 rt,
                 [stored.object],
+                printer=printer_for(rt),
                 list_meta={"resourceVersion": str(stored.revision)},
                 include_object=request.query.get("includeObject", "Metadata"),
                 now=now(),
@@ -661,6 +654,7 @@ class ApiServer:
             table = to_table(
                 rt,
                 [s.object for s in items],
+                printer=printer_for(rt),
                 list_meta=list_meta,
                 include_object=request.query.get("includeObject", "Metadata"),
                 now=now(),
@@ -731,6 +725,7 @@ class ApiServer:
             tbl = to_table(
                 info.rt,
                 [stored.object],
+                printer=printer_for(info.rt),
                 list_meta={"resourceVersion": str(stored.revision)},
                 include_object=include_object,
                 now=now(),

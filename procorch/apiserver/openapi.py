@@ -26,10 +26,9 @@ from typing import Any
 import orjson
 
 from procorch.api import resources as resources_registry
-from procorch.api.crd import definition as crd_definition
 from procorch.api.openapi_schema import Components
+from procorch.api.registry import definition
 from procorch.api.resources import ResourceType, in_group_version
-from procorch.api.types import model_for
 from procorch.api.types.base import ObjectMeta
 
 # ``/openapi/v2`` is served as an empty protobuf Document ("recipe B"). Not the protobuf media
@@ -80,12 +79,12 @@ def _build(group: str, version: str) -> bytes | None:
     paths: dict[str, Any] = {}
     components = Components()
     for rt in resources:
-        model = model_for(rt.api_version, rt.kind)
-        if model is not None:
-            components.root(model, rt.group, rt.version, rt.kind)
-        elif rt.custom and (rt.api_version, rt.kind) in crd_definition.SCHEMAS:
+        served = definition(rt.api_version, rt.kind)
+        if served is not None and served.model is not None:
+            components.root(served.model, rt.group, rt.version, rt.kind)
+        elif served is not None and served.schema is not None:
             components.custom_root(
-                crd_definition.SCHEMAS[(rt.api_version, rt.kind)],
+                served.schema,
                 ObjectMeta,
                 {"group": rt.group, "version": rt.version, "kind": rt.kind},
             )

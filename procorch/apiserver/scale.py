@@ -12,13 +12,10 @@ from procorch.api.meta import deep_copy
 from procorch.api.resources import ResourceType
 from procorch.api.schema import SchemaNode, node_for
 from procorch.api.selectors import format_label_selector
-from procorch.api.types import model_for
+from procorch.api.types.autoscaling import Scale
 from procorch.store.base import Stored
 
-_scale_model = model_for("autoscaling/v1", "Scale")
-SCALE_SCHEMA: SchemaNode = (
-    node_for(_scale_model) if _scale_model is not None else SchemaNode(kind="any")
-)
+SCALE_SCHEMA: SchemaNode = node_for(Scale)
 
 
 def _path(path: str) -> list[str]:

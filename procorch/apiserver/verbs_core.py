@@ -12,18 +12,15 @@ import builtins
 import json
 from typing import Any, Literal
 
-from procorch.api import errors
-from procorch.api.crd.definition import TERMINATING
-from procorch.api.defaults import apply_defaults
+from procorch.api import errors, strategy
+from procorch.api.crd.serving import TERMINATING
 from procorch.api.errors import Warnings
 from procorch.api.meta import deep_copy, generate_name, new_uid, rfc3339
 from procorch.api.patch.managed import update_managed_fields
-from procorch.api.resources import EPHEMERAL, ResourceType, by_key
+from procorch.api.registry import apply_defaults, schema_for, strategy_for, validate
+from procorch.api.resources import EPHEMERAL, ResourceType
 from procorch.api.shape import check_shape
-from procorch.api.taints import with_default_tolerations
-from procorch.api.types import schema_for
-from procorch.api.validation import validate
-from procorch.apiserver import scale, strategy
+from procorch.apiserver import scale
 from procorch.apiserver.allocators import DEFAULT_SERVICE_CIDR, ServiceAllocators
 from procorch.apiserver.auth import (
     Attributes,
@@ -47,7 +44,6 @@ from procorch.apiserver.verbs_common import (
 from procorch.store.base import Key, Store, Stored
 
 # Added to every new PersistentVolumeClaim, as Kubernetes' StorageObjectInUseProtection does.
-PVC_PROTECTION_FINALIZER = "kubernetes.io/pvc-protection"
 
 
 class ServiceCore:
@@ -162,7 +158,7 @@ class ServiceCore:
             meta["name"] = generate_name(str(meta["generateName"]))
         node_restriction(user, rt.group, rt.plural, str(meta.get("name") or ""))
         requested = self._as_requested(rt, obj)
-        strategy.prepare_create(rt, obj)
+        strategy.prepare_create(rt, strategy_for(rt), obj)
         return await self._create_prepared(
             rt, obj, opts, warnings, manager_op="Update", generated=generated, requested=requested
         )
@@ -196,7 +192,7 @@ class ServiceCore:
                 into=obj,
             )
         key = key_for(rt, str(meta.get("namespace") or ""), str(meta["name"]))
-        inert = strategy.not_run(rt)
+        inert = strategy_for(rt).not_run
         if inert:
             warnings.add(inert)
         if opts.dry_run:
@@ -214,7 +210,9 @@ class ServiceCore:
                     if not generated:
                         raise errors.AlreadyExists.of(rt.plural, key.name, group=rt.group) from None
                     meta["name"] = generate_name(str(meta["generateName"]))
-                    strategy.rename(rt, obj)
+                    rename = strategy_for(rt).on_rename
+                    if rename is not None:
+                        rename(obj)
                     key = key_for(rt, key.namespace, str(meta["name"]))
             raise errors.AlreadyExists.of(rt.plural, key.name, group=rt.group)
 
@@ -297,53 +295,17 @@ class ServiceCore:
                 group=rt.group,
             )
 
-    def _default_ingress_class(self, obj: dict[str, Any]) -> None:
-        """DefaultIngressClass admission: an Ingress created without a class gets the one
-        IngressClass annotated ``ingressclass.kubernetes.io/is-default-class: "true"``."""
-        spec = obj.setdefault("spec", {})
-        if not isinstance(spec, dict) or spec.get("ingressClassName"):
-            return
-        if ((obj.get("metadata") or {}).get("annotations") or {}).get(
-            "kubernetes.io/ingress.class"
-        ):
-            return
-        classes = by_key("networking.k8s.io/ingressclasses")
-        if classes is None:
-            return
-        defaults = [
-            s.object["metadata"]["name"]
-            for s in self.store.list(classes.key)[0]
-            if (
-                (s.object["metadata"].get("annotations") or {}).get(
-                    "ingressclass.kubernetes.io/is-default-class"
-                )
-                == "true"
-            )
-        ]
-        if len(defaults) == 1:
-            spec["ingressClassName"] = defaults[0]
+    def _stored_objects(self, key: str) -> builtins.list[dict[str, Any]]:
+        """What admission may read: the stored objects of the resource ``key``."""
+        return [stored.object for stored in self.store.list(key)[0]]
 
     def _admit(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         """Admission for creates (after field tracking, as in Kubernetes, so what it adds
-        belongs to no manager): the namespace must exist and not be terminating
-        (NamespaceLifecycle); a PersistentVolumeClaim gets the ``kubernetes.io/pvc-protection``
-        finalizer (StorageObjectInUseProtection), which the pvc-protection controller removes
-        once no pod uses the claim; a pod tolerates the not-ready and unreachable NoExecute
-        taints for 300 s unless it says otherwise (DefaultTolerationSeconds)."""
-        if rt.kind == "PersistentVolumeClaim":
-            finalizers = obj["metadata"].setdefault("finalizers", [])
-            if isinstance(finalizers, list) and PVC_PROTECTION_FINALIZER not in finalizers:
-                finalizers.append(PVC_PROTECTION_FINALIZER)
-        if rt.kind == "Ingress":
-            self._default_ingress_class(obj)
-        if rt.kind == "Pod" and isinstance(obj.get("spec"), dict):
-            # DefaultTolerationSeconds: five minutes on a node that is not ready or that
-            # nobody hears from, then the node lifecycle controller evicts the pod.
-            spec = obj["spec"]
-            tolerations = spec.get("tolerations")
-            spec["tolerations"] = with_default_tolerations(
-                tolerations if isinstance(tolerations, list) else []
-            )
+        belongs to no manager): the kind's own (its strategy's ``admit``), then
+        NamespaceLifecycle: the namespace must exist and not be terminating."""
+        admit = strategy_for(rt).admit
+        if admit is not None:
+            admit(obj, self._stored_objects)
         if not rt.namespaced:
             return
         namespace = str(obj["metadata"].get("namespace") or "")
@@ -510,7 +472,7 @@ class ServiceCore:
             apply_defaults(rt.api_version, rt.kind, new)
             if not managed:
                 requested = deep_copy(new)
-            strategy.prepare_update(rt, new, old)
+            strategy.prepare_update(rt, strategy_for(rt), new, old)
             self.allocators.prepare_update(rt, new, old)
         apply_defaults(rt.api_version, rt.kind, new)
         self._validate(rt, new, old=old)
@@ -539,7 +501,7 @@ class ServiceCore:
             stored = await self.store.delete(key, expected_rv=current.revision)
             self.allocators.released(rt, old)
             return Result(stored)
-        warning = strategy.not_run(rt) if subresource == "" else ""
+        warning = strategy_for(rt).not_run if subresource == "" else ""
         inert = [warning] if warning else []
         with self.allocators.updating(rt, new, old, dry_run=opts.dry_run):
             if opts.dry_run:
@@ -554,12 +516,12 @@ class ServiceCore:
         controller has removed the content), as Kubernetes' namespace registry checks."""
         if (obj.get("metadata") or {}).get("finalizers"):
             return True
-        return rt.kind == "Namespace" and bool((obj.get("spec") or {}).get("finalizers"))
+        return strategy_for(rt).spec_finalizers and bool((obj.get("spec") or {}).get("finalizers"))
 
     @staticmethod
     def _graceful(rt: ResourceType, obj: dict[str, Any]) -> bool:
-        """A pod in graceful termination stays until its node agent confirms the end."""
-        return rt.kind == "Pod" and bool(
+        """An object in graceful termination (a pod) stays until its end is confirmed."""
+        return strategy_for(rt).grace_period is not None and bool(
             (obj.get("metadata") or {}).get("deletionGracePeriodSeconds")
         )
 

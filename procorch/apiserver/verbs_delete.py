@@ -14,6 +14,7 @@ from typing import Any
 
 from procorch.api import errors
 from procorch.api.meta import deep_copy, now, rfc3339
+from procorch.api.registry import strategy_for
 from procorch.api.resources import ResourceType
 from procorch.apiserver.auth import User
 from procorch.apiserver.verbs_common import (
@@ -29,7 +30,6 @@ from procorch.store.base import Stored
 
 # Namespaces Kubernetes' NamespaceLifecycle admission never lets anyone delete
 # (``kube-node-lease`` is not among them, in Kubernetes either).
-IMMORTAL_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
 
 
 class DeletionVerbs(ServiceCore):
@@ -45,7 +45,7 @@ class DeletionVerbs(ServiceCore):
     ) -> DeleteResult:
         options = options or DeleteOptions()
         self.authorize(user, "delete", rt, namespace=namespace, name=name)
-        if rt.kind == "Namespace" and name in IMMORTAL_NAMESPACES:
+        if name in strategy_for(rt).protected_names:
             # Kubernetes' NamespaceLifecycle admission, which dry runs pass through too.
             raise errors.Forbidden(
                 f'namespaces "{name}" is forbidden: this namespace may not be deleted',
@@ -105,8 +105,9 @@ class DeletionVerbs(ServiceCore):
         else:
             meta.pop("finalizers", None)
         deleting = bool(old_meta.get("deletionTimestamp"))
-        grace = self._grace_period(rt, old, options)
-        if rt.kind == "Namespace":
+        grace_period = strategy_for(rt).grace_period
+        grace = 0 if grace_period is None else grace_period(old, options.grace_period_seconds)
+        if strategy_for(rt).spec_finalizers:
             if not deleting:
                 meta["deletionTimestamp"] = rfc3339()
                 meta["deletionGracePeriodSeconds"] = 0
@@ -135,7 +136,7 @@ class DeletionVerbs(ServiceCore):
             if not deleting:
                 meta["deletionTimestamp"] = rfc3339()
                 meta["deletionGracePeriodSeconds"] = 0
-            elif rt.kind == "Pod" and meta.get("deletionGracePeriodSeconds"):
+            elif grace_period is not None and meta.get("deletionGracePeriodSeconds"):
                 # A forced delete of a terminating pod that still has finalizers.
                 meta["deletionGracePeriodSeconds"] = 0
             return await self._write_deleting(rt, current, new, options)
@@ -156,20 +157,6 @@ class DeletionVerbs(ServiceCore):
         key = key_for(rt, str(new["metadata"].get("namespace") or ""), str(new["metadata"]["name"]))
         stored = await self.store.update(key, new, expected_rv=current.revision)
         return DeleteResult(stored, finished=False)
-
-    @staticmethod
-    def _grace_period(rt: ResourceType, obj: dict[str, Any], options: DeleteOptions) -> int:
-        """Seconds of graceful termination: pods on a node only, as in Kubernetes."""
-        if rt.kind != "Pod":
-            return 0
-        spec = obj.get("spec") or {}
-        phase = (obj.get("status") or {}).get("phase")
-        if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
-            return 0
-        if options.grace_period_seconds is not None:
-            return max(0, options.grace_period_seconds)
-        configured = spec.get("terminationGracePeriodSeconds")
-        return 30 if configured is None else max(0, int(configured))
 
     async def delete_collection(
         self,

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from procorch.api import errors
+from procorch.api import errors, strategy
 from procorch.api.conditions import replaced
 from procorch.api.errors import Warnings
 from procorch.api.meta import deep_copy, new_uid, rfc3339
 from procorch.api.patch import JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH
 from procorch.api.patch.managed import server_side_apply
 from procorch.api.patch.strategic import apply_patch
+from procorch.api.registry import schema_for, strategy_for
 from procorch.api.resources import EPHEMERAL, ResourceType
 from procorch.api.schema import ANY
 from procorch.api.shape import check_shape
-from procorch.api.types import schema_for
-from procorch.apiserver import scale, strategy
+from procorch.apiserver import scale
 from procorch.apiserver.auth import User
 from procorch.apiserver.verbs_common import (
     APPLY_PATCH,
@@ -186,7 +186,7 @@ class PatchVerbs(ServiceCore):
                 obj["metadata"]["uid"] = new_uid()
                 obj["metadata"]["creationTimestamp"] = rfc3339()
                 obj["metadata"].pop("resourceVersion", None)
-                strategy.prepare_create(rt, obj)
+                strategy.prepare_create(rt, strategy_for(rt), obj)
                 try:
                     result = await self._create_prepared(
                         rt, obj, opts, warnings, manager_op="Apply"

@@ -29,7 +29,6 @@ from procorch.api.selectors import (
     LabelSelector,
     parse_field_selector,
     parse_label_selector,
-    validate_fields,
 )
 from procorch.client.base import Client
 from procorch.kit.tasks import TaskSet
@@ -98,9 +97,9 @@ class InformerFactory:
             return self._selections[cache_key]
         scope = self._scope.get(rt.key, EVERYTHING)
         want_labels = parse_label_selector(label).requirements
-        want_fields = validate_fields(rt.key, parse_field_selector(field)).requirements
+        want_fields = parse_field_selector(field).requirements
         have_labels = parse_label_selector(scope.label).requirements
-        have_fields = validate_fields(rt.key, parse_field_selector(scope.field)).requirements
+        have_fields = parse_field_selector(scope.field).requirements
         if not (set(have_labels) <= set(want_labels) and set(have_fields) <= set(want_fields)):
             raise ValueError(
                 f"{rt.key}: this process watches labelSelector={scope.label!r} "

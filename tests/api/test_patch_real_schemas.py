@@ -15,8 +15,8 @@ from procorch.api.patch import (
     strategic_merge_patch,
     update_managed_fields,
 )
+from procorch.api.registry import schema_for
 from procorch.api.schema import SchemaNode
-from procorch.api.types import schema_for
 
 NOW, LATER = "2026-03-01T10:00:00Z", "2026-03-01T10:05:00Z"
 

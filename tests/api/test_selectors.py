@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from procorch.api import errors
+from procorch.api.registry import of, validate_fields
+from procorch.api.resources import must
 from procorch.api.selectors import (
-    SUPPORTED_FIELDS,
     LabelSelector,
     field_value,
     format_label_selector,
@@ -15,7 +16,6 @@ from procorch.api.selectors import (
     parse_field_selector,
     parse_label_selector,
     selector_from_set,
-    validate_fields,
 )
 
 WEB = {"app": "web", "tier": "fe", "env": "prod"}
@@ -316,7 +316,7 @@ def test_describe_event_query_is_supported_for_events() -> None:
         "involvedObject.uid=u1,involvedObject.name=web,involvedObject.namespace=,"
         "involvedObject.kind=Node"
     )
-    validated = validate_fields("core/events", sel)
+    validated = validate_fields(must("core/events"), sel)
     event = {"involvedObject": {"kind": "Node", "name": "web", "uid": "u1"}}
     assert validated.matches(event)
     assert not validated.matches({**event, "involvedObject": {"kind": "Node", "name": "db"}})
@@ -324,7 +324,7 @@ def test_describe_event_query_is_supported_for_events() -> None:
 
 def test_unsupported_field_is_refused_with_kubernetes_message() -> None:
     with pytest.raises(errors.BadRequest) as caught:
-        validate_fields("core/pods", parse_field_selector("spec.foo=bar"))
+        validate_fields(must("core/pods"), parse_field_selector("spec.foo=bar"))
     assert caught.value.message == "field label not supported: spec.foo"
 
 
@@ -342,8 +342,8 @@ def test_unsupported_field_is_refused_with_kubernetes_message() -> None:
     ],
 )
 def test_supported_fields_follow_kubernetes_conversion_funcs(key: str, field: str) -> None:
-    assert field in SUPPORTED_FIELDS[key]
-    validate_fields(key, parse_field_selector(f"{field}=x"))
+    assert field in of(must(key)).fields.names
+    validate_fields(must(key), parse_field_selector(f"{field}=x"))
 
 
 @pytest.mark.parametrize(
@@ -357,10 +357,10 @@ def test_supported_fields_follow_kubernetes_conversion_funcs(key: str, field: st
 )
 def test_fields_outside_a_kinds_list_are_refused(key: str, field: str) -> None:
     with pytest.raises(errors.BadRequest, match=f"field label not supported: {field}"):
-        validate_fields(key, parse_field_selector(f"{field}=x"))
+        validate_fields(must(key), parse_field_selector(f"{field}=x"))
 
 
 def test_old_spec_host_field_is_rewritten_to_node_name() -> None:
-    sel = validate_fields("core/pods", parse_field_selector("spec.host=node-a"))
+    sel = validate_fields(must("core/pods"), parse_field_selector("spec.host=node-a"))
     assert str(sel) == "spec.nodeName=node-a"
     assert sel.matches(POD)

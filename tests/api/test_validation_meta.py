@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from procorch.api.validation import validate
+from procorch.api.registry import validate
 
 SUBDOMAIN_MSG = (
     "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "

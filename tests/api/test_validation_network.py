@@ -5,8 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from procorch.api.defaults import apply_defaults
-from procorch.api.validation import validate
+from procorch.api.registry import apply_defaults, validate
 
 
 def causes(obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[str]:

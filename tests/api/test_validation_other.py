@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from procorch.api.defaults import apply_defaults
+from procorch.api.registry import BUILTIN, apply_defaults, validate
 from procorch.api.resources import RESOURCES
-from procorch.api.validation import VALIDATORS, validate
 
 
 def causes(obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[str]:
@@ -33,8 +32,9 @@ def secret(**fields: Any) -> dict[str, Any]:
     return obj
 
 
-def test_every_served_kind_has_a_validator() -> None:
-    assert {(r.api_version, r.kind) for r in RESOURCES} == set(VALIDATORS)
+def test_every_served_kind_has_one_definition_with_a_validator() -> None:
+    assert sorted(r.key for r in RESOURCES) == sorted(d.resource.key for d in BUILTIN)
+    assert all(d.validate is not None for d in BUILTIN)
 
 
 def test_secret_with_string_data_is_valid() -> None:
@@ -489,7 +489,7 @@ def test_role_ref_cannot_change() -> None:
     ]
 
 
-@pytest.mark.parametrize("key", sorted(VALIDATORS))
+@pytest.mark.parametrize("key", sorted(d.gvk for d in BUILTIN))
 def test_every_validator_survives_garbage(key: tuple[str, str]) -> None:
     garbage: dict[str, Any] = {
         "metadata": {"name": 5, "labels": [], "ownerReferences": "x", "finalizers": {}},

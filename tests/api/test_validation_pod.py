@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from procorch.api.defaults import apply_defaults
-from procorch.api.validation import validate
+from procorch.api.registry import apply_defaults, validate
 
 COMMAND_MSG = (
     "Required value: procorch runs processes, not images: give the container a "

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from procorch.api.defaults import apply_defaults, generate_job_selector
-from procorch.api.validation import validate
+from procorch.api.defaults import generate_job_selector
+from procorch.api.registry import apply_defaults, validate
 
 
 def template(restart: str | None = None, **labels: str) -> dict[str, Any]:

@@ -213,10 +213,12 @@ async def test_several_versions_and_the_scale_subresource(kubectl: Kubectl, tmp_
       - name: v1beta1
         served: true
         storage: false
+        additionalPrinterColumns: [{name: Old Size, type: integer, jsonPath: .spec.size}]
         schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
       - name: v1
         served: true
         storage: true
+        additionalPrinterColumns: [{name: Size, type: integer, jsonPath: .spec.size}]
         subresources:
           status: {}
           scale: {specReplicasPath: .spec.size, statusReplicasPath: .status.size, labelSelectorPath: .status.selector}
@@ -235,6 +237,16 @@ async def test_several_versions_and_the_scale_subresource(kubectl: Kubectl, tmp_
     old = json.loads((await kubectl("get", "pools.v1beta1.example.com", "p1", "-o", "json")).stdout)
     assert (at_v1["apiVersion"], old["apiVersion"]) == ("example.com/v1", "example.com/v1beta1")
     assert at_v1["spec"] == old["spec"] == {"size": 2}
+    # Each version prints with its own additionalPrinterColumns.
+    assert (await kubectl("get", "pools.v1.example.com")).stdout.split("\n")[0].split() == [
+        "NAME",
+        "SIZE",
+    ]
+    assert (await kubectl("get", "pools.v1beta1.example.com")).stdout.split()[:3] == [
+        "NAME",
+        "OLD",
+        "SIZE",
+    ]
     crd_now = json.loads((await kubectl("get", "crd", "pools.example.com", "-o", "json")).stdout)
     assert crd_now["status"]["storedVersions"] == ["v1"]
     # kubectl scale through the CRD's scale paths.

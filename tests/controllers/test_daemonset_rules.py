@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from procorch.api.defaults import apply_defaults
+from procorch.api.registry import apply_defaults, validate
 from procorch.api.types.apps import TEMPLATE_GENERATION_ANNOTATION
-from procorch.api.validation import validate
 from procorch.controllers import daemonset_util as rules
 
 AT = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)

@@ -1,41 +1,28 @@
-"""CustomResourceDefinitions: checking one, and serving the kinds it defines.
+"""CustomResourceDefinitions: checking one, and reading what it defines.
 
 :func:`validate_crd` is kube-apiserver's CRD validation (names, scope, versions, one storage
 version, structural schemas, what an update may change), with Kubernetes' messages.
-:func:`install` turns a CRD into served resource types: each served version becomes a
-:class:`~procorch.api.resources.ResourceType` in the registry, with its schema's pruning,
-defaulting and validation registered for its ``apiVersion`` and ``kind`` where the built-in
-kinds keep theirs; :func:`uninstall` takes them away. Install and uninstall are called by the
-API server's CRD controller (:mod:`procorch.apiserver.crds`), on its one event loop.
+:func:`resource_types` gives the resource types of its served versions; serving them is
+:mod:`procorch.api.crd.serving`'s.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from procorch.api import resources
 from procorch.api.crd import schema as structural
-from procorch.api.crd.schema import MISSING
-from procorch.api.defaults import DEFAULTERS
 from procorch.api.errors import Cause, duplicate, invalid, not_supported, required
 from procorch.api.resources import SCALE, STATUS, ResourceType, Subresource
-from procorch.api.shape import PRUNERS
-from procorch.api.validation import VALIDATORS, formats
+from procorch.api.validation import formats
 from procorch.api.validation.meta import (
     name_is_dns_subdomain,
     validate_object_meta,
-    validate_object_meta_update,
 )
 
 GROUP = "apiextensions.k8s.io"
 APPROVAL = "api-approved.kubernetes.io"
-TERMINATING: set[str] = set()
-"""Store keys (``group/plural``) of custom resources whose CRD is being deleted: no creates."""
-SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {}
-"""The schema of each served custom kind, by ``(apiVersion, kind)`` (for OpenAPI)."""
-META = ("apiVersion", "kind", "metadata")
 CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
-"""Held by a CRD until its objects are deleted (``procorch.apiserver.strategy`` adds it)."""
+"""Held by a CRD until its objects are deleted (``procorch.api.strategy`` adds it)."""
 
 
 def _spec(crd: dict[str, Any]) -> dict[str, Any]:
@@ -46,6 +33,11 @@ def _spec(crd: dict[str, Any]) -> dict[str, Any]:
 def _names(crd: dict[str, Any]) -> dict[str, Any]:
     names = _spec(crd).get("names")
     return names if isinstance(names, dict) else {}
+
+
+def group_and_plural(crd: dict[str, Any]) -> tuple[str, str]:
+    """The group and the plural of the resource ``crd`` defines (``""`` where missing)."""
+    return str(_spec(crd).get("group") or ""), str(_names(crd).get("plural") or "")
 
 
 def versions(crd: dict[str, Any]) -> list[dict[str, Any]]:
@@ -145,7 +137,6 @@ def validate_crd(crd: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]
     if strategy != "None":
         causes.append(not_supported("spec.conversion.strategy", strategy, ["None"]))
     if old is not None:
-        causes += validate_object_meta_update(crd.get("metadata"), old.get("metadata"))
         old_spec = _spec(old)
         for field in ("group", "scope"):
             if spec.get(field) != old_spec.get(field):
@@ -195,63 +186,3 @@ def resource_types(crd: dict[str, Any]) -> list[ResourceType]:
             )
         )
     return out
-
-
-def install(crd: dict[str, Any]) -> list[ResourceType]:
-    """Serve ``crd``'s kinds (replacing what an earlier version of it served)."""
-    uninstall(crd)
-    types = resource_types(crd)
-    by_version = {str(v.get("name")): v for v in versions(crd)}
-    for rt in types:
-        schema = version_schema(by_version[rt.version])
-        key = (rt.api_version, rt.kind)
-        SCHEMAS[key] = schema
-        PRUNERS[key] = _pruner(schema)
-        DEFAULTERS[key] = _defaulter(schema)
-        VALIDATORS[key] = _validator(rt, schema)
-    resources.register(types)
-    return types
-
-
-def uninstall(crd: dict[str, Any]) -> list[ResourceType]:
-    """Stop serving what ``crd`` defined; the resource types that were served."""
-    spec = _spec(crd)
-    group, plural = str(spec.get("group") or ""), str(_names(crd).get("plural") or "")
-    TERMINATING.discard(f"{group}/{plural}")
-    gone = resources.unregister(group, plural)
-    for rt in gone:
-        key = (rt.api_version, rt.kind)
-        SCHEMAS.pop(key, None)
-        PRUNERS.pop(key, None)
-        DEFAULTERS.pop(key, None)
-        VALIDATORS.pop(key, None)
-    return gone
-
-
-def _pruner(schema: dict[str, Any]) -> Any:
-    def prune(obj: dict[str, Any]) -> list[str]:
-        return structural.prune(obj, schema)
-
-    return prune
-
-
-def _defaulter(schema: dict[str, Any]) -> Any:
-    def default(obj: dict[str, Any]) -> None:
-        structural.default(obj, schema)
-
-    return default
-
-
-def _validator(rt: ResourceType, schema: dict[str, Any]) -> Any:
-    root = {**schema, "required": [r for r in schema.get("required") or [] if r not in META]}
-
-    def validate(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
-        causes = validate_object_meta(
-            obj.get("metadata"), namespaced=rt.namespaced, name_fn=name_is_dns_subdomain
-        )
-        body = {k: v for k, v in obj.items() if k not in META}
-        before = {k: v for k, v in old.items() if k not in META} if old is not None else MISSING
-        causes += structural.validate(body, root, old=before)
-        return causes
-
-    return validate

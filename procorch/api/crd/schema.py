@@ -18,6 +18,7 @@ refused). Schemas are plain JSON (dicts); everything here is a pure function.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import re
 from typing import Any
@@ -42,7 +43,6 @@ RULES = "x-kubernetes-validations"
 _META_FIELDS = ("apiVersion", "kind", "metadata")
 MISSING: Any = object()
 """No old value (a create, or a field the update adds)."""
-_CEL = celpy.Environment()
 _PROGRAMS: dict[str, Any] = {}
 
 
@@ -327,10 +327,17 @@ def _has_rules(schema: Any) -> bool:
     return any(_has_rules(child) for child in children)
 
 
+@functools.cache
+def _environment() -> Any:
+    """The CEL environment, built on first use (building its parser takes ~0.1 s)."""
+    return celpy.Environment()
+
+
 def _program(rule: str) -> Any:
     program = _PROGRAMS.get(rule)
     if program is None:
-        program = _PROGRAMS[rule] = _CEL.program(_CEL.compile(rule))
+        cel = _environment()
+        program = _PROGRAMS[rule] = cel.program(cel.compile(rule))
     return program
 
 

@@ -15,8 +15,8 @@ Label selectors come in three forms, each with its own entry point (:mod:`.label
 
 Field selectors (:func:`parse_field_selector`, :mod:`.fields`) follow Kubernetes' ``fields``
 package: terms ``field=value``, ``field==value`` and ``field!=value`` joined by commas, empty
-values allowed, ``\\,`` ``\\=`` and ``\\\\`` escapes in values. Which fields a resource accepts
-is :data:`SUPPORTED_FIELDS`, checked by :func:`validate_fields`.
+values allowed, ``\\,`` ``\\=`` and ``\\\\`` escapes in values. Which fields a kind accepts
+is its :class:`SelectableFields` (part of its definition in :mod:`procorch.api.registry`).
 
 Every syntax or validity problem raises :class:`~procorch.api.errors.BadRequest` with
 Kubernetes' message. Pure data: no I/O; every value is immutable, so selectors can be shared
@@ -29,15 +29,13 @@ from procorch.api.selectors._names import (
     qualified_name_errors,
 )
 from procorch.api.selectors.fields import (
-    SUPPORTED_FIELDS,
     FieldRequirement,
     FieldSelector,
+    SelectableFields,
     escape_field_value,
     field_value,
     parse_field_selector,
-    supported_fields,
     unescape_field_value,
-    validate_fields,
 )
 from procorch.api.selectors.labels import (
     DOES_NOT_EXIST,
@@ -69,11 +67,11 @@ __all__ = [
     "LESS_THAN",
     "NOT_EQUALS",
     "NOT_IN",
-    "SUPPORTED_FIELDS",
     "FieldRequirement",
     "FieldSelector",
     "LabelSelector",
     "Requirement",
+    "SelectableFields",
     "dns1123_subdomain_errors",
     "escape_field_value",
     "field_value",
@@ -86,7 +84,5 @@ __all__ = [
     "parse_label_selector",
     "qualified_name_errors",
     "selector_from_set",
-    "supported_fields",
     "unescape_field_value",
-    "validate_fields",
 ]

@@ -1,8 +1,9 @@
 """Field selectors: ``metadata.name=web,status.phase!=Failed,spec.nodeName=``.
 
 Parsing follows Kubernetes' ``fields`` package (``=``, ``==``, ``!=``; empty values; ``\\,``
-``\\=`` and ``\\\\`` escapes in values). :data:`SUPPORTED_FIELDS` lists, per resource key, the
-fields Kubernetes' field-label conversion functions accept; :func:`field_value` renders a field
+``\\=`` and ``\\\\`` escapes in values). :class:`SelectableFields` are the fields a kind's
+field-label conversion function accepts (each kind's are part of its definition in
+:mod:`procorch.api.registry`); :func:`field_value` renders a field
 the way Kubernetes fills its ``fields.Set``, so values compare as strings (``"true"``,
 ``"0"``, ``""`` for a missing string). Pure data.
 """
@@ -14,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from procorch.api import errors
-from procorch.api.resources import RESOURCES
 
 
 @dataclass(frozen=True)
@@ -183,13 +183,34 @@ def field_value(obj: Mapping[str, Any], name: str) -> str:
     return rendered
 
 
-_META_FIELDS: Final = frozenset({"metadata.name", "metadata.namespace"})
+_META: Final = frozenset({"metadata.name", "metadata.namespace"})
 
-# Kubernetes' field-label conversion functions, per resource. Kinds without their own function
-# accept metadata.name and metadata.namespace only; Node and Namespace have their own and do
-# not accept metadata.namespace.
-_SPECIFIC_FIELDS: Final[dict[str, frozenset[str]]] = {
-    "core/pods": _META_FIELDS
+
+@dataclass(frozen=True)
+class SelectableFields:
+    """The fields a kind's objects can be selected on (Kubernetes' field-label conversion
+    function of the kind), and old spellings it still accepts and rewrites."""
+
+    names: frozenset[str] = _META
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+    def validate(self, selector: FieldSelector) -> FieldSelector:
+        """Refuse fields outside :attr:`names`; return the selector with old aliases
+        rewritten (``spec.host`` becomes ``spec.nodeName`` for pods)."""
+        converted = []
+        for r in selector.requirements:
+            name = self.aliases.get(r.field, r.field)
+            if name not in self.names:
+                raise errors.BadRequest(f"field label not supported: {r.field}")
+            converted.append(FieldRequirement(name, r.operator, r.value))
+        return FieldSelector(tuple(converted))
+
+
+# Kinds without a conversion function of their own accept metadata.name and
+# metadata.namespace only; Node and Namespace have their own and do not accept the namespace.
+META_FIELDS: Final = SelectableFields()
+POD_FIELDS: Final = SelectableFields(
+    _META
     | {
         "spec.nodeName",
         "spec.restartPolicy",
@@ -201,7 +222,11 @@ _SPECIFIC_FIELDS: Final[dict[str, frozenset[str]]] = {
         "status.podIPs",
         "status.nominatedNodeName",
     },
-    "core/events": _META_FIELDS
+    # v1 clients once sent spec.host.
+    aliases={"spec.host": "spec.nodeName"},
+)
+EVENT_FIELDS: Final = SelectableFields(
+    _META
     | {
         "involvedObject.kind",
         "involvedObject.namespace",
@@ -214,37 +239,10 @@ _SPECIFIC_FIELDS: Final[dict[str, frozenset[str]]] = {
         "reportingComponent",
         "source",
         "type",
-    },
-    "core/secrets": _META_FIELDS | {"type"},
-    "core/nodes": frozenset({"metadata.name", "spec.unschedulable"}),
-    "core/namespaces": frozenset({"metadata.name", "status.phase"}),
-    "core/replicationcontrollers": _META_FIELDS | {"status.replicas"},
-    "apps/replicasets": _META_FIELDS | {"status.replicas"},
-    "batch/jobs": _META_FIELDS | {"status.successful"},
-}
-
-SUPPORTED_FIELDS: Final[dict[str, frozenset[str]]] = {
-    **{r.key: _META_FIELDS for r in RESOURCES},
-    **_SPECIFIC_FIELDS,
-}
-
-# Old spellings Kubernetes still accepts and rewrites (v1 clients once sent spec.host).
-_FIELD_ALIASES: Final[dict[str, dict[str, str]]] = {"core/pods": {"spec.host": "spec.nodeName"}}
-
-
-def supported_fields(resource_key: str) -> frozenset[str]:
-    return SUPPORTED_FIELDS.get(resource_key, _META_FIELDS)
-
-
-def validate_fields(resource_key: str, selector: FieldSelector) -> FieldSelector:
-    """Refuse fields ``resource_key`` cannot select on; return the selector with old aliases
-    rewritten (``spec.host`` becomes ``spec.nodeName`` for pods)."""
-    allowed = supported_fields(resource_key)
-    aliases = _FIELD_ALIASES.get(resource_key, {})
-    converted = []
-    for r in selector.requirements:
-        name = aliases.get(r.field, r.field)
-        if name not in allowed:
-            raise errors.BadRequest(f"field label not supported: {r.field}")
-        converted.append(FieldRequirement(name, r.operator, r.value))
-    return FieldSelector(tuple(converted))
+    }
+)
+SECRET_FIELDS: Final = SelectableFields(_META | {"type"})
+NODE_FIELDS: Final = SelectableFields(frozenset({"metadata.name", "spec.unschedulable"}))
+NAMESPACE_FIELDS: Final = SelectableFields(frozenset({"metadata.name", "status.phase"}))
+REPLICAS_FIELDS: Final = SelectableFields(_META | {"status.replicas"})
+JOB_FIELDS: Final = SelectableFields(_META | {"status.successful"})

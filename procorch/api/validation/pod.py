@@ -169,6 +169,16 @@ def validate_ephemeral_containers(new_spec: dict[str, Any], old_spec: dict[str, 
     return causes
 
 
+def validate_pod_write(obj: dict[str, Any], old: dict[str, Any] | None) -> Causes:
+    """A pod as created (``old`` is ``None``) or as changed from ``old``."""
+    causes = validate_pod(obj)
+    if old is not None:
+        causes += validate_pod_update(obj, old)
+    elif as_dict(obj.get("spec")).get("ephemeralContainers"):
+        causes.append(forbidden("spec.ephemeralContainers", "cannot be set on create"))
+    return causes
+
+
 def validate_pod_update(new: dict[str, Any], old: dict[str, Any]) -> Causes:
     causes: Causes = []
     new_spec = as_dict(new.get("spec"))

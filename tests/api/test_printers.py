@@ -9,10 +9,20 @@ from typing import Any
 import pytest
 
 from procorch.api import errors
-from procorch.api.resources import RESOURCES, by_key
-from procorch.apiserver.printers import column_definitions, human_duration, to_table
+from procorch.api.printers import column_definitions, human_duration, to_table
+from procorch.api.registry import printer_for
+from procorch.api.resources import RESOURCES, ResourceType, by_key
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def table_of(rt: ResourceType, objects: list[dict[str, Any]], **options: Any) -> dict[str, Any]:
+    """The Table of ``objects`` as the API server renders it (with ``rt``'s printer)."""
+    return to_table(rt, objects, printer=printer_for(rt), **options)
+
+
+def definitions_of(rt: ResourceType) -> list[dict[str, Any]]:
+    return column_definitions(printer_for(rt))
 
 
 def ago(seconds: float) -> str:
@@ -34,7 +44,7 @@ def row(key: str, obj: dict[str, Any]) -> dict[str, Any]:
     """The cells of ``obj`` keyed by column name (wide columns included)."""
     rt = by_key(key)
     assert rt is not None
-    table = to_table(rt, [obj], list_meta=None, now=NOW)
+    table = table_of(rt, [obj], list_meta=None, now=NOW)
     names = [c["name"] for c in table["columnDefinitions"]]
     cells = table["rows"][0]["cells"]
     assert len(cells) == len(names)
@@ -44,7 +54,7 @@ def row(key: str, obj: dict[str, Any]) -> dict[str, Any]:
 def columns(key: str) -> list[tuple[str, int]]:
     rt = by_key(key)
     assert rt is not None
-    return [(c["name"], c["priority"]) for c in column_definitions(rt)]
+    return [(c["name"], c["priority"]) for c in definitions_of(rt)]
 
 
 # ---------------------------------------------------------------------------- durations
@@ -295,7 +305,7 @@ def test_completed_container_next_to_a_running_one_is_not_completed() -> None:
 def test_finished_pod_rows_carry_completed_condition() -> None:
     rt = by_key("core/pods")
     assert rt is not None
-    table = to_table(rt, [pod(phase="Succeeded"), pod(phase="Running")], list_meta=None, now=NOW)
+    table = table_of(rt, [pod(phase="Succeeded"), pod(phase="Running")], list_meta=None, now=NOW)
     assert table["rows"][0]["conditions"] == [
         {
             "type": "Completed",
@@ -379,7 +389,7 @@ def test_replicaset_counts_are_integers() -> None:
         1,
         "app=web",
     )
-    types = {c["name"]: c["type"] for c in column_definitions(by_key("apps/replicasets"))}  # type: ignore[arg-type]
+    types = {c["name"]: c["type"] for c in definitions_of(by_key("apps/replicasets"))}  # type: ignore[arg-type]
     assert types["Desired"] == "integer"
 
 
@@ -822,7 +832,7 @@ def test_roles_get_the_default_name_and_created_at_table() -> None:
         "Name": "reader",
         "Created At": "2026-02-27T08:15:00Z",
     }
-    defs = column_definitions(by_key("rbac.authorization.k8s.io/clusterroles"))  # type: ignore[arg-type]
+    defs = definitions_of(by_key("rbac.authorization.k8s.io/clusterroles"))  # type: ignore[arg-type]
     assert [(c["name"], c["type"], c["format"]) for c in defs] == [
         ("Name", "string", "name"),
         ("Created At", "date", ""),
@@ -844,7 +854,7 @@ def test_table_has_metadata_rows_with_partial_object_metadata_by_default() -> No
         },
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("b"), "data": {}},
     ]
-    table = to_table(rt, objs, list_meta={"resourceVersion": "105", "continue": "tok"}, now=NOW)
+    table = table_of(rt, objs, list_meta={"resourceVersion": "105", "continue": "tok"}, now=NOW)
     assert (table["kind"], table["apiVersion"]) == ("Table", "meta.k8s.io/v1")
     assert table["metadata"] == {"resourceVersion": "105", "continue": "tok"}
     assert table["columnDefinitions"][0] == {
@@ -868,18 +878,18 @@ def test_table_can_embed_whole_objects_or_none() -> None:
     rt = by_key("core/configmaps")
     assert rt is not None
     cm = {"metadata": meta("a"), "data": {"k": "v"}}
-    whole = to_table(rt, [cm], list_meta=None, include_object="Object", now=NOW)
+    whole = table_of(rt, [cm], list_meta=None, include_object="Object", now=NOW)
     assert whole["rows"][0]["object"] == {"apiVersion": "v1", "kind": "ConfigMap", **cm}
-    bare = to_table(rt, [cm], list_meta=None, include_object="None", now=NOW)
+    bare = table_of(rt, [cm], list_meta=None, include_object="None", now=NOW)
     assert bare["rows"][0]["object"] is None
 
 
 def test_single_object_table_carries_its_resource_version() -> None:
     rt = by_key("core/configmaps")
     assert rt is not None
-    table = to_table(rt, [{"metadata": meta("a")}], list_meta=None, now=NOW)
+    table = table_of(rt, [{"metadata": meta("a")}], list_meta=None, now=NOW)
     assert table["metadata"] == {"resourceVersion": "42"}
-    empty = to_table(rt, [], list_meta={"resourceVersion": "7"}, now=NOW)
+    empty = table_of(rt, [], list_meta={"resourceVersion": "7"}, now=NOW)
     assert (empty["metadata"], empty["rows"]) == ({"resourceVersion": "7"}, [])
 
 
@@ -887,12 +897,12 @@ def test_unknown_include_object_is_a_bad_request() -> None:
     rt = by_key("core/pods")
     assert rt is not None
     with pytest.raises(errors.BadRequest, match="includeObject"):
-        to_table(rt, [], list_meta=None, include_object="Everything", now=NOW)
+        table_of(rt, [], list_meta=None, include_object="Everything", now=NOW)
 
 
 @pytest.mark.parametrize("rt", RESOURCES, ids=lambda r: r.key)
 def test_every_kind_renders_a_cell_per_column_even_from_a_bare_object(rt: Any) -> None:
-    table = to_table(rt, [{"metadata": {"name": "x"}}], list_meta=None, now=NOW)
+    table = table_of(rt, [{"metadata": {"name": "x"}}], list_meta=None, now=NOW)
     (only,) = table["rows"]
     assert len(only["cells"]) == len(table["columnDefinitions"])
     assert only["cells"][[c["format"] for c in table["columnDefinitions"]].index("name")] == "x"
@@ -903,7 +913,7 @@ def test_every_kind_renders_a_cell_per_column_even_from_a_bare_object(rt: Any) -
     "rt", [r for r in RESOURCES if r.key != "core/events"], ids=lambda r: r.key
 )
 def test_wide_columns_follow_the_default_ones(rt: Any) -> None:
-    priorities = [c["priority"] for c in column_definitions(rt)]
+    priorities = [c["priority"] for c in definitions_of(rt)]
     assert priorities == sorted(priorities)
     assert set(priorities) <= {0, 1}
 

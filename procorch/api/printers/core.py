@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from procorch.api.selectors import format_labels
-from procorch.apiserver.printers._base import (
+from procorch.api.printers._base import (
     AGE,
     NAME,
     Cell,
@@ -27,6 +26,7 @@ from procorch.apiserver.printers._base import (
     s,
     wide,
 )
+from procorch.api.selectors import format_labels
 
 # ---------------------------------------------------------------------------------- Node
 
@@ -344,14 +344,12 @@ def pvc_cells(pvc: Obj, now: datetime) -> list[Cell]:
     ]
 
 
-PRINTERS = {
-    "core/nodes": Printer(NODE_COLUMNS, node_cells),
-    "core/namespaces": Printer(NAMESPACE_COLUMNS, namespace_cells),
-    "core/configmaps": Printer(CONFIGMAP_COLUMNS, configmap_cells),
-    "core/secrets": Printer(SECRET_COLUMNS, secret_cells),
-    "core/services": Printer(SERVICE_COLUMNS, service_cells),
-    "core/endpoints": Printer(ENDPOINTS_COLUMNS, endpoints_cells),
-    "core/events": Printer(EVENT_COLUMNS, event_cells),
-    "core/serviceaccounts": Printer(SERVICEACCOUNT_COLUMNS, serviceaccount_cells),
-    "core/persistentvolumeclaims": Printer(PVC_COLUMNS, pvc_cells),
-}
+NODE = Printer(NODE_COLUMNS, node_cells)
+NAMESPACE = Printer(NAMESPACE_COLUMNS, namespace_cells)
+CONFIG_MAP = Printer(CONFIGMAP_COLUMNS, configmap_cells)
+SECRET = Printer(SECRET_COLUMNS, secret_cells)
+SERVICE = Printer(SERVICE_COLUMNS, service_cells)
+ENDPOINTS = Printer(ENDPOINTS_COLUMNS, endpoints_cells)
+EVENT = Printer(EVENT_COLUMNS, event_cells)
+SERVICE_ACCOUNT = Printer(SERVICEACCOUNT_COLUMNS, serviceaccount_cells)
+PVC = Printer(PVC_COLUMNS, pvc_cells)

@@ -12,7 +12,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from procorch.apiserver.printers._base import (
+from procorch.api.printers._base import (
     AGE,
     NAME,
     Cell,

@@ -9,8 +9,10 @@ Kubernetes' own server-side printers do (column names, types, formats, ``priorit
 * :mod:`.workloads` for Deployment, ReplicaSet, Job, CronJob and HPA,
 * :mod:`.cluster` for Ingress, IngressClass, EndpointSlice, Lease and RBAC bindings.
 
-A kind without a printer (Role, ClusterRole, anything new) gets Kubernetes' default table:
-NAME and CREATED AT. Pure functions of the objects and ``now``; safe to call from any task.
+Each kind's printer is part of its definition in :mod:`procorch.api.registry`; a kind
+without one (Role, ClusterRole) gets Kubernetes' default table, :data:`DEFAULT`: NAME and
+CREATED AT; a custom resource's comes from its CRD (:func:`.custom.printer`). Pure functions
+of the objects and ``now``; safe to call from any task.
 """
 
 from __future__ import annotations
@@ -20,9 +22,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from procorch.api import errors
-from procorch.api.resources import ResourceType
-from procorch.apiserver.printers import cluster, core, custom, pods, workloads
-from procorch.apiserver.printers._base import (
+from procorch.api.printers._base import (
     NAME,
     Cell,
     Column,
@@ -33,8 +33,9 @@ from procorch.apiserver.printers._base import (
     name_of,
     rfc3339,
 )
+from procorch.api.resources import ResourceType
 
-__all__ = ["column_definitions", "human_duration", "printer_for", "to_table"]
+__all__ = ["DEFAULT", "Printer", "column_definitions", "human_duration", "to_table"]
 
 TABLE_API_VERSION: Final = "meta.k8s.io/v1"
 INCLUDE_OBJECT_VALUES: Final = ("None", "Metadata", "Object")
@@ -45,35 +46,15 @@ def _default_cells(obj: Obj, now: datetime) -> list[Cell]:
     return [name_of(obj), rfc3339(dig(obj, "metadata", "creationTimestamp"))]
 
 
-_DEFAULT = Printer(
+DEFAULT = Printer(
     (NAME, Column("Created At", type="date", description="When the object was created.")),
     _default_cells,
 )
 
-_PRINTERS: Final[dict[str, Printer]] = {
-    **pods.PRINTERS,
-    **core.PRINTERS,
-    **workloads.PRINTERS,
-    **cluster.PRINTERS,
-}
 
-
-def printer_for(rt: ResourceType) -> Printer:
-    return _PRINTERS.get(rt.key, _DEFAULT)
-
-
-def register_custom(rt: ResourceType, columns: list[dict[str, Any]]) -> None:
-    """Print the custom resource ``rt`` with its CRD's ``additionalPrinterColumns``."""
-    _PRINTERS[rt.key] = custom.printer(columns)
-
-
-def unregister_custom(rt: ResourceType) -> None:
-    _PRINTERS.pop(rt.key, None)
-
-
-def column_definitions(rt: ResourceType) -> list[dict[str, Any]]:
-    """The ``columnDefinitions`` of ``rt``'s table (also sent on the first watch event)."""
-    return [c.to_dict() for c in printer_for(rt).columns]
+def column_definitions(printer: Printer) -> list[dict[str, Any]]:
+    """The ``columnDefinitions`` of a table printed by ``printer``."""
+    return [c.to_dict() for c in printer.columns]
 
 
 def _row_object(rt: ResourceType, obj: Obj, include_object: str) -> dict[str, Any] | None:
@@ -95,11 +76,13 @@ def to_table(
     rt: ResourceType,
     objects: list[dict[str, Any]],
     *,
+    printer: Printer,
     list_meta: Mapping[str, Any] | None,
     include_object: str = "Metadata",
     now: datetime,
 ) -> dict[str, Any]:
-    """Render ``objects`` (all of kind ``rt``) as a ``meta.k8s.io/v1`` ``Table``.
+    """Render ``objects`` (all of kind ``rt``) as a ``meta.k8s.io/v1`` ``Table`` with the
+    columns of ``printer`` (the kind's, :func:`procorch.api.registry.printer_for`).
 
     ``include_object`` is the ``includeObject`` query parameter: ``"Metadata"`` (the default)
     embeds a ``PartialObjectMetadata`` per row, which kubectl needs for NAMESPACE, ``-L`` and
@@ -114,7 +97,6 @@ def to_table(
             f'unrecognized includeObject value: "{include_object}"; supported values: '
             + ", ".join(f'"{v}"' for v in INCLUDE_OBJECT_VALUES)
         )
-    printer = printer_for(rt)
     rows = []
     for obj in objects:
         row: dict[str, Any] = {"cells": printer.cells(obj, now)}

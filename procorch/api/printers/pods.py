@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from procorch.apiserver.printers._base import (
+from procorch.api.printers._base import (
     AGE,
     NAME,
     Cell,
@@ -215,4 +215,4 @@ def pod_conditions(pod: Obj) -> list[dict[str, str]]:
     return [{"type": "Completed", "status": "True", "reason": phase, "message": message}]
 
 
-PRINTERS = {"core/pods": Printer(COLUMNS, pod_cells, pod_conditions)}
+POD = Printer(COLUMNS, pod_cells, pod_conditions)

@@ -12,12 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from procorch.api import errors
-from procorch.api.selectors import (
-    format_label_selector,
-    format_labels,
-    label_selector_from_dict,
-)
-from procorch.apiserver.printers._base import (
+from procorch.api.printers._base import (
     AGE,
     CONTAINERS,
     IMAGES,
@@ -39,6 +34,11 @@ from procorch.apiserver.printers._base import (
     parse_time,
     s,
     template_containers,
+)
+from procorch.api.selectors import (
+    format_label_selector,
+    format_labels,
+    label_selector_from_dict,
 )
 
 # ---------------------------------------------------------------------- Deployment, ReplicaSet
@@ -391,13 +391,11 @@ def pdb_cells(pdb: Obj, now: datetime) -> list[Cell]:
     ]
 
 
-PRINTERS = {
-    "apps/deployments": Printer(DEPLOYMENT_COLUMNS, deployment_cells),
-    "apps/replicasets": Printer(REPLICASET_COLUMNS, replicaset_cells),
-    "apps/daemonsets": Printer(DAEMONSET_COLUMNS, daemonset_cells),
-    "apps/controllerrevisions": Printer(CONTROLLER_REVISION_COLUMNS, controller_revision_cells),
-    "batch/jobs": Printer(JOB_COLUMNS, job_cells),
-    "batch/cronjobs": Printer(CRONJOB_COLUMNS, cronjob_cells),
-    "autoscaling/horizontalpodautoscalers": Printer(HPA_COLUMNS, hpa_cells),
-    "policy/poddisruptionbudgets": Printer(PDB_COLUMNS, pdb_cells),
-}
+DEPLOYMENT = Printer(DEPLOYMENT_COLUMNS, deployment_cells)
+REPLICA_SET = Printer(REPLICASET_COLUMNS, replicaset_cells)
+DAEMON_SET = Printer(DAEMONSET_COLUMNS, daemonset_cells)
+CONTROLLER_REVISION = Printer(CONTROLLER_REVISION_COLUMNS, controller_revision_cells)
+JOB = Printer(JOB_COLUMNS, job_cells)
+CRON_JOB = Printer(CRONJOB_COLUMNS, cronjob_cells)
+HPA = Printer(HPA_COLUMNS, hpa_cells)
+PDB = Printer(PDB_COLUMNS, pdb_cells)

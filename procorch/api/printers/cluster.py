@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from procorch.apiserver.printers._base import (
+from procorch.api.printers._base import (
     AGE,
     NAME,
     Cell,
@@ -177,11 +177,8 @@ def binding_cells(binding: Obj, now: datetime) -> list[Cell]:
     ]
 
 
-PRINTERS = {
-    "networking.k8s.io/ingresses": Printer(INGRESS_COLUMNS, ingress_cells),
-    "networking.k8s.io/ingressclasses": Printer(INGRESSCLASS_COLUMNS, ingressclass_cells),
-    "discovery.k8s.io/endpointslices": Printer(ENDPOINTSLICE_COLUMNS, endpointslice_cells),
-    "coordination.k8s.io/leases": Printer(LEASE_COLUMNS, lease_cells),
-    "rbac.authorization.k8s.io/rolebindings": Printer(BINDING_COLUMNS, binding_cells),
-    "rbac.authorization.k8s.io/clusterrolebindings": Printer(BINDING_COLUMNS, binding_cells),
-}
+INGRESS = Printer(INGRESS_COLUMNS, ingress_cells)
+INGRESS_CLASS = Printer(INGRESSCLASS_COLUMNS, ingressclass_cells)
+ENDPOINT_SLICE = Printer(ENDPOINTSLICE_COLUMNS, endpointslice_cells)
+LEASE = Printer(LEASE_COLUMNS, lease_cells)
+BINDING = Printer(BINDING_COLUMNS, binding_cells)
