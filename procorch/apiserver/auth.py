@@ -8,8 +8,9 @@ to ``system:node:<name>`` in ``system:nodes``. (No client certificates on the AP
 client for one cost 500 us per TLS handshake here, client and server together.) Tokens are compared
 in constant time and never logged.
 
-:class:`Authorizer` decides whether a user may perform a verb on a resource; the default lets
-``system:masters`` do everything and a node what it needs (RBAC plugs in behind the same interface).
+:class:`Authorizer` decides whether a user may perform a verb on a resource: the API server's
+is :class:`procorch.apiserver.rbac.RbacAuthorizer` (``system:masters``, :func:`node_may`, then
+RBAC).
 """
 
 from __future__ import annotations
@@ -100,24 +101,11 @@ def node_name_of(user: User) -> str | None:
     return None
 
 
-class MastersAndNodes:
-    """``system:masters`` may do everything; a node what its agent and proxies need, in the
-    spirit of Kubernetes' Node authorizer: read what its pods and proxies use; write its own
-    Node and heartbeat Lease, its pods' status, pod deletion, Events, and the status of
-    Services and Ingresses it serves. Everyone else nothing (RBAC plugs in here).
-
-    Names on create are checked by :func:`node_restriction` (the attributes carry none)."""
-
-    def allowed(self, user: User, attrs: Attributes) -> tuple[bool, str]:
-        if user.is_admin:
-            return True, ""
-        node = node_name_of(user)
-        if node is not None and _node_may(node, attrs):
-            return True, ""
-        return False, "no RBAC policy matched"
-
-
-def _node_may(node: str, attrs: Attributes) -> bool:
+def node_may(node: str, attrs: Attributes) -> bool:
+    """What the Node authorizer lets node ``node`` do, in its spirit: read what its pods and
+    proxies use; write its own Node and heartbeat Lease, its pods' status, pod deletion,
+    Events, and the status of Services and Ingresses it serves. Names on create are checked
+    by :func:`node_restriction` (the attributes carry none)."""
     verb, what, sub = attrs.verb, (attrs.group, attrs.resource), attrs.subresource
     if not attrs.is_resource:
         return verb == "get" and attrs.path in NODE_HEALTH_PATHS

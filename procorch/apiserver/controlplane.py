@@ -31,6 +31,7 @@ from procorch.apiserver.join import BOOTSTRAP_USER, JoinEndpoints
 from procorch.apiserver.join import load_or_create_token as load_or_create_join_token
 from procorch.apiserver.nodeproxy import METRICS_PREFIX, NodeProxy, register_discovery
 from procorch.apiserver.podstreams import PodStreams
+from procorch.apiserver.rbac import RbacAuthorizer
 from procorch.apiserver.reviews import AUTHN_PREFIX, AUTHZ_PREFIX, SelfReviews
 from procorch.apiserver.reviews import register_discovery as register_reviews
 from procorch.apiserver.service import ApiService
@@ -71,7 +72,8 @@ class ControlPlane:
         self.advertise_address = advertise_address
         self.requested_port = port
         self.store = SQLiteStore(data_dir / "store.db")
-        self.service = ApiService(self.store, service_cidr=service_cidr)
+        self.rbac = RbacAuthorizer(self.store)
+        self.service = ApiService(self.store, authorizer=self.rbac, service_cidr=service_cidr)
         self.authenticator = TokenAuthenticator()
         self.http = ApiServer(self.service, self.authenticator.authenticate)
         self.node_proxy = NodeProxy(self.service)
@@ -85,7 +87,7 @@ class ControlPlane:
         self.http.prefix_handlers[HPA_V1_PREFIX] = AutoscalingV1(self.service).handle
         # kubectl auth can-i / whoami.
         register_reviews()
-        reviews = SelfReviews(self.service.authorizer)
+        reviews = SelfReviews(self.rbac)
         self.http.prefix_handlers[AUTHZ_PREFIX] = reviews.handle
         self.http.prefix_handlers[AUTHN_PREFIX] = reviews.handle
         self.admin_token = ""
@@ -121,6 +123,8 @@ class ControlPlane:
     async def start(self) -> None:
         await self.store.start()
         await self._bootstrap()
+        await self.rbac.start()
+        await self.rbac.bootstrap(self.service)
         await self.crds.start()  # custom resources are served before the API opens
         self.admin_token = load_or_create_token(self.data_dir / "admin-token")
         self.authenticator.add(self.admin_token, ADMIN)
@@ -181,5 +185,6 @@ class ControlPlane:
     async def stop(self) -> None:
         await self.http.stop()
         await self.crds.stop()
+        await self.rbac.stop()
         await self.node_proxy.close()
         await self.store.close()

@@ -24,13 +24,12 @@ from procorch.apiserver import scale
 from procorch.apiserver.allocators import DEFAULT_SERVICE_CIDR, ServiceAllocators
 from procorch.apiserver.auth import (
     Attributes,
-    Authorizer,
-    MastersAndNodes,
     User,
     forbidden_message,
     node_restriction,
 )
 from procorch.apiserver.filters import ObjectFilter
+from procorch.apiserver.rbac import RbacAuthorizer
 from procorch.apiserver.verbs_common import (
     RETRIES,
     PreconditionFailed,
@@ -43,19 +42,17 @@ from procorch.apiserver.verbs_common import (
 )
 from procorch.store.base import Key, Store, Stored
 
-# Added to every new PersistentVolumeClaim, as Kubernetes' StorageObjectInUseProtection does.
-
 
 class ServiceCore:
     def __init__(
         self,
         store: Store,
         *,
-        authorizer: Authorizer | None = None,
+        authorizer: RbacAuthorizer | None = None,
         service_cidr: str = DEFAULT_SERVICE_CIDR,
     ) -> None:
         self.store = store
-        self.authorizer: Authorizer = authorizer or MastersAndNodes()
+        self.authorizer = authorizer or RbacAuthorizer(store)
         # Services' cluster IPs and node ports (allocated around the store write).
         self.allocators = ServiceAllocators(store, service_cidr=service_cidr)
 
@@ -91,6 +88,11 @@ class ServiceCore:
                 if name
                 else {"kind": rt.plural, "group": rt.group},
             )
+
+    def rbac_escalation(self, user: User, rt: ResourceType, obj: dict[str, Any]) -> None:
+        """No role or binding grants more than its writer holds (see
+        :meth:`RbacAuthorizer.check_escalation`)."""
+        self.authorizer.check_escalation(user, rt, obj)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -160,7 +162,14 @@ class ServiceCore:
         requested = self._as_requested(rt, obj)
         strategy.prepare_create(rt, strategy_for(rt), obj)
         return await self._create_prepared(
-            rt, obj, opts, warnings, manager_op="Update", generated=generated, requested=requested
+            rt,
+            obj,
+            opts,
+            warnings,
+            user=user,
+            manager_op="Update",
+            generated=generated,
+            requested=requested,
         )
 
     async def _create_prepared(
@@ -170,6 +179,7 @@ class ServiceCore:
         opts: WriteOptions,
         warnings: Warnings,
         *,
+        user: User,
         manager_op: Literal["Update", "Apply"],
         generated: bool = False,
         requested: dict[str, Any] | None = None,
@@ -182,6 +192,7 @@ class ServiceCore:
         meta = obj["metadata"]
         apply_defaults(rt.api_version, rt.kind, obj)
         self._validate(rt, obj, old=None)
+        self.rbac_escalation(user, rt, obj)
         self._admit(rt, obj)
         if manager_op == "Update":
             self._track_fields(
@@ -403,7 +414,7 @@ class ServiceCore:
         if not isinstance(body, dict):
             raise errors.BadRequest(f"the body of the request must be a {rt.kind} object")
         if subresource == "scale":
-            return await self._update_scale(rt, namespace, name, body, opts)
+            return await self._update_scale(user, rt, namespace, name, body, opts)
         warnings = Warnings()
         self._check_type_meta(rt, body)
         meta = self._metadata_of(rt, body)
@@ -426,6 +437,7 @@ class ServiceCore:
                     current,
                     deep_copy(body) if expected is None else body,
                     opts,
+                    user=user,
                     expected_rv=expected if expected is not None else current.revision,
                     subresource=subresource,
                 )
@@ -446,6 +458,7 @@ class ServiceCore:
         new: dict[str, Any],
         opts: WriteOptions,
         *,
+        user: User,
         expected_rv: int,
         subresource: str,
         managed: bool = False,
@@ -476,6 +489,8 @@ class ServiceCore:
             self.allocators.prepare_update(rt, new, old)
         apply_defaults(rt.api_version, rt.kind, new)
         self._validate(rt, new, old=old)
+        if subresource == "":
+            self.rbac_escalation(user, rt, new)
         if not managed:
             if comparable(new) == comparable(old):
                 return Result(current)  # a no-op write: no new revision, no watch event
@@ -570,6 +585,7 @@ class ServiceCore:
 
     async def _update_scale(
         self,
+        user: User,
         rt: ResourceType,
         namespace: str,
         name: str,
@@ -589,6 +605,7 @@ class ServiceCore:
                     current,
                     new,
                     opts,
+                    user=user,
                     expected_rv=expected if expected is not None else current.revision,
                     subresource="",
                 )

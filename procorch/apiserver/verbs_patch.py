@@ -99,6 +99,7 @@ class PatchVerbs(ServiceCore):
                     current,
                     new,
                     opts,
+                    user=user,
                     expected_rv=current.revision,
                     subresource=subresource if subresource in ("status", EPHEMERAL) else "",
                 )
@@ -189,7 +190,7 @@ class PatchVerbs(ServiceCore):
                 strategy.prepare_create(rt, strategy_for(rt), obj)
                 try:
                     result = await self._create_prepared(
-                        rt, obj, opts, warnings, manager_op="Apply"
+                        rt, obj, opts, warnings, user=user, manager_op="Apply"
                     )
                 except errors.AlreadyExists:
                     continue
@@ -214,6 +215,7 @@ class PatchVerbs(ServiceCore):
                     current,
                     new,
                     opts,
+                    user=user,
                     expected_rv=current.revision,
                     subresource=subresource if subresource == "status" else "",
                     managed=True,
