@@ -46,6 +46,7 @@ from procorch.agent.runtime.spec import ContainerState, ExitStatus, RuntimeError
 from procorch.agent.runtime.supervisor import MOUNTS_POSSIBLE, SupervisorConfig
 from procorch.agent.server import KubeletServer
 from procorch.agent.settings import AgentSettings
+from procorch.agent.tokens import Tokens
 from procorch.agent.volumes import VolumeManager
 from procorch.api.meta import parse_time
 from procorch.api.resources import must
@@ -104,7 +105,8 @@ class Agent:
             endpoint_slices=self.endpoint_slices,
             jobs=self.jobs,
         )
-        self.volumes = VolumeManager(settings.node_dir, self.lookups)
+        self.tokens = Tokens(client)
+        self.volumes = VolumeManager(settings.node_dir, self.lookups, tokens=self.tokens)
         self.ipam = PodIPAllocator(settings.pod_cidr)
         self.workers: dict[str, PodWorker] = {}
         self._worker_tasks: dict[str, asyncio.Task[None]] = {}
@@ -141,6 +143,7 @@ class Agent:
             runtime=self.runtime,
             lookups=self.lookups,
             volumes=self.volumes,
+            tokens=self.tokens,
             dns=NodeDNS.load(
                 cluster_dns=settings.cluster_dns,
                 domain=settings.cluster_domain,
@@ -452,6 +455,7 @@ class Agent:
                     await self._forget_run(rid)
         self.ipam.release(worker.uid)
         self.volumes.cleanup(worker.uid)
+        self.tokens.forget(worker.uid)
         shutil.rmtree(pod_log_dir(self.settings.node_dir, worker.pod), ignore_errors=True)
 
     # -- runtime events ----------------------------------------------------------------------

@@ -47,11 +47,13 @@ from procorch.agent.runtime.spec import (
     StartError,
 )
 from procorch.agent.settings import AgentSettings
+from procorch.agent.tokens import Tokens
 from procorch.agent.volumes import VolumeManager
 from procorch.api import errors
 from procorch.api.meta import parse_time, rfc3339
 from procorch.api.quantity import bytes_of, cpu_millis
 from procorch.api.resources import must
+from procorch.api.serviceaccounts import SERVICE_ACCOUNT_DIR
 from procorch.client.base import Client
 from procorch.client.events import EventRecorder
 from procorch.kit.backoff import FlowBackoff
@@ -80,6 +82,8 @@ class PodHost:
     lookups: CacheLookups
     """The pod as cached, and what it reads and waits for."""
     volumes: VolumeManager
+    tokens: Tokens
+    """The pods' ServiceAccount tokens (see :mod:`procorch.agent.tokens`)."""
     dns: NodeDNS
     """The pods' resolv.conf, hosts and hostname (see :mod:`procorch.agent.poddns`)."""
     base_env: Mapping[str, str]
@@ -93,6 +97,10 @@ class PodHost:
     """Release what a terminated pod held: its runs, IP, volumes and logs."""
     background: Callable[[Coroutine[Any, Any, Any]], None]
     """Run a best-effort step owned by the agent (cancelled when it stops)."""
+
+
+SERVICE_ACCOUNT_DIR_ENV = "PROCORCH_SERVICE_ACCOUNT_DIR"
+"""Where a pod finds its ServiceAccount files when they cannot be mounted at their place."""
 
 
 class PodWorker:
@@ -125,6 +133,7 @@ class PodWorker:
         self.dns_ready = False
         self.dns_error = ""
         self.volume_error = ""
+        self._token_unmounted_said = False
         self.live_failures: dict[str, str] = {}  # container -> why liveness failed
         self.adopted: dict[str, ContainerState] = {}  # runs found running at agent start
         self._early_exits: dict[str, ExitStatus] = {}
@@ -295,6 +304,18 @@ class PodWorker:
 
     async def _volumes(self) -> bool:
         try:
+            await self.host.tokens.ensure(self.pod)
+        except (errors.ApiError, OSError) as exc:
+            message = f"MountVolume.SetUp failed: failed to fetch token: {exc}"
+            if message != self.volume_error:
+                self.host.recorder.event(self.pod, "Warning", "FailedMount", message)
+                self.volume_error = message
+            self.wake_after(CONFIG_RETRY)
+            return False
+        renewal = self.host.tokens.next_renewal(self.uid)
+        if renewal is not None:
+            self.wake_after(renewal - time.time())
+        try:
             self.volume_paths = self.host.volumes.prepare(self.pod)
         except ConfigError as exc:
             message = f"MountVolume.SetUp failed: {exc}"
@@ -453,6 +474,8 @@ class PodWorker:
             mounts = self.dns_mounts + host.volumes.mounts(
                 self.pod, self._mount_view(container), self.volume_paths or {}, env=env
             )
+            if not host.dns.mounts_possible:
+                mounts = self._token_without_mount(mounts, env)
         except ConfigError as exc:
             self._failed_start(record, "CreateContainerConfigError", str(exc))
             return
@@ -520,6 +543,26 @@ class PodWorker:
             await self._post_start(record, container)
         if record.running:
             self._start_probes(record, container, state)
+
+    def _token_without_mount(self, mounts: list[Mount], env: dict[str, str]) -> list[Mount]:
+        """Where the machine allows no mount namespace: the ServiceAccount directory is not
+        mounted (nothing else would start), its place is in :data:`SERVICE_ACCOUNT_DIR_ENV`,
+        and the pod gets an event saying so, once."""
+        token = next((m for m in mounts if m.target == SERVICE_ACCOUNT_DIR), None)
+        if token is None:
+            return mounts
+        env[SERVICE_ACCOUNT_DIR_ENV] = token.source
+        if not self._token_unmounted_said:
+            self._token_unmounted_said = True
+            self.host.recorder.event(
+                self.pod,
+                "Warning",
+                "ServiceAccountNotMounted",
+                f"the machine allows procorch no private mount namespace (not root, no user "
+                f"namespaces): the ServiceAccount token, ca.crt and namespace are in "
+                f"${SERVICE_ACCOUNT_DIR_ENV} ({token.source}), not at {SERVICE_ACCOUNT_DIR}",
+            )
+        return [m for m in mounts if m is not token]
 
     def _mount_view(self, container: dict[str, Any]) -> dict[str, Any]:
         """The container whose volume mounts a run gets: its own, and for a debug container

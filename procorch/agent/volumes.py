@@ -13,8 +13,8 @@ their pods (as k3s's local-path provisioner does) and are never removed here.
   (kubelet's AtomicWriter): files in a hidden timestamped directory, a ``..data`` symlink to it
   swapped by an atomic rename, and per-key links ``key -> ..data/key``, so a reader never sees a
   partial file; the previous version is removed at the next update, not at once. Secrets are written to disk, not tmpfs (procorch runs as one user on one
-  machine). A projected ``serviceAccountToken`` or ``clusterTrustBundle`` source is skipped:
-  procorch does not issue bound tokens; pods that call the API get their token another way.
+  machine). A projected ``serviceAccountToken`` is the pod's token as the agent fetched it
+  (:mod:`procorch.agent.tokens`); a ``clusterTrustBundle`` source is skipped.
 
 Concurrency: synchronous file-system work; call it from a worker thread
 (``asyncio.to_thread``). The caller serializes calls for one pod (one worker per pod); calls for
@@ -32,7 +32,7 @@ import time
 from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from procorch.agent.podenv import (
     EMPTY,
@@ -49,6 +49,8 @@ from procorch.kit.logging import get_logger
 log = get_logger("agent.volumes")
 
 DEFAULT_MODE = 0o644
+TOKEN_MODE = 0o600  # a token file is its owner's alone unless defaultMode says otherwise
+DEFAULT_TOKEN_SECONDS = 3607
 DATA_DIR = "..data"
 NEW_DATA_DIR = "..data_tmp"
 DEFAULT_SHM: Path | None = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
@@ -198,6 +200,12 @@ def _mode(value: Any, default: int) -> int:
     return int(value) if value is not None else default
 
 
+class TokenSource(Protocol):
+    """The ServiceAccount tokens fetched for pods (:class:`procorch.agent.tokens.Tokens`)."""
+
+    def token(self, pod_uid: str, audience: str, seconds: int) -> str | None: ...
+
+
 class VolumeManager:
     """Sets up, refreshes and removes the volumes of the pods on this node."""
 
@@ -208,9 +216,11 @@ class VolumeManager:
         *,
         node_allocatable: Mapping[str, str] = EMPTY,
         shm: Path | None = DEFAULT_SHM,
+        tokens: TokenSource | None = None,
     ) -> None:
         self.root = Path(root)
         self.lookups = lookups
+        self.tokens = tokens
         self.node_allocatable = node_allocatable
         self.shm = shm
 
@@ -355,10 +365,27 @@ class VolumeManager:
                 payload.update(self._keys_payload(kind, namespace, projection[kind], mode))
             elif projection.get("downwardAPI") is not None:
                 payload.update(self._downward_payload(pod, projection["downwardAPI"], mode))
+            elif projection.get("serviceAccountToken") is not None:
+                source_token = projection["serviceAccountToken"]
+                token = self._token(pod, source_token)
+                payload[str(source_token.get("path") or "token")] = (
+                    token.encode(),
+                    _mode(source.get("defaultMode"), TOKEN_MODE),
+                )
             else:
-                # serviceAccountToken, clusterTrustBundle: not issued by procorch (see above).
+                # clusterTrustBundle: not served by procorch.
                 log.debug("skipped projected volume source", source=sorted(projection))
         return payload
+
+    def _token(self, pod: dict[str, Any], source: dict[str, Any]) -> str:
+        uid = str((pod.get("metadata") or {}).get("uid") or "")
+        seconds = int(source.get("expirationSeconds") or DEFAULT_TOKEN_SECONDS)
+        token = None
+        if self.tokens is not None:
+            token = self.tokens.token(uid, str(source.get("audience") or ""), seconds)
+        if token is None:
+            raise ConfigError("failed to fetch token: no token issued for this pod yet")
+        return token
 
     def _claim_dir(self, namespace: str, claim: str) -> Path:
         pvc = self.lookups.pvc(namespace, claim)

@@ -338,6 +338,9 @@ _BY_GVK: dict[tuple[str, str], Definition] = {d.gvk: d for d in BUILTIN}
 def register(definitions: list[Definition]) -> None:
     """Serve ``definitions`` (a CustomResourceDefinition's versions, its storage version
     first): their resource types and their behaviour, together."""
+    for d in definitions:
+        if d.gvk in _BY_GVK:
+            raise ValueError(f"{d.resource.kind} in {d.resource.api_version} is already served")
     resources.register([d.resource for d in definitions])
     _BY_GVK.update((d.gvk, d) for d in definitions)
 

@@ -128,6 +128,9 @@ _EVICTION = Subresource(
     "eviction", kind="Eviction", group="policy", version="v1", verbs=("create",)
 )
 _FINALIZE = Subresource("finalize", verbs=("update",))
+_TOKEN = Subresource(
+    "token", kind="TokenRequest", group="authentication.k8s.io", version="v1", verbs=("create",)
+)
 
 RESOURCES: list[ResourceType] = [
     # core/v1
@@ -162,7 +165,7 @@ RESOURCES: list[ResourceType] = [
     ),
     _rt("", "Endpoints", "endpoints", short=("ep",)),
     _rt("", "Event", "events", short=("ev",)),
-    _rt("", "ServiceAccount", "serviceaccounts", short=("sa",)),
+    _rt("", "ServiceAccount", "serviceaccounts", short=("sa",), subs=(_TOKEN,)),
     _rt("", "PersistentVolumeClaim", "persistentvolumeclaims", short=("pvc",), subs=(STATUS,)),
     # apps/v1
     _rt(

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from procorch.api.defaults import generate_job_selector
 from procorch.api.meta import deep_copy
 from procorch.api.quantity import parse_quantity
 from procorch.api.resources import ResourceType, by_key
+from procorch.api.serviceaccounts import service_account_volume
 from procorch.api.taints import with_default_tolerations
 from procorch.api.types.apps import TEMPLATE_GENERATION_ANNOTATION
 
@@ -27,8 +28,13 @@ CRD_CLEANUP = "customresourcecleanup.apiextensions.k8s.io"
 PVC_PROTECTION_FINALIZER = "kubernetes.io/pvc-protection"
 DEFAULT_INGRESS_CLASS = "ingressclass.kubernetes.io/is-default-class"
 
-ObjectsOf = Callable[[str], list[Obj]]
-"""What admission may read: the stored objects of a resource (by store key, ``core/pods``)."""
+
+class Stored(Protocol):
+    """What admission may read of the store, by resource key (``core/pods``)."""
+
+    def list(self, key: str) -> list[Obj]: ...
+
+    def get(self, key: str, namespace: str, name: str) -> Obj | None: ...
 
 
 def _empty_status(obj: Obj) -> Obj:
@@ -42,17 +48,18 @@ class Strategy:
     initial_status: Callable[[Obj], Obj] = _empty_status
     """The status a create starts from, for a kind with a status subresource."""
     status_on_create: bool = False
-    """A create keeps the status it was sent (nodes, leases, events-like kinds)."""
+    """A create keeps the status it was sent (a Node: its agent registers it with one)."""
     on_create: Callable[[Obj], None] | None = None
     """The kind's own part of ``PrepareForCreate``."""
     on_update: Callable[[Obj, Obj], None] | None = None
     """The kind's own part of ``PrepareForUpdate``, given the new and the old object."""
     on_rename: Callable[[Obj], None] | None = None
     """A generated name was taken and replaced: refresh what was derived from the name."""
-    admit: Callable[[Obj, ObjectsOf], None] | None = None
+    admit: Callable[[Obj, Stored], None] | None = None
     """Mutating admission on create, after field tracking (what it adds has no manager)."""
     protected_names: frozenset[str] = frozenset()
-    """Objects that may never be deleted (NamespaceLifecycle's immortal namespaces)."""
+    """Objects that may never be deleted (NamespaceLifecycle's immortal namespaces;
+    ``kube-node-lease`` is not among them, in Kubernetes either)."""
     spec_finalizers: bool = False
     """``spec.finalizers`` hold a deletion too, and a second delete is refused while they do
     (the namespace registry)."""
@@ -159,15 +166,18 @@ def _pod_update(new: Obj, old: Obj) -> None:
         spec["ephemeralContainers"] = deep_copy(old["spec"]["ephemeralContainers"])
 
 
-def _pod_admit(obj: Obj, objects: ObjectsOf) -> None:
+def _pod_admit(obj: Obj, stored: Stored) -> None:
     """DefaultTolerationSeconds: five minutes on a node that is not ready or that nobody
-    hears from, then the node lifecycle controller evicts the pod."""
+    hears from, then the node lifecycle controller evicts the pod. ServiceAccount: the
+    account's token, the cluster's CA and the namespace at
+    ``/var/run/secrets/kubernetes.io/serviceaccount`` (:func:`service_account_volume`)."""
     spec = obj.get("spec")
     if isinstance(spec, dict):
         tolerations = spec.get("tolerations")
         spec["tolerations"] = with_default_tolerations(
             tolerations if isinstance(tolerations, list) else []
         )
+        service_account_volume(obj, stored)
 
 
 def _pod_grace_period(obj: Obj, requested: int | None) -> int:
@@ -311,7 +321,7 @@ HPA = Strategy(initial_status=lambda obj: {"currentReplicas": 0, "desiredReplica
 # -- Everything else with a rule of its own ---------------------------------------------------
 
 
-def _pvc_admit(obj: Obj, objects: ObjectsOf) -> None:
+def _pvc_admit(obj: Obj, stored: Stored) -> None:
     """StorageObjectInUseProtection: the pvc-protection controller removes the finalizer
     once no pod uses the claim."""
     finalizers = obj["metadata"].setdefault("finalizers", [])
@@ -319,7 +329,7 @@ def _pvc_admit(obj: Obj, objects: ObjectsOf) -> None:
         finalizers.append(PVC_PROTECTION_FINALIZER)
 
 
-def _ingress_admit(obj: Obj, objects: ObjectsOf) -> None:
+def _ingress_admit(obj: Obj, stored: Stored) -> None:
     """DefaultIngressClass: an Ingress created without a class gets the one IngressClass
     annotated ``ingressclass.kubernetes.io/is-default-class: "true"``."""
     spec = obj.setdefault("spec", {})
@@ -329,7 +339,7 @@ def _ingress_admit(obj: Obj, objects: ObjectsOf) -> None:
         return
     defaults = [
         c["metadata"]["name"]
-        for c in objects("networking.k8s.io/ingressclasses")
+        for c in stored.list("networking.k8s.io/ingressclasses")
         if (c["metadata"].get("annotations") or {}).get(DEFAULT_INGRESS_CLASS) == "true"
     ]
     if len(defaults) == 1:

@@ -18,9 +18,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from procorch.api import errors
 from procorch.kit.pki import MASTERS_GROUP, NODE_USER_PREFIX, NODES_GROUP, write_private
@@ -109,7 +110,7 @@ def node_may(node: str, attrs: Attributes) -> bool:
     verb, what, sub = attrs.verb, (attrs.group, attrs.resource), attrs.subresource
     if not attrs.is_resource:
         return verb == "get" and attrs.path in NODE_HEALTH_PATHS
-    if verb in READ_VERBS and not sub and what in NODE_READS:
+    if verb in READ_VERBS and sub in ("", "status") and what in NODE_READS:
         return True
     own = attrs.name == node
     if what == ("", "nodes"):
@@ -123,6 +124,9 @@ def node_may(node: str, attrs: Attributes) -> bool:
         return verb in ("create", "update", "patch")
     if what in (("", "services"), ("networking.k8s.io", "ingresses")):
         return sub == "status" and verb in ("get", "update", "patch")
+    if what == ("", "serviceaccounts"):
+        # Its pods' tokens; which pods is checked where the token is issued.
+        return sub == "token" and verb == "create"
     return False
 
 
@@ -139,6 +143,22 @@ def node_restriction(user: User, group: str, resource: str, name: str) -> None:
         )
 
 
+def node_owns(user: User, rt_key: str, obj: dict[str, Any], *, verb: str) -> None:
+    """A node changes or deletes only the pods bound to it (NodeRestriction)."""
+    node = node_name_of(user)
+    if node is None or rt_key != "core/pods":
+        return
+    if ((obj.get("spec") or {}).get("nodeName") or "") == node:
+        return
+    name = str((obj.get("metadata") or {}).get("name") or "")
+    what = "update pod status for" if verb == "update" else "delete"
+    raise errors.Forbidden(
+        f'pods "{name}" is forbidden: node "{node}" can only {what} pods with spec.nodeName '
+        "set to itself",
+        details={"name": name, "kind": "pods"},
+    )
+
+
 NODE_TOKEN_PREFIX = "procorch-node."
 
 
@@ -146,6 +166,12 @@ class TokenAuthenticator:
     def __init__(self) -> None:
         self._tokens: dict[str, User] = {}
         self._node_key = b""
+        self._signed: Callable[[str], User] | None = None
+
+    def accept_signed(self, authenticate: Callable[[str], User]) -> None:
+        """Accept signed tokens (JWTs: ServiceAccount and user tokens) that ``authenticate``
+        maps to a user, raising for any it does not."""
+        self._signed = authenticate
 
     def add(self, token: str, user: User) -> None:
         self._tokens[token] = user
@@ -179,6 +205,11 @@ class TokenAuthenticator:
         for known, user in self._tokens.items():
             if hmac.compare_digest(known.encode(), token.encode()):
                 return user
+        if self._signed is not None and token.count(".") == 2:
+            try:
+                return self._signed(token)
+            except Exception:  # noqa: BLE001 - any reason is the same 401, and says nothing
+                pass
         raise errors.Unauthorized("Unauthorized")
 
 

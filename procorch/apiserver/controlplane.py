@@ -35,6 +35,7 @@ from procorch.apiserver.rbac import RbacAuthorizer
 from procorch.apiserver.reviews import AUTHN_PREFIX, AUTHZ_PREFIX, SelfReviews
 from procorch.apiserver.reviews import register_discovery as register_reviews
 from procorch.apiserver.service import ApiService
+from procorch.apiserver.tokens import DISCOVERY_PATH, JWKS_PATH, Tokens
 from procorch.kit.logging import get_logger
 from procorch.kit.pki import (
     CA_PATH,
@@ -45,6 +46,7 @@ from procorch.kit.pki import (
     JoinToken,
     node_user,
 )
+from procorch.kit.tokens import KEY_FILE
 from procorch.store.sqlite import SQLiteStore
 
 log = get_logger("controlplane")
@@ -87,7 +89,14 @@ class ControlPlane:
         self.http.prefix_handlers[HPA_V1_PREFIX] = AutoscalingV1(self.service).handle
         # kubectl auth can-i / whoami.
         register_reviews()
-        reviews = SelfReviews(self.rbac)
+        self.tokens = Tokens(self.service)
+        self.service.tokens = self.tokens
+        self.http.subresource_handlers[("core/serviceaccounts", "token")] = (
+            self.tokens.token_request
+        )
+        for path in (DISCOVERY_PATH, JWKS_PATH):
+            self.http.prefix_handlers[path] = self.tokens.issuer_discovery
+        reviews = SelfReviews(self.rbac, self.tokens)
         self.http.prefix_handlers[AUTHZ_PREFIX] = reviews.handle
         self.http.prefix_handlers[AUTHN_PREFIX] = reviews.handle
         self.admin_token = ""
@@ -122,6 +131,8 @@ class ControlPlane:
 
     async def start(self) -> None:
         await self.store.start()
+        self.tokens.use_key(self.data_dir / KEY_FILE)
+        self.authenticator.accept_signed(self.tokens.authenticate)
         await self._bootstrap()
         await self.rbac.start()
         await self.rbac.bootstrap(self.service)

@@ -7,6 +7,8 @@ ask them.
 * ``authorization.k8s.io/v1`` ``selfsubjectrulesreviews`` (``can-i --list``): the RBAC rules
   the user holds in a namespace (everything for ``system:masters``).
 * ``authentication.k8s.io/v1`` ``selfsubjectreviews``: the calling user's name, uid and groups.
+* ``authentication.k8s.io/v1`` ``tokenreviews``: who a token stands for
+  (:meth:`procorch.apiserver.tokens.Tokens.review`), for those who may create them.
 
 All are create-only, never stored (the request comes back with its ``status``), and answered
 through :attr:`ApiServer.prefix_handlers`.
@@ -23,6 +25,7 @@ from procorch.api import errors
 from procorch.apiserver import decode, discovery
 from procorch.apiserver.auth import Attributes, User
 from procorch.apiserver.rbac import RbacAuthorizer
+from procorch.apiserver.tokens import Tokens
 
 AUTHZ = "authorization.k8s.io"
 AUTHN = "authentication.k8s.io"
@@ -53,15 +56,21 @@ def register_discovery() -> None:
         ],
     )
     discovery.register_extra(
-        AUTHN, "v1", [_resource(AUTHN, "selfsubjectreviews", "SelfSubjectReview")]
+        AUTHN,
+        "v1",
+        [
+            _resource(AUTHN, "selfsubjectreviews", "SelfSubjectReview"),
+            _resource(AUTHN, "tokenreviews", "TokenReview"),
+        ],
     )
 
 
 class SelfReviews:
     """The ``prefix_handlers`` entry for both groups."""
 
-    def __init__(self, authorizer: RbacAuthorizer) -> None:
+    def __init__(self, authorizer: RbacAuthorizer, tokens: Tokens) -> None:
         self.authorizer = authorizer
+        self.tokens = tokens
 
     async def handle(self, request: web.BaseRequest, user: User) -> web.StreamResponse:
         path = request.path.rstrip("/")
@@ -70,6 +79,7 @@ class SelfReviews:
             (AUTHZ, "selfsubjectaccessreviews"): self._access,
             (AUTHZ, "selfsubjectrulesreviews"): self._rules,
             (AUTHN, "selfsubjectreviews"): self._whoami,
+            (AUTHN, "tokenreviews"): self.tokens.review,
         }
         handler = handlers.get((group, resource))
         if handler is None:
@@ -86,6 +96,7 @@ class SelfReviews:
             "selfsubjectaccessreviews": "SelfSubjectAccessReview",
             "selfsubjectrulesreviews": "SelfSubjectRulesReview",
             "selfsubjectreviews": "SelfSubjectReview",
+            "tokenreviews": "TokenReview",
         }[resource]
         body["metadata"] = {**_dict(body.get("metadata")), "creationTimestamp": None}
         answer = {**handler(body, user), "apiVersion": f"{group}/v1", "kind": kind}

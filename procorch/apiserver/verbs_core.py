@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from procorch.api import errors, strategy
 from procorch.api.crd.serving import TERMINATING
@@ -26,6 +26,7 @@ from procorch.apiserver.auth import (
     Attributes,
     User,
     forbidden_message,
+    node_owns,
     node_restriction,
 )
 from procorch.apiserver.filters import ObjectFilter
@@ -43,6 +44,28 @@ from procorch.apiserver.verbs_common import (
 from procorch.store.base import Key, Store, Stored
 
 
+class _AdmissionReads:
+    """What admission reads of the store (:class:`procorch.api.strategy.Stored`)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def list(self, key: str) -> list[dict[str, Any]]:
+        return [stored.object for stored in self.store.list(key)[0]]
+
+    def get(self, key: str, namespace: str, name: str) -> dict[str, Any] | None:
+        found = self.store.get(Key(key, namespace, name))
+        return None if found is None else found.object
+
+
+class TokenIssuer(Protocol):
+    """Issues ServiceAccount tokens (:class:`procorch.apiserver.tokens.Tokens`)."""
+
+    def request(
+        self, user: User, namespace: str, name: str, body: dict[str, Any]
+    ) -> dict[str, Any]: ...
+
+
 class ServiceCore:
     def __init__(
         self,
@@ -53,6 +76,8 @@ class ServiceCore:
     ) -> None:
         self.store = store
         self.authorizer = authorizer or RbacAuthorizer(store)
+        # serviceaccounts/token, once the control plane has loaded its token key.
+        self.tokens: TokenIssuer | None = None
         # Services' cluster IPs and node ports (allocated around the store write).
         self.allocators = ServiceAllocators(store, service_cidr=service_cidr)
 
@@ -88,6 +113,14 @@ class ServiceCore:
                 if name
                 else {"kind": rt.plural, "group": rt.group},
             )
+
+    def request_token(
+        self, user: User, namespace: str, name: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A TokenRequest for the ServiceAccount ``namespace/name`` (``kubectl create token``)."""
+        if self.tokens is None:
+            raise errors.ServiceUnavailable("no token key loaded")
+        return self.tokens.request(user, namespace, name, body)
 
     def rbac_escalation(self, user: User, rt: ResourceType, obj: dict[str, Any]) -> None:
         """No role or binding grants more than its writer holds (see
@@ -306,17 +339,13 @@ class ServiceCore:
                 group=rt.group,
             )
 
-    def _stored_objects(self, key: str) -> builtins.list[dict[str, Any]]:
-        """What admission may read: the stored objects of the resource ``key``."""
-        return [stored.object for stored in self.store.list(key)[0]]
-
     def _admit(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         """Admission for creates (after field tracking, as in Kubernetes, so what it adds
         belongs to no manager): the kind's own (its strategy's ``admit``), then
         NamespaceLifecycle: the namespace must exist and not be terminating."""
         admit = strategy_for(rt).admit
         if admit is not None:
-            admit(obj, self._stored_objects)
+            admit(obj, _AdmissionReads(self.store))
         if not rt.namespaced:
             return
         namespace = str(obj["metadata"].get("namespace") or "")
@@ -468,6 +497,7 @@ class ServiceCore:
         ``managed`` means server-side apply already computed ``managedFields``.
         """
         old = current.object
+        node_owns(user, rt.key, old, verb="update")
         if expected_rv != current.revision:
             raise errors.Conflict.modified(rt.plural, str(old["metadata"]["name"]), group=rt.group)
         requested: dict[str, Any] | None = None

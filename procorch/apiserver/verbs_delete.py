@@ -16,7 +16,7 @@ from procorch.api import errors
 from procorch.api.meta import deep_copy, now, rfc3339
 from procorch.api.registry import strategy_for
 from procorch.api.resources import ResourceType
-from procorch.apiserver.auth import User
+from procorch.apiserver.auth import User, node_owns
 from procorch.apiserver.verbs_common import (
     RETRIES,
     DeleteOptions,
@@ -27,9 +27,6 @@ from procorch.apiserver.verbs_common import (
 )
 from procorch.apiserver.verbs_core import ServiceCore
 from procorch.store.base import Stored
-
-# Namespaces Kubernetes' NamespaceLifecycle admission never lets anyone delete
-# (``kube-node-lease`` is not among them, in Kubernetes either).
 
 
 class DeletionVerbs(ServiceCore):
@@ -48,11 +45,12 @@ class DeletionVerbs(ServiceCore):
         if name in strategy_for(rt).protected_names:
             # Kubernetes' NamespaceLifecycle admission, which dry runs pass through too.
             raise errors.Forbidden(
-                f'namespaces "{name}" is forbidden: this namespace may not be deleted',
-                details={"name": name, "kind": "namespaces"},
+                f'{rt.plural} "{name}" is forbidden: this {rt.singular_name} may not be deleted',
+                details={"name": name, "kind": rt.plural},
             )
         for _attempt in range(RETRIES):
             current = self._get_or_404(rt, namespace, name)
+            node_owns(user, rt.key, current.object, verb="delete")
             uid_holds = options.precondition_uid in (None, current.object["metadata"].get("uid"))
             try:
                 return await self._delete_once(rt, current, options)

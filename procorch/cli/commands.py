@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -28,7 +29,10 @@ from procorch.cli.common import (
 from procorch.cli.main import cli
 from procorch.client.apply import ApplyError, apply_all
 from procorch.client.http import HttpClient
+from procorch.client.kubeconfig import Credentials, render
+from procorch.client.kubeconfig import read as read_kubeconfig
 from procorch.client.manifests import ManifestError, load
+from procorch.kit.tokens import KEY_FILE, TokenSigner, user_claims
 
 TABLE_ACCEPT = (
     "application/json;as=Table;v=v1;g=meta.k8s.io,"
@@ -618,12 +622,79 @@ async def logs(
     "--data-dir", type=click.Path(path_type=Path), default=Path(".procorch"), show_default=True
 )
 @click.option("--raw", is_flag=True, help="Print the file's contents instead of its path.")
-def kubeconfig_cmd(data_dir: Path, raw: bool) -> None:
-    """Where the kubeconfig for kubectl is (or its contents with --raw)."""
+@click.option(
+    "--user",
+    "user",
+    default="",
+    help="Print a kubeconfig for this (non-admin) user instead: a signed token; what the user "
+    "may do is what RBAC bindings grant it.",
+)
+@click.option("--group", "groups", multiple=True, help="A group of --user (repeatable).")
+@click.option("--namespace", "-n", default="default", show_default=True, help="With --user.")
+@click.option(
+    "--duration",
+    default="24h",
+    show_default=True,
+    help="How long --user's token is valid (30m, 12h, 1h30m, 7d).",
+)
+def kubeconfig_cmd(
+    data_dir: Path, raw: bool, user: str, groups: tuple[str, ...], namespace: str, duration: str
+) -> None:
+    """Where the kubeconfig for kubectl is (or its contents with --raw); with --user, a
+    kubeconfig for a limited user."""
     path = (data_dir / "kubeconfig").resolve()
     if not path.exists():
         raise click.ClickException(f"no kubeconfig at {path}: start `procorch up` first")
-    if raw:
+    if user:
+        click.echo(
+            user_kubeconfig(data_dir, path, user, list(groups), namespace, duration), nl=False
+        )
+    elif raw:
         click.echo(path.read_text(), nl=False)
     else:
         click.echo(f"export KUBECONFIG={path}")
+
+
+def user_kubeconfig(
+    data_dir: Path, admin: Path, user: str, groups: list[str], namespace: str, duration: str
+) -> str:
+    """A kubeconfig for ``user``: the admin kubeconfig's cluster, a token signed with the
+    cluster's token key."""
+    key = data_dir / KEY_FILE
+    if not key.exists():
+        raise click.ClickException(f"no token key at {key}: start `procorch up` first")
+    try:
+        seconds = parse_duration(duration)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--duration") from None
+    if user.startswith("system:"):
+        raise click.BadParameter(
+            'names starting with "system:" are reserved for Kubernetes identities',
+            param_hint="--user",
+        )
+    token = TokenSigner.load_or_create(key).sign(user_claims(user, groups, seconds=seconds))
+    cluster = read_kubeconfig(admin)
+    creds = Credentials(
+        server=cluster.server,
+        token=token,
+        namespace=namespace,
+        ca_data=cluster.ca_data,
+        insecure=cluster.insecure,
+        user=user.replace(":", "-"),
+    )
+    return render(creds)
+
+
+_DURATION = re.compile(r"(\d+)([dhms])")
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in ``30m``, ``12h``, ``1h30m``, ``7d`` (at least ten minutes)."""
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"{text!r} is not a duration such as 30m, 12h, 1h30m or 7d")
+    seconds = sum(int(n) * units[u] for n, u in parts)
+    if seconds < 600:
+        raise ValueError("a token must be valid for at least 10m")
+    return seconds

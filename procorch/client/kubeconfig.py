@@ -25,6 +25,7 @@ class Credentials:
     namespace: str = "default"
     ca_data: bytes = b""  # PEM of the CA that signed the server's certificate
     insecure: bool = False
+    user: str = "admin"  # names the user entry: procorch-<user>
 
 
 def render(creds: Credentials) -> str:
@@ -32,13 +33,13 @@ def render(creds: Credentials) -> str:
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": CONTEXT, "cluster": _cluster(creds)}],
-        "users": [{"name": f"{CONTEXT}-admin", "user": {"token": creds.token}}],
+        "users": [{"name": f"{CONTEXT}-{creds.user}", "user": {"token": creds.token}}],
         "contexts": [
             {
                 "name": CONTEXT,
                 "context": {
                     "cluster": CONTEXT,
-                    "user": f"{CONTEXT}-admin",
+                    "user": f"{CONTEXT}-{creds.user}",
                     "namespace": creds.namespace,
                 },
             }

@@ -215,6 +215,8 @@ class LocalClient(Client):
     ) -> dict[str, Any]:
         if subresource == "binding":
             return await self.service.bind(self.user, namespace, name, deep_copy(body))
+        if subresource == "token" and rt.key == "core/serviceaccounts":
+            return self.service.request_token(self.user, namespace, name, deep_copy(body))
         raise NotImplementedError(f"subresource {subresource} over the local client")
 
     async def close(self) -> None:

@@ -1001,6 +1001,15 @@ deleteOptions:
   gracePeriodSeconds: 10
   preconditions: {uid: 8a6c3f2e-1d4b-4c8e-9f7a-2b3c4d5e6f70, resourceVersion: "48213"}
 ---
+apiVersion: authentication.k8s.io/v1
+kind: TokenRequest
+metadata: {name: default, namespace: shop}
+spec:
+  audiences: [https://kubernetes.default.svc.cluster.local]
+  expirationSeconds: 3607
+  boundObjectRef: {apiVersion: v1, kind: Pod, name: web-7c9f8d6b5-x2kqp, uid: 8a6c3f2e-1d4b-4c8e-9f7a-2b3c4d5e6f70}
+status: {token: eyJhbGciOiJFUzI1NiJ9.e30.c2ln, expirationTimestamp: "2026-12-07T06:30:00Z"}
+---
 apiVersion: v1
 kind: DeleteOptions
 propagationPolicy: Foreground
@@ -1347,6 +1356,7 @@ def test_other_kinds_list_markers() -> None:
 # Fields the client (generated from a newer Kubernetes) knows but Kubernetes 1.32 does not
 # serve; a real 1.32 API server refuses them under strict field validation too.
 NEWER_THAN_1_32 = {
+    "V1TokenRequestSpec": {"attestations"},
     "V1CustomResourceDefinitionStatus": {"observedGeneration"},
     "V1CustomResourceDefinitionCondition": {"observedGeneration"},
     "V1PodSpec": {"hostnameOverride", "schedulingGroup", "evictionResponders"},
@@ -1420,6 +1430,7 @@ CLIENT_ROOTS = {
     "HorizontalPodAutoscaler": "V2HorizontalPodAutoscaler",
     "Scale": "V1Scale",
     "Eviction": "V1Eviction",
+    "TokenRequest": "AuthenticationV1TokenRequest",
     "PodDisruptionBudget": "V1PodDisruptionBudget",
     "Role": "V1Role",
     "RoleBinding": "V1RoleBinding",

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from procorch.cli.commands import user_kubeconfig
+from procorch.launcher.up import Procorch
 from tests.conftest import Kubectl
 
 pytestmark = pytest.mark.kubectl
@@ -205,16 +207,36 @@ async def test_no_one_grants_what_they_do_not_hold(kubectl: Kubectl) -> None:
     assert allowed.ok, allowed.stderr
 
 
-async def test_impersonation_needs_the_impersonate_verb(kubectl: Kubectl) -> None:
-    await kubectl("create", "rolebinding", "alice-admin", "--clusterrole=admin", "--user=alice")
-    await until_can(kubectl, "list", "pods", "--as", "alice")
-    # alice may not act as anyone else ...
-    refused = await kubectl("--as", "alice", "get", "pods", "--as", "bob", check=False)
-    assert refused.ok is False or "bob" in refused.stderr
-    whoami = await kubectl("auth", "whoami", "--as", "alice", "--as-group", "devs", "-o", "json")
-    assert '"username": "alice"' in whoami.stdout and '"devs"' in whoami.stdout
-    assert '"system:authenticated"' in whoami.stdout
-    # ... until a ClusterRole lets her impersonate bob.
+def user_kubectl(
+    procorch: Procorch, kubectl: Kubectl, tmp_path: Path, user: str, *groups: str
+) -> Kubectl:
+    """kubectl with a kubeconfig of ``user``'s own (``procorch kubeconfig --user``)."""
+    path = tmp_path / f"{user}.kubeconfig"
+    path.write_text(
+        user_kubeconfig(
+            procorch.config.data_dir, procorch.kubeconfig_path, user, list(groups), "default", "1h"
+        )
+    )
+    return Kubectl(path, kubectl.cache_dir)
+
+
+async def test_impersonation_needs_the_impersonate_verb(
+    procorch: Procorch, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    alice = user_kubectl(procorch, kubectl, tmp_path, "alice", "devs")
+    whoami = await alice("auth", "whoami", "-o", "json")
+    assert '"username": "alice"' in whoami.stdout
+    assert '"devs"' in whoami.stdout and '"system:authenticated"' in whoami.stdout
+    await kubectl("create", "rolebinding", "bob-view", "--clusterrole=view", "--user=bob")
+    await until_can(kubectl, "list", "pods", "--as", "bob")
+    # alice may not act as bob ...
+    refused = await alice("get", "pods", "--as", "bob", check=False)
+    assert refused.returncode == 1
+    assert (
+        'users "bob" is forbidden: User "alice" cannot impersonate resource "users" in API '
+        'group "" at the cluster scope' in refused.stderr
+    )
+    # ... until a ClusterRole lets her impersonate bob (and only bob).
     await kubectl(
         "create",
         "clusterrole",
@@ -226,5 +248,122 @@ async def test_impersonation_needs_the_impersonate_verb(kubectl: Kubectl) -> Non
     await kubectl(
         "create", "clusterrolebinding", "alice-be-bob", "--clusterrole=be-bob", "--user=alice"
     )
-    await kubectl("create", "rolebinding", "bob-view", "--clusterrole=view", "--user=bob")
     await until_can(kubectl, "impersonate", "users/bob", "--as", "alice")
+    assert "bob" in (await alice("auth", "whoami", "--as", "bob")).stdout
+    await alice("get", "pods", "--as", "bob")
+    assert not (await alice("get", "pods", "--as", "carol", check=False)).ok
+    # Groups are impersonated separately: bob's view does not come with an extra group.
+    refused = await alice("get", "pods", "--as", "bob", "--as-group", "admins", check=False)
+    assert 'groups "admins" is forbidden' in refused.stderr
+
+
+async def test_service_account_tokens(procorch: Procorch, kubectl: Kubectl) -> None:
+    token = (await kubectl("create", "token", "default", "--duration", "15m")).stdout.strip()
+    assert token.count(".") == 2
+    who = (await kubectl("auth", "whoami", "--token", token, "-o", "json")).stdout
+    assert '"username": "system:serviceaccount:default:default"' in who
+    assert '"system:serviceaccounts:default"' in who
+    denied = await kubectl("get", "pods", "--token", token, check=False)
+    assert 'User "system:serviceaccount:default:default" cannot list' in denied.stderr
+    await kubectl(
+        "create", "rolebinding", "sa-view", "--clusterrole=view", "--serviceaccount=default:default"
+    )
+    await until_can(kubectl, "list", "pods", "--as", "system:serviceaccount:default:default")
+    await kubectl("get", "pods", "--token", token)
+    # Issuer discovery is for ServiceAccounts; the keys verify the token.
+    config = await kubectl("get", "--raw", "/.well-known/openid-configuration", "--token", token)
+    assert '"issuer":"https://kubernetes.default.svc.cluster.local"' in config.stdout
+    jwks = await kubectl("get", "--raw", "/openid/v1/jwks", "--token", token)
+    assert '"alg":"ES256"' in jwks.stdout
+    # A token bound to a pod stops working when the pod is deleted.
+    await kubectl("run", "p", "--image=none", "--restart=Never", "--command", "--", "sleep", "60")
+    uid = (await kubectl("get", "pod", "p", "-o", "jsonpath={.metadata.uid}")).stdout
+    bound = (
+        await kubectl(
+            "create",
+            "token",
+            "default",
+            "--bound-object-kind=Pod",
+            "--bound-object-name=p",
+            f"--bound-object-uid={uid}",
+        )
+    ).stdout.strip()
+    who = (await kubectl("auth", "whoami", "--token", bound)).stdout
+    assert "authentication.kubernetes.io/pod-name" in who and uid in who
+    # TokenReview says the same.
+    review = await kubectl(
+        "create",
+        "--raw",
+        "/apis/authentication.k8s.io/v1/tokenreviews",
+        "-f",
+        "-",
+        input='{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview",'
+        f'"spec":{{"token":"{bound}"}}}}',
+    )
+    assert '"authenticated":true' in review.stdout
+    assert "authentication.kubernetes.io/pod-name" in review.stdout
+    await kubectl("delete", "pod", "p", "--grace-period=0", "--force")
+    gone = await kubectl("auth", "whoami", "--token", bound, check=False)
+    assert gone.returncode == 1 and "Unauthorized" in gone.stderr
+    # Bad input: too short, a missing account, garbage.
+    short = await kubectl("create", "token", "default", "--duration", "5m", check=False)
+    assert "spec.expirationSeconds: Invalid value: 300: may not specify a duration less " in (
+        short.stderr
+    )
+    assert (
+        'serviceaccounts "nope" not found'
+        in (await kubectl("create", "token", "nope", check=False)).stderr
+    )
+    assert "Unauthorized" in (await kubectl("get", "pods", "--token", "a.b.c", check=False)).stderr
+
+
+async def test_a_node_writes_only_its_own_pods(procorch: Procorch, kubectl: Kubectl) -> None:
+    """NodeRestriction: a node's identity changes, deletes and gets tokens for the pods
+    bound to it, and no others."""
+    tokens = procorch.control_plane.authenticator
+    n1, n2 = tokens.node_token("n1"), tokens.node_token("n2")
+    await kubectl(
+        "create",
+        "-f",
+        "-",
+        input="apiVersion: v1\nkind: Pod\nmetadata: {name: on-n2}\n"
+        "spec: {nodeName: n2, containers: [{name: c, command: [sleep, '60']}]}\n",
+    )
+    status = '{"status": {"message": "seen"}}'
+    refused = await kubectl(
+        "patch", "pod", "on-n2", "--subresource=status", "-p", status, "--token", n1, check=False
+    )
+    assert refused.returncode == 1
+    assert (
+        'pods "on-n2" is forbidden: node "n1" can only update pod status for pods with '
+        "spec.nodeName set to itself" in refused.stderr
+    )
+    refused = await kubectl("delete", "pod", "on-n2", "--token", n1, check=False)
+    assert 'node "n1" can only delete pods with spec.nodeName set to itself' in refused.stderr
+    refused = await kubectl(
+        "create",
+        "token",
+        "default",
+        "--bound-object-kind=Pod",
+        "--bound-object-name=on-n2",
+        "--token",
+        n1,
+        check=False,
+    )
+    assert "node requested token bound to a pod scheduled on a different node" in refused.stderr
+    # Its own node may.
+    await kubectl("patch", "pod", "on-n2", "--subresource=status", "-p", status, "--token", n2)
+    await kubectl(
+        "create",
+        "token",
+        "default",
+        "--bound-object-kind=Pod",
+        "--bound-object-name=on-n2",
+        "--token",
+        n2,
+    )
+    # A node is not an admin: it reads what its pods need and writes nothing else.
+    assert (
+        "Forbidden"
+        in (await kubectl("create", "configmap", "x", "--token", n2, check=False)).stderr
+    )

@@ -24,6 +24,7 @@ AGGREGATE_TO = f"{GROUP}/aggregate-to-"
 MASTERS = "system:masters"
 AUTHENTICATED = "system:authenticated"
 UNAUTHENTICATED = "system:unauthenticated"
+SERVICE_ACCOUNTS = "system:serviceaccounts"
 
 READ = ["get", "list", "watch"]
 WRITE = ["create", "delete", "deletecollection", "patch", "update"]
@@ -234,6 +235,12 @@ _DISCOVERY_URLS = [
     "/version/",
 ]
 _PUBLIC_URLS = ["/healthz", "/livez", "/readyz", "/version", "/version/"]
+_ISSUER_URLS = [
+    "/.well-known/openid-configuration",
+    "/.well-known/openid-configuration/",
+    "/openid/v1/jwks",
+    "/openid/v1/jwks/",
+]
 
 
 def cluster_roles() -> list[Obj]:
@@ -262,6 +269,14 @@ def cluster_roles() -> list[Obj]:
             ],
         ),
         _cluster_role("system:public-info-viewer", [url_rule(["get"], _PUBLIC_URLS)]),
+        _cluster_role("system:service-account-issuer-discovery", [url_rule(["get"], _ISSUER_URLS)]),
+        _cluster_role(
+            "system:auth-delegator",
+            [
+                rule(["create"], ["authentication.k8s.io"], ["tokenreviews"]),
+                rule(["create"], ["authorization.k8s.io"], ["subjectaccessreviews"]),
+            ],
+        ),
     ]
 
 
@@ -275,5 +290,10 @@ def cluster_role_bindings() -> list[Obj]:
             "system:public-info-viewer",
             "system:public-info-viewer",
             [AUTHENTICATED, UNAUTHENTICATED],
+        ),
+        _binding(
+            "system:service-account-issuer-discovery",
+            "system:service-account-issuer-discovery",
+            [SERVICE_ACCOUNTS],
         ),
     ]

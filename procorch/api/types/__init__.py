@@ -8,6 +8,7 @@ kinds of their own, those of subresources and options (``Scale``, ``Binding``, `
 
 from __future__ import annotations
 
+from procorch.api.types.authentication import TokenRequest
 from procorch.api.types.autoscaling import Scale
 from procorch.api.types.base import K8sModel
 from procorch.api.types.core import Binding
@@ -18,6 +19,7 @@ BODY_MODELS: dict[tuple[str, str], type[K8sModel]] = {
     ("v1", "Binding"): Binding,
     ("autoscaling/v1", "Scale"): Scale,
     ("policy/v1", "Eviction"): Eviction,
+    ("authentication.k8s.io/v1", "TokenRequest"): TokenRequest,
 }
 
 # Kinds Kubernetes registers in every group version (metav1.AddToGroupVersion), so a DELETE
