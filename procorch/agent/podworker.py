@@ -63,6 +63,7 @@ log = get_logger("agent.pod")
 
 PODS = must("core/pods")
 CONFIG_RETRY = 2.0
+TOKEN_RETRY = 0.2
 DEPENDENCIES_CONDITION = "procorch.io/DependenciesReady"
 
 
@@ -134,6 +135,7 @@ class PodWorker:
         self.dns_error = ""
         self.volume_error = ""
         self._token_unmounted_said = False
+        self._data_dir_said = False
         self.live_failures: dict[str, str] = {}  # container -> why liveness failed
         self.adopted: dict[str, ContainerState] = {}  # runs found running at agent start
         self._early_exits: dict[str, ExitStatus] = {}
@@ -310,7 +312,8 @@ class PodWorker:
             if message != self.volume_error:
                 self.host.recorder.event(self.pod, "Warning", "FailedMount", message)
                 self.volume_error = message
-            self.wake_after(CONFIG_RETRY)
+            # A new namespace's default ServiceAccount comes moments after the namespace.
+            self.wake_after(TOKEN_RETRY if isinstance(exc, errors.NotFound) else CONFIG_RETRY)
             return False
         renewal = self.host.tokens.next_renewal(self.uid)
         if renewal is not None:
@@ -499,6 +502,7 @@ class PodWorker:
             stdin=bool(container.get("stdin")),
             mounts=mounts,
             hostname=self.hostname,
+            masked=self._masked(),
             memory_limit=bytes_of(limits["memory"]) if limits.get("memory") else None,
             cpu_limit_millis=cpu_millis(limits["cpu"]) if limits.get("cpu") else None,
             run_as_user=security.get("runAsUser"),
@@ -543,6 +547,24 @@ class PodWorker:
             await self._post_start(record, container)
         if record.running:
             self._start_probes(record, container, state)
+
+    def _masked(self) -> list[str]:
+        """What the pod's processes must not see: procorch's data dir (its keys, tokens and
+        store). Where no mount namespace is possible, nothing, and an event says so, once."""
+        data_dir = str(self.host.settings.data_dir.resolve())
+        if self.host.dns.mounts_possible:
+            return [data_dir]
+        if not self._data_dir_said:
+            self._data_dir_said = True
+            self.host.recorder.event(
+                self.pod,
+                "Warning",
+                "DataDirVisible",
+                f"the machine allows procorch no private mount namespace (not root, no user "
+                f"namespaces): this pod's processes can read procorch's data dir ({data_dir}), "
+                f"its credentials included",
+            )
+        return []
 
     def _token_without_mount(self, mounts: list[Mount], env: dict[str, str]) -> list[Mount]:
         """Where the machine allows no mount namespace: the ServiceAccount directory is not

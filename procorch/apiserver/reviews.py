@@ -6,6 +6,9 @@ ask them.
   authorizer for the calling user; ``status.allowed`` and ``status.reason``.
 * ``authorization.k8s.io/v1`` ``selfsubjectrulesreviews`` (``can-i --list``): the RBAC rules
   the user holds in a namespace (everything for ``system:masters``).
+* ``authorization.k8s.io/v1`` ``subjectaccessreviews`` and ``localsubjectaccessreviews``: the
+  same question for another user (``spec.user``, ``spec.groups``), for those who may create
+  them (``system:auth-delegator``; ``admin`` for the local ones in its namespace).
 * ``authentication.k8s.io/v1`` ``selfsubjectreviews``: the calling user's name, uid and groups.
 * ``authentication.k8s.io/v1`` ``tokenreviews``: who a token stands for
   (:meth:`procorch.apiserver.tokens.Tokens.review`), for those who may create them.
@@ -23,7 +26,7 @@ from aiohttp import web
 
 from procorch.api import errors
 from procorch.apiserver import decode, discovery
-from procorch.apiserver.auth import Attributes, User
+from procorch.apiserver.auth import Attributes, User, forbidden_message
 from procorch.apiserver.rbac import RbacAuthorizer
 from procorch.apiserver.tokens import Tokens
 
@@ -53,6 +56,11 @@ def register_discovery() -> None:
         [
             _resource(AUTHZ, "selfsubjectaccessreviews", "SelfSubjectAccessReview"),
             _resource(AUTHZ, "selfsubjectrulesreviews", "SelfSubjectRulesReview"),
+            _resource(AUTHZ, "subjectaccessreviews", "SubjectAccessReview"),
+            {
+                **_resource(AUTHZ, "localsubjectaccessreviews", "LocalSubjectAccessReview"),
+                "scope": "Namespaced",
+            },
         ],
     )
     discovery.register_extra(
@@ -75,10 +83,21 @@ class SelfReviews:
     async def handle(self, request: web.BaseRequest, user: User) -> web.StreamResponse:
         path = request.path.rstrip("/")
         group, _, resource = path[len("/apis/") :].partition("/v1/")
+        namespace = ""
+        if resource.startswith("namespaces/") and resource.count("/") == 2:
+            _, namespace, resource = resource.split("/")
+            if resource != "localsubjectaccessreviews":
+                raise errors.NotFound(
+                    "the server could not find the requested resource", details={}
+                )
+        elif resource == "localsubjectaccessreviews":
+            raise errors.NotFound("the server could not find the requested resource", details={})
         handlers = {
             (AUTHZ, "selfsubjectaccessreviews"): self._access,
             (AUTHZ, "selfsubjectrulesreviews"): self._rules,
             (AUTHN, "selfsubjectreviews"): self._whoami,
+            (AUTHZ, "subjectaccessreviews"): self._subject_access,
+            (AUTHZ, "localsubjectaccessreviews"): self._subject_access,
             (AUTHN, "tokenreviews"): self.tokens.review,
         }
         handler = handlers.get((group, resource))
@@ -97,19 +116,69 @@ class SelfReviews:
             "selfsubjectrulesreviews": "SelfSubjectRulesReview",
             "selfsubjectreviews": "SelfSubjectReview",
             "tokenreviews": "TokenReview",
+            "subjectaccessreviews": "SubjectAccessReview",
+            "localsubjectaccessreviews": "LocalSubjectAccessReview",
         }[resource]
         body["metadata"] = {**_dict(body.get("metadata")), "creationTimestamp": None}
+        if namespace:
+            body["metadata"]["namespace"] = namespace
         answer = {**handler(body, user), "apiVersion": f"{group}/v1", "kind": kind}
         return web.Response(
             status=201, body=orjson.dumps(answer), headers={"Content-Type": "application/json"}
         )
 
-    def _access(self, body: Obj, user: User) -> Obj:
+    def _subject_access(self, body: Obj, user: User) -> Obj:
+        """Whether ``spec.user`` in ``spec.groups`` may do what the review asks."""
+        namespace = str(_dict(body.get("metadata")).get("namespace") or "")
+        local = bool(namespace)
+        kind = "LocalSubjectAccessReview" if local else "SubjectAccessReview"
+        resource = "localsubjectaccessreviews" if local else "subjectaccessreviews"
+        asking = Attributes(verb="create", group=AUTHZ, resource=resource, namespace=namespace)
+        if not self.authorizer.allowed(user, asking)[0]:
+            raise errors.Forbidden(
+                forbidden_message(user, asking), details={"group": AUTHZ, "kind": resource}
+            )
+        spec = _dict(body.get("spec"))
+        causes = []
+        if not spec.get("user") and not spec.get("groups"):
+            causes.append(
+                errors.invalid("spec.user", "", "at least one of user or group must be specified")
+            )
+        attributes = _dict(spec.get("resourceAttributes"))
+        if local and attributes.get("namespace") not in (None, "", namespace):
+            causes.append(
+                errors.invalid(
+                    "spec.resourceAttributes.namespace",
+                    attributes.get("namespace"),
+                    "must match metadata.namespace",
+                )
+            )
+        if causes:
+            raise errors.Invalid(kind=kind, name="", group=AUTHZ, causes=causes)
+        if local:
+            spec["resourceAttributes"] = (
+                {**attributes, "namespace": namespace} if attributes else None
+            )
+        groups = tuple(g for g in spec.get("groups") or [] if isinstance(g, str))
+        extra = {
+            str(k): tuple(v) for k, v in _dict(spec.get("extra")).items() if isinstance(v, list)
+        }
+        subject = User(
+            name=str(spec.get("user") or ""),
+            groups=groups,
+            uid=str(spec.get("uid") or ""),
+            extra=extra,
+        )
+        return self._access(
+            {**body, "spec": {k: v for k, v in spec.items() if v is not None}}, subject, kind=kind
+        )
+
+    def _access(self, body: Obj, user: User, *, kind: str = "SelfSubjectAccessReview") -> Obj:
         spec = _dict(body.get("spec"))
         res, non = _dict(spec.get("resourceAttributes")), _dict(spec.get("nonResourceAttributes"))
         if bool(res) == bool(non):
             raise errors.Invalid(
-                kind="SelfSubjectAccessReview",
+                kind=kind,
                 name="",
                 group=AUTHZ,
                 causes=[

@@ -4,6 +4,8 @@ hand: ./scripts/bench/api [--no-node] [--only basic|mixed|memory|streams] [--dur
 
 ``--only streams``: exec round trips and port-forward throughput (api_streams.py).
 ``--only crd``: a custom resource's creates/s and list latency beside a ConfigMap's (api_crd.py).
+``--only rbac``: a non-admin user's requests/s beside the admin's, with 200 roles and 1,000
+bindings in the cluster (api_rbac.py).
 
 Targets: >= 1,000 durable writes/s with 50 concurrent clients, a list of 1,000 objects in
 < 100 ms, watch delivery p99 < 10 ms (issue 2); the mixed load at >= 1,000 operations/s with
@@ -25,6 +27,7 @@ sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
 from _common import configmap, percentile, procorch_server, summary
 from api_crd import custom_resources
 from api_mixed import churn_memory, mixed_load, report
+from api_rbac import authorization
 from api_streams import streams
 
 
@@ -151,7 +154,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--no-node", action="store_true", help="the bare control plane")
     parser.add_argument(
-        "--only", choices=("basic", "mixed", "memory", "streams", "crd"), default=None
+        "--only", choices=("basic", "mixed", "memory", "streams", "crd", "rbac"), default=None
     )
     parser.add_argument("--duration", type=float, default=60.0, help="of the mixed load")
     parser.add_argument(
@@ -179,6 +182,8 @@ async def main() -> None:
                 )
             if args.only in (None, "crd"):
                 lines += await custom_resources(session, server.url)
+            if args.only in (None, "rbac"):
+                lines += await authorization(session, server)
             if args.only in (None, "streams") and not args.no_node:
                 lines += await streams(session, server)
             if args.only in (None, "mixed"):

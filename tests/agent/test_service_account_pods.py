@@ -6,6 +6,7 @@ and its token stops working when the pod is deleted."""
 
 from __future__ import annotations
 
+import json
 import sys
 import textwrap
 from pathlib import Path
@@ -108,3 +109,41 @@ async def test_a_pods_token_ends_with_the_pod(cluster: Cluster, kubectl: Kubectl
     await cluster.wait_gone("holder")
     gone = await kubectl("auth", "whoami", "--token", token, check=False)
     assert gone.returncode == 1 and "Unauthorized" in gone.stderr
+
+
+async def test_a_pod_cannot_read_procorchs_data_dir(cluster: Cluster, kubectl: Kubectl) -> None:
+    """The admin token, the keys and the store stay procorch's: the data dir is empty to a
+    pod (an empty read-only tmpfs over it in the pod's mount namespace), while its own
+    volumes, which live there on the host, are where its manifest mounts them."""
+    data_dir = cluster.procorch.config.data_dir.resolve()
+    assert (data_dir / "admin-token").exists() and (data_dir / "pki" / "sa.key").exists()
+    script = (
+        "import os\n"
+        f"print('listing', os.listdir({str(data_dir)!r}))\n"
+        "for name in ('admin-token', 'pki/sa.key', 'store.db', 'kubeconfig'):\n"
+        f"    print(name, os.path.exists(os.path.join({str(data_dir)!r}, name)))\n"
+        "print('token', len(open('/var/run/secrets/kubernetes.io/serviceaccount/token').read()))\n"
+        "try:\n"
+        f"    open(os.path.join({str(data_dir)!r}, 'x'), 'w')\n"
+        "except OSError as e:\n"
+        "    print('write', e.strerror)\n"
+    )
+    manifest = f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: curious}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    command: [{sys.executable}, -c, {json.dumps(script)}]
+"""
+    await cluster.apply(manifest)
+    done = await cluster.wait_pod("curious", lambda p: p["status"].get("phase") == "Succeeded")
+    assert container_state(done)["state"]["terminated"]["exitCode"] == 0
+    out = await logs_of(kubectl, "curious")
+    assert "listing []" in out
+    for name in ("admin-token", "pki/sa.key", "store.db", "kubeconfig"):
+        assert f"{name} False" in out
+    assert "write Read-only file system" in out
+    assert "token 0" not in out and "token " in out

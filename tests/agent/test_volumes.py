@@ -59,9 +59,24 @@ def objects() -> Objects:
     return Objects()
 
 
+class IssuedTokens:
+    """The tokens the agent fetched, by (pod uid, audience, seconds)."""
+
+    def __init__(self) -> None:
+        self.issued: dict[tuple[str, str, int], str] = {}
+
+    def token(self, pod_uid: str, audience: str, seconds: int) -> str | None:
+        return self.issued.get((pod_uid, audience, seconds))
+
+
 @pytest.fixture
-def manager(tmp_path: Path, objects: Objects) -> VolumeManager:
-    return VolumeManager(tmp_path / "data", objects, shm=tmp_path / "shm")
+def tokens() -> IssuedTokens:
+    return IssuedTokens()
+
+
+@pytest.fixture
+def manager(tmp_path: Path, objects: Objects, tokens: IssuedTokens) -> VolumeManager:
+    return VolumeManager(tmp_path / "data", objects, shm=tmp_path / "shm", tokens=tokens)
 
 
 def mode_of(path: Path) -> int:
@@ -362,7 +377,9 @@ def test_downward_api_files_render_like_the_kubelet(manager: VolumeManager) -> N
     assert (path / "labels").read_text() == 'app="web"\ntier="back"'
 
 
-def test_projected_volume_merges_sources(manager: VolumeManager, objects: Objects) -> None:
+def test_projected_volume_merges_sources(
+    manager: VolumeManager, objects: Objects, tokens: IssuedTokens
+) -> None:
     objects.config_maps[("default", "cfg")] = {"data": {"a": "A"}}
     objects.secrets[("default", "db")] = {"data": {"pw": b64("x")}}
     volume = {
@@ -381,13 +398,19 @@ def test_projected_volume_merges_sources(manager: VolumeManager, objects: Object
             ],
         },
     }
-    path = manager.prepare(make_pod([volume]))["all"]
+    pod = make_pod([volume])
+    # No token fetched yet: the volume cannot be set up (the pod waits, with an event).
+    with pytest.raises(VolumeError, match="failed to fetch token"):
+        manager.prepare(pod)
+    tokens.issued[(pod["metadata"]["uid"], "", 3600)] = "the-token"
+    path = manager.prepare(pod)["all"]
     assert path.parent.name == "kubernetes.io~projected"
     assert (path / "a").read_text() == "A"
     assert (path / "secret/pw").read_text() == "x"
     assert (path / "name").read_text() == "web-1"
+    assert (path / "token").read_text() == "the-token"
     assert mode_of(path / "a") == 0o640
-    assert not (path / "token").exists()
+    assert mode_of(path / "token") == 0o640
 
 
 # --- PVCs ---------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from procorch.cli.commands import user_kubeconfig
+from procorch.kit.tokens import KEY_FILE, TokenSigner, user_claims
 from procorch.launcher.up import Procorch
 from tests.conftest import Kubectl
 
@@ -128,6 +129,34 @@ async def test_view_edit_admin_and_a_namespaced_role(kubectl: Kubectl, tmp_path:
     await kubectl("--as", "bob", "--as-group", "devs", "create", "configmap", "c2")
     await kubectl("--as", "dave", "-n", "other", "get", "configmaps")
     assert not (await kubectl("--as", "dave", "get", "configmaps", check=False)).ok
+
+    # SubjectAccessReview: the same question for someone else, for those allowed to ask.
+    review = (
+        '{"apiVersion":"authorization.k8s.io/v1","kind":"SubjectAccessReview","spec":'
+        '{"user":"alice","resourceAttributes":{"namespace":"default","verb":"list",'
+        '"resource":"pods"}}}'
+    )
+    sar = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+    answer = await kubectl("create", "--raw", sar, "-f", "-", input=review)
+    assert '"allowed":true' in answer.stdout
+    assert (
+        'RBAC: allowed by RoleBinding \\"alice-view/default\\" of ClusterRole \\"view\\" to User \\"alice\\"'
+        in answer.stdout
+    )
+    local = "/apis/authorization.k8s.io/v1/namespaces/default/localsubjectaccessreviews"
+    asked = review.replace("SubjectAccessReview", "LocalSubjectAccessReview").replace(
+        '"list"', '"delete"'
+    )
+    answer = await kubectl("create", "--raw", local, "-f", "-", "--as", "carol", input=asked)
+    assert '"allowed":false' in answer.stdout
+    refused = await kubectl(
+        "create", "--raw", local, "-f", "-", "--as", "alice", input=asked, check=False
+    )
+    assert 'cannot create resource "localsubjectaccessreviews"' in refused.stderr
+    refused = await kubectl(
+        "create", "--raw", sar, "-f", "-", "--as", "carol", input=review, check=False
+    )
+    assert 'cannot create resource "subjectaccessreviews"' in refused.stderr
 
     # can-i --list from the same rules.
     listed = (await kubectl("auth", "can-i", "--list", "-n", "other", "--as", "dave")).stdout
@@ -315,6 +344,16 @@ async def test_service_account_tokens(procorch: Procorch, kubectl: Kubectl) -> N
         in (await kubectl("create", "token", "nope", check=False)).stderr
     )
     assert "Unauthorized" in (await kubectl("get", "pods", "--token", "a.b.c", check=False)).stderr
+    # A token for another audience, an expired one, one signed by another key: 401 alike.
+    other = (await kubectl("create", "token", "default", "--audience", "vault")).stdout.strip()
+    signer = TokenSigner.load_or_create(procorch.config.data_dir / KEY_FILE)
+    expired = signer.sign(user_claims("alice", [], seconds=600, now=time.time() - 3600))
+    stranger = TokenSigner.load_or_create(procorch.config.data_dir / "other.key")
+    forged = stranger.sign(user_claims("alice", ["system:masters"], seconds=600))
+    for bad in (other, expired, forged):
+        refused = await kubectl("get", "pods", "--token", bad, check=False)
+        assert refused.returncode == 1
+        assert "error: You must be logged in to the server (Unauthorized)" in refused.stderr
 
 
 async def test_a_node_writes_only_its_own_pods(procorch: Procorch, kubectl: Kubectl) -> None:

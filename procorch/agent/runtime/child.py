@@ -131,6 +131,12 @@ def _locked_flags(path: str) -> int:
     return flags
 
 
+def mask(path: str) -> None:
+    """Hide ``path`` under an empty read-only tmpfs (in the current mount namespace)."""
+    if os.path.isdir(path):
+        mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
 def apply_mounts(mounts: Sequence[Mount]) -> None:
     for m in mounts:
         mount(m.source, m.target, None, MS_BIND | MS_REC)

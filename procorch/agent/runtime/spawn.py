@@ -37,6 +37,7 @@ from procorch.agent.runtime.child import (
     MOUNT_ERRORS,
     apply_mounts,
     enter_mount_namespace,
+    mask,
     sethostname,
 )
 from procorch.agent.runtime.spec import Mount, StartError
@@ -79,6 +80,7 @@ class SpawnPlan:
     tty: bool = False
     mounts: Sequence[Mount] = ()
     hostname: str | None = None
+    masked: Sequence[str] = ()
     uid: int | None = None
     gid: int | None = None
     cgroup_dir: str | None = None
@@ -112,7 +114,7 @@ def _child(plan: SpawnPlan, errpipe: int, executables: list[bytes]) -> None:
             fd = os.open(path, os.O_WRONLY)
             os.write(fd, b"0")
             os.close(fd)
-        if plan.mounts or plan.hostname:
+        if plan.mounts or plan.hostname or plan.masked:
             step = "create a private mount namespace for volume mounts"
             detail = ""
             enter_mount_namespace(uts=bool(plan.hostname))
@@ -124,6 +126,10 @@ def _child(plan: SpawnPlan, errpipe: int, executables: list[bytes]) -> None:
                 step = "mount volume"
                 detail = m.target
                 apply_mounts([m])
+            for path in plan.masked:
+                step = "hide procorch's files"
+                detail = path
+                mask(path)
         if plan.cwd:
             step = "chdir"
             detail = plan.cwd

@@ -63,6 +63,9 @@ class ContainerSpec:
     mounts: list[Mount] = field(default_factory=list)
     hostname: str | None = None
     """Set in a UTS namespace of the container's own (with its mount namespace)."""
+    masked: list[str] = field(default_factory=list)
+    """Paths the process must not see (procorch's data dir): an empty read-only tmpfs is
+    mounted over each in its mount namespace, after the volumes."""
     memory_limit: int | None = None
     """Bytes; exceeding it kills the container's whole tree, reported as OOMKilled."""
     cpu_limit_millis: int | None = None

@@ -381,6 +381,7 @@ class Supervisor:
             tty=tty,
             mounts=spec.mounts,
             hostname=spec.hostname,
+            masked=spec.masked,
             uid=spec.run_as_user,
             gid=spec.run_as_group,
             cgroup_dir=born_in,
