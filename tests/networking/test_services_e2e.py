@@ -184,13 +184,14 @@ async def test_pods_see_the_services_created_before_them_and_reach_the_api(
         },
         namespace="default",
     )
-    ca = cluster.procorch.data_dir / "pki" / "ca.crt"
+    # The cluster's CA as a pod has it (procorch's data dir is hidden from pods).
+    ca = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
     script = textwrap.dedent(
         f"""
         import json, os, ssl, urllib.request
         env = {{k: v for k, v in os.environ.items() if "SERVICE" in k or k.startswith(("MY_DB_", "KUBERNETES_"))}}
         host, port = os.environ["KUBERNETES_SERVICE_HOST"], os.environ["KUBERNETES_SERVICE_PORT"]
-        context = ssl.create_default_context(cafile={str(ca)!r})
+        context = ssl.create_default_context(cafile={ca!r})
         try:
             urllib.request.urlopen(f"https://{{host}}:{{port}}/version", context=context, timeout=5)
             env["API"] = "200"
