@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from procorch.api import errors
-from procorch.api.rbac.rules import Request, covers
+from procorch.api.rbac.rules import Request, Rule
 from procorch.api.selectors import label_selector_from_dict
 
 Obj = dict[str, Any]
@@ -73,6 +73,9 @@ class Policy:
             for r in roles
         }
         self._cluster_rules = _aggregated(list(cluster_roles))
+        # The same rules made ready for decisions, once.
+        self._role_compiled = {k: _compiled(v) for k, v in self._role_rules.items()}
+        self._cluster_compiled = {k: _compiled(v) for k, v in self._cluster_rules.items()}
         # subject -> the ClusterRoles bound to it cluster-wide, and by which bindings
         self._cluster_bound: dict[tuple[str, str], set[_Grant]] = {}
         for binding in cluster_role_bindings:
@@ -97,21 +100,27 @@ class Policy:
         found = (_subject_key(s, namespace) for s in subjects if isinstance(s, Mapping))
         return [key for key in found if key is not None]
 
-    def _rule_sets(
-        self, subject: Subject, namespace: str
-    ) -> Iterable[tuple[_Grant, tuple[str, str], list[Obj]]]:
+    def _grants(self, subject: Subject, namespace: str) -> Iterable[tuple[_Grant, tuple[str, str]]]:
+        """Each binding of ``subject`` that counts in ``namespace``, with the subject key it
+        names."""
         keys = subject.keys()
         for key in keys:
             for grant in self._cluster_bound.get(key, ()):
-                yield grant, key, self._cluster_rules.get(grant.role, [])
+                yield grant, key
         if not namespace:
             return
         for key in keys:
             for grant in self._bound.get((namespace, key), ()):
-                if grant.role_kind == "ClusterRole":
-                    yield grant, key, self._cluster_rules.get(grant.role, [])
-                elif grant.role_kind == "Role":
-                    yield grant, key, self._role_rules.get((namespace, grant.role), [])
+                yield grant, key
+
+    def _rule_sets(
+        self, subject: Subject, namespace: str
+    ) -> Iterable[tuple[_Grant, tuple[str, str], list[Obj]]]:
+        for grant, key in self._grants(subject, namespace):
+            if grant.role_kind == "ClusterRole":
+                yield grant, key, self._cluster_rules.get(grant.role, [])
+            elif grant.role_kind == "Role":
+                yield grant, key, self._role_rules.get((namespace, grant.role), [])
 
     def allows(self, subject: Subject, request: Request) -> bool:
         """Whether a binding of ``subject`` grants ``request`` (in its namespace, or
@@ -121,8 +130,14 @@ class Policy:
     def reason(self, subject: Subject, request: Request) -> str | None:
         """Why ``request`` is allowed, in Kubernetes' words (``RBAC: allowed by RoleBinding
         "x/ns" of ClusterRole "view" to User "alice"``); ``None`` when nothing grants it."""
-        for grant, (kind, name), rules in self._rule_sets(subject, request.namespace):
-            if covers(rules, request):
+        for grant, (kind, name) in self._grants(subject, request.namespace):
+            if grant.role_kind == "ClusterRole":
+                rules = self._cluster_compiled.get(grant.role, ())
+            elif grant.role_kind == "Role":
+                rules = self._role_compiled.get((request.namespace, grant.role), ())
+            else:
+                continue
+            if any(rule.covers(request) for rule in rules):
                 return (
                     f'RBAC: allowed by {grant.binding_kind} "{grant.binding}" of '
                     f'{grant.role_kind} "{grant.role}" to {kind} "{name}"'
@@ -165,6 +180,10 @@ def _grant(binding: Obj, kind: str) -> _Grant:
     ref = binding.get("roleRef")
     ref = ref if isinstance(ref, Mapping) else {}
     return _Grant(kind, name, str(ref.get("kind") or ""), str(ref.get("name") or ""))
+
+
+def _compiled(rules: list[Obj]) -> tuple[Rule, ...]:
+    return tuple(Rule.of(r) for r in rules)
 
 
 def _aggregated(cluster_roles: list[Obj]) -> dict[str, list[Obj]]:

@@ -37,16 +37,47 @@ def _strings(rule: Mapping[str, Any], field: str) -> list[str]:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
-def _resource_matches(resources: list[str], request: Request) -> bool:
-    if ALL in resources:
-        return True
-    if not request.subresource:
-        return request.resource in resources
-    combined = f"{request.resource}/{request.subresource}"
-    return combined in resources or f"*/{request.subresource}" in resources
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A ``PolicyRule`` made ready for decisions: sets to look values up in."""
+
+    verbs: frozenset[str]
+    groups: frozenset[str]
+    resources: frozenset[str]
+    names: frozenset[str]
+    urls: tuple[str, ...]
+
+    @classmethod
+    def of(cls, rule: Mapping[str, Any]) -> Rule:
+        return cls(
+            frozenset(_strings(rule, "verbs")),
+            frozenset(_strings(rule, "apiGroups")),
+            frozenset(_strings(rule, "resources")),
+            frozenset(_strings(rule, "resourceNames")),
+            tuple(_strings(rule, "nonResourceURLs")),
+        )
+
+    def covers(self, request: Request) -> bool:
+        if request.verb not in self.verbs and ALL not in self.verbs:
+            return False
+        if not request.resource:
+            return _path_matches(self.urls, request.path)
+        if request.group not in self.groups and ALL not in self.groups:
+            return False
+        resources = self.resources
+        if ALL not in resources:
+            if not request.subresource:
+                if request.resource not in resources:
+                    return False
+            elif (
+                f"{request.resource}/{request.subresource}" not in resources
+                and f"*/{request.subresource}" not in resources
+            ):
+                return False
+        return not self.names or request.name in self.names
 
 
-def _path_matches(urls: list[str], path: str) -> bool:
+def _path_matches(urls: tuple[str, ...], path: str) -> bool:
     for url in urls:
         if url == ALL or url == path:
             return True
@@ -56,18 +87,7 @@ def _path_matches(urls: list[str], path: str) -> bool:
 
 
 def rule_covers(rule: Mapping[str, Any], request: Request) -> bool:
-    verbs = _strings(rule, "verbs")
-    if ALL not in verbs and request.verb not in verbs:
-        return False
-    if not request.is_resource:
-        return _path_matches(_strings(rule, "nonResourceURLs"), request.path)
-    groups = _strings(rule, "apiGroups")
-    if ALL not in groups and request.group not in groups:
-        return False
-    if not _resource_matches(_strings(rule, "resources"), request):
-        return False
-    names = _strings(rule, "resourceNames")
-    return not names or request.name in names
+    return Rule.of(rule).covers(request)
 
 
 def covers(rules: Iterable[Mapping[str, Any]], request: Request) -> bool:
@@ -97,8 +117,8 @@ def _requests(rule: Mapping[str, Any]) -> list[Request]:
 def held(rules: Iterable[Mapping[str, Any]], rule: Mapping[str, Any]) -> bool:
     """Whether ``rules`` grant everything ``rule`` grants (Kubernetes' ``Covers``, which
     RBAC's escalation check uses)."""
-    owned = [r for r in rules if isinstance(r, Mapping)]
-    return all(covers(owned, request) for request in _requests(rule))
+    owned = [Rule.of(r) for r in rules if isinstance(r, Mapping)]
+    return all(any(o.covers(request) for o in owned) for request in _requests(rule))
 
 
 def compact(rule: Mapping[str, Any]) -> str:
