@@ -29,6 +29,7 @@ from procorch.apiserver.hpa_v1 import AutoscalingV1
 from procorch.apiserver.http import ApiServer
 from procorch.apiserver.join import BOOTSTRAP_USER, JoinEndpoints
 from procorch.apiserver.join import load_or_create_token as load_or_create_join_token
+from procorch.apiserver.legacytokens import LegacyTokenController
 from procorch.apiserver.nodeproxy import METRICS_PREFIX, NodeProxy, register_discovery
 from procorch.apiserver.podstreams import PodStreams
 from procorch.apiserver.rbac import RbacAuthorizer
@@ -90,6 +91,7 @@ class ControlPlane:
         # kubectl auth can-i / whoami.
         register_reviews()
         self.tokens = Tokens(self.service)
+        self.legacy_tokens: LegacyTokenController | None = None
         self.service.tokens = self.tokens
         self.http.subresource_handlers[("core/serviceaccounts", "token")] = (
             self.tokens.token_request
@@ -153,6 +155,8 @@ class ControlPlane:
             self.ca_pem = pki.ca_pem()
             context = pki.server_context()
             self._serve_nodes(pki)
+        self.legacy_tokens = LegacyTokenController(self.service, self.tokens.signer, self.ca_pem)
+        await self.legacy_tokens.start()
         await self.http.start(host=self.host, port=self.requested_port, ssl_context=context)
         await ensure_kubernetes_service(self.service, host=self.host, port=self.http.port)
         await ensure_cluster_dns_service(self.service)
@@ -196,6 +200,8 @@ class ControlPlane:
     async def stop(self) -> None:
         await self.http.stop()
         await self.crds.stop()
+        if self.legacy_tokens is not None:
+            await self.legacy_tokens.stop()
         await self.rbac.stop()
         await self.node_proxy.close()
         await self.store.close()

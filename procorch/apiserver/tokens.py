@@ -33,10 +33,10 @@ from procorch.api import errors
 from procorch.api.meta import rfc3339
 from procorch.api.rbac.index import SERVICE_ACCOUNT_PREFIX
 from procorch.api.resources import ResourceType, must
-from procorch.apiserver import decode
+from procorch.apiserver import decode, legacytokens
 from procorch.apiserver.auth import Attributes, User, forbidden_message, node_name_of
 from procorch.apiserver.verbs_core import ServiceCore
-from procorch.kit.tokens import ISSUER, USER_CLAIM, TokenError, TokenSigner
+from procorch.kit.tokens import ISSUER, LEGACY_ISSUER, USER_CLAIM, TokenError, TokenSigner
 from procorch.store.base import Key
 
 Claims = dict[str, Any]
@@ -75,6 +75,8 @@ class Tokens:
     def authenticate(self, token: str, *, audiences: tuple[str, ...] = (ISSUER,)) -> User:
         """The user ``token`` stands for; :class:`TokenError` if it stands for nobody."""
         claims = self.signer.verify(token, audiences=audiences)
+        if claims.get("iss") == LEGACY_ISSUER:
+            return legacytokens.authenticate(self.store, claims, token)
         bound = claims.get(KUBERNETES)
         if isinstance(bound, dict):
             return self._service_account(claims, bound)

@@ -33,6 +33,9 @@ from procorch.kit.pki import write_private
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 """The issuer and default audience of every token (Kubernetes' default ``--service-account-
 issuer`` and ``--api-audiences``)."""
+LEGACY_ISSUER = "kubernetes/serviceaccount"
+"""The issuer of Secret-based ServiceAccount tokens, which never expire and stay valid while
+their Secret does."""
 USER_CLAIM = "procorch.dev/user"
 """The claim of a user token that holds its groups (``{"groups": [...]}``)."""
 KEY_FILE = Path("pki") / "sa.key"
@@ -103,6 +106,8 @@ class TokenSigner:
             self._verified[token] = claims
             if len(self._verified) > _CACHE_SIZE:
                 self._verified.popitem(last=False)
+        if claims.get("iss") == LEGACY_ISSUER:
+            return claims  # no audience, no expiry: its Secret decides (the caller checks)
         if claims.get("iss") != ISSUER:
             raise TokenError("issuer not accepted")
         audience = claims.get("aud")

@@ -5,6 +5,7 @@ namespaced Role, escalation prevention, impersonation, and ``kubectl auth can-i`
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from pathlib import Path
 
@@ -334,6 +335,31 @@ async def test_service_account_tokens(procorch: Procorch, kubectl: Kubectl) -> N
     await kubectl("delete", "pod", "p", "--grace-period=0", "--force")
     gone = await kubectl("auth", "whoami", "--token", bound, check=False)
     assert gone.returncode == 1 and "Unauthorized" in gone.stderr
+    # A Secret-based token, populated as Kubernetes 1.32 still does, ends with its Secret.
+    await kubectl(
+        "create",
+        "-f",
+        "-",
+        input="apiVersion: v1\nkind: Secret\nmetadata:\n  name: legacy\n  annotations:\n"
+        "    kubernetes.io/service-account.name: default\n"
+        "type: kubernetes.io/service-account-token\n",
+    )
+    deadline = time.monotonic() + 10
+    while not (
+        legacy := (await kubectl("get", "secret", "legacy", "-o", "jsonpath={.data.token}")).stdout
+    ):
+        assert time.monotonic() < deadline, "the Secret was never populated"
+        await asyncio.sleep(0.05)
+    secret = (await kubectl("get", "secret", "legacy", "-o", "json")).stdout
+    assert '"ca.crt"' in secret and '"namespace": "ZGVmYXVsdA=="' in secret
+    assert '"kubernetes.io/service-account.uid"' in secret
+    legacy_token = base64.b64decode(legacy).decode()
+    who = (await kubectl("auth", "whoami", "--token", legacy_token)).stdout
+    assert "system:serviceaccount:default:default" in who
+    await kubectl("delete", "secret", "legacy")
+    gone = await kubectl("auth", "whoami", "--token", legacy_token, check=False)
+    assert "Unauthorized" in gone.stderr
+
     # Bad input: too short, a missing account, garbage.
     short = await kubectl("create", "token", "default", "--duration", "5m", check=False)
     assert "spec.expirationSeconds: Invalid value: 300: may not specify a duration less " in (
