@@ -128,6 +128,18 @@ class Agent:
         settings.node_dir.mkdir(parents=True, exist_ok=True)
         self._runtime = await self._connect_runtime()
         self.runtime_description = await self.runtime.describe()
+        if self.runtime_description.get("mounts") != MOUNTS_POSSIBLE:
+            log.warning(
+                "pods can read procorch's data dir: the machine allows no private mount "
+                "namespace to hide it (not root, no user namespaces)",
+                data_dir=str(settings.data_dir),
+            )
+        elif os.geteuid() == 0:
+            log.info(
+                "procorch runs as root: its data dir is hidden from pods, but a pod process "
+                "running as root could still reach it; give pods securityContext.runAsUser",
+                data_dir=str(settings.data_dir),
+            )
         port = await self.server.start()
         self.node = NodeManager(self.client, settings, kubelet_port=port)
         self.node.extra_annotations = {

@@ -27,6 +27,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from procorch.agent import podstatus
@@ -136,6 +137,7 @@ class PodWorker:
         self.volume_error = ""
         self._token_unmounted_said = False
         self._data_dir_said = False
+        self._token_retry = TOKEN_RETRY
         self.live_failures: dict[str, str] = {}  # container -> why liveness failed
         self.adopted: dict[str, ContainerState] = {}  # runs found running at agent start
         self._early_exits: dict[str, ExitStatus] = {}
@@ -312,9 +314,15 @@ class PodWorker:
             if message != self.volume_error:
                 self.host.recorder.event(self.pod, "Warning", "FailedMount", message)
                 self.volume_error = message
-            # A new namespace's default ServiceAccount comes moments after the namespace.
-            self.wake_after(TOKEN_RETRY if isinstance(exc, errors.NotFound) else CONFIG_RETRY)
+            # A new namespace's default ServiceAccount comes moments after the namespace:
+            # look again soon, then less and less often.
+            if isinstance(exc, errors.NotFound):
+                self.wake_after(self._token_retry)
+                self._token_retry = min(self._token_retry * 2, CONFIG_RETRY)
+            else:
+                self.wake_after(CONFIG_RETRY)
             return False
+        self._token_retry = TOKEN_RETRY
         renewal = self.host.tokens.next_renewal(self.uid)
         if renewal is not None:
             self.wake_after(renewal - time.time())
@@ -502,7 +510,7 @@ class PodWorker:
             stdin=bool(container.get("stdin")),
             mounts=mounts,
             hostname=self.hostname,
-            masked=self._masked(),
+            masked=self._masked(mounts),
             memory_limit=bytes_of(limits["memory"]) if limits.get("memory") else None,
             cpu_limit_millis=cpu_millis(limits["cpu"]) if limits.get("cpu") else None,
             run_as_user=security.get("runAsUser"),
@@ -548,23 +556,35 @@ class PodWorker:
         if record.running:
             self._start_probes(record, container, state)
 
-    def _masked(self) -> list[str]:
+    def _masked(self, mounts: list[Mount]) -> list[str]:
         """What the pod's processes must not see: procorch's data dir (its keys, tokens and
-        store). Where no mount namespace is possible, nothing, and an event says so, once."""
-        data_dir = str(self.host.settings.data_dir.resolve())
-        if self.host.dns.mounts_possible:
-            return [data_dir]
-        if not self._data_dir_said:
-            self._data_dir_said = True
-            self.host.recorder.event(
-                self.pod,
-                "Warning",
-                "DataDirVisible",
-                f"the machine allows procorch no private mount namespace (not root, no user "
-                f"namespaces): this pod's processes can read procorch's data dir ({data_dir}), "
-                f"its credentials included",
-            )
-        return []
+        store), also where a hostPath volume shows it (a hostPath of the data dir, of a
+        directory holding it, or of something in it). Where no mount namespace is possible,
+        nothing, and an event says so, once."""
+        data_dir = self.host.settings.data_dir.resolve()
+        if not self.host.dns.mounts_possible:
+            if not self._data_dir_said:
+                self._data_dir_said = True
+                self.host.recorder.event(
+                    self.pod,
+                    "Warning",
+                    "DataDirVisible",
+                    "the machine allows procorch no private mount namespace (not root, no "
+                    f"user namespaces): this pod's processes can read procorch's data dir "
+                    f"({data_dir}), its credentials included",
+                )
+            return []
+        managed = (self.host.settings.node_dir / "pods", self.host.settings.node_dir / "pvc")
+        masked = [str(data_dir)]
+        for mount in mounts:
+            source = Path(mount.source).resolve()
+            if data_dir == source or data_dir.is_relative_to(source):
+                masked.append(str(Path(mount.target) / data_dir.relative_to(source)))
+            elif source.is_relative_to(data_dir) and not any(
+                source.is_relative_to(root.resolve()) for root in managed
+            ):
+                masked.append(mount.target)
+        return masked
 
     def _token_without_mount(self, mounts: list[Mount], env: dict[str, str]) -> list[Mount]:
         """Where the machine allows no mount namespace: the ServiceAccount directory is not

@@ -5,8 +5,10 @@ For each ``serviceAccountToken`` source of a pod's projected volumes, :meth:`Tok
 asks the API for a token of the pod's ServiceAccount, bound to the pod, for the source's
 audience (default: the API server) and ``expirationSeconds`` (default 3607, as the admission
 plugin writes it): a TokenRequest, which a node may make only for its own pods. A token is
-renewed when 80 % of its life has passed (or a day, whichever comes first); the volume code
-reads what is cached (:meth:`Tokens.token`), so writing files never waits for the API.
+renewed when 80 % of its life has passed (or a day, whichever comes first); a renewal that
+fails keeps the token it had while that still holds, and tries again ten seconds later. The
+volume code reads what is cached (:meth:`Tokens.token`), so writing files never waits for
+the API.
 
 Concurrency: one instance per agent, on its event loop; ``ensure`` for one pod is called by
 that pod's worker only.
@@ -15,16 +17,21 @@ that pod's worker only.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from procorch.api import errors
 from procorch.api.resources import must
 from procorch.client.base import Client
+from procorch.kit.logging import get_logger
+
+log = get_logger("agent.tokens")
 
 SERVICE_ACCOUNTS = must("core/serviceaccounts")
 DEFAULT_SECONDS = 3607
 RENEW_FRACTION = 0.8
 MAX_AGE = 24 * 3600
+RENEW_RETRY = 10.0
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,7 @@ class _Token:
     value: str
     issued: float
     renew_at: float
+    expires: float
 
 
 def sources(pod: dict[str, Any]) -> list[tuple[str, int]]:
@@ -60,10 +68,18 @@ class Tokens:
         uid = str(meta.get("uid") or "")
         now = time.time()
         for audience, seconds in sources(pod):
-            cached = self._cache.get((uid, audience, seconds))
+            key = (uid, audience, seconds)
+            cached = self._cache.get(key)
             if cached is not None and now < cached.renew_at:
                 continue
-            self._cache[(uid, audience, seconds)] = await self._request(pod, audience, seconds)
+            try:
+                self._cache[key] = await self._request(pod, audience, seconds)
+            except (errors.ApiError, OSError) as exc:
+                if cached is None or now >= cached.expires:
+                    raise
+                # A renewal failed while the token still holds: keep it, try again soon.
+                log.warning("renewing a pod's token failed", pod=meta.get("name"), error=str(exc))
+                self._cache[key] = replace(cached, renew_at=now + RENEW_RETRY)
 
     async def _request(self, pod: dict[str, Any], audience: str, seconds: int) -> _Token:
         meta = pod["metadata"]
@@ -88,7 +104,7 @@ class Tokens:
         )
         issued = time.time()
         life = min(seconds * RENEW_FRACTION, MAX_AGE)
-        return _Token(str(answer["status"]["token"]), issued, issued + life)
+        return _Token(str(answer["status"]["token"]), issued, issued + life, issued + seconds)
 
     def token(self, pod_uid: str, audience: str, seconds: int) -> str | None:
         cached = self._cache.get((pod_uid, audience, seconds))

@@ -30,8 +30,6 @@ from procorch.api.resources import ResourceType
 from procorch.apiserver import decode, discovery, openapi
 from procorch.apiserver.auth import Attributes, User, forbidden_message
 from procorch.apiserver.connections import ConnectionGuard, ConnectionLimits
-from procorch.apiserver.impersonation import GROUP as IMPERSONATE_GROUP
-from procorch.apiserver.impersonation import USER as IMPERSONATE_USER
 from procorch.apiserver.impersonation import impersonated
 from procorch.apiserver.options import delete_options, read_object, truthy, write_options
 from procorch.apiserver.paging import Pager
@@ -319,7 +317,7 @@ class ApiServer:
         if anonymous is not None:
             return await anonymous(request)
         user = self.authenticate(request.headers.get("Authorization"))
-        if IMPERSONATE_USER in request.headers or IMPERSONATE_GROUP in request.headers:
+        if any(h.lower().startswith("impersonate-") for h in request.headers):
             user = impersonated(user, request.headers, self.service.authorizer)
         if self.connections is not None:
             self.connections.authenticated(request.transport)

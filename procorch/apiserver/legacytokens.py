@@ -78,9 +78,7 @@ class LegacyTokenController:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        items, revision = self.store.list(SECRETS.key)
-        for item in items:
-            await self._populate_safely(item.object)
+        revision = await self._resync()
         self._task = asyncio.create_task(self._watch(revision), name="apiserver/legacy-tokens")
 
     async def stop(self) -> None:
@@ -91,16 +89,28 @@ class LegacyTokenController:
 
     async def _watch(self, revision: int) -> None:
         while True:
-            watch = self.store.watch(SECRETS.key, since=revision)
+            try:
+                watch = self.store.watch(SECRETS.key, since=revision)
+            except errors.Gone:
+                revision = await self._resync()
+                continue
             try:
                 async for event in watch:
                     revision = event.revision
                     if event.type != "DELETED":
                         await self._populate_safely(event.current.object)
             except WatchClosed:
-                revision = self.store.revision
+                pass
             finally:
                 watch.close()
+            revision = await self._resync()
+            await asyncio.sleep(0.01)
+
+    async def _resync(self) -> int:
+        items, revision = self.store.list(SECRETS.key)
+        for item in items:
+            await self._populate_safely(item.object)
+        return revision
 
     async def _populate_safely(self, secret: dict[str, Any]) -> None:
         try:

@@ -27,7 +27,7 @@ from procorch.api.rbac import policy as bootstrap
 from procorch.api.resources import ResourceType, must
 from procorch.apiserver.auth import SYSTEM, Attributes, User, node_may, node_name_of
 from procorch.kit.logging import get_logger
-from procorch.store.base import Store, WatchClosed
+from procorch.store.base import Key, Store, WatchClosed
 
 if TYPE_CHECKING:
     from procorch.apiserver.verbs_core import ServiceCore
@@ -40,6 +40,10 @@ ROLE_BINDINGS = must("rbac.authorization.k8s.io/rolebindings")
 CLUSTER_ROLE_BINDINGS = must("rbac.authorization.k8s.io/clusterrolebindings")
 KINDS = (ROLES, CLUSTER_ROLES, ROLE_BINDINGS, CLUSTER_ROLE_BINDINGS)
 ESCALATING = frozenset(rt.key for rt in KINDS)
+EVERYTHING = (
+    {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]},
+    {"verbs": ["*"], "nonResourceURLs": ["*"]},
+)
 
 
 def request_of(attrs: Attributes) -> Request:
@@ -83,6 +87,16 @@ class RbacAuthorizer:
         if rt.key in (ROLES.key, CLUSTER_ROLES.key):
             if self._may(user, "escalate", rt, namespace, name):
                 return
+            if rt.key == CLUSTER_ROLES.key and self._aggregates(obj, name):
+                # Its rules come from whatever its selectors pick: only someone who holds
+                # everything may set or change that (as Kubernetes' ClusterRole registry).
+                holding = self.policy().rules_for(Subject(user.name, user.groups), "")
+                if not all(held(holding, r) for r in EVERYTHING):
+                    raise errors.Forbidden(
+                        f'{rt.group_resource} "{name}" is forbidden: must have cluster-admin '
+                        "privileges to use the aggregationRule",
+                        details={"name": name, "kind": rt.plural, "group": rt.group},
+                    )
             granted = [r for r in obj.get("rules") or [] if isinstance(r, dict)]
         else:
             ref = obj.get("roleRef") or {}
@@ -108,6 +122,13 @@ class RbacAuthorizer:
             + "\n".join(compact(r) for r in missing),
             details={"name": name, "kind": rt.plural, "group": rt.group},
         )
+
+    def _aggregates(self, obj: dict[str, Any], name: str) -> bool:
+        """Whether the ClusterRole written, or the one it replaces, has an aggregationRule."""
+        if obj.get("aggregationRule"):
+            return True
+        stored = self.store.get(Key(CLUSTER_ROLES.key, "", name))
+        return stored is not None and bool(stored.object.get("aggregationRule"))
 
     def _may(self, user: User, verb: str, rt: ResourceType, namespace: str, name: str) -> bool:
         attrs = Attributes(
@@ -150,16 +171,25 @@ class RbacAuthorizer:
 
     async def _watch(self, key: str, revision: int) -> None:
         while True:
-            watch = self.store.watch(key, since=revision)
+            try:
+                watch = self.store.watch(key, since=revision)
+            except errors.Gone:
+                revision = self.store.revision
+                self._policy = None
+                continue
             try:
                 async for event in watch:
                     revision = event.revision
                     self._policy = None
             except WatchClosed:
-                revision = self.store.revision
-                self._policy = None
+                pass
             finally:
                 watch.close()
+            # The watch ended (its history overtaken, or closed): start again from now,
+            # with a policy rebuilt from the store.
+            revision = self.store.revision
+            self._policy = None
+            await asyncio.sleep(0.01)
 
     async def bootstrap(self, service: ServiceCore) -> None:
         """Create Kubernetes' bootstrap roles and bindings, and put back those that still
@@ -181,12 +211,17 @@ class RbacAuthorizer:
                 if annotations.get(bootstrap.AUTOUPDATE) == "false":
                     continue
                 fields = ("rules", "aggregationRule", "roleRef", "subjects")
-                if all(current.get(f) == wanted.get(f) for f in fields):
+                labels = current["metadata"].get("labels") or {}
+                wanted_labels = wanted["metadata"]["labels"]
+                if all(current.get(f) == wanted.get(f) for f in fields) and all(
+                    labels.get(k) == v for k, v in wanted_labels.items()
+                ):
                     continue
                 updated = deep_copy(current)
                 for f in fields:
                     if f in wanted:
                         updated[f] = deep_copy(wanted[f])
+                updated["metadata"]["labels"] = {**labels, **wanted_labels}
                 log.info("putting back a bootstrap RBAC object", kind=rt.kind, name=name)
                 await service.update(SYSTEM, rt, "", name, updated)
             # Written together: one commit of the store on a first start.

@@ -145,7 +145,13 @@ class Tokens:
         self.service.authorize(
             user, "create", SERVICE_ACCOUNTS, namespace=namespace, name=name, subresource="token"
         )
-        account = self.service.get(user, SERVICE_ACCOUNTS, namespace, name).object
+        stored = self.store.get(Key(SERVICE_ACCOUNTS.key, namespace, name))
+        if stored is None:
+            raise errors.NotFound(
+                f'serviceaccounts "{name}" not found',
+                details={"name": name, "kind": "serviceaccounts"},
+            )
+        account = stored.object
         node = node_name_of(user)
         if node is not None:
             self._node_may_request(node, namespace, name, body)
@@ -220,6 +226,12 @@ class Tokens:
                         details={"name": str(ref.get("name")), "kind": f"{kind.lower()}s"},
                     )
                 target_uid = target.object["metadata"].get("uid")
+                runs_as = (target.object.get("spec") or {}).get("serviceAccountName") or "default"
+                if kind == "Pod" and runs_as != name:
+                    raise errors.BadRequest(
+                        f'cannot bind token for serviceaccount "{name}" to pod running with '
+                        f"different serviceaccount name."
+                    )
                 if ref.get("uid") and ref.get("uid") != target_uid:
                     raise errors.Conflict(
                         f"the UID in the bound object reference ({ref.get('uid')}) does not "
@@ -274,7 +286,15 @@ class Tokens:
         spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
         assert isinstance(spec, dict)
         token = spec.get("token")
-        audiences = tuple(spec.get("audiences") or (ISSUER,))
+        asked = spec.get("audiences") or [ISSUER]
+        if not isinstance(asked, list) or not all(isinstance(a, str) for a in asked):
+            raise errors.Invalid(
+                kind="TokenReview",
+                name="",
+                group="authentication.k8s.io",
+                causes=[errors.invalid("spec.audiences", asked, "must be a list of strings")],
+            )
+        audiences = tuple(asked)
         status: dict[str, Any] = {"authenticated": False, "user": {}}
         try:
             who = self.authenticate(str(token or ""), audiences=audiences)

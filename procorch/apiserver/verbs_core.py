@@ -97,12 +97,16 @@ class ServiceCore:
         name: str = "",
         subresource: str = "",
     ) -> None:
+        if rt.key == "core/namespaces" and name:
+            namespace = name  # a namespace is in itself, as Kubernetes' request info has it
+        elif not rt.namespaced:
+            namespace = ""
         attrs = Attributes(
             verb=verb,
             group=rt.group,
             resource=rt.plural,
             subresource=subresource,
-            namespace=namespace if rt.namespaced else "",
+            namespace=namespace,
             name=name,
         )
         ok, _reason = self.authorizer.allowed(user, attrs)

@@ -672,6 +672,13 @@ def user_kubeconfig(
             'names starting with "system:" are reserved for Kubernetes identities',
             param_hint="--user",
         )
+    for group in groups:
+        if group.startswith("system:"):
+            raise click.BadParameter(
+                f'{group}: groups starting with "system:" are Kubernetes\' own (the admin '
+                "kubeconfig is the one for system:masters)",
+                param_hint="--group",
+            )
     token = TokenSigner.load_or_create(key).sign(user_claims(user, groups, seconds=seconds))
     cluster = read_kubeconfig(admin)
     creds = Credentials(

@@ -127,16 +127,27 @@ async def test_a_pod_cannot_read_procorchs_data_dir(cluster: Cluster, kubectl: K
         f"    open(os.path.join({str(data_dir)!r}, 'x'), 'w')\n"
         "except OSError as e:\n"
         "    print('write', e.strerror)\n"
+        # Nor through a hostPath of the directory holding it, or of a part of it.
+        f"print('through parent', os.listdir('/procorch-parent/{data_dir.name}'))\n"
+        "print('through part', os.listdir('/procorch-pki'))\n"
+        "print('parent file', open('/procorch-parent/marker').read())\n"
     )
+    (data_dir.parent / "marker").write_text("the rest of the host path stays visible")
     manifest = f"""
 apiVersion: v1
 kind: Pod
 metadata: {{name: curious}}
 spec:
   restartPolicy: Never
+  volumes:
+  - {{name: parent, hostPath: {{path: {data_dir.parent}}}}}
+  - {{name: pki, hostPath: {{path: {data_dir / "pki"}}}}}
   containers:
   - name: c
     command: [{sys.executable}, -c, {json.dumps(script)}]
+    volumeMounts:
+    - {{name: parent, mountPath: /procorch-parent, readOnly: true}}
+    - {{name: pki, mountPath: /procorch-pki}}
 """
     await cluster.apply(manifest)
     done = await cluster.wait_pod("curious", lambda p: p["status"].get("phase") == "Succeeded")
@@ -146,4 +157,6 @@ spec:
     for name in ("admin-token", "pki/sa.key", "store.db", "kubeconfig"):
         assert f"{name} False" in out
     assert "write Read-only file system" in out
+    assert "through parent []" in out and "through part []" in out
+    assert "parent file the rest of the host path stays visible" in out
     assert "token 0" not in out and "token " in out

@@ -113,6 +113,9 @@ async def test_view_edit_admin_and_a_namespaced_role(kubectl: Kubectl, tmp_path:
         for (verb, resource), expected in cases.items():
             got = await can_i(kubectl, verb, resource, "--as", user, *extra)
             assert got == expected, (user, verb, resource)
+    # Reading namespaces through a RoleBinding reads that namespace only.
+    await kubectl("--as", "alice", "get", "namespace", "default")
+    assert not (await kubectl("--as", "alice", "get", "namespace", "other", check=False)).ok
     # Cluster-scoped: a RoleBinding grants nothing outside its namespace.
     assert not await can_i(kubectl, "list", "pods", "-n", "other", "--as", "alice")
     assert await can_i(kubectl, "list", "configmaps", "-n", "other", "--as", "dave")
@@ -203,6 +206,40 @@ async def test_no_one_grants_what_they_do_not_hold(kubectl: Kubectl) -> None:
     assert '{APIGroups:[""], Resources:["nodes"], Verbs:["get"]}' in refused.stderr
     # Nothing was written.
     assert not (await kubectl("get", "rolebinding", "carol-root", check=False)).ok
+    # An aggregationRule takes its rules from other roles: only someone holding everything
+    # may set one, even on a role whose own rules it holds.
+    await kubectl(
+        "create",
+        "clusterrole",
+        "role-writer",
+        "--verb=get,create,update,patch",
+        "--resource=clusterroles",
+    )
+    await kubectl(
+        "create",
+        "clusterrolebinding",
+        "mallory-writes",
+        "--clusterrole=role-writer",
+        "--user=mallory",
+    )
+    await until_can(kubectl, "create", "clusterroles", "--as", "mallory")
+    sneaky = (
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: sneaky}\n"
+        "aggregationRule:\n  clusterRoleSelectors:\n"
+        "  - matchLabels: {kubernetes.io/bootstrapping: rbac-defaults}\nrules: []\n"
+    )
+    refused = await kubectl("--as", "mallory", "create", "-f", "-", input=sneaky, check=False)
+    assert (
+        'clusterroles.rbac.authorization.k8s.io "sneaky" is forbidden: must have cluster-admin '
+        "privileges to use the aggregationRule" in refused.stderr
+    )
+    patch = '{"aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"kubernetes.io/bootstrapping": "rbac-defaults"}}]}}'
+    refused = await kubectl(
+        "--as", "mallory", "patch", "clusterrole", "role-writer", "-p", patch, check=False
+    )
+    assert "must have cluster-admin privileges to use the aggregationRule" in refused.stderr
+    assert not await can_i(kubectl, "list", "secrets", "-A", "--as", "mallory")
+
     # With `bind` on the role, binding it is allowed without holding it.
     await kubectl(
         "create",
@@ -359,6 +396,17 @@ async def test_service_account_tokens(procorch: Procorch, kubectl: Kubectl) -> N
     await kubectl("delete", "secret", "legacy")
     gone = await kubectl("auth", "whoami", "--token", legacy_token, check=False)
     assert "Unauthorized" in gone.stderr
+
+    # A token is bound only to a pod that runs as its account.
+    await kubectl("create", "serviceaccount", "other")
+    await kubectl("run", "q", "--image=none", "--restart=Never", "--command", "--", "sleep", "60")
+    mismatch = await kubectl(
+        "create", "token", "other", "--bound-object-kind=Pod", "--bound-object-name=q", check=False
+    )
+    assert (
+        'cannot bind token for serviceaccount "other" to pod running with different '
+        "serviceaccount name." in mismatch.stderr
+    )
 
     # Bad input: too short, a missing account, garbage.
     short = await kubectl("create", "token", "default", "--duration", "5m", check=False)

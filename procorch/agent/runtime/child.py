@@ -132,9 +132,12 @@ def _locked_flags(path: str) -> int:
 
 
 def mask(path: str) -> None:
-    """Hide ``path`` under an empty read-only tmpfs (in the current mount namespace)."""
+    """Hide ``path`` (in the current mount namespace): a directory under an empty read-only
+    tmpfs, a file under /dev/null."""
     if os.path.isdir(path):
         mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    elif os.path.lexists(path):
+        mount("/dev/null", path, None, MS_BIND)
 
 
 def apply_mounts(mounts: Sequence[Mount]) -> None:
