@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from procorch.api import errors
+from procorch.api.rbac.rules import Request
 from procorch.kit.pki import MASTERS_GROUP, NODE_USER_PREFIX, NODES_GROUP, write_private
 
 
@@ -44,21 +45,18 @@ ADMIN = User(name="procorch-admin", groups=("system:masters", "system:authentica
 SYSTEM = User(name="system:procorch", groups=("system:masters", "system:authenticated"))
 
 
-@dataclass(frozen=True)
-class Attributes:
-    """What a request wants to do, in Kubernetes authorization terms."""
+Attributes = Request
+"""What a request wants to do, in Kubernetes authorization terms (RBAC's own request type)."""
 
-    verb: str
-    group: str = ""
-    resource: str = ""
-    subresource: str = ""
-    namespace: str = ""
-    name: str = ""
-    path: str = ""  # for non-resource requests (/version, /healthz)
 
-    @property
-    def is_resource(self) -> bool:
-        return bool(self.resource)
+def user_info(user: User) -> dict[str, Any]:
+    """``UserInfo`` as reviews answer it: username, uid, groups, extra."""
+    info: dict[str, Any] = {"username": user.name, "groups": list(user.groups)}
+    if user.uid:
+        info["uid"] = user.uid
+    if user.extra:
+        info["extra"] = {k: list(v) for k, v in user.extra.items()}
+    return info
 
 
 class Authorizer(Protocol):

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from procorch.api import errors
 from procorch.api.meta import deep_copy
-from procorch.api.rbac import Policy, Request, Subject, compact, held
+from procorch.api.rbac import Policy, Subject, compact, held
 from procorch.api.rbac import policy as bootstrap
 from procorch.api.resources import ResourceType, must
 from procorch.apiserver.auth import SYSTEM, Attributes, User, node_may, node_name_of
@@ -46,18 +46,6 @@ EVERYTHING = (
 )
 
 
-def request_of(attrs: Attributes) -> Request:
-    return Request(
-        verb=attrs.verb,
-        group=attrs.group,
-        resource=attrs.resource,
-        subresource=attrs.subresource,
-        namespace=attrs.namespace,
-        name=attrs.name,
-        path=attrs.path,
-    )
-
-
 class RbacAuthorizer:
     """See the module docstring."""
 
@@ -72,7 +60,7 @@ class RbacAuthorizer:
         node = node_name_of(user)
         if node is not None and node_may(node, attrs):
             return True, ""
-        reason = self.policy().reason(Subject(user.name, user.groups), request_of(attrs))
+        reason = self.policy().reason(Subject(user.name, user.groups), attrs)
         return (True, reason) if reason is not None else (False, "")
 
     def check_escalation(self, user: User, rt: ResourceType, obj: dict[str, Any]) -> None:

@@ -26,7 +26,7 @@ from aiohttp import web
 
 from procorch.api import errors
 from procorch.apiserver import decode, discovery
-from procorch.apiserver.auth import Attributes, User, forbidden_message
+from procorch.apiserver.auth import Attributes, User, forbidden_message, user_info
 from procorch.apiserver.rbac import RbacAuthorizer
 from procorch.apiserver.tokens import Tokens
 
@@ -227,12 +227,7 @@ class SelfReviews:
         return {**body, "status": status}
 
     def _whoami(self, body: Obj, user: User) -> Obj:
-        info: Obj = {"username": user.name, "groups": list(user.groups)}
-        if user.uid:
-            info["uid"] = user.uid
-        if user.extra:
-            info["extra"] = {k: list(v) for k, v in user.extra.items()}
-        return {**body, "status": {"userInfo": info}}
+        return {**body, "status": {"userInfo": user_info(user)}}
 
 
 def _dict(value: Any) -> Obj:

@@ -34,7 +34,7 @@ from procorch.api.meta import rfc3339
 from procorch.api.rbac.index import SERVICE_ACCOUNT_PREFIX
 from procorch.api.resources import ResourceType, must
 from procorch.apiserver import decode, legacytokens
-from procorch.apiserver.auth import Attributes, User, forbidden_message, node_name_of
+from procorch.apiserver.auth import Attributes, User, forbidden_message, node_name_of, user_info
 from procorch.apiserver.verbs_core import ServiceCore
 from procorch.kit.tokens import ISSUER, LEGACY_ISSUER, USER_CLAIM, TokenError, TokenSigner
 from procorch.store.base import Key
@@ -301,12 +301,7 @@ class Tokens:
         except TokenError:
             status["error"] = "[invalid bearer token, token lookup failed]"
             return {**body, "status": status}
-        info: dict[str, Any] = {"username": who.name, "groups": list(who.groups)}
-        if who.uid:
-            info["uid"] = who.uid
-        if who.extra:
-            info["extra"] = {k: list(v) for k, v in who.extra.items()}
-        status.update(authenticated=True, user=info, audiences=list(audiences))
+        status.update(authenticated=True, user=user_info(who), audiences=list(audiences))
         return {**body, "status": status}
 
     # -- issuer discovery ---------------------------------------------------------------------------
