@@ -1,6 +1,6 @@
 """Benchmark the API server: durable creates/s (sequential and 50-way), list latency for
 1,000 and 10,000 objects, watch delivery latency, and a mixed load (api_mixed.py). Run by
-hand: ./scripts/bench/api [--no-node] [--only basic|mixed|memory|streams] [--duration SECONDS]
+hand: ./scripts/bench/api [--no-node] [--only basic|mixed|memory|streams|crd|rbac] [--duration SECONDS]
 
 ``--only streams``: exec round trips and port-forward throughput (api_streams.py).
 ``--only crd``: a custom resource's creates/s and list latency beside a ConfigMap's (api_crd.py).
