@@ -78,7 +78,11 @@ class CrdController:
 
     async def _watch(self, revision: int) -> None:
         while True:
-            watch = self.store.watch(CRDS.key, since=revision)
+            try:
+                watch = self.store.watch(CRDS.key, since=revision)
+            except errors.Gone:
+                revision = await self._resync()
+                continue
             try:
                 async for event in watch:
                     revision = event.revision

@@ -118,6 +118,15 @@ class ServiceCore:
                 else {"kind": rt.plural, "group": rt.group},
             )
 
+    def authorize_collection(
+        self, user: User, verb: str, rt: ResourceType, namespace: str, selector: ObjectFilter
+    ) -> None:
+        """A list or watch: pinned to one name by ``metadata.name=...``, it is authorized for
+        that name, as Kubernetes' request info takes it (so a rule with ``resourceNames``
+        allows ``kubectl get x NAME -w``)."""
+        name = selector.fields.exact_value("metadata.name") or ""
+        self.authorize(user, verb, rt, namespace=namespace, name=name)
+
     def request_token(
         self, user: User, namespace: str, name: str, body: dict[str, Any]
     ) -> dict[str, Any]:
@@ -157,10 +166,10 @@ class ServiceCore:
         label_selector: str = "",
         field_selector: str = "",
     ) -> tuple[builtins.list[Stored], int]:
-        self.authorize(user, "list", rt, namespace=namespace)
         selector = ObjectFilter.parse(
             rt, label_selector=label_selector, field_selector=field_selector
         )
+        self.authorize_collection(user, "list", rt, namespace, selector)
         items, revision = self.store.list(
             rt.key, namespace if rt.namespaced and namespace else None, labels=selector.index_terms
         )

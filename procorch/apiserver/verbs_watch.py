@@ -27,10 +27,10 @@ class WatchVerbs(ServiceCore):
         label_selector: str = "",
         field_selector: str = "",
     ) -> WatchStream:
-        self.authorize(user, "watch", rt, namespace=namespace)
         selector = ObjectFilter.parse(
             rt, label_selector=label_selector, field_selector=field_selector
         )
+        self.authorize_collection(user, "watch", rt, namespace, selector)
         ns = namespace if rt.namespaced and namespace else None
         initial: builtins.list[Stored] = []
         if resource_version in ("", "0"):

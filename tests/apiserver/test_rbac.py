@@ -162,6 +162,26 @@ async def test_view_edit_admin_and_a_namespaced_role(kubectl: Kubectl, tmp_path:
     )
     assert 'cannot create resource "subjectaccessreviews"' in refused.stderr
 
+    # A Role limited to one name allows a list or watch pinned to that name (kubectl get NAME
+    # -w asks with fieldSelector metadata.name=NAME), and nothing wider.
+    await kubectl(
+        "create",
+        "role",
+        "one-cm",
+        "--verb=get,list,watch",
+        "--resource=configmaps",
+        "--resource-name=c1",
+    )
+    await kubectl("create", "rolebinding", "nina-one", "--role=one-cm", "--user=nina")
+    await until_can(kubectl, "get", "configmaps/c1", "--as", "nina")
+    pinned = "/api/v1/namespaces/default/configmaps?fieldSelector=metadata.name%3Dc1"
+    listed = await kubectl("get", "--raw", pinned, "--as", "nina")
+    assert '"name":"c1"' in listed.stdout
+    watched = await kubectl("get", "--raw", f"{pinned}&watch=1&timeoutSeconds=1", "--as", "nina")
+    assert '"type":"ADDED"' in watched.stdout and '"name":"c1"' in watched.stdout
+    wider = await kubectl("get", "configmaps", "--as", "nina", check=False)
+    assert 'User "nina" cannot list resource "configmaps"' in wider.stderr
+
     # can-i --list from the same rules.
     listed = (await kubectl("auth", "can-i", "--list", "-n", "other", "--as", "dave")).stdout
     assert "configmaps" in listed and "[get list]" in listed
