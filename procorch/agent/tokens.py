@@ -59,7 +59,8 @@ def sources(pod: dict[str, Any]) -> list[tuple[str, int]]:
 class Tokens:
     def __init__(self, client: Client) -> None:
         self.client = client
-        self._cache: dict[tuple[str, str, int], _Token] = {}  # (pod uid, audience, seconds)
+        # pod uid -> (audience, seconds) -> its token
+        self._cache: dict[str, dict[tuple[str, int], _Token]] = {}
 
     async def ensure(self, pod: dict[str, Any]) -> None:
         """Fetch or renew the tokens ``pod`` needs (an API error propagates: the volume
@@ -67,19 +68,20 @@ class Tokens:
         meta = pod.get("metadata") or {}
         uid = str(meta.get("uid") or "")
         now = time.time()
+        held = self._cache.setdefault(uid, {})
         for audience, seconds in sources(pod):
-            key = (uid, audience, seconds)
-            cached = self._cache.get(key)
+            key = (audience, seconds)
+            cached = held.get(key)
             if cached is not None and now < cached.renew_at:
                 continue
             try:
-                self._cache[key] = await self._request(pod, audience, seconds)
+                held[key] = await self._request(pod, audience, seconds)
             except (errors.ApiError, OSError) as exc:
                 if cached is None or now >= cached.expires:
                     raise
                 # A renewal failed while the token still holds: keep it, try again soon.
                 log.warning("renewing a pod's token failed", pod=meta.get("name"), error=str(exc))
-                self._cache[key] = replace(cached, renew_at=now + RENEW_RETRY)
+                held[key] = replace(cached, renew_at=now + RENEW_RETRY)
 
     async def _request(self, pod: dict[str, Any], audience: str, seconds: int) -> _Token:
         meta = pod["metadata"]
@@ -107,14 +109,13 @@ class Tokens:
         return _Token(str(answer["status"]["token"]), issued, issued + life, issued + seconds)
 
     def token(self, pod_uid: str, audience: str, seconds: int) -> str | None:
-        cached = self._cache.get((pod_uid, audience, seconds))
+        cached = self._cache.get(pod_uid, {}).get((audience, seconds))
         return cached.value if cached is not None else None
 
     def next_renewal(self, pod_uid: str) -> float | None:
         """When the first of the pod's tokens is due for renewal (wall-clock seconds)."""
-        due = [t.renew_at for (uid, _, _), t in self._cache.items() if uid == pod_uid]
+        due = [t.renew_at for t in self._cache.get(pod_uid, {}).values()]
         return min(due) if due else None
 
     def forget(self, pod_uid: str) -> None:
-        for key in [k for k in self._cache if k[0] == pod_uid]:
-            del self._cache[key]
+        self._cache.pop(pod_uid, None)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from procorch.api import errors
+from procorch.api.rbac.index import SERVICE_ACCOUNT_PREFIX
 from procorch.api.rbac.rules import Request
 from procorch.kit.pki import MASTERS_GROUP, NODE_USER_PREFIX, NODES_GROUP, write_private
 
@@ -40,6 +41,7 @@ class User:
         return MASTERS_GROUP in self.groups
 
 
+AUTHENTICATED = "system:authenticated"
 ADMIN = User(name="procorch-admin", groups=("system:masters", "system:authenticated"))
 # What in-process components run as: full access, but a distinct name in managedFields/logs.
 SYSTEM = User(name="system:procorch", groups=("system:masters", "system:authenticated"))
@@ -47,6 +49,18 @@ SYSTEM = User(name="system:procorch", groups=("system:masters", "system:authenti
 
 Attributes = Request
 """What a request wants to do, in Kubernetes authorization terms (RBAC's own request type)."""
+
+
+def service_account_user(
+    namespace: str, name: str, *, uid: str = "", extra: dict[str, tuple[str, ...]] | None = None
+) -> User:
+    """The user a ServiceAccount's token stands for, in the groups Kubernetes gives it."""
+    return User(
+        name=f"{SERVICE_ACCOUNT_PREFIX}{namespace}:{name}",
+        uid=uid,
+        groups=("system:serviceaccounts", f"system:serviceaccounts:{namespace}", AUTHENTICATED),
+        extra=extra or {},
+    )
 
 
 def user_info(user: User) -> dict[str, Any]:

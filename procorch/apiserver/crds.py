@@ -24,7 +24,8 @@ from procorch.api.meta import deep_copy
 from procorch.apiserver.auth import SYSTEM
 from procorch.apiserver.service import ApiService
 from procorch.kit.logging import get_logger
-from procorch.store.base import WatchClosed
+from procorch.store.base import Event
+from procorch.store.follow import follow
 
 log = get_logger("apiserver.crds")
 
@@ -77,26 +78,16 @@ class CrdController:
             self._uninstall(crd)
 
     async def _watch(self, revision: int) -> None:
-        while True:
-            try:
-                watch = self.store.watch(CRDS.key, since=revision)
-            except errors.Gone:
-                revision = await self._resync()
-                continue
-            try:
-                async for event in watch:
-                    revision = event.revision
-                    if event.type != "DELETED":
-                        await self._reconcile_safely(event.current.object)
-                        continue
-                    self._uninstall(event.current.object)
-                    # A CRD refused for a name this one held may be served now.
-                    for item in self.store.list(CRDS.key)[0]:
-                        await self._reconcile_safely(item.object)
-            except WatchClosed:
-                revision = await self._resync()
-            finally:
-                watch.close()
+        await follow(self.store, CRDS.key, revision, on_event=self._on_event, resync=self._resync)
+
+    async def _on_event(self, event: Event) -> None:
+        if event.type != "DELETED":
+            await self._reconcile_safely(event.current.object)
+            return
+        self._uninstall(event.current.object)
+        # A CRD refused for a name this one held may be served now.
+        for item in self.store.list(CRDS.key)[0]:
+            await self._reconcile_safely(item.object)
 
     async def _reconcile(self, crd: dict[str, Any]) -> None:
         name = str(crd["metadata"]["name"])

@@ -18,13 +18,12 @@ from multidict import CIMultiDictProxy
 
 from procorch.api import errors
 from procorch.api.rbac.index import SERVICE_ACCOUNT_PREFIX
-from procorch.apiserver.auth import Attributes, Authorizer, User, forbidden_message
+from procorch.apiserver.auth import AUTHENTICATED, Attributes, Authorizer, User, forbidden_message
 
 USER = "Impersonate-User"
 GROUP = "Impersonate-Group"
 UID = "Impersonate-Uid"
 EXTRA = "impersonate-extra-"
-AUTHENTICATED = "system:authenticated"
 ANONYMOUS = "system:anonymous"
 
 

@@ -23,11 +23,12 @@ from procorch.api import errors
 from procorch.api.meta import deep_copy
 from procorch.api.rbac.index import SERVICE_ACCOUNT_PREFIX
 from procorch.api.resources import must
-from procorch.apiserver.auth import SYSTEM, User
+from procorch.apiserver.auth import SYSTEM, User, service_account_user
 from procorch.apiserver.verbs_core import ServiceCore
 from procorch.kit.logging import get_logger
 from procorch.kit.tokens import LEGACY_ISSUER, Claims, TokenError, TokenSigner
-from procorch.store.base import Key, WatchClosed
+from procorch.store.base import Event, Key
+from procorch.store.follow import follow
 
 log = get_logger("apiserver.tokens")
 
@@ -58,15 +59,7 @@ def authenticate(store: Any, claims: Claims, token: str) -> User:
     stored = store.get(Key(SERVICE_ACCOUNTS.key, namespace, account))
     if stored is None or stored.object["metadata"].get("uid") != uid:
         raise TokenError("its ServiceAccount is gone")
-    return User(
-        name=f"{SERVICE_ACCOUNT_PREFIX}{namespace}:{account}",
-        uid=uid,
-        groups=(
-            "system:serviceaccounts",
-            f"system:serviceaccounts:{namespace}",
-            "system:authenticated",
-        ),
-    )
+    return service_account_user(namespace, account, uid=uid)
 
 
 class LegacyTokenController:
@@ -88,23 +81,13 @@ class LegacyTokenController:
                 await self._task
 
     async def _watch(self, revision: int) -> None:
-        while True:
-            try:
-                watch = self.store.watch(SECRETS.key, since=revision)
-            except errors.Gone:
-                revision = await self._resync()
-                continue
-            try:
-                async for event in watch:
-                    revision = event.revision
-                    if event.type != "DELETED":
-                        await self._populate_safely(event.current.object)
-            except WatchClosed:
-                pass
-            finally:
-                watch.close()
-            revision = await self._resync()
-            await asyncio.sleep(0.01)
+        await follow(
+            self.store, SECRETS.key, revision, on_event=self._on_event, resync=self._resync
+        )
+
+    async def _on_event(self, event: Event) -> None:
+        if event.type != "DELETED":
+            await self._populate_safely(event.current.object)
 
     async def _resync(self) -> int:
         items, revision = self.store.list(SECRETS.key)

@@ -27,7 +27,8 @@ from procorch.api.rbac import policy as bootstrap
 from procorch.api.resources import ResourceType, must
 from procorch.apiserver.auth import SYSTEM, Attributes, User, node_may, node_name_of
 from procorch.kit.logging import get_logger
-from procorch.store.base import Key, Store, WatchClosed
+from procorch.store.base import Event, Key, Store
+from procorch.store.follow import follow
 
 if TYPE_CHECKING:
     from procorch.apiserver.verbs_core import ServiceCore
@@ -158,26 +159,15 @@ class RbacAuthorizer:
         self._tasks = []
 
     async def _watch(self, key: str, revision: int) -> None:
-        while True:
-            try:
-                watch = self.store.watch(key, since=revision)
-            except errors.Gone:
-                revision = self.store.revision
-                self._policy = None
-                continue
-            try:
-                async for event in watch:
-                    revision = event.revision
-                    self._policy = None
-            except WatchClosed:
-                pass
-            finally:
-                watch.close()
-            # The watch ended (its history overtaken, or closed): start again from now,
-            # with a policy rebuilt from the store.
-            revision = self.store.revision
-            self._policy = None
-            await asyncio.sleep(0.01)
+        await follow(self.store, key, revision, on_event=self._changed, resync=self._reread)
+
+    async def _changed(self, event: Event) -> None:
+        self._policy = None
+
+    async def _reread(self) -> int:
+        """The policy is rebuilt from the store at the next decision."""
+        self._policy = None
+        return self.store.revision
 
     async def bootstrap(self, service: ServiceCore) -> None:
         """Create Kubernetes' bootstrap roles and bindings, and put back those that still

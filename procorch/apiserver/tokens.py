@@ -34,7 +34,15 @@ from procorch.api.meta import rfc3339
 from procorch.api.rbac.index import SERVICE_ACCOUNT_PREFIX
 from procorch.api.resources import ResourceType, must
 from procorch.apiserver import decode, legacytokens
-from procorch.apiserver.auth import Attributes, User, forbidden_message, node_name_of, user_info
+from procorch.apiserver.auth import (
+    AUTHENTICATED,
+    Attributes,
+    User,
+    forbidden_message,
+    node_name_of,
+    service_account_user,
+    user_info,
+)
 from procorch.apiserver.verbs_core import ServiceCore
 from procorch.kit.tokens import ISSUER, LEGACY_ISSUER, USER_CLAIM, TokenError, TokenSigner
 from procorch.store.base import Key
@@ -44,8 +52,6 @@ KUBERNETES = "kubernetes.io"
 DEFAULT_SECONDS = 3600
 MIN_SECONDS = 600
 MAX_SECONDS = 2**32
-SERVICE_ACCOUNTS_GROUP = "system:serviceaccounts"
-AUTHENTICATED = "system:authenticated"
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 JWKS_PATH = "/openid/v1/jwks"
 _BINDABLE = {"Pod": "core/pods", "Secret": "core/secrets", "Node": "core/nodes"}
@@ -111,12 +117,7 @@ class Tokens:
             extra[f"authentication.kubernetes.io/{kind}-uid"] = (str(ref.get("uid")),)
         if claims.get("jti"):
             extra["authentication.kubernetes.io/credential-id"] = (f"JTI={claims['jti']}",)
-        return User(
-            name=f"{SERVICE_ACCOUNT_PREFIX}{namespace}:{name}",
-            uid=uid,
-            groups=(SERVICE_ACCOUNTS_GROUP, f"{SERVICE_ACCOUNTS_GROUP}:{namespace}", AUTHENTICATED),
-            extra=extra,
-        )
+        return service_account_user(namespace, name, uid=uid, extra=extra)
 
     # -- TokenRequest --------------------------------------------------------------------------
 

